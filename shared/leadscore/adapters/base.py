@@ -1,0 +1,51 @@
+"""The contract every provider adapter implements.
+
+An adapter turns one authenticated raw request (bytes + headers) into zero or more `LeadEvent`s.
+It verifies the signature on the raw bytes *before* parsing anything, and raises the domain
+exceptions of `leadscore.errors` for bad input. It does no I/O: the secret is handed to it.
+Adding a provider is adding one module to `leadscore.adapters` that defines `ADAPTER`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from leadscore.domain import LeadEvent
+
+Channel = Literal["form", "email"]
+
+
+class WebhookRequest(BaseModel):
+    """A raw inbound webhook, as the HTTP layer received it."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    provider: str
+    body: bytes
+    headers: Mapping[str, str] = Field(default_factory=dict)  # keys lower-cased
+    query: Mapping[str, str] = Field(default_factory=dict)
+    received_at: datetime
+    source_ip: str | None = None
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    @property
+    def content_type(self) -> str:
+        """Media type without parameters, lower-cased ('' when absent)."""
+        return (self.header("content-type") or "").split(";")[0].strip().lower()
+
+
+class Adapter(Protocol):
+    """One webhook provider."""
+
+    name: str
+    channel: Channel
+
+    def parse(self, request: WebhookRequest, secret: Mapping[str, Any]) -> list[LeadEvent]:
+        """Verify and normalize. `secret` is this provider's entry of the webhook secret."""
+        ...

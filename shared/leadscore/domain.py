@@ -1,0 +1,156 @@
+"""Domain models shared by every function: the normalized lead event and the lead identity.
+
+A `LeadEvent` is what every provider adapter produces and what the ledger stores. Its id is
+deterministic (derived from the provider's own de-duplication key, or a hash of the raw
+body), so a retried webhook maps to the same ledger item and is recorded once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class EventType(StrEnum):
+    """The closed set of things a lead can do or have happen to them."""
+
+    FORM_SUBMITTED = "form_submitted"
+    DEMO_REQUESTED = "demo_requested"
+    CONTACT_REQUESTED = "contact_requested"
+    CONTENT_DOWNLOADED = "content_downloaded"
+    WEBINAR_REGISTERED = "webinar_registered"
+    WEBINAR_ATTENDED = "webinar_attended"
+    PAGE_VIEWED = "page_viewed"
+    EMAIL_SENT = "email_sent"
+    EMAIL_DELIVERED = "email_delivered"
+    EMAIL_OPENED = "email_opened"
+    EMAIL_CLICKED = "email_clicked"
+    EMAIL_BOUNCED_HARD = "email_bounced_hard"
+    EMAIL_BOUNCED_SOFT = "email_bounced_soft"
+    EMAIL_DROPPED = "email_dropped"
+    EMAIL_COMPLAINED = "email_complained"
+    EMAIL_UNSUBSCRIBED = "email_unsubscribed"
+    EMAIL_RESUBSCRIBED = "email_resubscribed"
+
+
+class Provider(StrEnum):
+    GENERIC = "generic"
+    HTML = "html"
+    TYPEFORM = "typeform"
+    SENDGRID = "sendgrid"
+    SES = "ses"
+
+
+def normalize_email(value: str) -> str:
+    """The lead's identity: trimmed, lower-cased, validated address.
+
+    Plus-addressing and dots are kept: `ann+news@acme.com` may be a deliberate separate inbox,
+    and collapsing them is provider-specific (only Gmail ignores dots).
+    """
+    email = value.strip().lower()
+    if email.startswith("mailto:"):
+        email = email[len("mailto:") :]
+    if not _EMAIL_RE.match(email) or len(email) > 254:
+        raise ValueError(f"not a valid email address: {value!r}")
+    return email
+
+
+def lead_id_for(email: str) -> str:
+    """Stable, opaque lead id derived from the normalized email (no lookup table needed)."""
+    return "ld_" + hashlib.sha256(normalize_email(email).encode()).hexdigest()[:24]
+
+
+def event_id_for(provider: str, dedup_key: str) -> str:
+    """Deterministic event id: the same provider key always gives the same id."""
+    return "ev_" + hashlib.sha256(f"{provider}\x1f{dedup_key}".encode()).hexdigest()[:32]
+
+
+def body_hash(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def ensure_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+AttributeValue = str | int | float | bool
+
+
+class LeadAttributes(BaseModel):
+    """What a lead told us about themselves (fit signals). All optional; unknown keys are kept
+    as custom attributes (snake_case) so learned models can use any column a form collects."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    first_name: str | None = None
+    last_name: str | None = None
+    job_title: str | None = None
+    company: str | None = None
+    company_size: int | None = Field(default=None, ge=0)
+    industry: str | None = None
+    country: str | None = None
+    city: str | None = None
+    phone: str | None = None
+    website: str | None = None
+    lead_source: str | None = None
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    utm_term: str | None = None
+    utm_content: str | None = None
+
+    @field_validator("company_size", mode="before")
+    @classmethod
+    def _parse_company_size(cls, value: Any) -> Any:
+        """Forms send sizes as '50', '1,000', '51-200' or '1000+'; keep the lower bound."""
+        if value is None or isinstance(value, int | float):
+            return None if value is None else int(value)
+        text = str(value).strip().replace(",", "").replace(" ", "")
+        if not text:
+            return None
+        match = re.match(r"^(\d+)", text)
+        if not match:
+            raise ValueError(f"company_size must be a number or a range like 51-200, got {value!r}")
+        return int(match.group(1))
+
+    def present(self) -> dict[str, AttributeValue]:
+        """Only the attributes that carry a value, custom ones included."""
+        data = self.model_dump(exclude_none=True)
+        return {k: v for k, v in data.items() if v != "" and isinstance(v, str | int | float | bool)}
+
+
+class LeadEvent(BaseModel):
+    """One normalized, validated thing that happened to one lead."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: Annotated[str, Field(pattern=r"^ev_[0-9a-f]{32}$")]
+    email: str
+    event_type: EventType
+    occurred_at: datetime
+    provider: Provider
+    url: str | None = Field(default=None, max_length=2048)
+    attributes: LeadAttributes = Field(default_factory=LeadAttributes)
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _normalize_email(cls, value: str) -> str:
+        return normalize_email(value)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return ensure_utc(value)
+
+    @property
+    def lead_id(self) -> str:
+        return lead_id_for(self.email)

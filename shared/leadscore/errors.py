@@ -1,0 +1,86 @@
+"""Domain exceptions. Each carries the HTTP status it maps to; the mapping to responses happens in
+one place (`leadscore.http.register_error_handlers`), never by matching error strings."""
+
+from __future__ import annotations
+
+
+class LeadScoreError(Exception):
+    """Base class. `status` is the HTTP answer, `code` a stable machine-readable name."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class MalformedPayload(LeadScoreError):
+    status = 400
+    code = "malformed_payload"
+
+
+class InvalidRequest(LeadScoreError):
+    status = 400
+    code = "invalid_request"
+
+
+class SignatureInvalid(LeadScoreError):
+    status = 401
+    code = "invalid_signature"
+
+
+class StaleTimestamp(LeadScoreError):
+    status = 401
+    code = "stale_timestamp"
+
+
+class NotFound(LeadScoreError):
+    status = 404
+    code = "not_found"
+
+
+class UnknownProvider(NotFound):
+    code = "unknown_provider"
+
+
+class PayloadTooLarge(LeadScoreError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(LeadScoreError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class UnprocessableEvent(LeadScoreError):
+    """Well-formed, authentic, but unusable (e.g. no email address to identify the lead)."""
+
+    status = 422
+    code = "unprocessable_event"
+
+
+class MissingEmail(UnprocessableEvent):
+    code = "missing_email"
+
+
+class ProviderNotConfigured(LeadScoreError):
+    """The deployment has no secret for this provider: nothing can be verified, so nothing is accepted."""
+
+    status = 401
+    code = "provider_not_configured"
+
+
+class StorageUnavailable(LeadScoreError):
+    """We could not record a valid event: the provider must retry."""
+
+    status = 503
+    code = "storage_unavailable"
+
+
+class ModelError(LeadScoreError):
+    """A scoring model file is invalid."""
+
+    status = 500
+    code = "invalid_model"
