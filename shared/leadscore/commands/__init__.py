@@ -1,0 +1,1 @@
+"""Subcommands of the `leadscore` CLI that need only the runtime dependencies."""

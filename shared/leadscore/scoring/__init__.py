@@ -1,0 +1,1 @@
+"""Scoring: the model format (data) and the engine (pure code)."""

@@ -1,0 +1,326 @@
+"""The scoring engine: pure functions, no I/O. The only scoring code in the product.
+
+Recording an event is a pure addition (`effect_of`): each matching event rule adds
+`points * 2**((t - epoch) / half_life)` to its accumulator, so updates commute (arrival order
+and concurrency do not matter) and a late event gets exactly the points its age deserves.
+Everything non-linear (decay to "now", once-only rules, caps, section and total bounds) is
+applied when the score is read (`score`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from leadscore.domain import AttributeValue, EventType, LeadEvent, ensure_utc
+from leadscore.scoring.model import (
+    AggregateRule,
+    AttributeRule,
+    Category,
+    EventRule,
+    InactivityRule,
+    Rule,
+    ScoringModel,
+    Section,
+)
+
+SECONDS_PER_DAY = 86_400.0
+# Events that mean "do not put this person in a marketing sequence".
+SUPPRESSING_EVENTS = frozenset(
+    {EventType.EMAIL_UNSUBSCRIBED, EventType.EMAIL_COMPLAINED, EventType.EMAIL_BOUNCED_HARD}
+)
+# Email plumbing: recorded and counted, but not something the lead did.
+PASSIVE_EVENTS = frozenset(
+    {
+        EventType.EMAIL_SENT,
+        EventType.EMAIL_DELIVERED,
+        EventType.EMAIL_DROPPED,
+        EventType.EMAIL_BOUNCED_SOFT,
+        EventType.EMAIL_BOUNCED_HARD,
+    }
+)
+
+
+class LeadState(BaseModel):
+    """Everything the score depends on, as the profile stores it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    email: str
+    attributes: Mapping[str, AttributeValue] = Field(default_factory=dict)
+    accumulators: Mapping[str, float] = Field(default_factory=dict)  # event rule id -> epoch-form sum
+    counts: Mapping[str, int] = Field(default_factory=dict)  # aggregate rule id or "type:<event>" -> n
+    last_activity_at: datetime | None = None
+    first_seen_at: datetime | None = None
+
+    @property
+    def suppressed(self) -> bool:
+        """Unsubscribed (and not resubscribed since, counting both), complained or hard-bounced."""
+        unsubscribed = self.counts.get(f"type:{EventType.EMAIL_UNSUBSCRIBED}", 0)
+        resubscribed = self.counts.get(f"type:{EventType.EMAIL_RESUBSCRIBED}", 0)
+        return (
+            unsubscribed > resubscribed
+            or self.counts.get(f"type:{EventType.EMAIL_COMPLAINED}", 0) > 0
+            or self.counts.get(f"type:{EventType.EMAIL_BOUNCED_HARD}", 0) > 0
+        )
+
+
+class EventEffect(BaseModel):
+    """What one event adds to a lead's state: additions only, so effects commute."""
+
+    model_config = ConfigDict(frozen=True)
+
+    accumulators: dict[str, float] = Field(default_factory=dict)
+    counts: dict[str, int] = Field(default_factory=dict)
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+    active: bool
+
+
+class Contribution(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    rule_id: str
+    category: Category | None  # None for adjustments (baseline, caps)
+    label: str
+    points: float
+
+
+class ScoreResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    model_version: str
+    at: datetime
+    fit: float
+    engagement: float
+    negative: float
+    total: float
+    grade: str
+    probability: float | None
+    contributions: list[Contribution]
+    suppressed: bool
+
+
+def _exponent(model: ScoringModel, moment: datetime, half_life_days: float) -> float:
+    return (ensure_utc(moment) - model.epoch).total_seconds() / (half_life_days * SECONDS_PER_DAY)
+
+
+def effect_of(model: ScoringModel, event: LeadEvent) -> EventEffect:
+    """The additions one event makes to its lead's state (no I/O, no prior state needed)."""
+    accumulators: dict[str, float] = {}
+    counts: dict[str, int] = {f"type:{event.event_type}": 1}
+    for _, rule in model.all_rules():
+        if isinstance(rule, EventRule) and rule.matches(event.event_type, event.url):
+            weight = 1.0 if rule.half_life_days is None else 2.0 ** _exponent(model, event.occurred_at, rule.half_life_days)
+            accumulators[rule.id] = accumulators.get(rule.id, 0.0) + rule.points * weight
+        elif isinstance(rule, AggregateRule) and rule.matches(event.event_type, event.url):
+            counts[rule.id] = counts.get(rule.id, 0) + 1
+    return EventEffect(
+        accumulators=accumulators,
+        counts=counts,
+        attributes=event.attributes.present(),
+        active=event.event_type not in PASSIVE_EVENTS,
+    )
+
+
+def derived_attributes(model: ScoringModel, state: LeadState) -> dict[str, AttributeValue]:
+    """Lead attributes plus the ones the engine derives: email domain (class), seniority, region."""
+    values: dict[str, AttributeValue] = dict(state.attributes)
+    ref = model.reference
+    local, _, domain = state.email.partition("@")
+    values["email_domain"] = domain
+    if domain in ref.disposable_email_domains:
+        values["email_domain_class"] = "disposable"
+    elif local in ref.role_account_prefixes:
+        values["email_domain_class"] = "role"
+    elif domain in ref.free_email_domains:
+        values["email_domain_class"] = "free"
+    else:
+        values["email_domain_class"] = "corporate"
+    title = values.get("job_title")
+    if isinstance(title, str) and title.strip():
+        values.setdefault("seniority", next((lvl for lvl, rx in ref.seniority_regexes if rx.search(title)), "individual"))
+    country = values.get("country")
+    if isinstance(country, str) and country.strip():
+        region = ref.regions.get(country.strip().casefold().replace("_", " "))
+        if region:
+            values.setdefault("region", region)
+    return values
+
+
+def _attribute_points(rule: AttributeRule, value: AttributeValue | None) -> tuple[float, str]:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return rule.missing, "missing"
+    if rule.bins:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return rule.other, str(value)
+        if math.isnan(number):
+            return rule.missing, "missing"
+        for band in rule.bins:
+            if band.contains(number):
+                return band.points, band.describe()
+        return rule.other, f"{number:g}"
+    key = str(value).strip().casefold()
+    if key in rule.values:
+        return rule.values[key], str(value)
+    return rule.other, str(value)
+
+
+def _event_points(model: ScoringModel, rule: EventRule, accumulator: float, at: datetime) -> float:
+    value = accumulator if rule.half_life_days is None else accumulator * 2.0 ** -_exponent(model, at, rule.half_life_days)
+    magnitude = abs(value)
+    if not rule.repeatable:
+        magnitude = min(magnitude, abs(rule.points))
+    if rule.cap is not None:
+        magnitude = min(magnitude, rule.cap)
+    return math.copysign(magnitude, value) if value else 0.0
+
+
+def _rule_contribution(
+    model: ScoringModel, rule: Rule, state: LeadState, attrs: Mapping[str, AttributeValue], at: datetime
+) -> tuple[float, str]:
+    name = rule.label or rule.id
+    if isinstance(rule, AttributeRule):
+        points, shown = _attribute_points(rule, attrs.get(rule.attribute))
+        return points, f"{name}: {shown}"
+    if isinstance(rule, EventRule):
+        return _event_points(model, rule, state.accumulators.get(rule.id, 0.0), at), name
+    if isinstance(rule, AggregateRule):
+        count = state.counts.get(rule.id, 0)
+        band = next((b for b in rule.bins if b.contains(count)), None)
+        return (band.points if band else 0.0), f"{name}: {count}"
+    assert isinstance(rule, InactivityRule)
+    since = state.last_activity_at or state.first_seen_at
+    idle = since is not None and (at - since) >= timedelta(days=rule.after_days)
+    return (rule.points if idle else 0.0), name
+
+
+def _section(
+    model: ScoringModel, category: Category, section: Section, state: LeadState, attrs: Mapping[str, AttributeValue], at: datetime
+) -> tuple[float, list[Contribution]]:
+    parts: list[Contribution] = []
+    for rule in section.rules:
+        points, label = _rule_contribution(model, rule, state, attrs, at)
+        if points:
+            parts.append(Contribution(rule_id=rule.id, category=category, label=label, points=points))
+    raw = sum(p.points for p in parts)
+    bounded = _clamp(raw, section.min, section.max)
+    if bounded != raw:
+        parts.append(
+            Contribution(rule_id=f"{category}:bound", category=None, label=f"{category} limited to {bounded:g}", points=bounded - raw)
+        )
+    return bounded, parts
+
+
+def _clamp(value: float, low: float | None, high: float | None) -> float:
+    if low is not None and value < low:
+        return low
+    if high is not None and value > high:
+        return high
+    return value
+
+
+def grade_for(model: ScoringModel, fit: float) -> str:
+    return next((g.grade for g in model.grades if fit >= g.min_fit), model.grades[-1].grade)
+
+
+def probability_for(model: ScoringModel, total: float) -> float | None:
+    """Calibrated conversion probability by linear interpolation of the model's calibration table."""
+    points = model.calibration
+    if not points:
+        return None
+    if total <= points[0].score:
+        return points[0].probability
+    for low, high in zip(points, points[1:], strict=False):
+        if total <= high.score:
+            span = high.score - low.score
+            share = 0.0 if span == 0 else (total - low.score) / span
+            return low.probability + share * (high.probability - low.probability)
+    return points[-1].probability
+
+
+def score(model: ScoringModel, state: LeadState, at: datetime) -> ScoreResult:
+    """The lead's score at time `at`, with the contributions that make it up, largest first.
+
+    The contributions always add up exactly to `total` (bounds appear as their own lines).
+    """
+    at = ensure_utc(at)
+    attrs = derived_attributes(model, state)
+    fit, fit_parts = _section(model, "fit", model.fit, state, attrs, at)
+    engagement, engagement_parts = _section(model, "engagement", model.engagement, state, attrs, at)
+    negative, negative_parts = _section(model, "negative", model.negative, state, attrs, at)
+    parts = fit_parts + engagement_parts + negative_parts
+    if model.offset:
+        parts.append(Contribution(rule_id="baseline", category=None, label="baseline", points=model.offset))
+    raw = model.offset + fit + engagement + negative
+    total = _clamp(raw, model.total_min, model.total_max)
+    if total != raw:
+        parts.append(Contribution(rule_id="total:bound", category=None, label=f"score limited to {total:g}", points=total - raw))
+    parts.sort(key=lambda c: (-abs(c.points), c.rule_id))
+    return ScoreResult(
+        model_version=model.version,
+        at=at,
+        fit=fit,
+        engagement=engagement,
+        negative=negative,
+        total=total,
+        grade=grade_for(model, fit),
+        probability=probability_for(model, total),
+        contributions=parts,
+        suppressed=state.suppressed,
+    )
+
+
+def next_stage(model: ScoringModel, current: str, total: float) -> str:
+    """Stage after applying thresholds with hysteresis: enter at `enter`, leave below `exit`."""
+    index = model.stage_index(current)
+    stages = model.stages
+    for candidate in range(len(stages) - 1, index, -1):
+        enter = stages[candidate].enter
+        if enter is not None and total >= enter:
+            return stages[candidate].name
+    while index > 0:
+        stage = stages[index]
+        exit_ = stage.exit if stage.exit is not None else stage.enter
+        if exit_ is None or total >= exit_:
+            break
+        index -= 1
+    return stages[index].name
+
+
+def next_review(model: ScoringModel, state: LeadState, at: datetime, current_stage: str, horizon: timedelta) -> datetime | None:
+    """When the score should next be looked at by the decay job, or None if it cannot change.
+
+    A score changes with time only through decaying event rules and inactivity rules. Returns the
+    earliest of: the moment the lead would leave its stage (found by bisection), the next
+    inactivity rule that fires, and `at + horizon` while decaying points remain.
+    """
+    at = ensure_utc(at)
+    candidates: list[datetime] = []
+    decaying = [
+        rule for _, rule in model.all_rules() if isinstance(rule, EventRule) and rule.half_life_days is not None
+    ]
+    if any(abs(_event_points(model, r, state.accumulators.get(r.id, 0.0), at)) >= 0.01 for r in decaying):
+        limit = at + horizon
+        candidates.append(limit)
+        if next_stage(model, current_stage, score(model, state, limit).total) != current_stage:
+            low, high = at, limit
+            while (high - low) > timedelta(minutes=1):
+                middle = low + (high - low) / 2
+                if next_stage(model, current_stage, score(model, state, middle).total) != current_stage:
+                    high = middle
+                else:
+                    low = middle
+            candidates.append(high)
+    since = state.last_activity_at or state.first_seen_at
+    if since is not None:
+        for _, rule in model.all_rules():
+            if isinstance(rule, InactivityRule):
+                fires = since + timedelta(days=rule.after_days)
+                if fires > at:
+                    candidates.append(fires)
+    return min(candidates) if candidates else None

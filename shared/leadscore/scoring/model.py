@@ -1,0 +1,279 @@
+"""The scoring model: data, validated by pydantic, versioned, shipped as a default and overridable.
+
+A learned model (`leadscore calibrate`) and a hand-written one share this format, so the runtime
+does not care where the points came from. See the README ("The scoring model") for the meaning
+of every field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from leadscore.domain import EventType
+from leadscore.scoring import reference
+
+# Accumulators are stored as points * 2**((t - epoch) / half_life). DynamoDB numbers stop at
+# 1e125 (about 2**415), so a half-life must cover at least 1/400 of the time since the epoch.
+MIN_HALF_LIFE_DAYS = 7.0
+Category = Literal["fit", "engagement", "negative"]
+Topic = Literal["nurture", "sales"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Bin(_Strict):
+    """Numeric band [lower, upper). `None` means unbounded on that side."""
+
+    lower: float | None = None
+    upper: float | None = None
+    points: float
+    label: str | None = None
+
+    def contains(self, value: float) -> bool:
+        return (self.lower is None or value >= self.lower) and (self.upper is None or value < self.upper)
+
+    def describe(self) -> str:
+        if self.label:
+            return self.label
+        if self.lower is None:
+            return f"< {self.upper:g}"
+        if self.upper is None:
+            return f">= {self.lower:g}"
+        return f"{self.lower:g}-{self.upper:g}"
+
+
+class AttributeRule(_Strict):
+    """Points for who the lead is: a categorical value map or numeric bins over one attribute.
+
+    `attribute` is a lead attribute (job_title, company_size, country, any custom one) or a
+    derived one: seniority, email_domain_class, email_domain, region.
+    """
+
+    kind: Literal["attribute"] = "attribute"
+    id: Annotated[str, Field(pattern=r"^[a-z0-9_.:-]{1,64}$")]
+    label: str | None = None
+    attribute: str
+    values: dict[str, float] = Field(default_factory=dict)
+    bins: list[Bin] = Field(default_factory=list)
+    other: float = 0.0
+    missing: float = 0.0
+
+    @field_validator("values")
+    @classmethod
+    def _casefold_keys(cls, values: dict[str, float]) -> dict[str, float]:
+        return {k.strip().casefold(): v for k, v in values.items()}
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> AttributeRule:
+        if self.values and self.bins:
+            raise ValueError(f"rule {self.id}: use either values or bins, not both")
+        return self
+
+
+class EventRule(_Strict):
+    """Points for what the lead does: each matching event adds `points`, fading with a half-life.
+
+    `repeatable: false` scores the behaviour once (however often it happens); `cap` bounds the
+    rule's total. Both apply when the score is read, so recording an event is a pure addition.
+    """
+
+    kind: Literal["event"] = "event"
+    id: Annotated[str, Field(pattern=r"^[a-z0-9_.:-]{1,64}$")]
+    label: str | None = None
+    event_types: list[EventType] = Field(min_length=1)
+    url_pattern: str | None = None  # glob, case-insensitive, e.g. "*/pricing*"
+    points: float
+    repeatable: bool = True
+    cap: float | None = Field(default=None, gt=0)
+    half_life_days: float | None = Field(default=None, ge=MIN_HALF_LIFE_DAYS)
+
+    def matches(self, event_type: EventType, url: str | None) -> bool:
+        if event_type not in self.event_types:
+            return False
+        if self.url_pattern is None:
+            return True
+        return url is not None and fnmatchcase(url.casefold(), self.url_pattern.casefold())
+
+
+class AggregateRule(_Strict):
+    """Points by bins of a lifetime count of matching events (what learned models use for
+    behaviour columns such as 'total visits')."""
+
+    kind: Literal["aggregate"] = "aggregate"
+    id: Annotated[str, Field(pattern=r"^[a-z0-9_.:-]{1,64}$")]
+    label: str | None = None
+    event_types: list[EventType] = Field(min_length=1)
+    url_pattern: str | None = None
+    bins: list[Bin] = Field(min_length=1)
+
+    matches = EventRule.matches
+
+
+class InactivityRule(_Strict):
+    """Points (usually negative) once a lead has had no activity for `after_days`."""
+
+    kind: Literal["inactivity"] = "inactivity"
+    id: Annotated[str, Field(pattern=r"^[a-z0-9_.:-]{1,64}$")]
+    label: str | None = None
+    after_days: float = Field(gt=0)
+    points: float
+
+
+Rule = Annotated[AttributeRule | EventRule | AggregateRule | InactivityRule, Field(discriminator="kind")]
+
+
+def _infer_kind(rule: object) -> object:
+    """Let hand-written models omit `kind`: it follows from the fields a rule uses."""
+    if not isinstance(rule, dict) or "kind" in rule:
+        return rule
+    if "attribute" in rule:
+        kind = "attribute"
+    elif "after_days" in rule:
+        kind = "inactivity"
+    elif "bins" in rule:
+        kind = "aggregate"
+    else:
+        kind = "event"
+    return {**rule, "kind": kind}
+
+
+class Section(_Strict):
+    rules: list[Rule] = Field(default_factory=list)
+    min: float | None = None
+    max: float | None = None
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _kinds(cls, rules: object) -> object:
+        return [_infer_kind(rule) for rule in rules] if isinstance(rules, list) else rules
+
+
+class Grade(_Strict):
+    grade: str
+    min_fit: float
+
+
+class Stage(_Strict):
+    """A lifecycle stage. The first stage is where every lead starts (no thresholds)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")]
+    enter: float | None = None
+    exit: float | None = None
+    on_enter: Topic | None = None
+    on_exit: Topic | None = None  # where a demotion out of this stage is announced
+
+
+class CalibrationPoint(_Strict):
+    score: float
+    probability: Annotated[float, Field(ge=0, le=1)]
+
+
+class Reference(_Strict):
+    """Lookup data for derived attributes; defaults ship with the code, a model may extend them."""
+
+    free_email_domains: frozenset[str] = reference.FREE_EMAIL_DOMAINS
+    disposable_email_domains: frozenset[str] = reference.DISPOSABLE_EMAIL_DOMAINS
+    role_account_prefixes: frozenset[str] = reference.ROLE_ACCOUNT_PREFIXES
+    seniority_patterns: dict[str, list[str]] = Field(default_factory=lambda: dict(reference.SENIORITY_PATTERNS))
+    regions: dict[str, str] = Field(default_factory=lambda: dict(reference.COUNTRY_REGIONS))
+
+    @cached_property
+    def seniority_regexes(self) -> list[tuple[str, re.Pattern[str]]]:
+        return [
+            (level, re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE))
+            for level, patterns in self.seniority_patterns.items()
+            if patterns
+        ]
+
+
+class ScoringModel(_Strict):
+    """A complete, versioned scoring model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+
+    schema_version: Literal[1] = 1
+    name: str
+    version: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    epoch: datetime = datetime(2025, 1, 1, tzinfo=UTC)
+    offset: float = 0.0
+    total_min: float = 0.0
+    total_max: float = 100.0
+    fit: Section = Field(default_factory=Section)
+    engagement: Section = Field(default_factory=Section)
+    negative: Section = Field(default_factory=Section)
+    grades: list[Grade] = Field(min_length=1)
+    stages: list[Stage] = Field(min_length=1)
+    calibration: list[CalibrationPoint] = Field(default_factory=list)
+    reference: Reference = Field(default_factory=Reference)
+    metadata: dict[str, object] = Field(default_factory=dict)
+
+    @field_validator("epoch")
+    @classmethod
+    def _utc_epoch(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScoringModel:
+        ids = [rule.id for _, rule in self.all_rules()]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"rule ids must be unique, repeated: {', '.join(duplicates)}")
+        if self.total_min >= self.total_max:
+            raise ValueError("total_min must be below total_max")
+        first, *rest = self.stages
+        if first.enter is not None or first.exit is not None:
+            raise ValueError(f"the first stage ({first.name}) is the starting stage: it takes no thresholds")
+        previous_enter = -math.inf
+        for stage in rest:
+            if stage.enter is None:
+                raise ValueError(f"stage {stage.name} needs an enter threshold")
+            exit_ = stage.enter if stage.exit is None else stage.exit
+            if exit_ > stage.enter:
+                raise ValueError(f"stage {stage.name}: exit ({exit_}) must not be above enter ({stage.enter})")
+            if stage.enter <= previous_enter:
+                raise ValueError("stages must be listed with strictly increasing enter thresholds")
+            previous_enter = stage.enter
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError("stage names must be unique")
+        mins = [g.min_fit for g in self.grades]
+        if mins != sorted(mins, reverse=True):
+            raise ValueError("grades must be listed best first, with decreasing min_fit")
+        points = [c.score for c in self.calibration]
+        if points != sorted(points):
+            raise ValueError("calibration points must be sorted by score")
+        return self
+
+    def all_rules(self) -> list[tuple[Category, Rule]]:
+        sections: list[tuple[Category, Section]] = [
+            ("fit", self.fit),
+            ("engagement", self.engagement),
+            ("negative", self.negative),
+        ]
+        return [(category, rule) for category, section in sections for rule in section.rules]
+
+    @property
+    def initial_stage(self) -> str:
+        return self.stages[0].name
+
+    def stage(self, name: str) -> Stage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        return self.stages[0]
+
+    def stage_index(self, name: str) -> int:
+        for index, stage in enumerate(self.stages):
+            if stage.name == name:
+                return index
+        return 0
