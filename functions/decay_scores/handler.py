@@ -1,0 +1,31 @@
+"""Scheduled: fade engagement, apply inactivity rules and demote leads that fell below an exit
+threshold, visiting only the leads whose score can still change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from leadscore.config import Settings
+from leadscore.pipeline import run_decay
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=EventBridgeModel)
+def lambda_handler(event: EventBridgeModel, context: LambdaContext) -> dict[str, Any]:
+    report = run_decay(Settings.from_env(), now=event.time, time_left=lambda: context.get_remaining_time_in_millis() / 1000)
+    metrics.add_metric(name="LeadsReviewed", unit=MetricUnit.Count, value=report.reviewed)
+    metrics.add_metric(name="DecayTransitions", unit=MetricUnit.Count, value=report.transitions)
+    logger.info("decay run", extra=report.model_dump())
+    return report.model_dump()

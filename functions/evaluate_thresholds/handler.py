@@ -1,0 +1,37 @@
+"""Lead profile stream -> lifecycle stages: announce transitions once, apply thresholds."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord, DynamoDBRecordEventName
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from leadscore.config import Settings
+from leadscore.pipeline import on_profile_change
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+@tracer.capture_method
+def evaluate_record(record: DynamoDBRecord, settings: Settings) -> None:
+    if record.event_name == DynamoDBRecordEventName.REMOVE or record.dynamodb is None:
+        return
+    moved_to = on_profile_change(record.dynamodb.old_image or None, record.dynamodb.new_image, settings)
+    if moved_to:
+        metrics.add_metric(name=f"EnteredStage{moved_to}", unit=MetricUnit.Count, value=1)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    handler = partial(evaluate_record, settings=Settings.from_env())
+    return process_partial_response(event=event, record_handler=handler, processor=processor, context=context)

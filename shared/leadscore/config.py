@@ -1,0 +1,49 @@
+"""Configuration: environment variables (set by template.yaml) parsed once per invocation."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from leadscore.errors import LeadScoreError
+
+
+class ConfigurationError(LeadScoreError):
+    code = "configuration_error"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    ledger_table: str = Field(alias="LEDGER_TABLE")
+    profiles_table: str = Field(alias="PROFILES_TABLE")
+    idempotency_table: str | None = Field(default=None, alias="IDEMPOTENCY_TABLE")
+    rescore_jobs_table: str | None = Field(default=None, alias="RESCORE_JOBS_TABLE")
+    rescore_queue_url: str | None = Field(default=None, alias="RESCORE_QUEUE_URL")
+    nurture_topic_arn: str | None = Field(default=None, alias="NURTURE_TOPIC_ARN")
+    sales_topic_arn: str | None = Field(default=None, alias="SALES_TOPIC_ARN")
+    webhook_secret_name: str | None = Field(default=None, alias="WEBHOOK_SECRET_NAME")
+    scoring_model: str = Field(default="bundled:default", alias="SCORING_MODEL")
+    event_retention_days: int = Field(default=400, ge=1, alias="EVENT_RETENTION_DAYS")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, alias="MAX_BODY_BYTES")
+    signature_tolerance_seconds: int = Field(default=300, ge=1, alias="SIGNATURE_TOLERANCE_SECONDS")
+    review_shards: int = Field(default=8, ge=1, le=256, alias="REVIEW_SHARDS")
+    review_horizon_hours: float = Field(default=24.0, gt=0, alias="REVIEW_HORIZON_HOURS")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        fields = {f.alias for f in cls.model_fields.values() if f.alias}
+        try:
+            return cls.model_validate({k: v for k, v in env.items() if k in fields})
+        except ValidationError as exc:
+            names = ", ".join(str(e["loc"][0]) + ": " + e["msg"] for e in exc.errors())
+            raise ConfigurationError(f"invalid configuration: {names}") from exc
+
+    def topic_arn(self, topic: str) -> str:
+        arn = {"nurture": self.nurture_topic_arn, "sales": self.sales_topic_arn}.get(topic)
+        if not arn:
+            raise ConfigurationError(f"no topic ARN configured for {topic!r}")
+        return arn

@@ -1,0 +1,159 @@
+"""The product's use cases, one function per handler: each wires data access, the engine and
+publishing together. Handlers parse their trigger, call one of these, and shape the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel
+
+from leadscore import lifecycle
+from leadscore.adapters import get_adapter
+from leadscore.adapters.base import Channel, WebhookRequest
+from leadscore.config import Settings
+from leadscore.errors import PayloadTooLarge
+from leadscore.model_store import load_model
+from leadscore.notifications import Notifier
+from leadscore.repository import EventLedger, LeadProfiles, event_from_item, parse_iso, profile_from_item
+from leadscore.scoring import engine
+from leadscore.scoring.model import ScoringModel
+from leadscore.secrets import provider_secret
+
+logger = Logger(child=True)
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    model: ScoringModel
+    ledger: EventLedger
+    profiles: LeadProfiles
+
+    @property
+    def notifier(self) -> Notifier:
+        return _notifier(self.settings)
+
+
+@cache
+def _services(settings: Settings, model_source: str) -> Services:
+    model = load_model(model_source)
+    return Services(
+        settings=settings,
+        model=model,
+        ledger=EventLedger(settings.ledger_table, settings.event_retention_days),
+        profiles=LeadProfiles(settings.profiles_table, model.initial_stage, settings.review_shards),
+    )
+
+
+@cache
+def _notifier(settings: Settings) -> Notifier:
+    return Notifier(settings)
+
+
+def services(settings: Settings | None = None) -> Services:
+    """Clients and the model, created on first use and reused for the container's life."""
+    settings = settings or Settings.from_env()
+    current = _services(settings, settings.scoring_model)
+    fresh_model = load_model(settings.scoring_model)  # cached; re-read from S3/SSM after its TTL
+    if fresh_model is not current.model:
+        _services.cache_clear()
+        current = _services(settings, settings.scoring_model)
+    return current
+
+
+def reset() -> None:
+    """Forget cached clients (tests that start a fresh AWS emulator call this)."""
+    _services.cache_clear()
+    _notifier.cache_clear()
+
+
+class IngestResult(BaseModel):
+    provider: str
+    accepted: int
+    duplicates: int
+    event_ids: list[str]
+
+
+def ingest_webhook(request: WebhookRequest, channel: Channel, settings: Settings) -> IngestResult:
+    """Verify, normalize and durably record one webhook delivery. Raises a 4xx domain error for
+    bad input (nothing recorded) and StorageUnavailable (503) when recording failed."""
+    if len(request.body) > settings.max_body_bytes:
+        raise PayloadTooLarge(f"body is {len(request.body)} bytes; the limit is {settings.max_body_bytes}")
+    adapter = get_adapter(request.provider, channel)
+    secret = provider_secret(settings.webhook_secret_name, adapter.name) if adapter.needs_secret else {}
+    events = adapter.parse(request, {"tolerance_seconds": settings.signature_tolerance_seconds, **secret})
+    outcomes = services(settings).ledger.record_all(events, request.received_at)
+    duplicates = sum(1 for o in outcomes if o.duplicate)
+    logger.info("webhook recorded", extra={"provider": adapter.name, "events": len(events), "duplicates": duplicates})
+    return IngestResult(
+        provider=adapter.name,
+        accepted=len(outcomes) - duplicates,
+        duplicates=duplicates,
+        event_ids=[o.event_id for o in outcomes],
+    )
+
+
+def apply_ledger_record(new_image: Mapping[str, Any], settings: Settings, now: datetime | None = None) -> bool:
+    """Add one newly recorded event to its lead's profile (one write, no read). Returns False
+    when a redelivered stream record had already been applied."""
+    svc = services(settings)
+    event = event_from_item(new_image)
+    effect = engine.effect_of(svc.model, event)
+    return svc.profiles.apply(event, effect, parse_iso(str(new_image["received_at"])), now or datetime.now(UTC))
+
+
+def on_profile_change(
+    old_image: Mapping[str, Any] | None, new_image: Mapping[str, Any], settings: Settings, now: datetime | None = None
+) -> str | None:
+    """React to one profile change: announce a stage transition it contains (exactly once), then
+    apply thresholds to the new state and record a new transition if one is due. Returns the stage
+    the lead was moved to, if any."""
+    svc = services(settings)
+    model = svc.model
+    new = profile_from_item(new_image, model.initial_stage)
+    old_seq = profile_from_item(old_image, model.initial_stage).stage_seq if old_image else 0
+    if new.stage_seq > old_seq and new.last_transition is not None:
+        svc.notifier.announce(model, new)
+    moment = now or datetime.now(UTC)
+    evaluation = lifecycle.evaluate(model, new, moment, "threshold", timedelta(hours=settings.review_horizon_hours))
+    if lifecycle.needs_saving(new, evaluation) and svc.profiles.save(new, evaluation, check_version=False):
+        return evaluation.stage
+    return None
+
+
+class DecayReport(BaseModel):
+    reviewed: int = 0
+    updated: int = 0
+    transitions: int = 0
+    skipped_busy: int = 0
+    finished: bool = True
+
+
+def run_decay(settings: Settings, now: datetime | None = None, time_left: Callable[[], float] | None = None) -> DecayReport:
+    """Re-score the leads whose review time has come (the sparse `review_due` index), demote those
+    that fell below an exit threshold, and plan each one's next review. Leads whose score can no
+    longer change leave the index, so a run never scans every lead."""
+    svc = services(settings)
+    moment = now or datetime.now(UTC)
+    horizon = timedelta(hours=settings.review_horizon_hours)
+    report = DecayReport()
+    for shard in range(settings.review_shards):
+        due = list(svc.profiles.due_for_review(str(shard), moment))
+        for start in range(0, len(due), 100):
+            if time_left is not None and time_left() < 10.0:
+                report.finished = False  # the rest stays due for the next run
+                return report
+            for profile in svc.profiles.get_many(due[start : start + 100]):
+                report.reviewed += 1
+                evaluation = lifecycle.evaluate(svc.model, profile, moment, "decay", horizon)
+                if svc.profiles.save(profile, evaluation, check_version=True):
+                    report.updated += 1
+                    report.transitions += evaluation.transition is not None
+                else:
+                    report.skipped_busy += 1  # an event arrived meanwhile: reviewed next run
+    return report
