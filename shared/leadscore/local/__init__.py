@@ -1,0 +1,1 @@
+"""Local mode: read template.yaml and play the AWS-managed glue around the handlers offline."""

@@ -1,0 +1,519 @@
+"""template.yaml is the single source of truth: these tests pin what it must say.
+
+They read the template as written (SAM) and as CloudFormation will see it after the SAM
+transform, which is where policy templates, event source mappings and routes become concrete.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import lint_file
+from leadscore.local.template import (
+    TEMPLATE_ENV,
+    DynamoDBStreamSource,
+    HttpRoute,
+    ScheduleSource,
+    SqsSource,
+    TemplateError,
+    default_template_path,
+    function_specs,
+    load_template,
+    queue_specs,
+    resources_of_type,
+    subscription_specs,
+    transform,
+    ttl_attribute,
+)
+
+pytestmark = pytest.mark.unit
+
+FUNCTIONS = {
+    "IngestFormFunction": "functions/ingest_form",
+    "IngestEmailFunction": "functions/ingest_email",
+    "ScoreEventsFunction": "functions/score_events",
+    "EvaluateThresholdsFunction": "functions/evaluate_thresholds",
+    "DecayScoresFunction": "functions/decay_scores",
+    "LeadApiFunction": "functions/lead_api",
+    "RescoreFunction": "functions/rescore",
+}
+TABLES = ("EventLedgerTable", "LeadProfilesTable", "IdempotencyTable", "RescoreJobsTable")
+COMMON_ENV = {
+    "LEDGER_TABLE": {"Ref": "EventLedgerTable"},
+    "PROFILES_TABLE": {"Ref": "LeadProfilesTable"},
+    "IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"},
+    "RESCORE_JOBS_TABLE": {"Ref": "RescoreJobsTable"},
+    "NURTURE_TOPIC_ARN": {"Ref": "NurtureTopic"},
+    "SALES_TOPIC_ARN": {"Ref": "SalesTopic"},
+    "RESCORE_QUEUE_URL": {"Ref": "RescoreQueue"},
+    "WEBHOOK_SECRET_NAME": {"Ref": "WebhookSecret"},
+    "SCORING_MODEL": {"Ref": "ScoringModel"},
+    "EVENT_RETENTION_DAYS": {"Ref": "EventRetentionDays"},
+    "MAX_BODY_BYTES": {"Ref": "MaxBodyBytes"},
+    "SIGNATURE_TOLERANCE_SECONDS": {"Ref": "SignatureToleranceSeconds"},
+    "REVIEW_SHARDS": "8",
+}
+# Least privilege: the only template resources each function's inline policies may name.
+POLICY_SCOPE = {
+    "IngestFormFunction": {"EventLedgerTable", "WebhookSecret"},
+    "IngestEmailFunction": {"EventLedgerTable", "WebhookSecret"},
+    "ScoreEventsFunction": {"LeadProfilesTable", "ScoreEventsDLQ"},
+    "EvaluateThresholdsFunction": {
+        "LeadProfilesTable",
+        "IdempotencyTable",
+        "NurtureTopic",
+        "SalesTopic",
+        "EvaluateThresholdsDLQ",
+    },
+    "DecayScoresFunction": {"LeadProfilesTable"},
+    "LeadApiFunction": {"LeadProfilesTable", "EventLedgerTable"},
+    "RescoreFunction": {"EventLedgerTable", "LeadProfilesTable", "RescoreJobsTable", "RescoreQueue"},
+}
+
+
+# ------------------------------------------------------------------------------------- helpers
+def _props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    properties: dict[str, Any] = template["Resources"][logical_id]["Properties"]
+    return properties
+
+
+def _statements(node: Any) -> list[dict[str, Any]]:
+    """Every policy statement anywhere below node (IAM, key, topic and queue policies)."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        statement = node.get("Statement")
+        if isinstance(statement, dict):
+            found.append(statement)
+        elif isinstance(statement, list):
+            found.extend(s for s in statement if isinstance(s, dict))
+        for value in node.values():
+            found.extend(_statements(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_statements(value))
+    return found
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _referenced_ids(node: Any) -> set[str]:
+    """Logical ids named by Ref / GetAtt anywhere below node (pseudo parameters excluded)."""
+    ids: set[str] = set()
+    if isinstance(node, dict):
+        if isinstance(node.get("Ref"), str) and not node["Ref"].startswith("AWS::"):
+            ids.add(node["Ref"])
+        if isinstance(node.get("Fn::GetAtt"), list):
+            ids.add(node["Fn::GetAtt"][0])
+        for value in node.values():
+            ids |= _referenced_ids(value)
+    elif isinstance(node, list):
+        for value in node:
+            ids |= _referenced_ids(value)
+    return ids
+
+
+# ------------------------------------------------------------------------- validity and loading
+def test_cfn_lint_finds_no_errors_or_warnings_in_the_template() -> None:
+    # Given the template as written
+    # When cfn-lint checks it
+    matches = lint_file(default_template_path())
+    # Then nothing at warning level or above is reported
+    problems = [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches]
+    assert [m for m in matches if m.rule.severity in {"error", "warning"}] == [], problems
+
+
+def test_cfn_lint_finds_no_errors_in_the_transformed_template(
+    transformed_template: dict[str, Any], tmp_path: Path
+) -> None:
+    # cfn-lint does not validate inside AWS::Serverless::* resources (a bad Runtime passes);
+    # linting the transform's output checks the generated Lambda, IAM and mapping resources.
+    rendered = tmp_path / "transformed.json"
+    rendered.write_text(json.dumps(transformed_template), encoding="utf-8")
+    matches = lint_file(rendered)
+    problems = [f"{m.rule.id} {m.message}" for m in matches]
+    assert [m for m in matches if m.rule.severity == "error"] == [], problems
+
+
+def test_transform_replaces_every_serverless_resource(transformed_template: dict[str, Any]) -> None:
+    types = {resource["Type"] for resource in transformed_template["Resources"].values()}
+    assert not {t for t in types if t.startswith("AWS::Serverless::")}
+    assert "Transform" not in transformed_template
+
+
+def test_transform_reports_a_misspelled_policy_template_parameter(sam_template: dict[str, Any]) -> None:
+    # Given a policy template with a misspelled parameter (cfn-lint does not notice this)
+    policies = _props(sam_template, "IngestFormFunction")["Policies"]
+    policies[0] = {"DynamoDBWritePolicy": {"Table": {"Ref": "EventLedgerTable"}}}
+    # When / Then the offline transform names the function and the missing parameter
+    with pytest.raises(TemplateError, match=r"IngestFormFunction.*TableName"):
+        transform(sam_template)
+
+
+def test_load_template_reads_short_form_tags_and_honours_the_env_override(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a template using short-form tags, selected through LEADSCORE_TEMPLATE
+    path = tmp_path / "tiny.yaml"
+    path.write_text(
+        "Resources:\n"
+        "  Q:\n"
+        "    Type: AWS::SQS::Queue\n"
+        "    Properties:\n"
+        "      QueueName: !Sub '${AWS::StackName}-q'\n"
+        "      RedrivePolicy:\n"
+        "        deadLetterTargetArn: !GetAtt D.Arn\n"
+        "        maxReceiveCount: !Ref Count\n"
+        "      Tags: !If [IsProd, [], !Ref AWS::NoValue]\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv(TEMPLATE_ENV, str(path))
+    # When it is loaded with no explicit path
+    template = load_template()
+    # Then each tag is in long form
+    properties = template["Resources"]["Q"]["Properties"]
+    assert properties["QueueName"] == {"Fn::Sub": "${AWS::StackName}-q"}
+    assert properties["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["D", "Arn"]},
+        "maxReceiveCount": {"Ref": "Count"},
+    }
+    assert properties["Tags"] == {"Fn::If": ["IsProd", [], {"Ref": "AWS::NoValue"}]}
+
+
+# ----------------------------------------------------------------------- functions and globals
+def test_globals_carry_powertools_settings_and_resource_names(sam_template: dict[str, Any]) -> None:
+    function_globals = sam_template["Globals"]["Function"]
+    variables = function_globals["Environment"]["Variables"]
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "leadscore"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "LeadScore"
+    assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+    assert {name: variables.get(name) for name in COMMON_ENV} == COMMON_ENV
+    assert function_globals["Layers"] == [{"Ref": "SharedLayer"}]
+    assert (function_globals["Tracing"], function_globals["MemorySize"], function_globals["Timeout"]) == (
+        "Active",
+        512,
+        15,
+    )
+
+
+def test_parameters_have_the_documented_defaults(sam_template: dict[str, Any]) -> None:
+    defaults = {name: spec.get("Default") for name, spec in sam_template["Parameters"].items()}
+    assert defaults == {
+        "LogLevel": "INFO",
+        "ScoringModel": "bundled:default",
+        "EventRetentionDays": 400,
+        "MaxBodyBytes": 1048576,
+        "SignatureToleranceSeconds": 300,
+        "DecaySchedule": "rate(1 hour)",
+    }
+
+
+def test_shared_layer_is_built_for_the_function_runtime(sam_template: dict[str, Any]) -> None:
+    layer = sam_template["Resources"]["SharedLayer"]
+    runtime = sam_template["Globals"]["Function"]["Runtime"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Properties"]["ContentUri"] == "shared/"
+    assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Metadata"]["BuildMethod"] == runtime
+
+
+def test_layer_requirements_pin_the_runtime_dependencies_except_boto3() -> None:
+    # Given pyproject's runtime dependencies and the layer's requirements file
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    lines = (root / "shared" / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    pinned = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+    # Then they agree exactly, boto3 aside (the Lambda runtime provides it)
+    assert pinned == {dep for dep in project["dependencies"] if not dep.startswith("boto3")}
+
+
+def test_functions_have_the_expected_code_folders_and_handlers(transformed_template: dict[str, Any]) -> None:
+    specs = function_specs(transformed_template)
+    assert {spec.logical_id: spec.code_dir for spec in specs.values()} == FUNCTIONS
+    assert {spec.handler for spec in specs.values()} == {"handler.lambda_handler"}
+    assert (specs["DecayScoresFunction"].timeout, specs["RescoreFunction"].timeout) == (300, 120)
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_function_runs_python_312_or_newer_on_arm64_with_tracing_and_the_layer(
+    transformed_template: dict[str, Any], logical_id: str
+) -> None:
+    properties = _props(transformed_template, logical_id)
+    family, _, version = properties["Runtime"].partition("python")
+    assert family == ""
+    assert tuple(int(part) for part in version.split(".")) >= (3, 12)
+    assert properties["Architectures"] == ["arm64"]
+    assert properties["TracingConfig"] == {"Mode": "Active"}
+    assert [_referenced_ids(layer) for layer in properties["Layers"]] == [
+        set(resources_of_type(transformed_template, "AWS::Lambda::LayerVersion"))
+    ]
+    variables = properties["Environment"]["Variables"]
+    assert {name: variables.get(name) for name in COMMON_ENV} == COMMON_ENV
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "leadscore"
+
+
+# ----------------------------------------------------------------------------------------- tables
+@pytest.mark.parametrize("logical_id", TABLES)
+def test_table_is_on_demand_encrypted_and_recoverable(
+    transformed_template: dict[str, Any], logical_id: str
+) -> None:
+    properties = _props(transformed_template, logical_id)
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_event_ledger_keys_time_index_stream_and_ttl(transformed_template: dict[str, Any]) -> None:
+    properties = _props(transformed_template, "EventLedgerTable")
+    assert properties["KeySchema"] == [
+        {"AttributeName": "lead_id", "KeyType": "HASH"},
+        {"AttributeName": "event_id", "KeyType": "RANGE"},
+    ]
+    (by_time,) = properties["LocalSecondaryIndexes"]
+    assert by_time["IndexName"] == "by_time"
+    assert [k["AttributeName"] for k in by_time["KeySchema"]] == ["lead_id", "occurred_at"]
+    assert by_time["Projection"] == {"ProjectionType": "ALL"}
+    assert properties["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    assert ttl_attribute(transformed_template, "EventLedgerTable") == "expires_at"
+
+
+def test_lead_profiles_stream_images_and_indexes(transformed_template: dict[str, Any]) -> None:
+    properties = _props(transformed_template, "LeadProfilesTable")
+    assert properties["KeySchema"] == [{"AttributeName": "lead_id", "KeyType": "HASH"}]
+    assert properties["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    indexes = {
+        index["IndexName"]: (
+            [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]],
+            index["Projection"]["ProjectionType"],
+        )
+        for index in properties["GlobalSecondaryIndexes"]
+    }
+    assert indexes == {
+        "by_stage_score": ([("stage", "HASH"), ("score", "RANGE")], "ALL"),
+        "review_due": ([("review_shard", "HASH"), ("review_at", "RANGE")], "KEYS_ONLY"),
+    }
+    types = {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]}
+    assert types == {"lead_id": "S", "stage": "S", "score": "N", "review_shard": "S", "review_at": "N"}
+
+
+def test_idempotency_table_matches_the_powertools_persistence_layer(
+    transformed_template: dict[str, Any],
+) -> None:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    defaults = inspect.signature(DynamoDBPersistenceLayer.__init__).parameters
+    properties = _props(transformed_template, "IdempotencyTable")
+    assert properties["KeySchema"] == [{"AttributeName": defaults["key_attr"].default, "KeyType": "HASH"}]
+    assert ttl_attribute(transformed_template, "IdempotencyTable") == defaults["expiry_attr"].default
+
+
+def test_rescore_jobs_table_tracks_fan_out_parts(transformed_template: dict[str, Any]) -> None:
+    properties = _props(transformed_template, "RescoreJobsTable")
+    assert properties["KeySchema"] == [
+        {"AttributeName": "job_id", "KeyType": "HASH"},
+        {"AttributeName": "part", "KeyType": "RANGE"},
+    ]
+
+
+# ----------------------------------------------------------------------------------- IAM and policies
+def test_no_policy_statement_grants_a_wildcard_action(transformed_template: dict[str, Any]) -> None:
+    statements = _statements(transformed_template["Resources"])
+    assert len(statements) > 20  # the walk really reached IAM, key, topic and queue policies
+    assert not [s for s in statements if "NotAction" in s]
+    actions = [action for s in statements for action in _as_list(s.get("Action"))]
+    wildcards = [a for a in actions if not isinstance(a, str) or a == "*" or a.endswith(":*")]
+    assert wildcards == []
+
+
+@pytest.mark.parametrize("logical_id", sorted(POLICY_SCOPE))
+def test_function_inline_policies_name_only_the_resources_it_uses(
+    transformed_template: dict[str, Any], logical_id: str
+) -> None:
+    role = _props(transformed_template, f"{logical_id}Role")
+    statements = _statements(role.get("Policies", []))
+    assert statements, "the function has no inline policy"
+    assert not [s for s in statements if "*" in _as_list(s.get("Resource"))]
+    assert _referenced_ids([s["Resource"] for s in statements]) == POLICY_SCOPE[logical_id]
+
+
+def test_lead_api_policies_are_read_only(transformed_template: dict[str, Any]) -> None:
+    role = _props(transformed_template, "LeadApiFunctionRole")
+    actions = {a for s in _statements(role["Policies"]) for a in _as_list(s["Action"])}
+    assert actions <= {
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:Scan",
+        "dynamodb:BatchGetItem",
+        "dynamodb:DescribeTable",
+    }
+
+
+# ------------------------------------------------------------------------------------ triggers
+@pytest.mark.parametrize(
+    ("logical_id", "table", "event_names", "dead_letter_queue"),
+    [
+        ("ScoreEventsFunction", "EventLedgerTable", ["INSERT"], "ScoreEventsDLQ"),
+        ("EvaluateThresholdsFunction", "LeadProfilesTable", ["INSERT", "MODIFY"], "EvaluateThresholdsDLQ"),
+    ],
+)
+def test_stream_consumer_reports_failures_retries_and_dead_letters(
+    transformed_template: dict[str, Any],
+    logical_id: str,
+    table: str,
+    event_names: list[str],
+    dead_letter_queue: str,
+) -> None:
+    (stream,) = function_specs(transformed_template)[logical_id].events_of("dynamodb")
+    assert isinstance(stream, DynamoDBStreamSource)
+    assert stream.table == table
+    assert (stream.starting_position, stream.batch_size, stream.maximum_retry_attempts) == (
+        "TRIM_HORIZON",
+        100,
+        5,
+    )
+    assert stream.bisect_batch_on_function_error
+    assert stream.report_batch_item_failures
+    assert stream.filter_patterns == ({"eventName": event_names},)
+    assert stream.on_failure == dead_letter_queue
+    assert dead_letter_queue in queue_specs(transformed_template)
+
+
+def test_every_event_source_mapping_reports_partial_failures_and_has_a_dead_letter_path(
+    transformed_template: dict[str, Any],
+) -> None:
+    queues = queue_specs(transformed_template)
+    sources = [event for spec in function_specs(transformed_template).values() for event in spec.events]
+    mapped = [e for e in sources if isinstance(e, (DynamoDBStreamSource, SqsSource))]
+    assert len(mapped) == len(resources_of_type(transformed_template, "AWS::Lambda::EventSourceMapping"))
+    assert all(e.report_batch_item_failures for e in mapped)
+    for event in mapped:
+        if isinstance(event, SqsSource):
+            assert queues[event.queue].dead_letter_queue in queues, event
+        else:
+            assert event.on_failure in queues, event
+
+
+def test_sqs_consumers_queues_outlast_six_function_timeouts(transformed_template: dict[str, Any]) -> None:
+    queues = queue_specs(transformed_template)
+    consumers = {
+        event.queue: spec
+        for spec in function_specs(transformed_template).values()
+        for event in spec.events
+        if isinstance(event, SqsSource)
+    }
+    assert {queue: spec.logical_id for queue, spec in consumers.items()} == {
+        "SesEventsQueue": "IngestEmailFunction",
+        "RescoreQueue": "RescoreFunction",
+    }
+    for queue, spec in consumers.items():
+        assert queues[queue].visibility_timeout >= 6 * spec.timeout, queue
+        assert queues[queue].max_receive_count == 5
+    assert all(q.sqs_managed_sse for q in queues.values())
+
+
+def test_decay_schedule_retries_then_dead_letters_into_a_queue_only_its_rule_may_use(
+    transformed_template: dict[str, Any],
+) -> None:
+    (schedule,) = function_specs(transformed_template)["DecayScoresFunction"].events_of("schedule")
+    assert isinstance(schedule, ScheduleSource)
+    assert schedule.expression == {"Ref": "DecaySchedule"}
+    assert schedule.retry_policy is not None
+    assert schedule.retry_policy["MaximumRetryAttempts"] >= 1
+    assert schedule.dead_letter_queue == "DecayScoresDLQ"
+    (statement,) = _statements(_props(transformed_template, "DecayScoresDLQPolicy"))
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Fn::GetAtt": [schedule.rule, "Arn"]}
+
+
+def test_webhook_routes_are_public_and_lead_routes_need_iam(transformed_template: dict[str, Any]) -> None:
+    routes = {
+        (spec.logical_id, event.method, event.path, event.auth)
+        for spec in function_specs(transformed_template).values()
+        for event in spec.events
+        if isinstance(event, HttpRoute)
+    }
+    assert routes == {
+        ("IngestFormFunction", "POST", "/v1/forms/{provider}", "NONE"),
+        ("IngestEmailFunction", "POST", "/v1/email-events/{provider}", "NONE"),
+        ("LeadApiFunction", "GET", "/v1/leads", "AWS_IAM"),
+        ("LeadApiFunction", "GET", "/v1/leads/{lead_id}", "AWS_IAM"),
+    }
+
+
+def test_http_api_logs_access_and_throttles_by_default(transformed_template: dict[str, Any]) -> None:
+    (stage,) = resources_of_type(transformed_template, "AWS::ApiGatewayV2::Stage").values()
+    properties = stage["Properties"]
+    assert properties["AccessLogSettings"]["DestinationArn"] == {
+        "Fn::GetAtt": ["LeadScoreApiAccessLogs", "Arn"]
+    }
+    assert "$context.requestId" in properties["AccessLogSettings"]["Format"]
+    throttle = properties["DefaultRouteSettings"]
+    assert throttle["ThrottlingBurstLimit"] > 0
+    assert throttle["ThrottlingRateLimit"] > 0
+
+
+# ------------------------------------------------------------------------ messaging and secrets
+def test_stage_change_topics_are_encrypted(transformed_template: dict[str, Any]) -> None:
+    assert _props(transformed_template, "NurtureTopic")["KmsMasterKeyId"] == "alias/aws/sns"
+    assert _props(transformed_template, "SalesTopic")["KmsMasterKeyId"] == "alias/aws/sns"
+
+
+def test_ses_events_flow_through_an_encrypted_topic_that_only_ses_may_publish_to(
+    transformed_template: dict[str, Any],
+) -> None:
+    # The topic uses a rotating customer managed key that SES and SNS may use.
+    assert _props(transformed_template, "SesEventsTopic")["KmsMasterKeyId"] == {
+        "Fn::GetAtt": ["SesEventsKey", "Arn"]
+    }
+    key = _props(transformed_template, "SesEventsKey")
+    assert key["EnableKeyRotation"] is True
+    service_use = [s for s in _statements(key["KeyPolicy"]) if "Service" in s["Principal"]]
+    assert {p for s in service_use for p in _as_list(s["Principal"]["Service"])} == {
+        "ses.amazonaws.com",
+        "sns.amazonaws.com",
+    }
+    assert {a for s in service_use for a in s["Action"]} == {"kms:GenerateDataKey*", "kms:Decrypt"}
+    # Only SES of this account may publish.
+    (publish,) = _statements(_props(transformed_template, "SesEventsTopicPolicy"))
+    assert publish["Principal"] == {"Service": "ses.amazonaws.com"}
+    assert publish["Condition"]["StringEquals"]["AWS:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    # The queue is subscribed and accepts messages from that topic only.
+    (subscription,) = subscription_specs(transformed_template).values()
+    assert (subscription.topic, subscription.protocol, subscription.endpoint) == (
+        "SesEventsTopic",
+        "sqs",
+        "SesEventsQueue",
+    )
+    (send,) = _statements(_props(transformed_template, "SesEventsQueuePolicy"))
+    assert send["Action"] == "sqs:SendMessage"
+    assert send["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Ref": "SesEventsTopic"}
+
+
+def test_webhook_secret_is_generated_with_one_object_per_provider(sam_template: dict[str, Any]) -> None:
+    properties = _props(sam_template, "WebhookSecret")
+    assert "SecretString" not in properties  # no plaintext secret in the template
+    generated = properties["GenerateSecretString"]
+    assert generated["GenerateStringKey"] == "bootstrap"
+    providers = json.loads(generated["SecretStringTemplate"])
+    assert providers == {"generic": {}, "html": {"sites": {}}, "typeform": {}, "sendgrid": {}}
+
+
+def test_outputs_expose_what_operators_and_subscribers_need(sam_template: dict[str, Any]) -> None:
+    assert set(sam_template["Outputs"]) == {
+        "ApiUrl",
+        "NurtureTopicArn",
+        "SalesTopicArn",
+        "SesEventsTopicArn",
+        "EventLedgerTableName",
+        "LeadProfilesTableName",
+        "WebhookSecretArn",
+        "RescoreQueueUrl",
+    }
+    assert "${LeadScoreApi}" in sam_template["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"]
