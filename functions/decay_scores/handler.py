@@ -24,7 +24,9 @@ metrics = Metrics()
 @metrics.log_metrics
 @event_parser(model=EventBridgeModel)
 def lambda_handler(event: EventBridgeModel, context: LambdaContext) -> dict[str, Any]:
-    report = run_decay(Settings.from_env(), now=event.time, time_left=lambda: context.get_remaining_time_in_millis() / 1000)
+    report = run_decay(
+        Settings.from_env(), now=event.time, time_left=lambda: context.get_remaining_time_in_millis() / 1000
+    )
     metrics.add_metric(name="LeadsReviewed", unit=MetricUnit.Count, value=report.reviewed)
     metrics.add_metric(name="DecayTransitions", unit=MetricUnit.Count, value=report.transitions)
     logger.info("decay run", extra=report.model_dump())

@@ -54,5 +54,7 @@ def record_ses_message(record: SQSRecord, settings: Settings) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in event:
         handler = partial(record_ses_message, settings=Settings.from_env())
-        return process_partial_response(event=event, record_handler=handler, processor=processor, context=context)
+        return process_partial_response(
+            event=event, record_handler=handler, processor=processor, context=context
+        )
     return app.resolve(event, context)

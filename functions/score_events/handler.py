@@ -8,7 +8,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord, DynamoDBRecordEventName
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+    DynamoDBRecordEventName,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from leadscore.config import Settings
@@ -25,7 +28,9 @@ def score_record(record: DynamoDBRecord, settings: Settings) -> None:
     if record.event_name != DynamoDBRecordEventName.INSERT or record.dynamodb is None:
         return  # only a newly recorded event scores; TTL deletions and rewrites do not
     applied = apply_ledger_record(record.dynamodb.new_image, settings)
-    metrics.add_metric(name="EventsScored" if applied else "RedeliveriesIgnored", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(
+        name="EventsScored" if applied else "RedeliveriesIgnored", unit=MetricUnit.Count, value=1
+    )
 
 
 @logger.inject_lambda_context

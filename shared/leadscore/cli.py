@@ -29,7 +29,9 @@ class CommandError(LeadScoreError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="leadscore", description="Serverless lead scoring: tools and local runs.")
+    parser = argparse.ArgumentParser(
+        prog="leadscore", description="Serverless lead scoring: tools and local runs."
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

@@ -35,7 +35,9 @@ def webhook_request(event: APIGatewayProxyEventV2, provider: str) -> WebhookRequ
         body=raw_body(event),
         headers={k.lower(): v for k, v in (event.headers or {}).items()},
         query=dict(event.query_string_parameters or {}),
-        received_at=datetime.fromtimestamp(context.time_epoch / 1000, UTC) if context.time_epoch else datetime.now(UTC),
+        received_at=datetime.fromtimestamp(context.time_epoch / 1000, UTC)
+        if context.time_epoch
+        else datetime.now(UTC),
         source_ip=context.http.source_ip,
     )
 
@@ -52,5 +54,7 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
         if exc.status >= 500:
             logger.exception("request failed", extra={"error": exc.code})
         else:
-            logger.info("request refused", extra={"error": exc.code, "status": exc.status, "reason": exc.message})
+            logger.info(
+                "request refused", extra={"error": exc.code, "status": exc.status, "reason": exc.message}
+            )
         return json_response(exc.status, {"error": exc.code, "message": exc.message})

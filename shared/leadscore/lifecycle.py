@@ -9,13 +9,17 @@ from leadscore.scoring import engine
 from leadscore.scoring.model import ScoringModel
 
 
-def evaluate(model: ScoringModel, profile: LeadProfile, at: datetime, reason: str, review_horizon: timedelta) -> Evaluation:
+def evaluate(
+    model: ScoringModel, profile: LeadProfile, at: datetime, reason: str, review_horizon: timedelta
+) -> Evaluation:
     """Score the lead at `at`, apply stage thresholds with hysteresis, and plan the next review."""
     result = engine.score(model, profile.state, at)
     stage = engine.next_stage(model, profile.stage, result.total)
     transition = None
     if stage != profile.stage:
-        transition = Transition(from_stage=profile.stage, to_stage=stage, at=at, reason=reason, score=round(result.total, 6))
+        transition = Transition(
+            from_stage=profile.stage, to_stage=stage, at=at, reason=reason, score=round(result.total, 6)
+        )
     return Evaluation(
         total=result.total,
         fit=result.fit,
@@ -40,7 +44,9 @@ def announcement_topic(model: ScoringModel, transition: Transition, suppressed: 
     left stage's `on_exit` when demoted. Suppressed leads (unsubscribed, complained, hard-bounced)
     are never enrolled in nurture."""
     promoted = model.stage_index(transition.to_stage) > model.stage_index(transition.from_stage)
-    topic = model.stage(transition.to_stage).on_enter if promoted else model.stage(transition.from_stage).on_exit
+    topic = (
+        model.stage(transition.to_stage).on_enter if promoted else model.stage(transition.from_stage).on_exit
+    )
     if topic == "nurture" and suppressed:
         return None
     return topic

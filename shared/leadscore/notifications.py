@@ -37,7 +37,9 @@ class ScoreSummary(BaseModel):
     engagement: float
     negative: float
     grade: str
-    probability: float | None = Field(description="Calibrated conversion probability, if the model has a calibration")
+    probability: float | None = Field(
+        description="Calibrated conversion probability, if the model has a calibration"
+    )
 
 
 class Reason(BaseModel):
@@ -98,7 +100,8 @@ def message_for(model: ScoringModel, profile: LeadProfile) -> StageChanged:
             probability=None if result.probability is None else round(result.probability, 4),
         ),
         top_reasons=[
-            Reason(rule_id=c.rule_id, label=c.label, points=round(c.points, 2)) for c in result.contributions[:5]
+            Reason(rule_id=c.rule_id, label=c.label, points=round(c.points, 2))
+            for c in result.contributions[:5]
         ],
         attributes={k: v for k, v in profile.state.attributes.items() if k in PUBLIC_ATTRIBUTES},
         suppressed=profile.state.suppressed,
@@ -134,7 +137,9 @@ class Notifier:
             persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
         config = IdempotencyConfig(event_key_jmespath="transition_id", expires_after_seconds=7 * 86_400)
         self._publish_once = (
-            idempotent_function(data_keyword_argument="envelope", persistence_store=persistence, config=config)(self._publish)
+            idempotent_function(
+                data_keyword_argument="envelope", persistence_store=persistence, config=config
+            )(self._publish)
             if persistence is not None
             else self._publish
         )
@@ -165,7 +170,10 @@ class Notifier:
             Message=envelope["body"],
             MessageAttributes=message_attributes(message),
         )
-        logger.info("stage change published", extra={"transition_id": envelope["transition_id"], "topic": envelope["topic_arn"]})
+        logger.info(
+            "stage change published",
+            extra={"transition_id": envelope["transition_id"], "topic": envelope["topic_arn"]},
+        )
         return {"message_id": response["MessageId"]}
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel
 
-from leadscore import lifecycle
+from leadscore import clock, lifecycle
 from leadscore.adapters import get_adapter
 from leadscore.adapters.base import Channel, WebhookRequest
 from leadscore.config import Settings
@@ -85,11 +85,13 @@ def ingest_webhook(request: WebhookRequest, channel: Channel, settings: Settings
     if len(request.body) > settings.max_body_bytes:
         raise PayloadTooLarge(f"body is {len(request.body)} bytes; the limit is {settings.max_body_bytes}")
     adapter = get_adapter(request.provider, channel)
-    secret = provider_secret(settings.webhook_secret_name, adapter.name) if getattr(adapter, "needs_secret", True) else {}
+    secret = provider_secret(settings.webhook_secret_name, adapter.name) if adapter.needs_secret else {}
     events = adapter.parse(request, {"tolerance_seconds": settings.signature_tolerance_seconds, **secret})
     outcomes = services(settings).ledger.record_all(events, request.received_at)
     duplicates = sum(1 for o in outcomes if o.duplicate)
-    logger.info("webhook recorded", extra={"provider": adapter.name, "events": len(events), "duplicates": duplicates})
+    logger.info(
+        "webhook recorded", extra={"provider": adapter.name, "events": len(events), "duplicates": duplicates}
+    )
     return IngestResult(
         provider=adapter.name,
         accepted=len(outcomes) - duplicates,
@@ -98,17 +100,22 @@ def ingest_webhook(request: WebhookRequest, channel: Channel, settings: Settings
     )
 
 
-def apply_ledger_record(new_image: Mapping[str, Any], settings: Settings, now: datetime | None = None) -> bool:
+def apply_ledger_record(
+    new_image: Mapping[str, Any], settings: Settings, now: datetime | None = None
+) -> bool:
     """Add one newly recorded event to its lead's profile (one write, no read). Returns False
     when a redelivered stream record had already been applied."""
     svc = services(settings)
     event = event_from_item(new_image)
     effect = engine.effect_of(svc.model, event)
-    return svc.profiles.apply(event, effect, parse_iso(str(new_image["received_at"])), now or datetime.now(UTC))
+    return svc.profiles.apply(event, effect, parse_iso(str(new_image["received_at"])), now or clock.now())
 
 
 def on_profile_change(
-    old_image: Mapping[str, Any] | None, new_image: Mapping[str, Any], settings: Settings, now: datetime | None = None
+    old_image: Mapping[str, Any] | None,
+    new_image: Mapping[str, Any],
+    settings: Settings,
+    now: datetime | None = None,
 ) -> str | None:
     """React to one profile change: announce a stage transition it contains (exactly once), then
     apply thresholds to the new state and record a new transition if one is due. Returns the stage
@@ -119,8 +126,10 @@ def on_profile_change(
     old_seq = profile_from_item(old_image, model.initial_stage).stage_seq if old_image else 0
     if new.stage_seq > old_seq and new.last_transition is not None:
         svc.notifier.announce(model, new)
-    moment = now or datetime.now(UTC)
-    evaluation = lifecycle.evaluate(model, new, moment, "threshold", timedelta(hours=settings.review_horizon_hours))
+    moment = now or clock.now()
+    evaluation = lifecycle.evaluate(
+        model, new, moment, "threshold", timedelta(hours=settings.review_horizon_hours)
+    )
     if lifecycle.needs_saving(new, evaluation) and svc.profiles.save(new, evaluation, check_version=False):
         return evaluation.stage
     return None
@@ -134,12 +143,14 @@ class DecayReport(BaseModel):
     finished: bool = True
 
 
-def run_decay(settings: Settings, now: datetime | None = None, time_left: Callable[[], float] | None = None) -> DecayReport:
+def run_decay(
+    settings: Settings, now: datetime | None = None, time_left: Callable[[], float] | None = None
+) -> DecayReport:
     """Re-score the leads whose review time has come (the sparse `review_due` index), demote those
     that fell below an exit threshold, and plan each one's next review. Leads whose score can no
     longer change leave the index, so a run never scans every lead."""
     svc = services(settings)
-    moment = now or datetime.now(UTC)
+    moment = now or clock.now()
     horizon = timedelta(hours=settings.review_horizon_hours)
     report = DecayReport()
     for shard in range(settings.review_shards):

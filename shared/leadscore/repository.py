@@ -154,7 +154,10 @@ class EventLedger:
 
     def events_of(self, lead_id: str) -> Iterator[LeadEvent]:
         """Every recorded event of one lead (for rescoring under a new model)."""
-        kwargs: dict[str, Any] = {"KeyConditionExpression": "lead_id = :lead", "ExpressionAttributeValues": {":lead": lead_id}}
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "lead_id = :lead",
+            "ExpressionAttributeValues": {":lead": lead_id},
+        }
         while True:
             response = self._table.query(**kwargs)
             for item in response.get("Items", []):
@@ -231,7 +234,9 @@ def profile_from_item(item: Mapping[str, Any], initial_stage: str) -> LeadProfil
             attributes=attributes,
             accumulators=accumulators,
             counts=counts,
-            last_activity_at=epoch_day + timedelta(days=days[-1] + 1) - timedelta(microseconds=1) if days else None,
+            last_activity_at=epoch_day + timedelta(days=days[-1] + 1) - timedelta(microseconds=1)
+            if days
+            else None,
             first_seen_at=epoch_day + timedelta(days=days[0]) if days else created_at,
         ),
         stage=data.get("stage") or initial_stage,
@@ -246,7 +251,9 @@ def profile_from_item(item: Mapping[str, Any], initial_stage: str) -> LeadProfil
         model_version=data.get("model_version"),
         created_at=created_at,
         last_transition=Transition.model_validate(transition) if transition else None,
-        review_at=datetime.fromtimestamp(data["review_at"], UTC) if data.get("review_at") is not None else None,
+        review_at=datetime.fromtimestamp(data["review_at"], UTC)
+        if data.get("review_at") is not None
+        else None,
         seen_buckets=sorted(k for k in data if k.startswith(SEEN_PREFIX)),
     )
 
@@ -271,7 +278,9 @@ class Expression:
 
     def set(self, attribute: str, value: Any, *, if_missing: bool = False) -> None:
         name, val = self.name(attribute), self.value(value)
-        self.clauses["SET"].append(f"{name} = if_not_exists({name}, {val})" if if_missing else f"{name} = {val}")
+        self.clauses["SET"].append(
+            f"{name} = if_not_exists({name}, {val})" if if_missing else f"{name} = {val}"
+        )
 
     def add(self, attribute: str, value: Any) -> None:
         self.clauses["ADD"].append(f"{self.name(attribute)} {self.value(value)}")
@@ -309,7 +318,9 @@ class Evaluation(BaseModel):
 class LeadProfiles:
     """Lead profiles: apply events, save evaluations, read and rank."""
 
-    def __init__(self, table_name: str, initial_stage: str, review_shards: int, dynamodb: Any | None = None) -> None:
+    def __init__(
+        self, table_name: str, initial_stage: str, review_shards: int, dynamodb: Any | None = None
+    ) -> None:
         self._resource = dynamodb or boto3.resource("dynamodb")
         self._table = self._resource.Table(table_name)
         self._initial_stage = initial_stage
@@ -417,7 +428,9 @@ class LeadProfiles:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def ranked(self, stage: str, limit: int, start_key: Mapping[str, Any] | None) -> tuple[list[LeadProfile], dict[str, Any] | None]:
+    def ranked(
+        self, stage: str, limit: int, start_key: Mapping[str, Any] | None
+    ) -> tuple[list[LeadProfile], dict[str, Any] | None]:
         """Leads of one stage, highest stored score first (the `by_stage_score` index)."""
         kwargs: dict[str, Any] = {
             "IndexName": "by_stage_score",
@@ -434,7 +447,11 @@ class LeadProfiles:
 
     def scan_ids(self, segment: int, total_segments: int) -> Iterator[str]:
         """Lead ids of one parallel-scan segment (rescoring fans out over segments)."""
-        kwargs: dict[str, Any] = {"Segment": segment, "TotalSegments": total_segments, "ProjectionExpression": "lead_id"}
+        kwargs: dict[str, Any] = {
+            "Segment": segment,
+            "TotalSegments": total_segments,
+            "ProjectionExpression": "lead_id",
+        }
         while True:
             response = self._table.scan(**kwargs)
             for item in response.get("Items", []):
@@ -442,4 +459,3 @@ class LeadProfiles:
             if "LastEvaluatedKey" not in response:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-

@@ -8,13 +8,14 @@ import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
-from leadscore import pipeline
+from leadscore import clock, pipeline
 from leadscore.local import signing
 from leadscore.local.stack import Physical, Runner, provision
 
@@ -24,26 +25,51 @@ HTML_SITE, HTML_TOKEN = "www", "site-token-123"
 _ids = itertools.count()
 
 
+class Clock:
+    """The pipeline's notion of "now", movable by tests (events and webhooks keep real time)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, delta: timedelta) -> datetime:
+        self.offset += delta
+        return self.now()
+
+
 @dataclass
 class Stack:
     runner: Runner
     physical: Physical
     session: Any
     sendgrid_private_key: str
+    clock: Clock
 
     # -- requests -----------------------------------------------------------------
-    def post(self, path: str, body: bytes, headers: dict[str, str], query: str = "") -> tuple[int, dict[str, Any]]:
+    def post(
+        self, path: str, body: bytes, headers: dict[str, str], query: str = ""
+    ) -> tuple[int, dict[str, Any]]:
         status, _, raw = self.runner.handle_http("POST", path, headers, body, query)
         return status, json.loads(raw or b"{}")
 
-    def post_generic(self, payload: dict[str, Any], msg_id: str | None = None, **sign: Any) -> tuple[int, dict[str, Any]]:
+    def post_generic(
+        self, payload: dict[str, Any], msg_id: str | None = None, **sign: Any
+    ) -> tuple[int, dict[str, Any]]:
         body = json.dumps(payload).encode()
-        headers = signing.standard_webhook_headers(body, GENERIC_SECRET, msg_id or f"msg_{next(_ids)}", **sign)
+        headers = signing.standard_webhook_headers(
+            body, GENERIC_SECRET, msg_id or f"msg_{next(_ids)}", **sign
+        )
         return self.post("/v1/forms/generic", body, headers)
 
     def post_sendgrid(self, events: list[dict[str, Any]], **sign: Any) -> tuple[int, dict[str, Any]]:
         body = json.dumps(events).encode()
-        return self.post("/v1/email-events/sendgrid", body, signing.sendgrid_headers(body, self.sendgrid_private_key, **sign))
+        return self.post(
+            "/v1/email-events/sendgrid",
+            body,
+            signing.sendgrid_headers(body, self.sendgrid_private_key, **sign),
+        )
 
     # -- AWS side -------------------------------------------------------------------
     def settle(self) -> int:
@@ -64,14 +90,21 @@ class Stack:
         attributes = {"RawMessageDelivery": "true"}
         if filter_policy:
             attributes["FilterPolicy"] = json.dumps(filter_policy)
-        sns.subscribe(TopicArn=self.physical.topics[topic_logical_id], Protocol="sqs", Endpoint=arn, Attributes=attributes)
+        sns.subscribe(
+            TopicArn=self.physical.topics[topic_logical_id],
+            Protocol="sqs",
+            Endpoint=arn,
+            Attributes=attributes,
+        )
         return url
 
     def messages(self, queue_url: str) -> list[dict[str, Any]]:
         sqs = self.session.client("sqs")
         found: list[dict[str, Any]] = []
         while True:
-            batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+            batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+                "Messages", []
+            )
             if not batch:
                 return found
             for message in batch:
@@ -80,7 +113,9 @@ class Stack:
 
 
 @pytest.fixture
-def stack(aws: None, transformed_template: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+def stack(
+    aws: None, transformed_template: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Stack]:
     private_pem, public_b64 = signing.new_sendgrid_key()
     secret = {
         "generic": {"secret": GENERIC_SECRET},
@@ -92,10 +127,16 @@ def stack(aws: None, transformed_template: dict[str, Any], monkeypatch: pytest.M
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "leadscore")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     session = boto3.Session(region_name="us-east-1")
-    physical = provision(transformed_template, session, prefix="it-", secret_strings={"WebhookSecret": json.dumps(secret)})
+    physical = provision(
+        transformed_template, session, prefix="it-", secret_strings={"WebhookSecret": json.dumps(secret)}
+    )
     runner = Runner(transformed_template, physical, session, base_environment={}, log=None)
     pipeline.reset()
     parameters.clear_caches()
-    yield Stack(runner=runner, physical=physical, session=session, sendgrid_private_key=private_pem)
+    test_clock = Clock()
+    monkeypatch.setattr(clock, "now", test_clock.now)
+    yield Stack(
+        runner=runner, physical=physical, session=session, sendgrid_private_key=private_pem, clock=test_clock
+    )
     pipeline.reset()
     parameters.clear_caches()

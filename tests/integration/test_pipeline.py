@@ -20,6 +20,9 @@ def test_a_signed_form_is_recorded_scored_and_announced(stack: Stack) -> None:
     }
 
     status, body = stack.post_generic(payload)
+    stack.post_generic(
+        {"email": "dana@globex.com", "event": "page_viewed", "url": "https://globex.com/pricing"}
+    )
     stack.settle()
 
     assert status == 202 and body["accepted"] == 1

@@ -13,7 +13,9 @@ from leadscore.model_store import dump_model, load_model
 
 def register(subparsers: Any) -> None:
     validate = subparsers.add_parser("validate-model", help="check a scoring model file and print a summary")
-    validate.add_argument("model", nargs="?", default="bundled:default", help="path, bundled:NAME, s3:// or ssm:")
+    validate.add_argument(
+        "model", nargs="?", default="bundled:default", help="path, bundled:NAME, s3:// or ssm:"
+    )
     validate.set_defaults(run=_validate)
     show = subparsers.add_parser("show-model", help="print a model in the canonical YAML format")
     show.add_argument("model", nargs="?", default="bundled:default")
@@ -25,7 +27,10 @@ def _validate(args: argparse.Namespace) -> int:
     summary = {
         "name": model.name,
         "version": model.version,
-        "rules": {category: sum(1 for c, _ in model.all_rules() if c == category) for category in ("fit", "engagement", "negative")},
+        "rules": {
+            category: sum(1 for c, _ in model.all_rules() if c == category)
+            for category in ("fit", "engagement", "negative")
+        },
         "stages": [s.name for s in model.stages],
         "checked_at": datetime.now(UTC).isoformat(),
     }

@@ -9,6 +9,7 @@ applied when the score is read (`score`).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -113,7 +114,11 @@ def effect_of(model: ScoringModel, event: LeadEvent) -> EventEffect:
     counts: dict[str, int] = {f"type:{event.event_type}": 1}
     for _, rule in model.all_rules():
         if isinstance(rule, EventRule) and rule.matches(event.event_type, event.url):
-            weight = 1.0 if rule.half_life_days is None else 2.0 ** _exponent(model, event.occurred_at, rule.half_life_days)
+            weight = (
+                1.0
+                if rule.half_life_days is None
+                else 2.0 ** _exponent(model, event.occurred_at, rule.half_life_days)
+            )
             accumulators[rule.id] = accumulators.get(rule.id, 0.0) + rule.points * weight
         elif isinstance(rule, AggregateRule) and rule.matches(event.event_type, event.url):
             counts[rule.id] = counts.get(rule.id, 0) + 1
@@ -141,7 +146,9 @@ def derived_attributes(model: ScoringModel, state: LeadState) -> dict[str, Attri
         values["email_domain_class"] = "corporate"
     title = values.get("job_title")
     if isinstance(title, str) and title.strip():
-        values.setdefault("seniority", next((lvl for lvl, rx in ref.seniority_regexes if rx.search(title)), "individual"))
+        values.setdefault(
+            "seniority", next((lvl for lvl, rx in ref.seniority_regexes if rx.search(title)), "individual")
+        )
     country = values.get("country")
     if isinstance(country, str) and country.strip():
         region = ref.regions.get(country.strip().casefold().replace("_", " "))
@@ -171,7 +178,11 @@ def _attribute_points(rule: AttributeRule, value: AttributeValue | None) -> tupl
 
 
 def _event_points(model: ScoringModel, rule: EventRule, accumulator: float, at: datetime) -> float:
-    value = accumulator if rule.half_life_days is None else accumulator * 2.0 ** -_exponent(model, at, rule.half_life_days)
+    value = (
+        accumulator
+        if rule.half_life_days is None
+        else accumulator * 2.0 ** -_exponent(model, at, rule.half_life_days)
+    )
     magnitude = abs(value)
     if not rule.repeatable:
         magnitude = min(magnitude, abs(rule.points))
@@ -200,7 +211,12 @@ def _rule_contribution(
 
 
 def _section(
-    model: ScoringModel, category: Category, section: Section, state: LeadState, attrs: Mapping[str, AttributeValue], at: datetime
+    model: ScoringModel,
+    category: Category,
+    section: Section,
+    state: LeadState,
+    attrs: Mapping[str, AttributeValue],
+    at: datetime,
 ) -> tuple[float, list[Contribution]]:
     parts: list[Contribution] = []
     for rule in section.rules:
@@ -211,7 +227,12 @@ def _section(
     bounded = _clamp(raw, section.min, section.max)
     if bounded != raw:
         parts.append(
-            Contribution(rule_id=f"{category}:bound", category=None, label=f"{category} limited to {bounded:g}", points=bounded - raw)
+            Contribution(
+                rule_id=f"{category}:bound",
+                category=None,
+                label=f"{category} limited to {bounded:g}",
+                points=bounded - raw,
+            )
         )
     return bounded, parts
 
@@ -235,7 +256,7 @@ def probability_for(model: ScoringModel, total: float) -> float | None:
         return None
     if total <= points[0].score:
         return points[0].probability
-    for low, high in zip(points, points[1:], strict=False):
+    for low, high in itertools.pairwise(points):
         if total <= high.score:
             span = high.score - low.score
             share = 0.0 if span == 0 else (total - low.score) / span
@@ -259,7 +280,11 @@ def score(model: ScoringModel, state: LeadState, at: datetime) -> ScoreResult:
     raw = model.offset + fit + engagement + negative
     total = _clamp(raw, model.total_min, model.total_max)
     if total != raw:
-        parts.append(Contribution(rule_id="total:bound", category=None, label=f"score limited to {total:g}", points=total - raw))
+        parts.append(
+            Contribution(
+                rule_id="total:bound", category=None, label=f"score limited to {total:g}", points=total - raw
+            )
+        )
     parts.sort(key=lambda c: (-abs(c.points), c.rule_id))
     return ScoreResult(
         model_version=model.version,
@@ -292,7 +317,9 @@ def next_stage(model: ScoringModel, current: str, total: float) -> str:
     return stages[index].name
 
 
-def next_review(model: ScoringModel, state: LeadState, at: datetime, current_stage: str, horizon: timedelta) -> datetime | None:
+def next_review(
+    model: ScoringModel, state: LeadState, at: datetime, current_stage: str, horizon: timedelta
+) -> datetime | None:
     """When the score should next be looked at by the decay job, or None if it cannot change.
 
     A score changes with time only through decaying event rules and inactivity rules. Returns the
@@ -302,7 +329,9 @@ def next_review(model: ScoringModel, state: LeadState, at: datetime, current_sta
     at = ensure_utc(at)
     candidates: list[datetime] = []
     decaying = [
-        rule for _, rule in model.all_rules() if isinstance(rule, EventRule) and rule.half_life_days is not None
+        rule
+        for _, rule in model.all_rules()
+        if isinstance(rule, EventRule) and rule.half_life_days is not None
     ]
     if any(abs(_event_points(model, r, state.accumulators.get(r.id, 0.0), at)) >= 0.01 for r in decaying):
         limit = at + horizon

@@ -183,7 +183,9 @@ class Reference(_Strict):
     free_email_domains: frozenset[str] = reference.FREE_EMAIL_DOMAINS
     disposable_email_domains: frozenset[str] = reference.DISPOSABLE_EMAIL_DOMAINS
     role_account_prefixes: frozenset[str] = reference.ROLE_ACCOUNT_PREFIXES
-    seniority_patterns: dict[str, list[str]] = Field(default_factory=lambda: dict(reference.SENIORITY_PATTERNS))
+    seniority_patterns: dict[str, list[str]] = Field(
+        default_factory=lambda: dict(reference.SENIORITY_PATTERNS)
+    )
     regions: dict[str, str] = Field(default_factory=lambda: dict(reference.COUNTRY_REGIONS))
 
     @cached_property
@@ -239,7 +241,9 @@ class ScoringModel(_Strict):
                 raise ValueError(f"stage {stage.name} needs an enter threshold")
             exit_ = stage.enter if stage.exit is None else stage.exit
             if exit_ > stage.enter:
-                raise ValueError(f"stage {stage.name}: exit ({exit_}) must not be above enter ({stage.enter})")
+                raise ValueError(
+                    f"stage {stage.name}: exit ({exit_}) must not be above enter ({stage.enter})"
+                )
             if stage.enter <= previous_enter:
                 raise ValueError("stages must be listed with strictly increasing enter thresholds")
             previous_enter = stage.enter

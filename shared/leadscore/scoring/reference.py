@@ -41,7 +41,13 @@ ROLE_ACCOUNT_PREFIXES: frozenset[str] = frozenset(
 
 # Ordered from most to least senior; the first level whose pattern matches the job title wins.
 SENIORITY_PATTERNS: dict[str, list[str]] = {
-    "student_intern": [r"\bstudent\b", r"\bintern(ship)?\b", r"\btrainee\b", r"\bapprentice\b", r"\bgraduate\b"],
+    "student_intern": [
+        r"\bstudent\b",
+        r"\bintern(ship)?\b",
+        r"\btrainee\b",
+        r"\bapprentice\b",
+        r"\bgraduate\b",
+    ],
     "c_level": [
         r"\bc[eotfmrsi]o\b",
         r"\bchief\b",

@@ -17,14 +17,16 @@ pytestmark = pytest.mark.unit
 VP = {"job_title": "VP of Marketing", "company_size": "500", "industry": "Software", "country": "US"}
 
 
-def test_fit_of_a_decision_maker_at_a_target_company_is_capped_at_the_section_max(model: ScoringModel) -> None:
+def test_fit_of_a_decision_maker_at_a_target_company_is_capped_at_the_section_max(
+    model: ScoringModel,
+) -> None:
     state = state_from(model, [event(EventType.FORM_SUBMITTED, NOW, **VP)])
 
     result = engine.score(model, state, NOW)
 
-    assert result.fit == 50  # 18 + 12 + 8 + 7 + 8 = 53, section max 50
+    assert result.fit == 35  # 18 + 12 + 8 + 7 + 8 = 53, section max 35
     assert result.grade == "A"
-    assert any(c.rule_id == "fit:bound" and c.points == -3 for c in result.contributions)
+    assert any(c.rule_id == "fit:bound" and c.points == -18 for c in result.contributions)
 
 
 def test_contributions_add_up_exactly_to_the_total_and_come_largest_first(model: ScoringModel) -> None:
@@ -138,7 +140,8 @@ def test_job_titles_normalize_to_seniority_levels(model: ScoringModel, title: st
 
 def test_student_with_free_email_scores_low(model: ScoringModel) -> None:
     state = state_from(
-        model, [event(EventType.FORM_SUBMITTED, NOW, email="kid@gmail.com", job_title="Student", country="India")]
+        model,
+        [event(EventType.FORM_SUBMITTED, NOW, email="kid@gmail.com", job_title="Student", country="India")],
     )
 
     result = engine.score(model, state, NOW)
@@ -200,12 +203,20 @@ def test_total_never_leaves_the_model_bounds(model: ScoringModel) -> None:
         ("unknown-stage", 50, "MQL"),
     ],
 )
-def test_stage_thresholds_have_hysteresis(model: ScoringModel, current: str, total: float, expected: str) -> None:
+def test_stage_thresholds_have_hysteresis(
+    model: ScoringModel, current: str, total: float, expected: str
+) -> None:
     assert engine.next_stage(model, current, total) == expected
 
 
 def test_next_review_finds_when_a_lead_will_decay_out_of_its_stage(model: ScoringModel) -> None:
-    state = state_from(model, [event(EventType.DEMO_REQUESTED, NOW, email="a@gmail.com"), event(EventType.PAGE_VIEWED, NOW, email="a@gmail.com", url="https://x.io/pricing")])
+    state = state_from(
+        model,
+        [
+            event(EventType.DEMO_REQUESTED, NOW, email="a@gmail.com"),
+            event(EventType.PAGE_VIEWED, NOW, email="a@gmail.com", url="https://x.io/pricing"),
+        ],
+    )
     assert engine.next_stage(model, "lead", engine.score(model, state, NOW).total) == "MQL"
 
     review = engine.next_review(model, state, NOW, "MQL", timedelta(days=60))

@@ -58,10 +58,20 @@ def test_json_models_are_accepted(tmp_path) -> None:
     [
         ({"stages": [{"name": "lead", "enter": 3}]}, "starting stage"),
         ({"stages": [{"name": "lead"}, {"name": "MQL", "enter": 40, "exit": 50}]}, "must not be above enter"),
-        ({"stages": [{"name": "lead"}, {"name": "SQL", "enter": 70}, {"name": "MQL", "enter": 40}]}, "increasing"),
+        (
+            {"stages": [{"name": "lead"}, {"name": "SQL", "enter": 70}, {"name": "MQL", "enter": 40}]},
+            "increasing",
+        ),
         ({"grades": [{"grade": "B", "min_fit": 1}, {"grade": "A", "min_fit": 5}]}, "best first"),
         ({"fit": {"rules": [{"id": "x", "attribute": "a"}, {"id": "x", "attribute": "b"}]}}, "repeated: x"),
-        ({"engagement": {"rules": [{"id": "o", "event_types": ["email_opened"], "points": 1, "half_life_days": 1}]}}, "half_life_days"),
+        (
+            {
+                "engagement": {
+                    "rules": [{"id": "o", "event_types": ["email_opened"], "points": 1, "half_life_days": 1}]
+                }
+            },
+            "half_life_days",
+        ),
         ({"engagement": {"rules": [{"id": "o", "event_types": ["teleported"], "points": 1}]}}, "event_types"),
         ({"total_min": 100, "total_max": 0}, "total_min"),
         ({"surprise": 1}, "surprise"),

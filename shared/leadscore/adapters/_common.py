@@ -1,0 +1,133 @@
+"""Helpers that several adapters really share: signature and timestamp checks, and JSON, payload,
+secret and email parsing that turn bad input into the domain errors with a clear message."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from leadscore.adapters.base import WebhookRequest
+from leadscore.domain import normalize_email
+from leadscore.errors import (
+    MalformedPayload,
+    MissingEmail,
+    ProviderNotConfigured,
+    SignatureInvalid,
+    StaleTimestamp,
+    UnprocessableEvent,
+    UnsupportedMediaType,
+)
+
+DEFAULT_TOLERANCE_SECONDS = 300
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+# --- authenticity -------------------------------------------------------------------------------
+def hmac_sha256_b64(key: bytes, message: bytes) -> str:
+    return base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
+
+
+def signature_matches(expected: str, candidates: Iterable[str]) -> bool:
+    """Constant-time comparison against every candidate (no early exit on the first match)."""
+    found = False
+    for candidate in candidates:
+        found |= hmac.compare_digest(expected.encode(), candidate.encode())
+    return found
+
+
+def b64decode_strict(value: str) -> bytes:
+    """Base64 (standard alphabet) or raise ValueError."""
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not valid base64") from exc
+
+
+def check_timestamp(raw: str, now: datetime, tolerance_seconds: int, header: str) -> datetime:
+    """Parse a unix-seconds header and reject it when it is further than the tolerance from `now`
+    (the request's `received_at`, so the check is deterministic and testable)."""
+    try:
+        sent = int(raw.strip())
+    except ValueError:
+        raise SignatureInvalid(f"{header} header is not a unix timestamp") from None
+    skew = int(now.timestamp()) - sent
+    if abs(skew) > tolerance_seconds:
+        raise StaleTimestamp(
+            f"{header} is {abs(skew)}s {'old' if skew > 0 else 'in the future'}; "
+            f"the tolerance is {tolerance_seconds}s"
+        )
+    return datetime.fromtimestamp(sent, UTC)
+
+
+def required_header(request: WebhookRequest, name: str) -> str:
+    value = request.header(name)
+    if not value or not value.strip():
+        raise SignatureInvalid(f"missing {name} header")
+    return value
+
+
+# --- parsing --------------------------------------------------------------------------------------
+def require_content_type(request: WebhookRequest, *allowed: str) -> str:
+    media_type = request.content_type
+    if media_type not in allowed:
+        raise UnsupportedMediaType(
+            f"content-type {media_type or '(none)'!r} is not supported; use {' or '.join(allowed)}"
+        )
+    return media_type
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise MalformedPayload("body is not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedPayload(f"body is not valid JSON: {exc}") from None
+
+
+def describe(exc: ValidationError, limit: int = 3) -> str:
+    """'events.0.email: Input should be a valid string; ...' (never echoes input values)."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False)[:limit]:
+        location = ".".join(str(part) for part in error["loc"]) or "body"
+        parts.append(f"{location}: {error['msg']}")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def validate_payload(model: type[Model], data: Any) -> Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise MalformedPayload(f"invalid payload: {describe(exc)}") from None
+
+
+def load_secret(model: type[Model], secret: Mapping[str, Any], provider: str) -> Model:
+    if not secret:
+        raise ProviderNotConfigured(f"no webhook secret is configured for provider '{provider}'")
+    try:
+        return model.model_validate(dict(secret))
+    except ValidationError as exc:
+        raise ProviderNotConfigured(
+            f"the webhook secret for '{provider}' is invalid: {describe(exc)}"
+        ) from None
+
+
+def require_email(value: Any, where: str = "email") -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise MissingEmail(f"{where} is missing: a lead is identified by its email address")
+    if not isinstance(value, str):
+        raise UnprocessableEvent(f"{where} must be a string")
+    try:
+        return normalize_email(value)
+    except ValueError:
+        raise UnprocessableEvent(f"{where} is not a valid email address") from None

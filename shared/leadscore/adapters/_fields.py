@@ -1,0 +1,128 @@
+"""Mapping free-form form fields (any provider's names) to `LeadAttributes` and event types."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from leadscore.domain import EventType, LeadAttributes
+
+MAX_CUSTOM_ATTRIBUTES = 50
+MAX_VALUE_CHARS = 500
+
+
+def to_snake(name: str) -> str:
+    """'First Name', 'firstName', 'first-name' -> 'first_name'."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name.strip())
+    return re.sub(r"[^0-9a-zA-Z]+", "_", spaced).strip("_").lower()[:64]
+
+
+EMAIL_KEYS = frozenset(
+    {"email", "e_mail", "email_address", "emailaddress", "work_email", "business_email", "your_email"}
+)
+EVENT_KEYS = ("event", "form_type", "intent")
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "first_name": ("firstname", "fname", "given_name"),
+    "last_name": ("lastname", "lname", "surname", "family_name"),
+    "job_title": ("title", "jobtitle", "position", "role"),
+    "company": ("company_name", "companyname", "organization", "organisation", "org"),
+    "company_size": ("employees", "number_of_employees", "num_employees", "employee_count", "team_size"),
+    "industry": ("sector",),
+    "country": ("country_code",),
+    "city": ("town",),
+    "phone": ("phone_number", "phonenumber", "telephone", "tel", "mobile"),
+    "website": ("company_website", "web_site", "domain"),
+    "lead_source": ("leadsource",),
+}
+CANONICAL = {alias: field for field, aliases in _ALIASES.items() for alias in (field, *aliases)} | {
+    f"utm_{part}": f"utm_{part}" for part in ("source", "medium", "campaign", "term", "content")
+}
+_FULL_NAME_KEYS = frozenset({"name", "full_name", "fullname", "your_name"})
+_EVENT_TYPES = frozenset(event_type.value for event_type in EventType)
+_SECRET_ISH = re.compile(
+    r"passw|secret|token|csrf|xsrf|captcha|honeypot|credit_card|card_number|cvv|ssn|api_key"
+)
+
+
+def find_email(fields: Mapping[str, Any]) -> Any:
+    """The first non-empty value of an email-like field, or None."""
+    for key, value in fields.items():
+        if to_snake(key) in EMAIL_KEYS and value not in (None, ""):
+            return value
+    return None
+
+
+def event_type_from(value: Any, default: EventType = EventType.FORM_SUBMITTED) -> EventType:
+    """An exact event type name, or a hint like 'Request a demo', 'ebook', 'webinar', 'contact sales'."""
+    text = str(value or "").strip().lower()
+    if text in _EVENT_TYPES:
+        return EventType(text)
+    for words, event_type in (
+        (("demo",), EventType.DEMO_REQUESTED),
+        (("webinar",), EventType.WEBINAR_REGISTERED),
+        (("download", "ebook", "e-book", "whitepaper", "white paper"), EventType.CONTENT_DOWNLOADED),
+        (("contact", "sales"), EventType.CONTACT_REQUESTED),
+    ):
+        if any(word in text for word in words):
+            return event_type
+    return default
+
+
+def _scalar(value: Any) -> str | int | float | bool | None:
+    if isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, list | tuple):
+        items = [str(item).strip() for item in value if isinstance(item, str | int | float)]
+        value = ", ".join(item for item in items if item)
+    if isinstance(value, str):
+        return value.strip()[:MAX_VALUE_CHARS] or None
+    return None  # nested objects and nulls carry no attribute
+
+
+def build_attributes(fields: Mapping[str, Any], skip: Iterable[str] = ()) -> LeadAttributes:
+    """Known field names map to `LeadAttributes` fields (first non-empty wins); other fields become
+    snake_case custom attributes, except control fields (leading '_'), email, event hints and
+    secret-looking fields. A value a known field rejects (company size 'lots') is kept as
+    '<field>_text' rather than failing the whole lead."""
+    skipped = {to_snake(key) for key in skip}
+    data: dict[str, Any] = {}
+    full_name: str | None = None
+    custom = 0
+    for raw_key, raw_value in fields.items():
+        key = to_snake(raw_key)
+        value = _scalar(raw_value)
+        if (
+            value is None
+            or not key
+            or raw_key.startswith("_")
+            or key in skipped
+            or key in EMAIL_KEYS
+            or key in EVENT_KEYS
+            or _SECRET_ISH.search(key)
+        ):
+            continue
+        if key in _FULL_NAME_KEYS and isinstance(value, str):
+            full_name = full_name or value
+            continue
+        field = CANONICAL.get(key)
+        if field is None:
+            if custom >= MAX_CUSTOM_ATTRIBUTES or key in data:
+                continue
+            custom += 1
+            data[key] = value
+        elif field not in data:
+            data[field] = value if field == "company_size" or isinstance(value, str) else str(value)
+    if full_name and "first_name" not in data and "last_name" not in data:
+        first, _, last = full_name.partition(" ")
+        data["first_name"] = first
+        if last.strip():
+            data["last_name"] = last.strip()
+    try:
+        return LeadAttributes.model_validate(data)
+    except ValidationError as exc:
+        for field in {str(error["loc"][0]) for error in exc.errors()}:
+            data[f"{field}_text"] = str(data.pop(field))
+        return LeadAttributes.model_validate(data)

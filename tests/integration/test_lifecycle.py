@@ -1,0 +1,175 @@
+"""Stage transitions, notifications exactly once, hysteresis, suppression and decay."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from leadscore.domain import lead_id_for
+from leadscore.local import glue
+
+from .conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+VP = {"job_title": "VP Marketing", "company_size": 500, "industry": "Software", "country": "US"}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_entering_mql_goes_to_nurture_and_sql_to_sales_once_each(stack: Stack) -> None:
+    nurture, sales = stack.subscribe("NurtureTopic"), stack.subscribe("SalesTopic")
+    email = "mia@globex.com"
+
+    stack.post_generic({"email": email, "event": "form_submitted", "attributes": VP})
+    stack.settle()
+    stack.post_generic({"email": email, "event": "demo_requested"})
+    stack.post_generic({"email": email, "event": "page_viewed", "url": "https://globex.com/pricing"})
+    stack.settle()
+
+    nurture_messages, sales_messages = stack.messages(nurture), stack.messages(sales)
+    assert [(m["from_stage"], m["to_stage"]) for m in nurture_messages] == [("lead", "MQL")]
+    assert [(m["from_stage"], m["to_stage"]) for m in sales_messages] == [("MQL", "SQL")]
+    assert sales_messages[0]["top_reasons"][0]["rule_id"] == "demo_request"
+    assert stack.profile(lead_id_for(email))["stage_seq"] == 2
+
+
+def test_a_retried_stream_batch_never_publishes_twice(stack: Stack) -> None:
+    sales = stack.subscribe("SalesTopic")
+    stack.post_generic({"email": "rex@globex.com", "event": "demo_requested", "attributes": VP})
+    stack.post_generic(
+        {"email": "rex@globex.com", "event": "page_viewed", "url": "https://globex.com/pricing"}
+    )
+    stack.runner.pump_streams()  # ledger -> profile, and the profile's first image -> stage write
+    table = stack.physical.tables["LeadProfilesTable"]
+    streams = stack.session.client("dynamodbstreams")
+    reader = glue.StreamReader(streams, stack.physical.streams["LeadProfilesTable"])
+    records = [r for batch in reader.read() for r in batch]
+    transition_records = [r for r in records if "last_transition" in r["dynamodb"].get("NewImage", {})]
+    assert transition_records, f"expected a stage change on {table}"
+    event = glue.dynamodb_stream_event(transition_records, stack.physical.streams["LeadProfilesTable"])
+
+    for _ in range(3):  # Lambda retrying the same batch
+        stack.runner.invoke("EvaluateThresholdsFunction", json.loads(json.dumps(event)), "retry")
+    stack.settle()
+
+    assert len(stack.messages(sales)) == 1
+
+
+def test_a_lead_hovering_at_the_threshold_does_not_flap(stack: Stack) -> None:
+    nurture = stack.subscribe("NurtureTopic")
+    now = datetime.now(UTC)
+    email = "hover@initech.com"
+    # fit 5 (small company, corporate email) + pricing (20) + a form (10) + opens: about 41
+    attributes = {"job_title": "Engineer", "company_size": 5, "industry": "Mining"}
+    stack.post_generic(
+        {"email": email, "event": "form_submitted", "attributes": attributes, "occurred_at": _iso(now)}
+    )
+    stack.post_generic(
+        {
+            "email": email,
+            "event": "page_viewed",
+            "url": "https://initech.com/pricing",
+            "occurred_at": _iso(now),
+        }
+    )
+    stack.settle()
+    profile = stack.profile(lead_id_for(email))
+    assert profile["stage"] == "MQL"
+
+    # a week later points have faded below 40 but not below the exit threshold of 30
+    later = stack.clock.advance(timedelta(days=7))
+    stack.runner.fire_schedule("DecayScoresFunction", at=later)
+    stack.settle()
+
+    assert stack.profile(lead_id_for(email))["stage"] == "MQL"
+    assert len(stack.messages(nurture)) == 1
+
+
+def test_decay_demotes_a_lead_that_went_cold_and_says_so(stack: Stack) -> None:
+    nurture = stack.subscribe("NurtureTopic", {"direction": ["demotion"]})
+    sales = stack.subscribe("SalesTopic")
+    now = datetime.now(UTC)
+    email = "cold@globex.com"
+    stack.post_generic(
+        {"email": email, "event": "demo_requested", "attributes": VP, "occurred_at": _iso(now)}
+    )
+    stack.post_generic(
+        {
+            "email": email,
+            "event": "page_viewed",
+            "url": "https://globex.com/pricing",
+            "occurred_at": _iso(now),
+        }
+    )
+    stack.settle()
+    assert stack.profile(lead_id_for(email))["stage"] == "SQL"  # 35 + 25 + 20
+
+    later = stack.clock.advance(timedelta(days=15))  # 35 + 25 * 2**(-15/30) + 20 * 2**(-15/14) = 62.2
+    stack.runner.fire_schedule("DecayScoresFunction", at=later)
+    stack.settle()
+    assert stack.profile(lead_id_for(email))["stage"] == "SQL"
+    later = stack.clock.advance(timedelta(days=5))  # 35 + 15.7 + 7.4 = 58.1 < 60
+    stack.runner.fire_schedule("DecayScoresFunction", at=later)
+    stack.settle()
+
+    profile = stack.profile(lead_id_for(email))
+    assert profile["stage"] == "MQL"
+    demotions = stack.messages(nurture)
+    assert [(m["from_stage"], m["to_stage"], m["reason"]) for m in demotions] == [("SQL", "MQL", "decay")]
+    assert len(stack.messages(sales)) == 1  # only the promotion
+
+
+def test_unsubscribed_leads_are_never_enrolled_in_nurture(stack: Stack) -> None:
+    nurture = stack.subscribe("NurtureTopic")
+    email = "gone@globex.com"
+    stack.post_sendgrid(
+        [
+            {
+                "email": email,
+                "event": "unsubscribe",
+                "timestamp": int(datetime.now(UTC).timestamp()),
+                "sg_event_id": "u1",
+            }
+        ]
+    )
+    stack.settle()
+
+    stack.post_generic({"email": email, "event": "webinar_attended", "attributes": VP})
+    stack.post_generic({"email": email, "event": "page_viewed", "url": "https://globex.com/pricing"})
+    stack.settle()
+
+    profile = stack.profile(lead_id_for(email))
+    assert profile["stage"] == "MQL"
+    assert stack.messages(nurture) == []
+
+
+def test_decay_visits_only_leads_whose_score_can_still_change(stack: Stack) -> None:
+    now = stack.clock.now()
+    static, active = "static@globex.com", "active@globex.com"
+    stack.post_generic(
+        {"email": static, "event": "email_delivered", "attributes": VP, "occurred_at": _iso(now)}
+    )
+    stack.post_generic({"email": active, "event": "email_opened", "occurred_at": _iso(now)})
+    stack.settle()
+
+    first = stack.runner.fire_schedule("DecayScoresFunction", at=stack.clock.advance(timedelta(minutes=5)))
+    second = stack.runner.fire_schedule("DecayScoresFunction", at=stack.clock.advance(timedelta(minutes=5)))
+
+    assert first["reviewed"] == 2  # both were touched by an event
+    assert second["reviewed"] == 0  # nothing is due again before its planned review
+    static_review = int(stack.profile(lead_id_for(static))["review_at"])
+    active_review = int(stack.profile(lead_id_for(active))["review_at"])
+    # nothing of the static lead decays: it is next due when its inactivity rule fires (90 days)
+    assert static_review == pytest.approx((now + timedelta(days=90)).timestamp(), abs=86_400)
+    # the active lead's opens fade: it is looked at again within the review horizon (24 h)
+    assert active_review <= (now + timedelta(hours=24, minutes=10)).timestamp()
+
+    third = stack.runner.fire_schedule("DecayScoresFunction", at=stack.clock.advance(timedelta(days=91)))
+
+    assert third["reviewed"] == 2
+    assert "review_at" not in stack.profile(lead_id_for(static))  # its score can no longer change

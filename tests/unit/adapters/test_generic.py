@@ -1,0 +1,289 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from leadscore.adapters.base import WebhookRequest
+from leadscore.adapters.generic import ADAPTER
+from leadscore.domain import EventType, Provider, event_id_for
+from leadscore.errors import (
+    MalformedPayload,
+    MissingEmail,
+    ProviderNotConfigured,
+    SignatureInvalid,
+    StaleTimestamp,
+    UnprocessableEvent,
+    UnsupportedMediaType,
+)
+
+pytestmark = pytest.mark.unit
+
+Sign = Callable[..., dict[str, str]]
+MakeRequest = Callable[..., WebhookRequest]
+
+
+@pytest.fixture
+def secret(standard_webhook_secret: str) -> dict[str, Any]:
+    return {"secret": standard_webhook_secret}
+
+
+@pytest.fixture
+def signed(make_request: MakeRequest, sign_standard_webhook: Sign) -> Callable[..., WebhookRequest]:
+    """A correctly signed generic request for `body` (extra kwargs go to the signer)."""
+
+    def build(body: bytes, **sign_kwargs: Any) -> WebhookRequest:
+        return make_request("generic", body, sign_standard_webhook(body, **sign_kwargs))
+
+    return build
+
+
+def body_of(payload: Any) -> bytes:
+    return json.dumps(payload).encode()
+
+
+def test_demo_request_becomes_one_normalized_event(
+    signed: Callable[..., WebhookRequest], load_sample: Callable[[str], bytes], secret: dict[str, Any]
+) -> None:
+    # Given the documented demo request sample, signed
+    request = signed(load_sample("generic/demo_request.json"), msg_id="msg_demo_1")
+    # When parsing it
+    [event] = ADAPTER.parse(request, secret)
+    # Then it is one demo request for the normalized email, with its attributes mapped
+    assert event.event_id == event_id_for("generic", "msg_demo_1")
+    assert event.provider is Provider.GENERIC
+    assert event.event_type is EventType.DEMO_REQUESTED
+    assert event.email == "ann.lee@northwind-analytics.example"
+    assert event.occurred_at == datetime(2026, 3, 2, 9, 14, 12, tzinfo=UTC)
+    assert event.url == "https://www.leadscore.example/demo?utm_source=linkedin"
+    assert event.attributes.present() == {
+        "first_name": "Ann",
+        "last_name": "Lee",
+        "job_title": "VP of Engineering",
+        "company": "Northwind Analytics",
+        "company_size": 201,
+        "industry": "Software",
+        "country": "DE",
+        "utm_source": "linkedin",
+        "utm_campaign": "q1-demo",
+        "how_did_you_hear_about_us": "Podcast",
+        "interests": "scoring, integrations",
+        "consent_marketing": True,
+    }
+
+
+def test_retried_delivery_gets_the_same_event_id(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any]
+) -> None:
+    # Given one message delivered twice (same webhook-id) and another message with the same body
+    body = body_of({"email": "a@b.example"})
+    first = ADAPTER.parse(signed(body, msg_id="msg_1"), secret)
+    retry = ADAPTER.parse(signed(body, msg_id="msg_1"), secret)
+    other = ADAPTER.parse(signed(body, msg_id="msg_2"), secret)
+    # Then the retry maps to the same id and the other message does not
+    assert first[0].event_id == retry[0].event_id
+    assert other[0].event_id != first[0].event_id
+
+
+def test_one_valid_signature_among_several_is_enough(
+    make_request: MakeRequest, sign_standard_webhook: Sign, secret: dict[str, Any]
+) -> None:
+    # Given a sender rotating keys: a stale v1 signature, an unknown scheme, then the valid one
+    body = body_of({"email": "a@b.example"})
+    headers = sign_standard_webhook(body)
+    headers["webhook-signature"] = f"v1,c3RhbGU= v1a,ZWQyNTUxOQ== {headers['webhook-signature']}"
+    # When parsing
+    events = ADAPTER.parse(make_request("generic", body, headers), secret)
+    # Then the request is accepted
+    assert [event.email for event in events] == ["a@b.example"]
+
+
+def test_wrong_secret_is_rejected(signed: Callable[..., WebhookRequest]) -> None:
+    # Given a request signed with one key and a deployment holding another
+    request = signed(body_of({"email": "a@b.example"}))
+    other = {"secret": "whsec_" + "b3RoZXIta2V5LW90aGVyLWtleS1vdGhlci1rZXk="}
+    # Then it is not authentic
+    with pytest.raises(SignatureInvalid):
+        ADAPTER.parse(request, other)
+
+
+@pytest.mark.parametrize("header", ["webhook-id", "webhook-timestamp", "webhook-signature"])
+def test_missing_signature_header_is_rejected(
+    header: str, make_request: MakeRequest, sign_standard_webhook: Sign, secret: dict[str, Any]
+) -> None:
+    # Given a signed request that lost one of the three headers
+    body = body_of({"email": "a@b.example"})
+    headers = sign_standard_webhook(body)
+    del headers[header]
+    # Then it is rejected as unauthenticated, naming the header
+    with pytest.raises(SignatureInvalid, match=header):
+        ADAPTER.parse(make_request("generic", body, headers), secret)
+
+
+def test_tampered_body_is_rejected(
+    make_request: MakeRequest, sign_standard_webhook: Sign, secret: dict[str, Any]
+) -> None:
+    # Given headers signed over one body and a request carrying another
+    headers = sign_standard_webhook(body_of({"email": "a@b.example"}))
+    tampered = body_of({"email": "attacker@evil.example"})
+    # Then it is rejected
+    with pytest.raises(SignatureInvalid):
+        ADAPTER.parse(make_request("generic", tampered, headers), secret)
+
+
+@pytest.mark.parametrize("skew", [-301, 301, 86_400])
+def test_timestamp_outside_tolerance_is_stale(
+    skew: int, signed: Callable[..., WebhookRequest], received_at: datetime, secret: dict[str, Any]
+) -> None:
+    # Given a correctly signed request sent `skew` seconds before it was received
+    request = signed(body_of({"email": "a@b.example"}), timestamp=int(received_at.timestamp()) - skew)
+    # Then it is refused as a possible replay
+    with pytest.raises(StaleTimestamp):
+        ADAPTER.parse(request, secret)
+
+
+def test_timestamp_inside_tolerance_is_accepted(
+    signed: Callable[..., WebhookRequest], received_at: datetime, secret: dict[str, Any]
+) -> None:
+    # Given a request sent 299 s before it was received (clock skew, slow network)
+    sent = int(received_at.timestamp()) - 299
+    request = signed(body_of({"email": "a@b.example"}), timestamp=sent)
+    # When parsing it
+    [event] = ADAPTER.parse(request, secret)
+    # Then it is accepted and, without occurred_at, dated by the signed timestamp
+    assert event.occurred_at == datetime.fromtimestamp(sent, UTC)
+
+
+def test_tolerance_passed_in_the_secret_mapping_narrows_the_window(
+    signed: Callable[..., WebhookRequest], received_at: datetime, secret: dict[str, Any]
+) -> None:
+    # Given a request sent 120 s before receipt and a deployment allowing only 60 s
+    request = signed(body_of({"email": "a@b.example"}), timestamp=int(received_at.timestamp()) - 120)
+    # Then it is stale there, though inside the default 300 s
+    with pytest.raises(StaleTimestamp, match="tolerance is 60s"):
+        ADAPTER.parse(request, secret | {"tolerance_seconds": 60})
+    assert len(ADAPTER.parse(request, secret)) == 1
+
+
+def test_truncated_json_is_malformed(signed: Callable[..., WebhookRequest], secret: dict[str, Any]) -> None:
+    # Given a validly signed body cut in the middle
+    request = signed(b'{"email": "a@b.example", "attri')
+    # Then it is a 400 that says the JSON is invalid
+    with pytest.raises(MalformedPayload, match="not valid JSON"):
+        ADAPTER.parse(request, secret)
+
+
+def test_non_json_content_type_is_unsupported(
+    make_request: MakeRequest, sign_standard_webhook: Sign, secret: dict[str, Any]
+) -> None:
+    # Given a validly signed request declared as a form post
+    body = body_of({"email": "a@b.example"})
+    headers = sign_standard_webhook(body) | {"content-type": "application/x-www-form-urlencoded"}
+    # Then it is a 415
+    with pytest.raises(UnsupportedMediaType):
+        ADAPTER.parse(make_request("generic", body, headers), secret)
+
+
+@pytest.mark.parametrize("payload", [{"event": "demo_requested"}, {"email": "  "}, {"email": None}])
+def test_missing_email_is_rejected(
+    payload: dict[str, Any], signed: Callable[..., WebhookRequest], secret: dict[str, Any]
+) -> None:
+    # Given an event without an email address
+    # Then it cannot be tied to a lead
+    with pytest.raises(MissingEmail):
+        ADAPTER.parse(signed(body_of(payload)), secret)
+
+
+def test_invalid_email_is_unprocessable(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any]
+) -> None:
+    # Given an event whose email is not an address
+    with pytest.raises(UnprocessableEvent, match="not a valid email") as caught:
+        ADAPTER.parse(signed(body_of({"email": "ann at acme"})), secret)
+    # Then it is a 422 but not a missing email
+    assert not isinstance(caught.value, MissingEmail)
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"email": "a@b.example", "event": "bought_a_yacht"}, "event"),
+        ({"email": "a@b.example", "emial": "typo@b.example"}, "emial"),
+        ({"email": "a@b.example", "occurred_at": "2026-03-02T09:00:00"}, "occurred_at"),
+        ({"email": "a@b.example", "attributes": {"address": {"city": "Oslo"}}}, "attributes.address"),
+        (["a@b.example"], "body"),
+    ],
+)
+def test_schema_violations_name_the_field(
+    payload: Any, field: str, signed: Callable[..., WebhookRequest], secret: dict[str, Any]
+) -> None:
+    # Given a body that breaks the documented schema
+    # Then the 400 names the offending field
+    with pytest.raises(MalformedPayload, match=rf"{field}\b"):
+        ADAPTER.parse(signed(body_of(payload)), secret)
+
+
+def test_occurred_at_in_the_future_is_unprocessable(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any]
+) -> None:
+    # Given an event dated tomorrow (it would never decay)
+    request = signed(body_of({"email": "a@b.example", "occurred_at": "2026-03-03T09:15:30Z"}))
+    # Then it is refused
+    with pytest.raises(UnprocessableEvent, match="future"):
+        ADAPTER.parse(request, secret)
+
+
+def test_batch_yields_one_event_per_item_with_indexed_ids(
+    signed: Callable[..., WebhookRequest], load_sample: Callable[[str], bytes], secret: dict[str, Any]
+) -> None:
+    # Given the batch sample (one item uses "fields", one has no occurred_at)
+    request = signed(load_sample("generic/batch.json"), msg_id="msg_batch")
+    # When parsing it
+    webinar, download = ADAPTER.parse(request, secret)
+    # Then each item is an event with its own id, type and attributes
+    assert webinar.event_id == event_id_for("generic", "msg_batch:0")
+    assert download.event_id == event_id_for("generic", "msg_batch:1")
+    assert webinar.event_type is EventType.WEBINAR_REGISTERED
+    assert webinar.attributes.present() == {
+        "first_name": "Carlos",
+        "last_name": "Ortega",
+        "company": "Initech",
+        "job_title": "Data Analyst",
+    }
+    assert download.event_type is EventType.CONTENT_DOWNLOADED
+    assert download.occurred_at == request.received_at.replace(microsecond=0)
+    assert download.attributes.company_size == 12000
+
+
+def test_batch_item_without_email_rejects_the_batch_naming_the_item(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any]
+) -> None:
+    # Given a batch whose second item has no email
+    body = body_of({"events": [{"email": "a@b.example"}, {"event": "demo_requested"}]})
+    # Then the whole batch is refused and the error points at the item
+    with pytest.raises(MissingEmail, match=r"events\.1\.email"):
+        ADAPTER.parse(signed(body), secret)
+
+
+def test_batch_over_the_limit_is_malformed(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any]
+) -> None:
+    # Given 101 events in one request
+    body = body_of({"events": [{"email": f"u{i}@b.example"} for i in range(101)]})
+    # Then it is refused, naming the events field
+    with pytest.raises(MalformedPayload, match="events"):
+        ADAPTER.parse(signed(body), secret)
+
+
+@pytest.mark.parametrize("secret", [{}, {"secret": "whsec_!!not-base64!!"}])
+def test_missing_or_broken_secret_means_not_configured(
+    secret: dict[str, Any], signed: Callable[..., WebhookRequest]
+) -> None:
+    # Given a deployment without a usable secret for this provider
+    # Then nothing is accepted, and the secret's value is not echoed
+    with pytest.raises(ProviderNotConfigured) as caught:
+        ADAPTER.parse(signed(body_of({"email": "a@b.example"})), secret)
+    assert "not-base64" not in caught.value.message

@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from leadscore.adapters.base import WebhookRequest
+from leadscore.adapters.html import ADAPTER
+from leadscore.domain import EventType, Provider
+from leadscore.errors import MalformedPayload, MissingEmail, SignatureInvalid, UnsupportedMediaType
+
+pytestmark = pytest.mark.unit
+
+MakeRequest = Callable[..., WebhookRequest]
+URLENCODED = {"content-type": "application/x-www-form-urlencoded"}
+SECRET: dict[str, Any] = {"sites": {"www-leadscore": "st_7Qm2xK9pLr4v", "docs": "st_docs"}}
+AUTH = {"_site": "www-leadscore", "_token": "st_7Qm2xK9pLr4v"}
+
+
+def form(fields: dict[str, str]) -> bytes:
+    return urlencode(fields).encode()
+
+
+def multipart(fields: list[tuple[str, str]], boundary: str, file: bytes | None = None) -> tuple[bytes, dict]:
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields
+    ]
+    if file is not None:
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="cv"; filename="cv.pdf"\r\n'
+            "Content-Type: application/pdf\r\n\r\n".encode()
+            + file
+            + b"\r\n"
+        )
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, {"content-type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_contact_form_becomes_one_contact_request(
+    make_request: MakeRequest, load_sample: Callable[[str], bytes]
+) -> None:
+    # Given the urlencoded contact form sample
+    request = make_request("html", load_sample("html/contact.urlencoded"), URLENCODED)
+    # When parsing it
+    [event] = ADAPTER.parse(request, SECRET)
+    # Then it is a contact request dated at receipt, control and captcha fields dropped
+    assert event.provider is Provider.HTML
+    assert event.event_type is EventType.CONTACT_REQUESTED
+    assert event.email == "bob.stone@globex.example"
+    assert event.occurred_at == request.received_at
+    assert event.url == "https://www.leadscore.example/contact"
+    assert event.attributes.present() == {
+        "first_name": "Bob",
+        "last_name": "Stone",
+        "company": "Globex",
+        "company_size": 51,
+        "job_title": "Head of Marketing",
+        "country": "GB",
+        "message": "We need pricing for 20 seats",
+        "interests": "scoring, crm-sync",
+    }
+
+
+def test_double_submit_is_one_event_even_with_new_multipart_boundary(make_request: MakeRequest) -> None:
+    # Given the same multipart form submitted twice (browsers pick a new boundary each time)
+    fields = [*AUTH.items(), ("email", "ann@acme.example"), ("company", "Acme")]
+    first = make_request("html", *multipart(fields, "----WebKitFormBoundaryA1"))
+    second = make_request("html", *multipart(fields, "----WebKitFormBoundaryZ9"))
+    # When parsing both
+    # Then they carry the same event id
+    assert ADAPTER.parse(first, SECRET)[0].event_id == ADAPTER.parse(second, SECRET)[0].event_id
+
+
+def test_same_form_on_another_day_is_a_new_event(make_request: MakeRequest) -> None:
+    # Given one form body received today and again tomorrow
+    body = form({**AUTH, "email": "ann@acme.example"})
+    today = make_request("html", body, URLENCODED)
+    tomorrow = make_request("html", body, URLENCODED, received_at=today.received_at + timedelta(days=1))
+    # Then renewed interest counts again
+    assert ADAPTER.parse(today, SECRET)[0].event_id != ADAPTER.parse(tomorrow, SECRET)[0].event_id
+
+
+def test_multipart_file_parts_are_ignored(make_request: MakeRequest) -> None:
+    # Given a multipart form with a file upload
+    fields = [*AUTH.items(), ("email", "ann@acme.example"), ("First Name", "Ann")]
+    request = make_request("html", *multipart(fields, "b0undary", file=b"%PDF-1.7 binary\x00\xff"))
+    # When parsing it
+    [event] = ADAPTER.parse(request, SECRET)
+    # Then text fields are read and the file is not an attribute
+    assert event.attributes.present() == {"first_name": "Ann"}
+
+
+def test_filled_honeypot_is_accepted_but_records_nothing(make_request: MakeRequest) -> None:
+    # Given a bot that filled the hidden honeypot field
+    body = form({**AUTH, "email": "bot@spam.example", "website_url": "http://spam.example"})
+    # When parsing
+    # Then nothing is recorded and no error tells the bot it was caught
+    assert ADAPTER.parse(make_request("html", body, URLENCODED), SECRET) == []
+
+
+def test_honeypot_field_name_comes_from_the_secret(make_request: MakeRequest) -> None:
+    # Given a site whose honeypot is called "fax"
+    secret = {**SECRET, "honeypot_field": "fax"}
+    trap = form({**AUTH, "email": "bot@spam.example", "fax": "555"})
+    human = form({**AUTH, "email": "ann@acme.example", "website_url": "https://acme.example"})
+    # Then "fax" traps the bot and "website_url" is an ordinary field
+    assert ADAPTER.parse(make_request("html", trap, URLENCODED), secret) == []
+    [event] = ADAPTER.parse(make_request("html", human, URLENCODED), secret)
+    assert event.attributes.present() == {"website_url": "https://acme.example"}
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [
+        {"_site": "unknown-site", "_token": "st_7Qm2xK9pLr4v"},
+        {"_site": "www-leadscore", "_token": "st_docs"},
+        {"_site": "www-leadscore"},
+        {},
+    ],
+)
+def test_unknown_site_or_wrong_token_is_rejected(auth: dict[str, str], make_request: MakeRequest) -> None:
+    # Given a post without a matching site id and token
+    body = form({**auth, "email": "ann@acme.example"})
+    # Then it is a 401
+    with pytest.raises(SignatureInvalid):
+        ADAPTER.parse(make_request("html", body, URLENCODED), SECRET)
+
+
+def test_site_and_token_may_come_from_the_query_string(make_request: MakeRequest) -> None:
+    # Given a form whose action URL carries ?site=docs&token=st_docs
+    request = make_request(
+        "html", form({"email": "ann@acme.example"}), URLENCODED, query={"site": "docs", "token": "st_docs"}
+    )
+    # Then it is accepted
+    assert [event.email for event in ADAPTER.parse(request, SECRET)] == ["ann@acme.example"]
+
+
+def test_json_body_is_unsupported(make_request: MakeRequest) -> None:
+    # Given a JSON post to the HTML form endpoint
+    request = make_request("html", b'{"email": "a@b.example"}', {"content-type": "application/json"})
+    # Then it is a 415
+    with pytest.raises(UnsupportedMediaType, match="application/x-www-form-urlencoded"):
+        ADAPTER.parse(request, SECRET)
+
+
+def test_form_without_email_is_rejected(make_request: MakeRequest) -> None:
+    # Given an authentic form that has no email field filled in
+    body = form({**AUTH, "email": "", "first_name": "Ann"})
+    # Then it cannot be tied to a lead
+    with pytest.raises(MissingEmail):
+        ADAPTER.parse(make_request("html", body, URLENCODED), SECRET)
+
+
+def test_multipart_without_boundary_is_malformed(make_request: MakeRequest) -> None:
+    # Given a multipart post whose content-type lost its boundary parameter
+    request = make_request("html", b"email=a@b.example", {"content-type": "multipart/form-data"})
+    # Then it is a 400
+    with pytest.raises(MalformedPayload, match="multipart"):
+        ADAPTER.parse(request, SECRET)
+
+
+def test_event_hint_and_referer_fill_type_and_url(make_request: MakeRequest) -> None:
+    # Given a form with a free-text event hint and no page field, posted from a page
+    body = form({**AUTH, "_event": "Book a demo", "email": "ann@acme.example"})
+    headers = URLENCODED | {"referer": "https://www.leadscore.example/pricing"}
+    # When parsing it
+    [event] = ADAPTER.parse(make_request("html", body, headers), SECRET)
+    # Then the hint picks the type and the referer is the page
+    assert event.event_type is EventType.DEMO_REQUESTED
+    assert event.url == "https://www.leadscore.example/pricing"
+
+
+def test_plain_form_defaults_to_form_submitted_and_drops_secret_fields(make_request: MakeRequest) -> None:
+    # Given a form with no hint, a CSRF token and a password-looking field
+    fields = {**AUTH, "email": "ann@acme.example", "csrf_token": "x1", "password": "hunter2", "_gotcha": ""}
+    # When parsing it
+    [event] = ADAPTER.parse(make_request("html", form(fields), URLENCODED), SECRET)
+    # Then it is a plain submission and nothing secret-looking is kept
+    assert event.event_type is EventType.FORM_SUBMITTED
+    assert event.url is None
+    assert event.attributes.present() == {}

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from leadscore.adapters import get_adapter, supported
+from leadscore.domain import Provider
+from leadscore.errors import UnknownProvider
+
+pytestmark = pytest.mark.unit
+
+
+def test_supported_lists_each_channels_providers_sorted() -> None:
+    # Given the adapter modules shipped in leadscore.adapters
+    # When listing the providers per channel
+    # Then form and email providers are discovered and kept apart
+    assert supported("form") == ["generic", "html", "typeform"]
+    assert supported("email") == ["sendgrid", "ses"]
+
+
+@pytest.mark.parametrize(
+    ("name", "channel"),
+    [("generic", "form"), ("html", "form"), ("typeform", "form"), ("sendgrid", "email"), ("ses", "email")],
+)
+def test_get_adapter_returns_the_named_adapter(name: str, channel: str) -> None:
+    # Given a supported provider name and its channel
+    # When asking the registry for it
+    adapter = get_adapter(name, channel)  # type: ignore[arg-type]
+    # Then the adapter answers to that name and channel, and only SES (IAM-fed) needs no secret
+    assert (adapter.name, adapter.channel) == (name, channel)
+    assert adapter.needs_secret is (name != "ses")
+
+
+def test_every_adapter_name_is_a_provider_of_the_domain() -> None:
+    # Given all discovered adapters
+    names = supported("form") + supported("email")
+    # Then each one can stamp its events with a domain Provider
+    assert sorted(names) == sorted(provider.value for provider in Provider)
+
+
+def test_unknown_provider_names_it_and_lists_supported_ones() -> None:
+    # Given a provider nobody implemented
+    # When asking for it
+    with pytest.raises(UnknownProvider) as caught:
+        get_adapter("hubspot", "form")
+    # Then the 404 error names it and says what is supported
+    assert caught.value.status == 404
+    assert "'hubspot'" in caught.value.message
+    assert "generic, html, typeform" in caught.value.message
+
+
+@pytest.mark.parametrize(("name", "channel"), [("ses", "form"), ("typeform", "email")])
+def test_provider_of_the_other_channel_is_unknown(name: str, channel: str) -> None:
+    # Given a provider requested on the other channel's endpoint
+    # When asking for it
+    # Then it is refused, so a form URL cannot inject email events (and vice versa)
+    with pytest.raises(UnknownProvider, match=f"unknown {channel} provider '{name}'"):
+        get_adapter(name, channel)  # type: ignore[arg-type]
