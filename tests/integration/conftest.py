@@ -16,7 +16,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 
 from leadscore import clock, pipeline
-from leadscore.local import signing
+from leadscore.local import emulator, signing
 from leadscore.local.stack import Physical, Runner, provision
 
 GENERIC_SECRET = "whsec_" + base64.b64encode(b"integration-generic-key-0123456789").decode()
@@ -126,17 +126,18 @@ def stack(
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "LeadScoreTest")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "leadscore")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    session = boto3.Session(region_name="us-east-1")
-    physical = provision(
-        transformed_template, session, prefix="it-", secret_strings={"WebhookSecret": json.dumps(secret)}
-    )
-    runner = Runner(transformed_template, physical, session, base_environment={}, log=None)
-    pipeline.reset()
-    parameters.clear_caches()
-    test_clock = Clock()
-    monkeypatch.setattr(clock, "now", test_clock.now)
-    yield Stack(
-        runner=runner, physical=physical, session=session, sendgrid_private_key=private_pem, clock=test_clock
-    )
+    with emulator.atomic_requests():
+        session = boto3.Session(region_name="us-east-1")
+        physical = provision(
+            transformed_template, session, prefix="it-", secret_strings={"WebhookSecret": json.dumps(secret)}
+        )
+        runner = Runner(transformed_template, physical, session, base_environment={}, log=None)
+        pipeline.reset()
+        parameters.clear_caches()
+        test_clock = Clock()
+        monkeypatch.setattr(clock, "now", test_clock.now)
+        yield Stack(
+            runner=runner, physical=physical, session=session, sendgrid_private_key=private_pem, clock=test_clock
+        )
     pipeline.reset()
     parameters.clear_caches()
