@@ -24,10 +24,11 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 @tracer.capture_method
-def evaluate_record(record: DynamoDBRecord, settings: Settings) -> None:
+def evaluate_record(record: DynamoDBRecord, settings: Settings, context: LambdaContext) -> None:
     if record.event_name == DynamoDBRecordEventName.REMOVE or record.dynamodb is None:
         return
-    moved_to = on_profile_change(record.dynamodb.old_image or None, record.dynamodb.new_image, settings)
+    old, new = record.dynamodb.old_image or None, record.dynamodb.new_image
+    moved_to = on_profile_change(old, new, settings, lambda_context=context)
     if moved_to:
         metrics.add_metric(name=f"EnteredStage{moved_to}", unit=MetricUnit.Count, value=1)
 
@@ -36,5 +37,5 @@ def evaluate_record(record: DynamoDBRecord, settings: Settings) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    handler = partial(evaluate_record, settings=Settings.from_env())
+    handler = partial(evaluate_record, settings=Settings.from_env(), context=context)
     return process_partial_response(event=event, record_handler=handler, processor=processor, context=context)

@@ -135,7 +135,7 @@ class Notifier:
         self._sns = sns or boto3.client("sns")
         if persistence is None and settings.idempotency_table:
             persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
-        config = IdempotencyConfig(event_key_jmespath="transition_id", expires_after_seconds=7 * 86_400)
+        self._config = config = IdempotencyConfig(event_key_jmespath="transition_id", expires_after_seconds=7 * 86_400)
         self._publish_once = (
             idempotent_function(
                 data_keyword_argument="envelope", persistence_store=persistence, config=config
@@ -143,6 +143,11 @@ class Notifier:
             if persistence is not None
             else self._publish
         )
+
+    def bind(self, lambda_context: Any) -> None:
+        """Let idempotency records expire with the invocation that writes them."""
+        if lambda_context is not None:
+            self._config.register_lambda_context(lambda_context)
 
     def announce(self, model: ScoringModel, profile: LeadProfile) -> str | None:
         """Publish the profile's last transition to the topic the model names; returns the SNS

@@ -116,6 +116,7 @@ def on_profile_change(
     new_image: Mapping[str, Any],
     settings: Settings,
     now: datetime | None = None,
+    lambda_context: Any = None,
 ) -> str | None:
     """React to one profile change: announce a stage transition it contains (exactly once), then
     apply thresholds to the new state and record a new transition if one is due. Returns the stage
@@ -125,6 +126,7 @@ def on_profile_change(
     new = profile_from_item(new_image, model.initial_stage)
     old_seq = profile_from_item(old_image, model.initial_stage).stage_seq if old_image else 0
     if new.stage_seq > old_seq and new.last_transition is not None:
+        svc.notifier.bind(lambda_context)
         svc.notifier.announce(model, new)
     moment = now or clock.now()
     evaluation = lifecycle.evaluate(

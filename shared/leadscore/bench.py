@@ -1,0 +1,207 @@
+"""`make bench`: what one ingested event costs in DynamoDB requests, and how fast the pipeline runs.
+
+Runs the real handlers through the local runner against in-process moto (resources from
+template.yaml) and counts every DynamoDB request the emulator receives, by function and
+operation. Prints figures; asserts nothing (tests assert correctness, benchmarks measure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import base64
+import json
+import os
+import random
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+READ_OPERATIONS = {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"}
+SECRET = "whsec_" + base64.b64encode(b"benchmark-signing-key-0123456789").decode()
+
+
+class RequestCounter:
+    """Counts DynamoDB requests reaching the emulator, attributed to the function running."""
+
+    def __init__(self) -> None:
+        self.current = "outside"
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        from moto.core.botocore_stubber import BotocoreStubber
+
+        original = BotocoreStubber.process_request
+        counter = self
+
+        def process_request(stub: Any, request: Any) -> Any:
+            target = str(request.headers.get("X-Amz-Target", b"") or b"")
+            target = target.split("'")[1] if target.startswith("b'") else target
+            if target.startswith("DynamoDB_20120810."):
+                counter.counts[(counter.current, target.split(".", 1)[1])] += 1
+            return original(stub, request)
+
+        BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            BotocoreStubber.process_request = original  # type: ignore[method-assign]
+
+    def totals(self, operations: set[str]) -> Counter[str]:
+        result: Counter[str] = Counter()
+        for (function, operation), n in self.counts.items():
+            if operation in operations:
+                result[function] += n
+        return result
+
+
+def _environment() -> None:
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+            "POWERTOOLS_METRICS_NAMESPACE": "LeadScoreBench",
+            "POWERTOOLS_SERVICE_NAME": "leadscore",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+        }
+    )
+    for name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
+        del os.environ[name]
+
+
+def run(leads: int, events: int, seed: int) -> dict[str, Any]:
+    _environment()
+    import boto3
+    from moto import mock_aws
+
+    from leadscore import pipeline
+    from leadscore.domain import lead_id_for
+    from leadscore.local import emulator, signing
+    from leadscore.local.stack import Runner, provision
+    from leadscore.local.template import load_template, transform
+
+    rng = random.Random(seed)
+    counter = RequestCounter()
+    with mock_aws(), emulator.atomic_requests(), counter.installed():
+        transformed = transform(load_template())
+        session = boto3.Session(region_name="us-east-1")
+        secret = json.dumps({"generic": {"secret": SECRET}})
+        physical = provision(transformed, session, prefix="bench-", secret_strings={"WebhookSecret": secret})
+        runner = Runner(transformed, physical, session, base_environment={}, log=None)
+        pipeline.reset()
+        original_invoke = runner.invoke
+
+        def invoke(function_id: str, event: dict[str, Any], trigger: str) -> Any:
+            counter.current = function_id
+            try:
+                return original_invoke(function_id, event, trigger)
+            finally:
+                counter.current = "outside"
+
+        runner.invoke = invoke  # type: ignore[method-assign]
+
+        def post(payload: dict[str, Any], msg_id: str) -> None:
+            body = json.dumps(payload).encode()
+            headers = signing.standard_webhook_headers(body, SECRET, msg_id)
+            status, _, answer = runner.handle_http("POST", "/v1/forms/generic", headers, body)
+            if status != 202:
+                raise RuntimeError(f"bench request refused: {status} {answer!r}")
+
+        emails = [f"reader{i}@example-{i % 37}.com" for i in range(leads)]
+        for i, email in enumerate(emails):  # leads arrive; low fit, they stay in the first stage
+            post({"email": email, "event": "form_submitted", "attributes": {"job_title": "Analyst"}}, f"seed-{i}")
+        runner.settle()
+        counter.counts.clear()
+
+        now = datetime.now(UTC)
+        kinds = ["email_delivered", "email_opened", "page_viewed", "email_clicked"]
+        started = time.perf_counter()
+        for i in range(events):
+            occurred = now - timedelta(minutes=rng.randint(0, 60 * 24 * 30))
+            post(
+                {
+                    "email": rng.choice(emails),
+                    "event": rng.choice(kinds),
+                    "url": f"https://example.com/blog/{rng.randint(1, 50)}",
+                    "occurred_at": occurred.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                },
+                f"hot-{i}",
+            )
+            if i % 100 == 99:
+                runner.settle()
+        runner.settle()
+        elapsed = time.perf_counter() - started
+        hot_writes = counter.totals(WRITE_OPERATIONS)
+        hot_reads = counter.totals(READ_OPERATIONS)
+        hot_detail = {f"{f} {op}": n for (f, op), n in sorted(counter.counts.items())}
+
+        counter.counts.clear()
+        promoted = [f"vp{i}@globex{i}.com" for i in range(20)]
+        for i, email in enumerate(promoted):
+            attributes = {"job_title": "VP Sales", "company_size": 900, "industry": "Software", "country": "US"}
+            post({"email": email, "event": "demo_requested", "attributes": attributes}, f"stage-{i}")
+            post({"email": email, "event": "page_viewed", "url": "https://globex.com/pricing"}, f"stage-p-{i}")
+        runner.settle()
+        stage_writes = counter.totals(WRITE_OPERATIONS)
+        stage_reads = counter.totals(READ_OPERATIONS)
+        profiles = session.resource("dynamodb").Table(physical.tables["LeadProfilesTable"])
+        transitions = sum(int(profiles.get_item(Key={"lead_id": lead_id_for(e)})["Item"]["stage_seq"]) for e in promoted)
+
+    return {
+        "hot_path": {
+            "events": events,
+            "write_requests_per_event": round(sum(hot_writes.values()) / events, 3),
+            "read_requests_per_event": round(sum(hot_reads.values()) / events, 3),
+            "writes_by_function": {k: round(v / events, 3) for k, v in sorted(hot_writes.items())},
+            "requests": hot_detail,
+            "events_per_second_through_local_runner": round(events / elapsed, 1),
+        },
+        "stage_changes": {
+            "events": 2 * len(promoted),
+            "transitions": transitions,
+            "write_requests_per_transition": round(sum(stage_writes.values()) / transitions, 2),
+            "read_requests_per_transition": round(sum(stage_reads.values()) / transitions, 2),
+            "writes_by_function": dict(sorted(stage_writes.items())),
+            "reads_by_function": dict(sorted(stage_reads.items())),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Count DynamoDB requests per ingested event.")
+    parser.add_argument("--leads", type=int, default=200)
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the handlers' own metric and log lines are not figures
+        result = run(args.leads, args.events, args.seed)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    hot, stage = result["hot_path"], result["stage_changes"]
+    print(f"Hot path: {hot['events']} ingested events that change no stage")
+    print(f"  DynamoDB write requests per event: {hot['write_requests_per_event']}  (budget: 2)")
+    print(f"  DynamoDB read requests per event:  {hot['read_requests_per_event']}  (budget: 0)")
+    for name, n in hot["requests"].items():
+        print(f"    {name:<45} {n}")
+    print(f"  throughput through the local runner: {hot['events_per_second_through_local_runner']} events/s")
+    print(f"Stage changes: {stage['transitions']} transitions from {stage['events']} events")
+    print(f"  write requests per transition: {stage['write_requests_per_transition']} by function {stage['writes_by_function']}")
+    print(f"  read requests per transition:  {stage['read_requests_per_transition']} by function {stage['reads_by_function']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
