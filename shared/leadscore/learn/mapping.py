@@ -1,0 +1,137 @@
+"""`--mapping MAPPING.yaml`: how the columns of a history export become runtime lead data.
+
+A learned point only helps a live lead if the runtime can find the same signal on that lead.
+The mapping says, per CSV column, which lead attribute carries it (`attribute:`), or which
+events count it (`events:`: the column is a lifetime count of those events and becomes an
+aggregate rule), and in which section its points go (`category:`). Columns the mapping does
+not name become attributes called `snake_case(column)`.
+
+This module needs only pydantic and PyYAML, so a backtest of a hand-written model can read a
+mapping without the training extra.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from leadscore.cli import CommandError
+from leadscore.domain import EventType
+from leadscore.scoring.model import Category
+
+# Values that mean "nobody filled this in". Compared after strip + casefold.
+DEFAULT_MISSING_VALUES: tuple[str, ...] = (
+    "",
+    "select",
+    "n/a",
+    "na",
+    "nan",
+    "null",
+    "none",
+    "-",
+    "--",
+    "(not set)",
+)
+# Attributes the engine computes from the email address itself, overwriting any value sent.
+ENGINE_OWNED_ATTRIBUTES = frozenset({"email_domain", "email_domain_class"})
+_ATTRIBUTE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def snake_case(name: str) -> str:
+    """'Total Time Spent on Website' -> 'total_time_spent_on_website' (at most 64 characters)."""
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name.strip())
+    text = re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
+    if not text:
+        text = "column"
+    if text[0].isdigit():
+        text = f"c_{text}"
+    return text[:64].rstrip("_")
+
+
+class ColumnMapping(BaseModel):
+    """One CSV column. Give `attribute` or `events` (or neither: the default attribute name)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attribute: str | None = None
+    events: list[EventType] | None = Field(default=None, min_length=1)
+    url_pattern: str | None = None
+    category: Category | None = None
+    type: Literal["numeric", "categorical"] | None = None
+    label: str | None = None
+    ignore: bool = False
+
+    @field_validator("attribute")
+    @classmethod
+    def _attribute_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ATTRIBUTE_RE.match(value):
+            raise ValueError(f"attribute names are lower snake_case (a-z, 0-9, _), got {value!r}")
+        if value in ENGINE_OWNED_ATTRIBUTES:
+            raise ValueError(f"{value} is derived by the engine from the email address; choose another name")
+        return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ColumnMapping:
+        if self.attribute and self.events:
+            raise ValueError("give either attribute or events, not both")
+        if self.url_pattern and not self.events:
+            raise ValueError("url_pattern only applies to events")
+        if self.events and self.type == "categorical":
+            raise ValueError("an events column is a count: it cannot be categorical")
+        return self
+
+    @property
+    def is_events(self) -> bool:
+        return bool(self.events)
+
+
+class Mapping(BaseModel):
+    """The whole `--mapping` file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    missing_values: list[str] = Field(default_factory=list)  # added to DEFAULT_MISSING_VALUES
+    columns: dict[str, ColumnMapping] = Field(default_factory=dict)
+
+    def for_column(self, column: str) -> ColumnMapping:
+        return self.columns.get(column) or ColumnMapping()
+
+    def attribute_for(self, column: str) -> str:
+        return self.for_column(column).attribute or snake_case(column)
+
+    def placeholders(self) -> frozenset[str]:
+        return frozenset(DEFAULT_MISSING_VALUES) | {v.strip().casefold() for v in self.missing_values}
+
+
+def parse_mapping(text: str, origin: str) -> Mapping:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise CommandError(f"{origin}: not valid YAML: {exc}") from exc
+    if data is None:
+        return Mapping()
+    if not isinstance(data, dict):
+        raise CommandError(f"{origin}: a mapping file must be a YAML mapping with a `columns:` key")
+    try:
+        return Mapping.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(mapping)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise CommandError(f"{origin}: invalid mapping: {problems}") from exc
+
+
+def load_mapping(path: str | Path | None) -> Mapping:
+    if path is None:
+        return Mapping()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(
+            f"cannot read mapping file {path}: {getattr(exc, 'strerror', None) or exc}"
+        ) from exc
+    return parse_mapping(text, str(path))

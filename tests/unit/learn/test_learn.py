@@ -1,0 +1,154 @@
+"""calibrate / backtest on small synthetic CSVs: error cases and a sanity learn."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sklearn")
+
+from leadscore.cli import main
+from leadscore.model_store import load_model
+from leadscore.scoring.engine import LeadState, score
+
+pytestmark = pytest.mark.unit
+HEADER = ["lead_id", "Source", "Visits", "Job Level", "Converted"]
+
+
+def _rows(n: int, seed: int = 1) -> list[list[str]]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        source = rng.choice(["Google", "Referral", "Direct", "Select"])
+        visits = rng.randint(0, 12)
+        level = rng.choice(["manager", "student", "director", ""])
+        logit = (
+            -1.5 + 0.3 * visits + (1.2 if source == "Referral" else 0) + (-1.5 if level == "student" else 0)
+        )
+        converted = int(rng.random() < 1 / (1 + 2.718 ** (-logit)))
+        rows.append([f"L{i}", source, str(visits), level, str(converted)])
+    return rows
+
+
+def _write(path: Path, rows: list[list[str]], header: list[str] = HEADER) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def _calibrate(csv_path: Path, out: Path, *extra: str) -> int:
+    return main(
+        [
+            "calibrate",
+            str(csv_path),
+            "--target",
+            "Converted",
+            "--id-column",
+            "lead_id",
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
+
+
+def test_sanity_learn_and_backtest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    history = _write(tmp_path / "history.csv", _rows(1500))
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("columns:\n  Visits: {events: [page_viewed]}\n  Source: {attribute: lead_source}\n")
+    out, report = tmp_path / "model.yaml", tmp_path / "report.html"
+    assert _calibrate(history, out, "--mapping", str(mapping), "--report", str(report)) == 0
+    model = load_model(str(out))
+    assert model.metadata["cv_auc"] > 0.7
+    assert [s.name for s in model.stages] == ["lead", "MQL", "SQL"]
+    assert model.calibration and [c.probability for c in model.calibration] == sorted(
+        c.probability for c in model.calibration
+    )
+    rule_ids = {rule.id for _, rule in model.all_rules()}
+    assert {"lead_source", "visits"} <= rule_ids
+    # A referral with many visits outscores a student with none, through the engine.
+    good = score(
+        model,
+        LeadState(email="a@b.io", attributes={"lead_source": "Referral"}, counts={"visits": 11}),
+        model.epoch,
+    )
+    bad = score(model, LeadState(email="c@d.io", attributes={"job_level": "student"}), model.epoch)
+    assert good.total > bad.total
+    assert abs(sum(c.points for c in good.contributions) - good.total) < 1e-9
+    capsys.readouterr()
+    test_csv = _write(tmp_path / "test.csv", _rows(600, seed=2))
+    argv = ["backtest", str(out), str(test_csv), "--target", "Converted", "--id-column", "lead_id", "--json"]
+    assert main(argv) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["auc"] > 0.7
+    assert len(metrics["deciles"]) == 10 and metrics["brier"] is not None
+    assert report.read_text().count("data:image/png;base64,") == 4
+
+
+def test_backtest_runs_for_the_hand_written_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    history = _write(tmp_path / "h.csv", _rows(300))
+    argv = [
+        "backtest",
+        "bundled:default",
+        str(history),
+        "--target",
+        "Converted",
+        "--id-column",
+        "lead_id",
+        "--json",
+    ]
+    assert main(argv) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert 0.0 <= metrics["auc"] <= 1.0
+    assert metrics["brier"] is None
+
+
+@pytest.mark.parametrize(
+    ("rows", "header", "extra", "message"),
+    [
+        (_rows(50), ["lead_id", "Source", "Visits", "Job Level", "Outcome"], [], "no column 'Converted'"),
+        ([[*r[:4], "maybe"] for r in _rows(50)], HEADER, [], "must be binary"),
+        ([["L1", *r[1:]] for r in _rows(50)], HEADER, [], "duplicate"),
+        ([], HEADER, [], "no rows"),
+        ([[*r[:4], "0"] for r in _rows(50)], HEADER, [], "same outcome"),
+        (_rows(50), HEADER, ["--ignore-column", "Nope"], "--ignore-column names no column"),
+    ],
+    ids=["missing-target", "non-binary", "duplicate-ids", "empty", "one-class", "unknown-ignore"],
+)
+def test_bad_input_is_a_clear_error_and_writes_nothing(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    rows: list[list[str]],
+    header: list[str],
+    extra: list[str],
+    message: str,
+) -> None:
+    history = _write(tmp_path / "bad.csv", rows, header)
+    out = tmp_path / "model.yaml"
+    assert _calibrate(history, out, *extra) == 2
+    assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
+
+
+def test_unreadable_and_missing_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _calibrate(tmp_path / "absent.csv", tmp_path / "m.yaml") == 2
+    assert "no such file" in capsys.readouterr().err
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert _calibrate(empty, tmp_path / "m.yaml") == 2
+    assert "empty" in capsys.readouterr().err
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x81lead_id,Converted\n\x9c,1\n")
+    assert _calibrate(binary, tmp_path / "m.yaml") == 2
+    assert "UTF-8" in capsys.readouterr().err
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text('lead_id,Converted\n"L1,1\nL2,0,7,8\n')
+    assert _calibrate(ragged, tmp_path / "m.yaml") == 2
+    assert "error" in capsys.readouterr().err
+    assert not (tmp_path / "m.yaml").exists()
