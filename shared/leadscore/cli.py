@@ -16,6 +16,7 @@ from leadscore.errors import LeadScoreError
 # Modules that define `register(subparsers)`; each adds its commands with `set_defaults(run=...)`.
 COMMAND_MODULES = (
     "leadscore.commands.model",
+    "leadscore.commands.rescore",
     "leadscore.learn.commands",
     "leadscore.local.commands",
 )

@@ -213,6 +213,8 @@ class LeadProfile(BaseModel):
     last_transition: Transition | None = None
     review_at: datetime | None = None
     seen_buckets: list[str] = Field(default_factory=list)
+    rescored_by: str | None = None
+    rescore_outcome: dict[str, Any] | None = None
 
 
 def profile_from_item(item: Mapping[str, Any], initial_stage: str) -> LeadProfile:
@@ -255,6 +257,8 @@ def profile_from_item(item: Mapping[str, Any], initial_stage: str) -> LeadProfil
         if data.get("review_at") is not None
         else None,
         seen_buckets=sorted(k for k in data if k.startswith(SEEN_PREFIX)),
+        rescored_by=data.get("rescored_by"),
+        rescore_outcome=data.get("rescore_outcome"),
     )
 
 
@@ -368,6 +372,35 @@ class LeadProfiles:
         change since), and with `check_version` also by the event count (no event applied since,
         for writers that refresh the stored score). Returns False when the guard failed: someone
         else moved first, and their change will be evaluated in turn."""
+        return self._write_evaluation(
+            profile, evaluation, self._evaluation_expression(profile, evaluation), check_version
+        )
+
+    def replace_scoring_state(
+        self,
+        profile: LeadProfile,
+        accumulators: Mapping[str, float],
+        counts: Mapping[str, int],
+        evaluation: Evaluation,
+        job_id: str,
+        outcome: Mapping[str, Any],
+    ) -> bool:
+        """Swap the model-dependent state (rule accumulators and counters) for one recomputed under
+        a new model, with its evaluation, in one guarded write (a rescore)."""
+        expr = self._evaluation_expression(profile, evaluation)
+        for rule_id in set(profile.state.accumulators) - set(accumulators):
+            expr.remove(f"r:{rule_id}")
+        for key in set(profile.state.counts) - set(counts):
+            expr.remove(f"n:{key}")
+        for rule_id, value in accumulators.items():
+            expr.set(f"r:{rule_id}", value)
+        for key, n in counts.items():
+            expr.set(f"n:{key}", n)
+        expr.set("rescored_by", job_id)
+        expr.set("rescore_outcome", dict(outcome))
+        return self._write_evaluation(profile, evaluation, expr, check_version=True)
+
+    def _evaluation_expression(self, profile: LeadProfile, evaluation: Evaluation) -> Expression:
         expr = Expression()
         for field in ("total", "fit", "engagement", "negative"):
             expr.set("score" if field == "total" else field, round(getattr(evaluation, field), 6))
@@ -387,6 +420,11 @@ class LeadProfiles:
         for bucket in profile.seen_buckets:
             if bucket < oldest_kept:
                 expr.remove(bucket)
+        return expr
+
+    def _write_evaluation(
+        self, profile: LeadProfile, evaluation: Evaluation, expr: Expression, check_version: bool
+    ) -> bool:
         condition = f"stage_seq = {expr.value(profile.stage_seq)}"
         if check_version:
             condition += f" AND version = {expr.value(profile.version)}"
@@ -445,17 +483,18 @@ class LeadProfiles:
         items = [profile_from_item(item, self._initial_stage) for item in response.get("Items", [])]
         return items, response.get("LastEvaluatedKey")
 
-    def scan_ids(self, segment: int, total_segments: int) -> Iterator[str]:
-        """Lead ids of one parallel-scan segment (rescoring fans out over segments)."""
+    def scan_page(
+        self, segment: int, total_segments: int, start_key: Mapping[str, Any] | None, limit: int
+    ) -> tuple[list[str], dict[str, Any] | None]:
+        """One page of lead ids from one parallel-scan segment (rescoring fans out over segments)."""
         kwargs: dict[str, Any] = {
             "Segment": segment,
             "TotalSegments": total_segments,
             "ProjectionExpression": "lead_id",
+            "Limit": limit,
+            "ConsistentRead": True,
         }
-        while True:
-            response = self._table.scan(**kwargs)
-            for item in response.get("Items", []):
-                yield str(item["lead_id"])
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        if start_key:
+            kwargs["ExclusiveStartKey"] = dict(start_key)
+        response = self._table.scan(**kwargs)
+        return [str(item["lead_id"]) for item in response.get("Items", [])], response.get("LastEvaluatedKey")

@@ -1,0 +1,37 @@
+"""Rescoring fan-out: SQS work items (one page of one scan segment each), or a direct invocation
+that starts, resumes or reports on a job: {"action": "start", "model": "...", "dry_run": true}."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from leadscore.config import Settings
+from leadscore.rescore import RescoreCommand, WorkItem, process_page, run_command
+
+logger = Logger()
+tracer = Tracer()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@tracer.capture_method
+def work(record: SQSRecord, settings: Settings) -> None:
+    counted = process_page(WorkItem.model_validate_json(record.body), settings)
+    logger.info("rescore page", extra={"counted": counted})
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = Settings.from_env()
+    if "Records" in event:
+        handler = partial(work, settings=settings)
+        return process_partial_response(
+            event=event, record_handler=handler, processor=processor, context=context
+        )
+    return run_command(RescoreCommand.model_validate(event).root, settings)
