@@ -4,9 +4,8 @@ publishing together. Handlers parse their trigger, call one of these, and shape 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -27,49 +26,49 @@ from leadscore.secrets import provider_secret
 logger = Logger(child=True)
 
 
-@dataclass(frozen=True)
 class Services:
-    settings: Settings
-    model: ScoringModel
-    ledger: EventLedger
-    profiles: LeadProfiles
+    """Clients, created on first use and reused for the container's life. The model is read on
+    every access (cached by the model store; S3/SSM models are re-read after their TTL), so a
+    newly published model is picked up without a redeploy; ingestion never needs it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
 
     @property
+    def model(self) -> ScoringModel:
+        return load_model(self.settings.scoring_model)
+
+    @cached_property
+    def ledger(self) -> EventLedger:
+        return EventLedger(self.settings.ledger_table, self.settings.event_retention_days)
+
+    @property
+    def profiles(self) -> LeadProfiles:
+        return _profiles(self.settings, self.model.initial_stage)
+
+    @cached_property
     def notifier(self) -> Notifier:
-        return _notifier(self.settings)
+        return Notifier(self.settings)
 
 
 @cache
-def _services(settings: Settings, model_source: str) -> Services:
-    model = load_model(model_source)
-    return Services(
-        settings=settings,
-        model=model,
-        ledger=EventLedger(settings.ledger_table, settings.event_retention_days),
-        profiles=LeadProfiles(settings.profiles_table, model.initial_stage, settings.review_shards),
-    )
+def _profiles(settings: Settings, initial_stage: str) -> LeadProfiles:
+    return LeadProfiles(settings.profiles_table, initial_stage, settings.review_shards)
 
 
 @cache
-def _notifier(settings: Settings) -> Notifier:
-    return Notifier(settings)
+def _services(settings: Settings) -> Services:
+    return Services(settings)
 
 
 def services(settings: Settings | None = None) -> Services:
-    """Clients and the model, created on first use and reused for the container's life."""
-    settings = settings or Settings.from_env()
-    current = _services(settings, settings.scoring_model)
-    fresh_model = load_model(settings.scoring_model)  # cached; re-read from S3/SSM after its TTL
-    if fresh_model is not current.model:
-        _services.cache_clear()
-        current = _services(settings, settings.scoring_model)
-    return current
+    return _services(settings or Settings.from_env())
 
 
 def reset() -> None:
     """Forget cached clients (tests that start a fresh AWS emulator call this)."""
     _services.cache_clear()
-    _notifier.cache_clear()
+    _profiles.cache_clear()
 
 
 class IngestResult(BaseModel):

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from cfnlint.api import lint_file
+
 from leadscore.local.template import (
     TEMPLATE_ENV,
     DynamoDBStreamSource,
@@ -59,20 +60,22 @@ COMMON_ENV = {
     "REVIEW_SHARDS": "8",
 }
 # Least privilege: the only template resources each function's inline policies may name.
+MODEL = "ModelBucket"  # functions that score may read the model from S3 (and SSM), if configured
 POLICY_SCOPE = {
     "IngestFormFunction": {"EventLedgerTable", "WebhookSecret"},
     "IngestEmailFunction": {"EventLedgerTable", "WebhookSecret"},
-    "ScoreEventsFunction": {"LeadProfilesTable", "ScoreEventsDLQ"},
+    "ScoreEventsFunction": {"LeadProfilesTable", "ScoreEventsDLQ", MODEL},
     "EvaluateThresholdsFunction": {
         "LeadProfilesTable",
         "IdempotencyTable",
         "NurtureTopic",
         "SalesTopic",
         "EvaluateThresholdsDLQ",
+        MODEL,
     },
-    "DecayScoresFunction": {"LeadProfilesTable"},
-    "LeadApiFunction": {"LeadProfilesTable", "EventLedgerTable"},
-    "RescoreFunction": {"EventLedgerTable", "LeadProfilesTable", "RescoreJobsTable", "RescoreQueue"},
+    "DecayScoresFunction": {"LeadProfilesTable", MODEL},
+    "LeadApiFunction": {"LeadProfilesTable", "EventLedgerTable", MODEL},
+    "RescoreFunction": {"EventLedgerTable", "LeadProfilesTable", "RescoreJobsTable", "RescoreQueue", MODEL},
 }
 
 
@@ -211,6 +214,8 @@ def test_parameters_have_the_documented_defaults(sam_template: dict[str, Any]) -
         "MaxBodyBytes": 1048576,
         "SignatureToleranceSeconds": 300,
         "DecaySchedule": "rate(1 hour)",
+        "ModelBucket": "",
+        "ModelParameterName": "",
     }
 
 
@@ -352,6 +357,13 @@ def test_lead_api_policies_are_read_only(transformed_template: dict[str, Any]) -
         "dynamodb:Scan",
         "dynamodb:BatchGetItem",
         "dynamodb:DescribeTable",
+        # reading the scoring model, granted only when it lives in S3 or SSM (Fn::If)
+        "s3:GetObject",
+        "s3:ListBucket",
+        "s3:GetBucketLocation",
+        "s3:GetObjectVersion",
+        "s3:GetLifecycleConfiguration",
+        "ssm:GetParameter",
     }
 
 
@@ -515,5 +527,17 @@ def test_outputs_expose_what_operators_and_subscribers_need(sam_template: dict[s
         "LeadProfilesTableName",
         "WebhookSecretArn",
         "RescoreQueueUrl",
+        "RescoreJobsTableName",
+        "RescoreFunctionName",
     }
     assert "${LeadScoreApi}" in sam_template["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"]
+
+
+@pytest.mark.parametrize("logical_id", ["ScoreEventsFunction", "EvaluateThresholdsFunction", "RescoreFunction"])
+def test_model_read_access_is_granted_only_for_a_configured_model_location(
+    sam_template: dict[str, Any], logical_id: str
+) -> None:
+    policies = sam_template["Resources"][logical_id]["Properties"]["Policies"]
+    conditional = [p["Fn::If"] for p in policies if isinstance(p, dict) and "Fn::If" in p]
+    assert sorted(c[0] for c in conditional) == ["ModelInS3", "ModelInSsm"]
+    assert all(c[2] == {"Ref": "AWS::NoValue"} for c in conditional)
