@@ -1,0 +1,87 @@
+"""The stage-change message is a public contract: the schema file in the repo, the messages we
+build, and the SNS attributes subscribers filter on must agree."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import jsonschema
+import pytest
+
+from leadscore.lifecycle import announcement_topic
+from leadscore.model_store import load_model
+from leadscore.notifications import SCHEMA_PATH, contract_schema, message_attributes, message_for, score_band
+from leadscore.repository import LeadProfile, Transition
+from leadscore.scoring.engine import LeadState
+
+pytestmark = pytest.mark.unit
+AT = datetime(2026, 5, 4, 10, 30, tzinfo=UTC)
+
+
+def _profile(from_stage: str, to_stage: str, counts: dict[str, int] | None = None) -> LeadProfile:
+    return LeadProfile(
+        lead_id="ld_0123456789abcdef01234567",
+        state=LeadState(
+            email="ann@acme.io",
+            attributes={"job_title": "VP Sales", "company": "Acme", "phone": "+1 555 0100"},
+            counts=counts or {},
+        ),
+        stage=to_stage,
+        stage_seq=3,
+        last_transition=Transition(from_stage=from_stage, to_stage=to_stage, at=AT, reason="threshold", score=72),
+    )
+
+
+def test_the_schema_file_in_the_repo_is_the_one_the_code_publishes() -> None:
+    assert json.loads(SCHEMA_PATH.read_text()) == contract_schema()
+
+
+def test_messages_validate_against_the_schema_and_carry_a_unique_transition_id() -> None:
+    message = message_for(load_model(), _profile("MQL", "SQL"))
+    body = json.loads(message.model_dump_json(by_alias=True))
+
+    jsonschema.validate(body, json.loads(SCHEMA_PATH.read_text()))
+    assert body["schema"] == "leadscore.stage_changed"
+    assert body["version"] == 1
+    assert body["transition_id"] == "ld_0123456789abcdef01234567#3"
+    assert body["direction"] == "promotion"
+
+
+def test_messages_share_only_public_attributes() -> None:
+    message = message_for(load_model(), _profile("lead", "MQL"))
+
+    assert message.attributes == {"job_title": "VP Sales", "company": "Acme"}
+
+
+def test_message_attributes_support_filter_policies() -> None:
+    attributes = message_attributes(message_for(load_model(), _profile("SQL", "MQL")))
+
+    assert attributes["stage"] == {"DataType": "String", "StringValue": "MQL"}
+    assert attributes["previous_stage"]["StringValue"] == "SQL"
+    assert attributes["direction"]["StringValue"] == "demotion"
+    assert set(attributes) == {"stage", "previous_stage", "direction", "reason", "grade", "score_band", "model_version"}
+
+
+@pytest.mark.parametrize(("total", "band"), [(0, "0-19"), (19.99, "0-19"), (40, "40-59"), (79.9, "60-79"), (100, "80-100")])
+def test_score_bands(total: float, band: str) -> None:
+    assert score_band(total) == band
+
+
+@pytest.mark.parametrize(
+    ("from_stage", "to_stage", "suppressed", "topic"),
+    [
+        ("lead", "MQL", False, "nurture"),
+        ("lead", "MQL", True, None),  # unsubscribed leads are never enrolled in nurture
+        ("MQL", "SQL", True, "sales"),
+        ("lead", "SQL", False, "sales"),
+        ("SQL", "MQL", False, "nurture"),  # recycled back to nurture
+        ("MQL", "lead", False, "nurture"),
+    ],
+)
+def test_each_transition_goes_to_the_topic_the_model_names(
+    from_stage: str, to_stage: str, suppressed: bool, topic: str | None
+) -> None:
+    transition = Transition(from_stage=from_stage, to_stage=to_stage, at=AT, reason="threshold", score=50)
+
+    assert announcement_topic(load_model(), transition, suppressed) == topic
