@@ -48,7 +48,7 @@ class RequestCounter:
                 counter.counts[(counter.current, target.split(".", 1)[1])] += 1
             return original(stub, request)
 
-        BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
+        BotocoreStubber.process_request = process_request  # type: ignore[method-assign,assignment]
         try:
             yield
         finally:

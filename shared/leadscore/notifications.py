@@ -89,7 +89,7 @@ def message_for(model: ScoringModel, profile: LeadProfile) -> StageChanged:
         from_stage=transition.from_stage,
         to_stage=transition.to_stage,
         direction="promotion" if promoted else "demotion",
-        reason=transition.reason,  # type: ignore[arg-type]
+        reason=transition.reason,
         occurred_at=transition.at,
         score=ScoreSummary(
             total=round(result.total, 2),

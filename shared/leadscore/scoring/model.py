@@ -51,6 +51,14 @@ class Bin(_Strict):
         return f"{self.lower:g}-{self.upper:g}"
 
 
+def _event_matches(event_types: list[EventType], url_pattern: str | None, event_type: EventType, url: str | None) -> bool:
+    if event_type not in event_types:
+        return False
+    if url_pattern is None:
+        return True
+    return url is not None and fnmatchcase(url.casefold(), url_pattern.casefold())
+
+
 class AttributeRule(_Strict):
     """Points for who the lead is: a categorical value map or numeric bins over one attribute.
 
@@ -97,11 +105,7 @@ class EventRule(_Strict):
     half_life_days: float | None = Field(default=None, ge=MIN_HALF_LIFE_DAYS)
 
     def matches(self, event_type: EventType, url: str | None) -> bool:
-        if event_type not in self.event_types:
-            return False
-        if self.url_pattern is None:
-            return True
-        return url is not None and fnmatchcase(url.casefold(), self.url_pattern.casefold())
+        return _event_matches(self.event_types, self.url_pattern, event_type, url)
 
 
 class AggregateRule(_Strict):
@@ -115,7 +119,8 @@ class AggregateRule(_Strict):
     url_pattern: str | None = None
     bins: list[Bin] = Field(min_length=1)
 
-    matches = EventRule.matches
+    def matches(self, event_type: EventType, url: str | None) -> bool:
+        return _event_matches(self.event_types, self.url_pattern, event_type, url)
 
 
 class InactivityRule(_Strict):
