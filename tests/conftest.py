@@ -14,8 +14,9 @@ from typing import Any
 
 import boto3
 import pytest
-from leadscore.local.template import load_template, table_specs, topic_specs, transform, ttl_attribute
 from moto import mock_aws
+
+from leadscore.local.template import load_template, table_specs, topic_specs, transform, ttl_attribute
 
 TEST_REGION = "us-east-1"
 TEST_NAME_PREFIX = "test-"

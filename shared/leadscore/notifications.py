@@ -135,7 +135,9 @@ class Notifier:
         self._sns = sns or boto3.client("sns")
         if persistence is None and settings.idempotency_table:
             persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
-        self._config = config = IdempotencyConfig(event_key_jmespath="transition_id", expires_after_seconds=7 * 86_400)
+        self._config = config = IdempotencyConfig(
+            event_key_jmespath="transition_id", expires_after_seconds=7 * 86_400
+        )
         self._publish_once = (
             idempotent_function(
                 data_keyword_argument="envelope", persistence_store=persistence, config=config

@@ -137,7 +137,11 @@ def stack(
         test_clock = Clock()
         monkeypatch.setattr(clock, "now", test_clock.now)
         yield Stack(
-            runner=runner, physical=physical, session=session, sendgrid_private_key=private_pem, clock=test_clock
+            runner=runner,
+            physical=physical,
+            session=session,
+            sendgrid_private_key=private_pem,
+            clock=test_clock,
         )
     pipeline.reset()
     parameters.clear_caches()

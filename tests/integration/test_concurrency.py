@@ -51,7 +51,9 @@ def test_the_same_delivery_sent_by_eight_threads_at_once_is_recorded_once(stack:
 
 def test_one_stream_record_applied_by_two_workers_at_once_counts_once(stack: Stack) -> None:
     settings = _settings(stack)
-    outcome = pipeline.ingest_webhook(_signed({"email": "dup@initech.com", "event": "form_submitted"}, "m1"), "form", settings)
+    outcome = pipeline.ingest_webhook(
+        _signed({"email": "dup@initech.com", "event": "form_submitted"}, "m1"), "form", settings
+    )
     image = _ledger_image(stack, outcome.event_ids[0])
 
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -70,13 +72,18 @@ def test_many_events_for_one_lead_applied_concurrently_lose_nothing_and_ignore_o
     payloads = [
         {
             "email": email,
-            "event": random.Random(i).choice(["email_opened", "email_clicked", "page_viewed", "form_submitted"]),
+            "event": random.Random(i).choice(
+                ["email_opened", "email_clicked", "page_viewed", "form_submitted"]
+            ),
             "url": f"https://initech.com/page/{i}",
             "occurred_at": (now - timedelta(hours=i * 7)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         for i in range(40)
     ]
-    ids = [pipeline.ingest_webhook(_signed(p, f"m{i}"), "form", settings).event_ids[0] for i, p in enumerate(payloads)]
+    ids = [
+        pipeline.ingest_webhook(_signed(p, f"m{i}"), "form", settings).event_ids[0]
+        for i, p in enumerate(payloads)
+    ]
     images = [_ledger_image(stack, event_id) for event_id in ids]
     random.Random(3).shuffle(images)
 
@@ -88,9 +95,10 @@ def test_many_events_for_one_lead_applied_concurrently_lose_nothing_and_ignore_o
     assert stored.version == 40
     assert sum(v for k, v in stored.state.counts.items() if k.startswith("type:")) == 40
     # the stored state scores exactly like the events folded one by one in time order
+    from leadscore.repository import event_from_item
     from tests.unit.scoring.helpers import state_from  # the reference fold
 
-    from leadscore.repository import event_from_item
-
     expected = state_from(model, sorted((event_from_item(i) for i in images), key=lambda e: e.occurred_at))
-    assert engine.score(model, stored.state, now).total == pytest.approx(engine.score(model, expected, now).total, abs=1e-6)
+    assert engine.score(model, stored.state, now).total == pytest.approx(
+        engine.score(model, expected, now).total, abs=1e-6
+    )

@@ -28,11 +28,19 @@ def _types(stack: Stack) -> dict[str, list[str]]:
 
 def test_html_form_is_recorded_against_the_lead(stack: Stack) -> None:
     body = urlencode(
-        {"_site": HTML_SITE, "_token": HTML_TOKEN, "email": "Kim@Hooli.com", "job_title": "CTO", "employees": "51-200"}
+        {
+            "_site": HTML_SITE,
+            "_token": HTML_TOKEN,
+            "email": "Kim@Hooli.com",
+            "job_title": "CTO",
+            "employees": "51-200",
+        }
     ).encode()
 
     status, answer = stack.post("/v1/forms/html", body, {"content-type": "application/x-www-form-urlencoded"})
-    again, duplicate = stack.post("/v1/forms/html", body, {"content-type": "application/x-www-form-urlencoded"})
+    again, duplicate = stack.post(
+        "/v1/forms/html", body, {"content-type": "application/x-www-form-urlencoded"}
+    )
 
     assert (status, answer["accepted"]) == (202, 1)
     assert (again, duplicate["duplicates"]) == (202, 1)
@@ -44,7 +52,9 @@ def test_html_form_is_recorded_against_the_lead(stack: Stack) -> None:
 
 
 def test_html_honeypot_is_accepted_but_records_nothing(stack: Stack) -> None:
-    body = urlencode({"_site": HTML_SITE, "_token": HTML_TOKEN, "email": "bot@spam.io", "website_url": "http://x"}).encode()
+    body = urlencode(
+        {"_site": HTML_SITE, "_token": HTML_TOKEN, "email": "bot@spam.io", "website_url": "http://x"}
+    ).encode()
 
     status, _ = stack.post("/v1/forms/html", body, {"content-type": "application/x-www-form-urlencoded"})
 
@@ -76,10 +86,34 @@ def test_sendgrid_batch_records_each_event_once_and_skips_machine_opens(stack: S
     now = int(time.time())
     events = [
         {"email": "lee@hooli.com", "event": "delivered", "timestamp": now, "sg_event_id": "d1"},
-        {"email": "lee@hooli.com", "event": "open", "timestamp": now, "sg_event_id": "o1", "sg_machine_open": False},
-        {"email": "lee@hooli.com", "event": "open", "timestamp": now, "sg_event_id": "o2", "sg_machine_open": True},
-        {"email": "lee@hooli.com", "event": "click", "timestamp": now, "sg_event_id": "c1", "url": "https://hooli.com/pricing"},
-        {"email": "max@hooli.com", "event": "bounce", "type": "bounce", "timestamp": now, "sg_event_id": "b1"},
+        {
+            "email": "lee@hooli.com",
+            "event": "open",
+            "timestamp": now,
+            "sg_event_id": "o1",
+            "sg_machine_open": False,
+        },
+        {
+            "email": "lee@hooli.com",
+            "event": "open",
+            "timestamp": now,
+            "sg_event_id": "o2",
+            "sg_machine_open": True,
+        },
+        {
+            "email": "lee@hooli.com",
+            "event": "click",
+            "timestamp": now,
+            "sg_event_id": "c1",
+            "url": "https://hooli.com/pricing",
+        },
+        {
+            "email": "max@hooli.com",
+            "event": "bounce",
+            "type": "bounce",
+            "timestamp": now,
+            "sg_event_id": "b1",
+        },
     ]
 
     status, answer = stack.post_sendgrid(events)
@@ -116,8 +150,20 @@ def test_ses_events_arrive_through_the_queue(stack: Stack) -> None:
     [
         ("/v1/forms/generic", b'{"email": "a@b.co"', None, 400, "malformed_payload"),
         ("/v1/forms/generic", b'{"event": "demo_requested"}', None, 422, "missing_email"),
-        ("/v1/forms/generic", b'{"email": "a@b.co"}', {"content-type": "text/plain"}, 415, "unsupported_media_type"),
-        ("/v1/forms/generic", b'{"email": "a@b.co", "x": "' + b"y" * 1_100_000 + b'"}', None, 413, "payload_too_large"),
+        (
+            "/v1/forms/generic",
+            b'{"email": "a@b.co"}',
+            {"content-type": "text/plain"},
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "/v1/forms/generic",
+            b'{"email": "a@b.co", "x": "' + b"y" * 1_100_000 + b'"}',
+            None,
+            413,
+            "payload_too_large",
+        ),
         ("/v1/forms/nosuch", b'{"email": "a@b.co"}', None, 404, "unknown_provider"),
         ("/v1/forms/sendgrid", b"[]", None, 404, "unknown_provider"),
         ("/v1/email-events/sendgrid", b"[]", {"content-type": "application/json"}, 401, "invalid_signature"),

@@ -533,7 +533,9 @@ def test_outputs_expose_what_operators_and_subscribers_need(sam_template: dict[s
     assert "${LeadScoreApi}" in sam_template["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"]
 
 
-@pytest.mark.parametrize("logical_id", ["ScoreEventsFunction", "EvaluateThresholdsFunction", "RescoreFunction"])
+@pytest.mark.parametrize(
+    "logical_id", ["ScoreEventsFunction", "EvaluateThresholdsFunction", "RescoreFunction"]
+)
 def test_model_read_access_is_granted_only_for_a_configured_model_location(
     sam_template: dict[str, Any], logical_id: str
 ) -> None:

@@ -45,7 +45,8 @@ def load_handler(code_dir: str | Path, handler: str = "handler.lambda_handler") 
         sys.modules[unique] = module
         spec.loader.exec_module(module)
     assert isinstance(module, ModuleType)
-    return getattr(module, attribute)  # type: ignore[no-any-return]
+    function: Handler = getattr(module, attribute)
+    return function
 
 
 @dataclass
@@ -146,7 +147,9 @@ def _epoch(value: Any) -> Any:
     return value.timestamp() if isinstance(value, datetime) else value
 
 
-def dynamodb_stream_event(records: list[dict[str, Any]], stream_arn: str, region: str = "us-east-1") -> dict[str, Any]:
+def dynamodb_stream_event(
+    records: list[dict[str, Any]], stream_arn: str, region: str = "us-east-1"
+) -> dict[str, Any]:
     """The Lambda event for records read with DynamoDB Streams GetRecords."""
     converted = []
     for record in records:
@@ -226,8 +229,13 @@ class StreamReader:
         self._client = streams_client
         self.stream_arn = stream_arn
         self._iterators: dict[str, str | None] = {}
+        self._refreshed = 0.0
 
     def _refresh_shards(self) -> None:
+        # New shards appear rarely (on splits); looking once a second keeps polling cheap.
+        if self._iterators and time.monotonic() - self._refreshed < 1.0:
+            return
+        self._refreshed = time.monotonic()
         description = self._client.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]
         for shard in description.get("Shards", []):
             shard_id = shard["ShardId"]
@@ -239,14 +247,15 @@ class StreamReader:
     def read(self, limit: int = 100) -> Iterator[list[dict[str, Any]]]:
         """Yield batches of up to `limit` new records (one shard at a time, in order)."""
         self._refresh_shards()
-        for shard_id, iterator in list(self._iterators.items()):
-            while iterator:
-                response = self._client.get_records(ShardIterator=iterator, Limit=limit)
+        for shard_id, start in list(self._iterators.items()):
+            position = start
+            while position:
+                response = self._client.get_records(ShardIterator=position, Limit=limit)
                 records = response.get("Records", [])
-                next_iterator = response.get("NextShardIterator")
+                next_position = response.get("NextShardIterator")
                 if not records:
-                    self._iterators[shard_id] = next_iterator
+                    self._iterators[shard_id] = next_position
                     break
                 yield records
-                iterator = next_iterator
-                self._iterators[shard_id] = iterator
+                position = next_position
+                self._iterators[shard_id] = position

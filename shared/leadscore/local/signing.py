@@ -12,7 +12,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 
-def standard_webhook_headers(body: bytes, secret: str, msg_id: str, timestamp: int | None = None) -> dict[str, str]:
+def standard_webhook_headers(
+    body: bytes, secret: str, msg_id: str, timestamp: int | None = None
+) -> dict[str, str]:
     """Standard Webhooks: base64 HMAC-SHA256, keyed by the base64 part of `whsec_...`, over
     `{id}.{timestamp}.{body}`."""
     sent = int(time.time()) if timestamp is None else timestamp
@@ -28,7 +30,10 @@ def standard_webhook_headers(body: bytes, secret: str, msg_id: str, timestamp: i
 
 def typeform_headers(body: bytes, secret: str) -> dict[str, str]:
     digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
-    return {"content-type": "application/json", "typeform-signature": "sha256=" + base64.b64encode(digest).decode()}
+    return {
+        "content-type": "application/json",
+        "typeform-signature": "sha256=" + base64.b64encode(digest).decode(),
+    }
 
 
 def new_sendgrid_key() -> tuple[str, str]:
@@ -37,7 +42,9 @@ def new_sendgrid_key() -> tuple[str, str]:
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return private_pem, base64.b64encode(public).decode()
 
 

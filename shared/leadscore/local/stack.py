@@ -15,11 +15,12 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
-from leadscore.local import glue
+from leadscore.local import glue, schedule
 from leadscore.local.template import (
     DynamoDBStreamSource,
     FunctionSpec,
@@ -46,7 +47,7 @@ PLAYED = {
     "AWS::Lambda::LayerVersion": "the shared package is imported directly",
     "AWS::ApiGatewayV2::Api": "served by the local HTTP server",
     "AWS::ApiGatewayV2::Stage": "served by the local HTTP server",
-    "AWS::Events::Rule": "fired by the local scheduler (or `leadscore local --fire`)",
+    "AWS::Events::Rule": "fired by the local scheduler (fire now: POST /_local/schedules/<FunctionId>)",
     "AWS::IAM::Role": "not enforced locally",
     "AWS::SNS::TopicPolicy": "not enforced locally",
     "AWS::SQS::QueuePolicy": "not enforced locally",
@@ -91,24 +92,24 @@ def provision(
     sns = session.client("sns")
     for logical_id, topic in topic_specs(dict(transformed)).items():
         name = f"{prefix}{logical_id}" + (".fifo" if topic.fifo else "")
-        attributes = {"FifoTopic": "true"} if topic.fifo else {}
-        physical.topics[logical_id] = sns.create_topic(Name=name, Attributes=attributes)["TopicArn"]
+        topic_attributes = {"FifoTopic": "true"} if topic.fifo else {}
+        physical.topics[logical_id] = sns.create_topic(Name=name, Attributes=topic_attributes)["TopicArn"]
     sqs = session.client("sqs")
     queues = queue_specs(dict(transformed))
     for logical_id in sorted(queues, key=lambda q: queues[q].dead_letter_queue is not None):
         queue = queues[logical_id]
-        attributes = {"VisibilityTimeout": str(queue.visibility_timeout)}
+        queue_attributes = {"VisibilityTimeout": str(queue.visibility_timeout)}
         if queue.fifo:
-            attributes["FifoQueue"] = "true"
+            queue_attributes["FifoQueue"] = "true"
         if queue.dead_letter_queue:
-            attributes["RedrivePolicy"] = json.dumps(
+            queue_attributes["RedrivePolicy"] = json.dumps(
                 {
                     "deadLetterTargetArn": physical.queues[queue.dead_letter_queue][1],
                     "maxReceiveCount": queue.max_receive_count or 5,
                 }
             )
         name = f"{prefix}{logical_id}" + (".fifo" if queue.fifo else "")
-        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        url = sqs.create_queue(QueueName=name, Attributes=queue_attributes)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         physical.queues[logical_id] = (url, arn)
     for logical_id, subscription in subscription_specs(dict(transformed)).items():
@@ -129,25 +130,36 @@ def provision(
         properties = resource.get("Properties") or {}
         generated = properties.get("GenerateSecretString") or {}
         value = (secret_strings or {}).get(logical_id) or generated.get("SecretStringTemplate") or "{}"
-        physical.secrets[logical_id] = secrets.create_secret(Name=f"{prefix}{logical_id}", SecretString=value)["ARN"]
+        physical.secrets[logical_id] = secrets.create_secret(
+            Name=f"{prefix}{logical_id}", SecretString=value
+        )["ARN"]
     created = set(physical.tables) | set(physical.topics) | set(physical.queues) | set(physical.secrets)
     created |= set(subscription_specs(dict(transformed)))
     for logical_id, resource in (transformed.get("Resources") or {}).items():
         if logical_id not in created and logical_id not in physical.not_created:
             kind = str(resource.get("Type"))
-            physical.not_created[logical_id] = f"{kind}: {PLAYED.get(kind, 'not emulated by the local stack')}"
+            physical.not_created[logical_id] = (
+                f"{kind}: {PLAYED.get(kind, 'not emulated by the local stack')}"
+            )
     return physical
 
 
 class Resolver:
     """Resolves the intrinsics the template uses in function environments."""
 
-    def __init__(self, transformed: Mapping[str, Any], physical: Physical, overrides: Mapping[str, str] | None = None):
+    def __init__(
+        self, transformed: Mapping[str, Any], physical: Physical, overrides: Mapping[str, str] | None = None
+    ):
         self._parameters = {**parameter_defaults(dict(transformed)), **(overrides or {})}
         self._physical = physical
 
     def ref(self, name: str) -> str:
-        pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws", "AWS::StackName": "local"}
+        pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::StackName": "local",
+        }
         p = self._physical
         for source in (pseudo, self._parameters, p.tables, p.topics, p.secrets):
             if name in source:
@@ -203,6 +215,27 @@ def matches_filter(pattern: Any, record: Any) -> bool:
 
 InvocationLog = Callable[[str, str, float, str], None]
 
+# A process has one environment: invocations of every Runner in it take turns.
+_PROCESS_ENVIRONMENT = threading.RLock()
+_clients_endpoint: list[str | None] = []
+
+
+def _forget_clients_of_other_endpoints(endpoint: str | None) -> None:
+    """Handlers cache boto3 clients for the life of a container. Two stacks in one process (the
+    in-process moto tests and a loopback stack) are two different AWS endpoints, so cached clients
+    of one must not serve the other: forget them when the endpoint changes."""
+    if _clients_endpoint and _clients_endpoint[0] == endpoint:
+        return
+    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+    from leadscore import pipeline
+
+    pipeline.reset()
+    parameters.clear_caches()
+    DEFAULT_PROVIDERS.clear()
+    _clients_endpoint[:] = [endpoint]
+
 
 def print_invocation(function: str, trigger: str, seconds: float, outcome: str) -> None:
     stamp = datetime.now(UTC).strftime("%H:%M:%S")
@@ -220,13 +253,15 @@ class Runner:
         base_environment: Mapping[str, str],
         parameter_overrides: Mapping[str, str] | None = None,
         log: InvocationLog | None = print_invocation,
+        handler_output: TextIO | None = None,
     ) -> None:
         self.specs: dict[str, FunctionSpec] = function_specs(dict(transformed))
         self.physical = physical
         self._resolver = Resolver(transformed, physical, parameter_overrides)
         self._base_env = dict(base_environment)
         self._log = log
-        self._lock = threading.RLock()
+        self._handler_output = handler_output  # where handlers' print() goes (None: unchanged)
+        self._pump_lock = threading.Lock()  # one poller at a time per mapping, as Lambda's pollers
         self._streams_client = session.client("dynamodbstreams")
         self._sqs = session.client("sqs")
         self._readers: dict[tuple[str, str], glue.StreamReader] = {}
@@ -244,15 +279,19 @@ class Runner:
         """Run the real handler with its template environment; one invocation at a time, since
         a process has one environment."""
         spec = self.specs[function_id]
-        handler = glue.load_handler(spec.code_dir, spec.handler)
-        with self._lock:
+        with _PROCESS_ENVIRONMENT:
             saved = dict(os.environ)
             os.environ.update(self._base_env)
             os.environ.update(self.environments[function_id])
             started = time.perf_counter()
             outcome = "ok"
             try:
-                result = handler(event, glue.LambdaContext(function_name=function_id, timeout_seconds=spec.timeout))
+                output = redirect_stdout(self._handler_output) if self._handler_output else nullcontext()
+                with output:
+                    _forget_clients_of_other_endpoints(os.environ.get("AWS_ENDPOINT_URL"))
+                    handler = glue.load_handler(spec.code_dir, spec.handler)  # imported in its environment
+                    context = glue.LambdaContext(function_name=function_id, timeout_seconds=spec.timeout)
+                    result = handler(event, context)
                 failures = glue.failed_item_ids(result)
                 if failures:
                     outcome = f"partial failure ({len(failures)} of {len(event.get('Records', []))})"
@@ -273,17 +312,27 @@ class Runner:
         return [(e, fid) for fid, s in self.specs.items() for e in s.events if isinstance(e, HttpRoute)]
 
     def handle_http(
-        self, method: str, path: str, headers: Mapping[str, str], body: bytes, query: str = "", source_ip: str = "127.0.0.1"
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        query: str = "",
+        source_ip: str = "127.0.0.1",
     ) -> tuple[int, dict[str, str], bytes]:
         """Route a request like an HTTP API does and return (status, headers, body)."""
         for route, function_id in self.routes():
             params = _match_path(route.path, path)
             if params is None or route.method not in (method.upper(), "ANY"):
                 continue
-            if route.auth == "AWS_IAM" and not str(headers.get("authorization", headers.get("Authorization", ""))).startswith(
-                "AWS4-HMAC-SHA256"
-            ):
-                return 403, {"content-type": "application/json"}, b'{"message":"Forbidden: sign the request with SigV4"}'
+            if route.auth == "AWS_IAM" and not str(
+                headers.get("authorization", headers.get("Authorization", ""))
+            ).startswith("AWS4-HMAC-SHA256"):
+                return (
+                    403,
+                    {"content-type": "application/json"},
+                    b'{"message":"Forbidden: sign the request with SigV4"}',
+                )
             route_key = f"{route.method} {route.path}"
             event = glue.http_api_event(method, path, route_key, params, headers, body, query, source_ip)
             try:
@@ -298,26 +347,35 @@ class Runner:
         """Deliver new stream records to their functions, as event source mappings do. Returns the
         number of records delivered."""
         delivered = 0
-        for function_id, spec in self.specs.items():
-            for source in spec.events:
-                if isinstance(source, DynamoDBStreamSource):
-                    delivered += self._pump_stream(function_id, source)
+        with self._pump_lock:
+            for function_id, spec in self.specs.items():
+                for source in spec.events:
+                    if isinstance(source, DynamoDBStreamSource):
+                        delivered += self._pump_stream(function_id, source)
         return delivered
 
     def _pump_stream(self, function_id: str, source: DynamoDBStreamSource) -> int:
         key = (function_id, source.table)
         reader = self._readers.get(key)
         if reader is None:
-            reader = self._readers[key] = glue.StreamReader(self._streams_client, self.physical.streams[source.table])
+            reader = self._readers[key] = glue.StreamReader(
+                self._streams_client, self.physical.streams[source.table]
+            )
         delivered = 0
         for records in reader.read(limit=source.batch_size):
-            wanted = [r for r in records if not source.filter_patterns or any(matches_filter(p, r) for p in source.filter_patterns)]
+            wanted = [
+                r
+                for r in records
+                if not source.filter_patterns or any(matches_filter(p, r) for p in source.filter_patterns)
+            ]
             if wanted:
                 delivered += len(wanted)
                 self._deliver_stream_batch(function_id, source, reader.stream_arn, wanted)
         return delivered
 
-    def _deliver_stream_batch(self, function_id: str, source: DynamoDBStreamSource, arn: str, records: list[dict[str, Any]]) -> None:
+    def _deliver_stream_batch(
+        self, function_id: str, source: DynamoDBStreamSource, arn: str, records: list[dict[str, Any]]
+    ) -> None:
         """Invoke with retries: after a reported failure, Lambda retries from the first failed record
         (records before it are checkpointed); once retries are exhausted the batch goes to the
         on-failure destination."""
@@ -326,12 +384,20 @@ class Runner:
         pending = records
         while pending:
             try:
-                failed = set(glue.failed_item_ids(self.invoke(function_id, glue.dynamodb_stream_event(pending, arn), f"dynamodb {source.table}")))
+                failed = set(
+                    glue.failed_item_ids(
+                        self.invoke(
+                            function_id, glue.dynamodb_stream_event(pending, arn), f"dynamodb {source.table}"
+                        )
+                    )
+                )
             except Exception:
                 failed = {pending[0]["dynamodb"].get("SequenceNumber", "")}
             if not failed:
                 return
-            first = next((i for i, r in enumerate(pending) if r["dynamodb"].get("SequenceNumber") in failed), 0)
+            first = next(
+                (i for i, r in enumerate(pending) if r["dynamodb"].get("SequenceNumber") in failed), 0
+            )
             pending = pending[first:]
             attempts += 1
             if attempts > limit:
@@ -356,26 +422,36 @@ class Runner:
         """Poll each SQS event source once; delete what succeeded, leave failures for a retry
         (the queue's redrive policy moves them to its dead-letter queue)."""
         delivered = 0
-        for function_id, spec in self.specs.items():
-            for source in spec.events:
-                if isinstance(source, SqsSource):
-                    delivered += self._pump_queue(function_id, source)
+        with self._pump_lock:
+            for function_id, spec in self.specs.items():
+                for source in spec.events:
+                    if isinstance(source, SqsSource):
+                        delivered += self._pump_queue(function_id, source)
         return delivered
 
     def _pump_queue(self, function_id: str, source: SqsSource) -> int:
         url, arn = self.physical.queues[source.queue]
         messages = self._sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=min(10, source.batch_size), AttributeNames=["All"], WaitTimeSeconds=0
+            QueueUrl=url,
+            MaxNumberOfMessages=min(10, source.batch_size),
+            AttributeNames=["All"],
+            WaitTimeSeconds=0,
         ).get("Messages", [])
         if not messages:
             return 0
         try:
-            failed = set(glue.failed_item_ids(self.invoke(function_id, glue.sqs_event(messages, arn), f"sqs {source.queue}")))
+            failed = set(
+                glue.failed_item_ids(
+                    self.invoke(function_id, glue.sqs_event(messages, arn), f"sqs {source.queue}")
+                )
+            )
         except Exception:
             failed = {m["MessageId"] for m in messages}
         for message in messages:
             if message["MessageId"] in failed:
-                self._sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+                self._sqs.change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
             else:
                 self._sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return len(messages)
@@ -397,10 +473,31 @@ class Runner:
     def schedule_expression(self, source: ScheduleSource) -> str:
         return self._resolver.resolve(source.expression)
 
+    def parsed_schedule(self, source: ScheduleSource) -> schedule.Schedule:
+        return schedule.parse(self.schedule_expression(source))
+
     def fire_schedule(self, function_id: str, at: datetime | None = None) -> Any:
-        source = next(e for fid, e in self.schedules() if fid == function_id)
+        """Deliver the schedule's event as EventBridge does: `at` is the event time (the handler's
+        "now"); a failed invocation is retried per the target's RetryPolicy, then the event goes
+        to the target's dead-letter queue and the last error is raised."""
+        source = next((e for fid, e in self.schedules() if fid == function_id), None)
+        if source is None:
+            known = ", ".join(sorted({fid for fid, _ in self.schedules()})) or "none"
+            raise KeyError(f"{function_id} has no schedule in the template (scheduled functions: {known})")
         rule_arn = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{source.rule}"
-        return self.invoke(function_id, glue.schedule_event(rule_arn, at), f"schedule {source.rule}")
+        event = glue.schedule_event(rule_arn, at)
+        retries = int((source.retry_policy or {}).get("MaximumRetryAttempts", 185))
+        attempt = 0
+        while True:
+            try:
+                return self.invoke(function_id, event, f"schedule {source.rule}")
+            except Exception:
+                attempt += 1
+                if attempt > min(retries, 3):  # locally a few retries show the behaviour
+                    if source.dead_letter_queue and source.dead_letter_queue in self.physical.queues:
+                        url = self.physical.queues[source.dead_letter_queue][0]
+                        self._sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
+                    raise
 
 
 def _match_path(template_path: str, path: str) -> dict[str, str] | None:

@@ -51,7 +51,9 @@ class Bin(_Strict):
         return f"{self.lower:g}-{self.upper:g}"
 
 
-def _event_matches(event_types: list[EventType], url_pattern: str | None, event_type: EventType, url: str | None) -> bool:
+def _event_matches(
+    event_types: list[EventType], url_pattern: str | None, event_type: EventType, url: str | None
+) -> bool:
     if event_type not in event_types:
         return False
     if url_pattern is None:

@@ -29,7 +29,9 @@ def _profile(from_stage: str, to_stage: str, counts: dict[str, int] | None = Non
         ),
         stage=to_stage,
         stage_seq=3,
-        last_transition=Transition(from_stage=from_stage, to_stage=to_stage, at=AT, reason="threshold", score=72),
+        last_transition=Transition(
+            from_stage=from_stage, to_stage=to_stage, at=AT, reason="threshold", score=72
+        ),
     )
 
 
@@ -60,10 +62,20 @@ def test_message_attributes_support_filter_policies() -> None:
     assert attributes["stage"] == {"DataType": "String", "StringValue": "MQL"}
     assert attributes["previous_stage"]["StringValue"] == "SQL"
     assert attributes["direction"]["StringValue"] == "demotion"
-    assert set(attributes) == {"stage", "previous_stage", "direction", "reason", "grade", "score_band", "model_version"}
+    assert set(attributes) == {
+        "stage",
+        "previous_stage",
+        "direction",
+        "reason",
+        "grade",
+        "score_band",
+        "model_version",
+    }
 
 
-@pytest.mark.parametrize(("total", "band"), [(0, "0-19"), (19.99, "0-19"), (40, "40-59"), (79.9, "60-79"), (100, "80-100")])
+@pytest.mark.parametrize(
+    ("total", "band"), [(0, "0-19"), (19.99, "0-19"), (40, "40-59"), (79.9, "60-79"), (100, "80-100")]
+)
 def test_score_bands(total: float, band: str) -> None:
     assert score_band(total) == band
 

@@ -1,0 +1,39 @@
+"""Lead API (IAM-authorized): GET /v1/leads/{lead_id}, GET /v1/leads?email=..., and
+GET /v1/leads?stage=SQL&limit=50&cursor=... (a stage's leads ranked by score)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from leadscore import leads
+from leadscore.config import Settings
+from leadscore.http import json_response, register_error_handlers
+
+logger = Logger()
+tracer = Tracer()
+app = APIGatewayHttpResolver()
+register_error_handlers(app)
+
+
+@app.get("/v1/leads/<lead_id>")
+@tracer.capture_method
+def get_lead(lead_id: str) -> Response:
+    return json_response(200, leads.lead_detail(lead_id, Settings.from_env()).model_dump(mode="json"))
+
+
+@app.get("/v1/leads")
+@tracer.capture_method
+def list_leads() -> Response:
+    query = leads.parse_query(app.current_event.query_string_parameters)
+    return json_response(200, leads.search(query, Settings.from_env()).model_dump(mode="json"))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,251 @@
+"""The lead query service behind the lead API: one lead with its score explained, and the leads of
+one stage ranked by score.
+
+Scores are computed now (`engine.score` on the stored state), so a lead read between two decay
+runs shows what it is worth at this moment. Listings are ordered by the stored score of the
+`by_stage_score` index (returned as `ranked_score`), which the pipeline refreshes on every stage
+change and decay review. Pagination uses an opaque cursor: the URL-safe base64 of the index's
+LastEvaluatedKey as JSON, validated on the way back in.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from leadscore import clock
+from leadscore.config import Settings
+from leadscore.domain import AttributeValue, lead_id_for
+from leadscore.errors import InvalidRequest, NotFound, StorageUnavailable
+from leadscore.pipeline import Services, services
+from leadscore.repository import LeadProfile
+from leadscore.scoring import engine
+
+LEAD_ID = re.compile(r"^ld_[0-9a-f]{24}$")
+RECENT_EVENTS = 20
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
+
+
+# ---------------------------------------------------------------------------------------- answers
+class ContributionView(BaseModel):
+    rule_id: str
+    category: str | None
+    label: str
+    points: float
+
+
+class TransitionView(BaseModel):
+    from_stage: str
+    to_stage: str
+    at: datetime
+    reason: str
+    score: float
+
+
+class EventView(BaseModel):
+    event_id: str
+    event_type: str
+    provider: str
+    occurred_at: str
+    received_at: str | None = None
+    url: str | None = None
+
+
+class LeadView(BaseModel):
+    lead_id: str
+    email: str
+    attributes: dict[str, AttributeValue]
+    stage: str
+    fit: float
+    engagement: float
+    negative: float
+    total: float = Field(description="Score computed at `scored_at` (now) from the stored state")
+    grade: str
+    probability: float | None
+    suppressed: bool
+    contributions: list[ContributionView] = Field(description="Largest first; they add up to `total`")
+    last_transition: TransitionView | None
+    scored_at: datetime
+    model_version: str
+
+
+class LeadDetail(LeadView):
+    recent_events: list[EventView] = Field(description="Newest first")
+
+
+class RankedLead(LeadView):
+    ranked_score: float = Field(
+        description="Stored score the ranking uses (refreshed on stage changes and decay)"
+    )
+
+
+class LeadPage(BaseModel):
+    stage: str
+    limit: int
+    items: list[RankedLead]
+    next_cursor: str | None
+
+
+# ---------------------------------------------------------------------------------------- queries
+class LeadQuery(BaseModel):
+    """Query string of GET /v1/leads: exactly one of `email` and `stage`."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    email: str | None = Field(default=None, min_length=3, max_length=254)
+    stage: str | None = Field(default=None, min_length=1, max_length=32)
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(default=None, min_length=1, max_length=2048)
+
+
+def parse_query(params: Mapping[str, str] | None) -> LeadQuery:
+    """Validate the query string; every problem is a 400 naming the parameter."""
+    try:
+        query = LeadQuery.model_validate(dict(params or {}))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'query'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidRequest(problems) from exc
+    if (query.email is None) == (query.stage is None):
+        raise InvalidRequest("give exactly one of `email` (find a lead) and `stage` (rank a stage's leads)")
+    if query.email is not None and query.cursor is not None:
+        raise InvalidRequest("`cursor` pages a stage listing; it cannot be used with `email`")
+    return query
+
+
+class _CursorKey(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lead_id: str = Field(pattern=LEAD_ID.pattern)
+    stage: str
+    score: str  # a DynamoDB number, kept as its exact text
+
+
+def encode_cursor(last_key: Mapping[str, Any]) -> str:
+    key = _CursorKey(
+        lead_id=str(last_key["lead_id"]), stage=str(last_key["stage"]), score=str(last_key["score"])
+    )
+    raw = json.dumps(key.model_dump(), separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, stage: str) -> dict[str, Any]:
+    """The ExclusiveStartKey a cursor stands for; 400 if it was not issued for this stage listing."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key = _CursorKey.model_validate(json.loads(raw))
+        score = Decimal(key.score)
+    except (binascii.Error, ValueError, ValidationError, InvalidOperation) as exc:
+        raise InvalidRequest("cursor is not valid: pass back the `next_cursor` of a previous page") from exc
+    if key.stage != stage or not score.is_finite():
+        raise InvalidRequest("cursor is not valid: it belongs to another listing")
+    return {"lead_id": key.lead_id, "stage": key.stage, "score": score}
+
+
+# ------------------------------------------------------------------------------------- the service
+def _view_fields(svc: Services, profile: LeadProfile, at: datetime) -> dict[str, Any]:
+    result = engine.score(svc.model, profile.state, at)
+    transition = profile.last_transition
+    return {
+        "lead_id": profile.lead_id,
+        "email": profile.state.email,
+        "attributes": dict(profile.state.attributes),
+        "stage": profile.stage,
+        "fit": round(result.fit, 2),
+        "engagement": round(result.engagement, 2),
+        "negative": round(result.negative, 2),
+        "total": round(result.total, 2),
+        "grade": result.grade,
+        "probability": None if result.probability is None else round(result.probability, 4),
+        "suppressed": result.suppressed,
+        "contributions": [
+            ContributionView(rule_id=c.rule_id, category=c.category, label=c.label, points=round(c.points, 2))
+            for c in result.contributions
+        ],
+        "last_transition": TransitionView.model_validate(transition.model_dump()) if transition else None,
+        "scored_at": result.at,
+        "model_version": result.model_version,
+    }
+
+
+def _event_view(item: Mapping[str, Any]) -> EventView:
+    return EventView(
+        event_id=str(item["event_id"]),
+        event_type=str(item.get("event_type", "")),
+        provider=str(item.get("provider", "")),
+        occurred_at=str(item.get("occurred_at", "")),
+        received_at=item.get("received_at"),
+        url=item.get("url"),
+    )
+
+
+def lead_detail(lead_id: str, settings: Settings) -> LeadDetail:
+    """One lead, scored now, with its recent events. 400 for a malformed id, 404 when unknown."""
+    if not LEAD_ID.match(lead_id):
+        raise InvalidRequest("lead ids look like `ld_` followed by 24 hexadecimal characters")
+    svc = services(settings)
+    try:
+        profile = svc.profiles.get(lead_id)
+        if profile is None:
+            raise NotFound(f"no lead {lead_id}")
+        recent = svc.ledger.recent(lead_id, RECENT_EVENTS)
+    except (ClientError, BotoCoreError) as exc:
+        raise StorageUnavailable("could not read the lead; please retry") from exc
+    return LeadDetail(
+        **_view_fields(svc, profile, clock.now()), recent_events=[_event_view(i) for i in recent]
+    )
+
+
+def find_by_email(email: str, settings: Settings) -> LeadDetail:
+    try:
+        lead_id = lead_id_for(email)
+    except ValueError as exc:
+        raise InvalidRequest("email: not a valid email address") from exc
+    try:
+        return lead_detail(lead_id, settings)
+    except NotFound as exc:
+        raise NotFound("no lead with that email address") from exc
+
+
+def resolve_stage(svc: Services, name: str) -> str:
+    """The model's stage of that name (case-insensitive); 400 naming the known ones otherwise."""
+    for stage in svc.model.stages:
+        if stage.name.casefold() == name.casefold():
+            return stage.name
+    known = ", ".join(s.name for s in svc.model.stages)
+    raise InvalidRequest(f"stage: unknown stage {name[:32]!r}; the model's stages are {known}")
+
+
+def ranked(stage_name: str, limit: int, cursor: str | None, settings: Settings) -> LeadPage:
+    """The leads of one stage, highest score first, one page at a time."""
+    svc = services(settings)
+    stage = resolve_stage(svc, stage_name)
+    start_key = decode_cursor(cursor, stage) if cursor else None
+    try:
+        profiles, last_key = svc.profiles.ranked(stage, limit, start_key)
+    except (ClientError, BotoCoreError) as exc:
+        raise StorageUnavailable("could not read the ranking; please retry") from exc
+    at = clock.now()
+    items = [RankedLead(**_view_fields(svc, p, at), ranked_score=round(p.score, 2)) for p in profiles]
+    return LeadPage(
+        stage=stage, limit=limit, items=items, next_cursor=encode_cursor(last_key) if last_key else None
+    )
+
+
+def search(query: LeadQuery, settings: Settings) -> LeadDetail | LeadPage:
+    """GET /v1/leads: a lead by email, or a stage's ranking."""
+    if query.email is not None:
+        return find_by_email(query.email, settings)
+    assert query.stage is not None  # parse_query guarantees exactly one
+    return ranked(query.stage, query.limit, query.cursor, settings)

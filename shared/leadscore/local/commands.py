@@ -1,0 +1,194 @@
+"""`leadscore local`, `leadscore local-fire`, `leadscore sign` and `leadscore demo`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import sys
+import threading
+import urllib.error
+import urllib.request
+import warnings
+from pathlib import Path
+from typing import Any
+
+from leadscore.local import signing
+from leadscore.local.glue import repo_root
+
+DEFAULT_PORT = 3000
+DEFAULT_SECRETS = "events/local/secrets.json"
+DEFAULT_SENDGRID_KEY = "events/local/sendgrid-test-key.pem"
+
+
+def register(subparsers: Any) -> None:
+    local = subparsers.add_parser(
+        "local",
+        help="run the whole product on 127.0.0.1 with an embedded AWS emulator (no cloud, no Docker)",
+        description="Serve the template's HTTP API on 127.0.0.1, with every table, stream, topic, queue, "
+        "subscription and secret of template.yaml in an embedded moto server.",
+    )
+    local.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="HTTP port (default 3000; 0 picks a free one)"
+    )
+    local.add_argument(
+        "--secrets", type=Path, default=None, help=f"webhook secrets JSON (default {DEFAULT_SECRETS})"
+    )
+    local.add_argument(
+        "--watch",
+        action="store_true",
+        default=os.environ.get("LEADSCORE_WATCH", "") not in ("", "0", "false"),
+        help="subscribe a queue to each topic, print every notification and serve them on "
+        "GET /_local/topics/<TopicLogicalId>/messages (also LEADSCORE_WATCH=1)",
+    )
+    local.add_argument("--log-level", default="WARNING", help="handlers' own log level (default WARNING)")
+    local.set_defaults(run=_local)
+
+    fire = subparsers.add_parser(
+        "local-fire", help="fire a function's schedule now on a running `leadscore local`"
+    )
+    fire.add_argument("function", nargs="?", default="DecayScoresFunction", help="function logical id")
+    fire.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", help="the local stack's URL")
+    fire.add_argument("--at", default=None, help="event time (ISO 8601), the handler's 'now' (default: now)")
+    fire.set_defaults(run=_local_fire)
+
+    sign = subparsers.add_parser(
+        "sign",
+        help="sign a webhook body (stdin) as a provider would; prints headers for `curl -H @file`",
+        description="Reads the body from stdin (or --body) and prints one `name: value` header per line, "
+        "for `curl -H @headers.txt --data-binary @body`. Test secrets come from --secrets.",
+    )
+    sign.add_argument("provider", choices=["generic", "typeform", "sendgrid"])
+    sign.add_argument("--body", type=Path, default=None, help="body file (default: stdin)")
+    sign.add_argument("--secrets", type=Path, default=None, help=f"secrets JSON (default {DEFAULT_SECRETS})")
+    sign.add_argument(
+        "--secret", default=None, help="override the secret (generic: whsec_..., typeform: text)"
+    )
+    sign.add_argument(
+        "--key", type=Path, default=None, help=f"SendGrid private key PEM (default {DEFAULT_SENDGRID_KEY})"
+    )
+    sign.add_argument("--id", default=None, help="generic: the webhook-id (default: a hash of the body)")
+    sign.add_argument("--timestamp", type=int, default=None, help="unix seconds (default: now)")
+    sign.add_argument(
+        "--curl", metavar="URL", default=None, help="print a complete curl command for URL instead"
+    )
+    sign.set_defaults(run=_sign)
+
+    demo = subparsers.add_parser(
+        "demo", help="replay two months of leads through a local stack and show the results"
+    )
+    demo.add_argument("--leads", type=int, default=300, help="number of leads (default 300)")
+    demo.add_argument("--seed", type=int, default=7, help="scenario seed (same seed, same scenario)")
+    demo.add_argument("--days", type=int, default=60, help="length of the simulated period in days")
+    demo.add_argument("--top", type=int, default=15, help="rows of the ranked table")
+    demo.add_argument("--verbose", action="store_true", help="print one line per function invocation")
+    demo.set_defaults(run=_demo)
+
+
+# ------------------------------------------------------------------------------------------ local
+def _local(args: argparse.Namespace) -> int:
+    from leadscore.cli import CommandError
+    from leadscore.local.server import LocalOptions, LocalStack, StackError
+
+    warnings.filterwarnings("ignore", category=UserWarning, module="aws_lambda_powertools.*")
+    options = LocalOptions(
+        port=args.port, secrets_path=args.secrets, watch=args.watch, log_level=args.log_level
+    )
+    stack = LocalStack(options)
+    try:
+        stack.start()
+    except StackError as exc:
+        raise CommandError(str(exc)) from exc
+    stopped = threading.Event()
+
+    def _stop(signum: int, frame: Any) -> None:
+        stopped.set()
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print("\n".join(stack.banner()), flush=True)
+        while not stopped.wait(0.5):
+            pass
+    finally:
+        print("\nleadscore local: stopping...", flush=True)
+        stack.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("leadscore local: stopped", flush=True)
+    return 0
+
+
+def _local_fire(args: argparse.Namespace) -> int:
+    from urllib.parse import quote
+
+    from leadscore.cli import CommandError
+
+    url = f"{args.url.rstrip('/')}/_local/schedules/{quote(args.function)}"
+    if args.at:
+        url += f"?at={quote(args.at)}"
+    request = urllib.request.Request(url, data=b"", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=330) as response:
+            print(response.read().decode())
+    except urllib.error.HTTPError as exc:
+        raise CommandError(f"{exc.code}: {exc.read().decode()}") from exc
+    except urllib.error.URLError as exc:
+        raise CommandError(
+            f"no local stack at {args.url} ({exc.reason}); start it with `make local`"
+        ) from exc
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- sign
+def _sign(args: argparse.Namespace) -> int:
+    import hashlib
+
+    from leadscore.cli import CommandError
+
+    body = args.body.read_bytes() if args.body else sys.stdin.buffer.read()
+    secrets_path = args.secrets or repo_root() / DEFAULT_SECRETS
+    try:
+        secrets = json.loads(Path(secrets_path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        if args.secret is None and args.provider != "sendgrid":
+            raise CommandError(f"cannot read secrets from {secrets_path}: {exc}") from exc
+        secrets = {}
+    if args.provider == "generic":
+        secret = args.secret or (secrets.get("generic") or {}).get("secret")
+        if not secret:
+            raise CommandError("no generic secret: pass --secret whsec_... or --secrets FILE")
+        msg_id = args.id or "msg_" + hashlib.sha256(body).hexdigest()[:24]
+        headers = signing.standard_webhook_headers(body, secret, msg_id, args.timestamp)
+    elif args.provider == "typeform":
+        secret = args.secret or (secrets.get("typeform") or {}).get("secret")
+        if not secret:
+            raise CommandError("no typeform secret: pass --secret or --secrets FILE")
+        headers = signing.typeform_headers(body, secret)
+    else:
+        key_path = args.key or repo_root() / DEFAULT_SENDGRID_KEY
+        try:
+            headers = signing.sendgrid_headers(
+                body, Path(key_path).read_text(encoding="utf-8"), args.timestamp
+            )
+        except (OSError, ValueError) as exc:
+            raise CommandError(f"cannot sign with {key_path}: {exc}") from exc
+    if args.curl:
+        flags = " ".join(f"-H {shlex.quote(f'{k}: {v}')}" for k, v in headers.items())
+        source = shlex.quote(f"@{args.body}") if args.body else "@-"
+        print(f"curl -sS -X POST {flags} --data-binary {source} {shlex.quote(args.curl)}")
+    else:
+        for name, value in headers.items():
+            print(f"{name}: {value}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- demo
+def _demo(args: argparse.Namespace) -> int:
+    from leadscore.local.replay import DemoOptions, run_demo
+
+    options = DemoOptions(
+        leads=args.leads, seed=args.seed, days=args.days, top=args.top, verbose=args.verbose
+    )
+    return run_demo(options)

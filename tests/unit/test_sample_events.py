@@ -1,0 +1,86 @@
+"""Every sample event in events/*.json is what AWS would deliver: it validates against the Powertools
+parser model of its trigger (so `sam local invoke -e` and the tests use realistic events)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.parser.models import (
+    APIGatewayProxyEventV2Model,
+    DynamoDBStreamModel,
+    EventBridgeModel,
+    SnsNotificationModel,
+    SqsModel,
+)
+from pydantic import BaseModel
+
+from leadscore.local.glue import repo_root
+
+pytestmark = pytest.mark.unit
+EVENTS = repo_root() / "events"
+MODELS: dict[str, type[BaseModel]] = {
+    "ingest_form_generic.json": APIGatewayProxyEventV2Model,
+    "ingest_email_sendgrid.json": APIGatewayProxyEventV2Model,
+    "ingest_email_ses_sqs.json": SqsModel,
+    "score_events_ledger_stream.json": DynamoDBStreamModel,
+    "evaluate_thresholds_profile_stream.json": DynamoDBStreamModel,
+    "decay_scores_schedule.json": EventBridgeModel,
+    "lead_api_get_lead.json": APIGatewayProxyEventV2Model,
+    "lead_api_list_stage.json": APIGatewayProxyEventV2Model,
+}
+
+
+def _load(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
+    return data
+
+
+def test_every_sample_event_has_a_parser_model() -> None:
+    on_disk = {path.name for path in EVENTS.glob("*.json")}
+
+    assert on_disk == set(MODELS)
+
+
+@pytest.mark.parametrize(("name", "model"), sorted(MODELS.items()), ids=sorted(MODELS))
+def test_sample_event_validates_against_its_parser_model(name: str, model: type[BaseModel]) -> None:
+    model.model_validate(_load(name))
+
+
+def test_http_samples_route_to_the_template_routes() -> None:
+    keys = {
+        name: _load(name)["routeKey"]
+        for name, model in MODELS.items()
+        if model is APIGatewayProxyEventV2Model
+    }
+
+    assert keys == {
+        "ingest_form_generic.json": "POST /v1/forms/{provider}",
+        "ingest_email_sendgrid.json": "POST /v1/email-events/{provider}",
+        "lead_api_get_lead.json": "GET /v1/leads/{lead_id}",
+        "lead_api_list_stage.json": "GET /v1/leads",
+    }
+
+
+def test_ses_sample_carries_an_sns_envelope_of_an_ses_click() -> None:
+    record = SqsModel.model_validate(_load("ingest_email_ses_sqs.json")).Records[0]
+
+    envelope = SnsNotificationModel.model_validate_json(record.body)
+
+    assert json.loads(envelope.Message)["eventType"] == "Click"
+
+
+def test_stream_samples_have_the_images_their_view_type_promises() -> None:
+    ledger = DynamoDBStreamModel.model_validate(_load("score_events_ledger_stream.json")).Records[0]
+    profile = DynamoDBStreamModel.model_validate(_load("evaluate_thresholds_profile_stream.json")).Records[0]
+
+    assert ledger.eventName == "INSERT" and ledger.dynamodb is not None and ledger.dynamodb.NewImage
+    assert profile.eventName == "MODIFY" and profile.dynamodb is not None
+    assert profile.dynamodb.OldImage and profile.dynamodb.NewImage
+
+
+def test_sample_paths_exist() -> None:
+    assert all((EVENTS / name).is_file() for name in MODELS)
+    assert Path(EVENTS / "local" / "secrets.json").is_file()
