@@ -79,7 +79,7 @@ def register(subparsers: Any) -> None:
     demo = subparsers.add_parser(
         "demo", help="replay two months of leads through a local stack and show the results"
     )
-    demo.add_argument("--leads", type=int, default=300, help="number of leads (default 300)")
+    demo.add_argument("--leads", type=int, default=200, help="number of leads (default 200)")
     demo.add_argument("--seed", type=int, default=7, help="scenario seed (same seed, same scenario)")
     demo.add_argument("--days", type=int, default=60, help="length of the simulated period in days")
     demo.add_argument("--top", type=int, default=15, help="rows of the ranked table")

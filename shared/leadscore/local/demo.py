@@ -637,7 +637,7 @@ class _Builder:
                 )
 
 
-def build(seed: int = 7, leads: int = 300, now: datetime | None = None, days: int = 60) -> Scenario:
+def build(seed: int = 7, leads: int = 200, now: datetime | None = None, days: int = 60) -> Scenario:
     """The scenario for `seed` (same seed and `now`, same scenario)."""
     builder = _Builder(seed, leads, now or datetime.now(UTC), days)
     builder.people()

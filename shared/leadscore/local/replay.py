@@ -52,7 +52,7 @@ EXPECTED_REFUSAL: dict[str, tuple[int, str | None]] = {
 
 @dataclass
 class DemoOptions:
-    leads: int = 300
+    leads: int = 200
     seed: int = 7
     days: int = 60
     top: int = 15
