@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.parser.models import (
 from pydantic import BaseModel
 
 from leadscore.local.glue import repo_root
+from leadscore.rescore import RescoreCommand, WorkItem
 
 pytestmark = pytest.mark.unit
 EVENTS = repo_root() / "events"
@@ -30,6 +31,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "decay_scores_schedule.json": EventBridgeModel,
     "lead_api_get_lead.json": APIGatewayProxyEventV2Model,
     "lead_api_list_stage.json": APIGatewayProxyEventV2Model,
+    "rescore_work_item_sqs.json": SqsModel,
+    "rescore_start_dry_run.json": RescoreCommand,
 }
 
 
@@ -84,3 +87,11 @@ def test_stream_samples_have_the_images_their_view_type_promises() -> None:
 def test_sample_paths_exist() -> None:
     assert all((EVENTS / name).is_file() for name in MODELS)
     assert Path(EVENTS / "local" / "secrets.json").is_file()
+
+
+def test_rescore_work_item_sample_carries_a_work_item() -> None:
+    record = SqsModel.model_validate(_load("rescore_work_item_sqs.json")).Records[0]
+
+    item = WorkItem.model_validate_json(record.body)
+
+    assert (item.segment, item.page) == (3, 2)
