@@ -168,13 +168,18 @@ class EventLedger:
 
 
 def event_from_item(item: Mapping[str, Any]) -> LeadEvent:
+    """The recorded event. A provider clock ahead of ours cannot date an event in the future: it
+    is taken as having happened when we received it (so it never earns more than full points)."""
     data = from_dynamo(dict(item))
+    occurred_at = parse_iso(data["occurred_at"])
+    if data.get("received_at"):
+        occurred_at = min(occurred_at, parse_iso(data["received_at"]))
     return LeadEvent.model_validate(
         {
             "event_id": data["event_id"],
             "email": data["email"],
             "event_type": data["event_type"],
-            "occurred_at": parse_iso(data["occurred_at"]),
+            "occurred_at": occurred_at,
             "provider": data["provider"],
             "url": data.get("url"),
             "attributes": data.get("attributes") or {},

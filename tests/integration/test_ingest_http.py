@@ -182,3 +182,23 @@ def test_bad_requests_get_a_precise_4xx_and_record_nothing(
     assert (got, answer["error"]) == (status, error)
     assert answer["message"]
     assert stack.ledger_items() == []
+
+
+def test_an_event_dated_in_the_future_earns_no_more_than_full_points(stack: Stack) -> None:
+    far_future = int(time.time()) + 40 * 365 * 86_400  # a provider with a broken clock
+    events = [{"email": "clock@hooli.com", "event": "click", "timestamp": far_future, "sg_event_id": "f1"}]
+
+    status, _ = stack.post_sendgrid(events)
+    stack.settle()
+
+    assert status == 202
+    profile = stack.profile(lead_id_for("clock@hooli.com"))
+    assert profile is not None
+    from leadscore.model_store import load_model
+    from leadscore.repository import profile_from_item
+    from leadscore.scoring import engine
+
+    model = load_model()
+    result = engine.score(model, profile_from_item(profile, model.initial_stage).state, stack.clock.now())
+    clicks = next(c.points for c in result.contributions if c.rule_id == "email_clicks")
+    assert 2.9 < clicks <= 3.0
