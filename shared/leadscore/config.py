@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from leadscore.errors import LeadScoreError
+from leadscore.errors import LeadScoreError, describe_validation
 
 
 class ConfigurationError(LeadScoreError):
@@ -39,8 +39,7 @@ class Settings(BaseModel):
         try:
             return cls.model_validate({k: v for k, v in env.items() if k in fields})
         except ValidationError as exc:
-            names = ", ".join(str(e["loc"][0]) + ": " + e["msg"] for e in exc.errors())
-            raise ConfigurationError(f"invalid configuration: {names}") from exc
+            raise ConfigurationError(f"invalid configuration: {describe_validation(exc)}") from exc
 
     def topic_arn(self, topic: str) -> str:
         arn = {"nurture": self.nurture_topic_arn, "sales": self.sales_topic_arn}.get(topic)

@@ -3,6 +3,17 @@ one place (`leadscore.http.register_error_handlers`), never by matching error st
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
+
+def describe_validation(exc: ValidationError, root: str = "(input)", limit: int = 5) -> str:
+    """'events.0.email: Input should be a valid string; ...' naming each field, never echoing
+    the input values (they may be secrets or personal data)."""
+    errors = exc.errors(include_url=False, include_input=False)
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or root}: {e['msg']}" for e in errors[:limit]]
+    more = len(errors) - limit
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
 
 class LeadScoreError(Exception):
     """Base class. `status` is the HTTP answer, `code` a stable machine-readable name."""

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from leadscore import clock
 from leadscore.config import Settings
 from leadscore.domain import AttributeValue, lead_id_for
-from leadscore.errors import InvalidRequest, NotFound, StorageUnavailable
+from leadscore.errors import InvalidRequest, NotFound, StorageUnavailable, describe_validation
 from leadscore.pipeline import Services, services
 from leadscore.repository import LeadProfile
 from leadscore.scoring import engine
@@ -113,10 +113,7 @@ def parse_query(params: Mapping[str, str] | None) -> LeadQuery:
     try:
         query = LeadQuery.model_validate(dict(params or {}))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'query'}: {e['msg']}" for e in exc.errors()
-        )
-        raise InvalidRequest(problems) from exc
+        raise InvalidRequest(describe_validation(exc, "query")) from exc
     if (query.email is None) == (query.stage is None):
         raise InvalidRequest("give exactly one of `email` (find a lead) and `stage` (rank a stage's leads)")
     if query.email is not None and query.cursor is not None:

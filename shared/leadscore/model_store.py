@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from leadscore.errors import ModelError
+from leadscore.errors import ModelError, describe_validation
 from leadscore.scoring.model import ScoringModel
 
 _REMOTE_TTL_SECONDS = 300
@@ -34,10 +34,7 @@ def parse_model(text: str, origin: str) -> ScoringModel:
     try:
         return ScoringModel.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(model)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ModelError(f"{origin}: invalid scoring model: {problems}") from exc
+        raise ModelError(f"{origin}: invalid scoring model: {describe_validation(exc, '(model)')}") from exc
 
 
 def dump_model(model: ScoringModel) -> str:

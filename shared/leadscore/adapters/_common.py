@@ -24,6 +24,7 @@ from leadscore.errors import (
     StaleTimestamp,
     UnprocessableEvent,
     UnsupportedMediaType,
+    describe_validation,
 )
 
 DEFAULT_TOLERANCE_SECONDS = 300
@@ -94,21 +95,11 @@ def parse_json(body: bytes) -> Any:
         raise MalformedPayload(f"body is not valid JSON: {exc}") from None
 
 
-def describe(exc: ValidationError, limit: int = 3) -> str:
-    """'events.0.email: Input should be a valid string; ...' (never echoes input values)."""
-    parts = []
-    for error in exc.errors(include_url=False, include_input=False)[:limit]:
-        location = ".".join(str(part) for part in error["loc"]) or "body"
-        parts.append(f"{location}: {error['msg']}")
-    more = len(exc.errors()) - limit
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
-
-
 def validate_payload(model: type[Model], data: Any) -> Model:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise MalformedPayload(f"invalid payload: {describe(exc)}") from None
+        raise MalformedPayload(f"invalid payload: {describe_validation(exc, 'body', limit=3)}") from None
 
 
 def load_secret(model: type[Model], secret: Mapping[str, Any], provider: str) -> Model:
@@ -118,7 +109,7 @@ def load_secret(model: type[Model], secret: Mapping[str, Any], provider: str) ->
         return model.model_validate(dict(secret))
     except ValidationError as exc:
         raise ProviderNotConfigured(
-            f"the webhook secret for '{provider}' is invalid: {describe(exc)}"
+            f"the webhook secret for '{provider}' is invalid: {describe_validation(exc, 'secret', limit=3)}"
         ) from None
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from leadscore.cli import CommandError
 from leadscore.domain import EventType
+from leadscore.errors import describe_validation
 from leadscore.scoring.model import Category
 
 # Values that mean "nobody filled this in". Compared after strip + casefold.
@@ -119,10 +120,7 @@ def parse_mapping(text: str, origin: str) -> Mapping:
     try:
         return Mapping.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(mapping)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise CommandError(f"{origin}: invalid mapping: {problems}") from exc
+        raise CommandError(f"{origin}: invalid mapping: {describe_validation(exc, '(mapping)')}") from exc
 
 
 def load_mapping(path: str | Path | None) -> Mapping:
