@@ -176,17 +176,17 @@ def is_numeric(values: pd.Series, placeholders: frozenset[str]) -> bool:
 
 
 def looks_like_identifier(values: pd.Series, placeholders: frozenset[str]) -> bool:
-    """Every row has its own distinct value (a lead number, an email, a UUID): not a signal."""
+    """Every row has its own distinct text value (an email, a UUID): not a signal.
+
+    Numeric columns are never identifier-like here: a distinct number per row (a CRM sequence
+    number, a signup timestamp) still orders the leads, often in time, and that order can carry
+    real signal. The `--id-column` is never a feature; pass `--ignore-column` for any other
+    number that means nothing.
+    """
     present = values[~values.str.casefold().isin(placeholders)]
     if len(present) < 50 or len(present) < 0.95 * len(values) or present.nunique() != len(present):
         return False
-    numbers = pd.to_numeric(present, errors="coerce")
-    if numbers.notna().all():
-        if len(present) < 200:
-            return False  # a few hundred distinct measurements can happen by chance
-        floats = numbers.to_numpy(dtype=float)
-        return bool(np.all(floats == np.floor(floats)))  # measurements with decimals are not ids
-    return True
+    return not bool(pd.to_numeric(present, errors="coerce").notna().all())
 
 
 def finite(value: float) -> bool:

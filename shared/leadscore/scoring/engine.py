@@ -18,17 +18,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from leadscore.domain import AttributeValue, EventType, LeadEvent, ensure_utc
 from leadscore.scoring.model import (
+    MISSING_LEVEL,
+    OTHER_LEVEL,
     AggregateRule,
     AttributeRule,
     Category,
     EventRule,
     InactivityRule,
+    PairAttribute,
+    PairRule,
     Rule,
     ScoringModel,
     Section,
 )
 
 SECONDS_PER_DAY = 86_400.0
+PAIR_SEPARATOR = " \u00d7 "  # multiplication sign: "Lead Origin: API x Lead Number: 600000-610000"
 # Events that mean "do not put this person in a marketing sequence".
 SUPPRESSING_EVENTS = frozenset(
     {EventType.EMAIL_UNSUBSCRIBED, EventType.EMAIL_COMPLAINED, EventType.EMAIL_BOUNCED_HARD}
@@ -177,6 +182,35 @@ def _attribute_points(rule: AttributeRule, value: AttributeValue | None) -> tupl
     return rule.other, str(value)
 
 
+def _pair_level(side: PairAttribute, value: AttributeValue | None) -> tuple[str, str]:
+    """(level, shown value) of one side of a pair rule; the same matching as `_attribute_points`."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return MISSING_LEVEL, "missing"
+    if side.bins:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return OTHER_LEVEL, str(value)
+        if math.isnan(number):
+            return MISSING_LEVEL, "missing"
+        for band in side.bins:
+            if band.contains(number):
+                return band.describe(), band.describe()
+        return OTHER_LEVEL, f"{number:g}"
+    return side.values.get(str(value).strip().casefold(), OTHER_LEVEL), str(value)
+
+
+def _pair_points(rule: PairRule, attrs: Mapping[str, AttributeValue]) -> tuple[float, str]:
+    first, second = rule.attributes
+    level_a, shown_a = _pair_level(first, attrs.get(first.attribute))
+    level_b, shown_b = _pair_level(second, attrs.get(second.attribute))
+    label = (
+        f"{first.label or first.attribute}: {shown_a}{PAIR_SEPARATOR}"
+        f"{second.label or second.attribute}: {shown_b}"
+    )
+    return rule.cell(level_a, level_b), label
+
+
 def _event_points(model: ScoringModel, rule: EventRule, accumulator: float, at: datetime) -> float:
     value = (
         accumulator
@@ -198,6 +232,8 @@ def _rule_contribution(
     if isinstance(rule, AttributeRule):
         points, shown = _attribute_points(rule, attrs.get(rule.attribute))
         return points, f"{name}: {shown}"
+    if isinstance(rule, PairRule):
+        return _pair_points(rule, attrs)
     if isinstance(rule, EventRule):
         return _event_points(model, rule, state.accumulators.get(rule.id, 0.0), at), name
     if isinstance(rule, AggregateRule):

@@ -30,12 +30,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Bin(_Strict):
+class Band(_Strict):
     """Numeric band [lower, upper). `None` means unbounded on that side."""
 
     lower: float | None = None
     upper: float | None = None
-    points: float
     label: str | None = None
 
     def contains(self, value: float) -> bool:
@@ -49,6 +48,12 @@ class Bin(_Strict):
         if self.upper is None:
             return f">= {self.lower:g}"
         return f"{self.lower:g}-{self.upper:g}"
+
+
+class Bin(Band):
+    """A numeric band worth `points`."""
+
+    points: float
 
 
 def _event_matches(
@@ -135,14 +140,92 @@ class InactivityRule(_Strict):
     points: float
 
 
-Rule = Annotated[AttributeRule | EventRule | AggregateRule | InactivityRule, Field(discriminator="kind")]
+MISSING_LEVEL = "missing"
+OTHER_LEVEL = "other"
+
+
+class PairAttribute(_Strict):
+    """One side of a pair rule: how an attribute's value becomes a level.
+
+    Categorical: `values` maps a value (compared trimmed and case-folded) to a level name, so
+    several values can share a level. Numeric: `bins`, each its own level (named by its label or
+    its bounds). Either way an empty value is the level `missing`, anything else unmatched `other`.
+    """
+
+    attribute: str
+    label: str | None = None
+    values: dict[str, str] = Field(default_factory=dict)
+    bins: list[Band] = Field(default_factory=list)
+
+    @field_validator("values")
+    @classmethod
+    def _casefold_keys(cls, values: dict[str, str]) -> dict[str, str]:
+        return {k.strip().casefold(): v for k, v in values.items()}
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> PairAttribute:
+        if bool(self.values) == bool(self.bins):
+            raise ValueError(f"pair attribute {self.attribute}: give either values or bins (one of them)")
+        names = [band.describe() for band in self.bins]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"pair attribute {self.attribute}: repeated bin levels {', '.join(repeated)}")
+        reserved = {MISSING_LEVEL, OTHER_LEVEL} & set(names)
+        if reserved:
+            raise ValueError(
+                f"pair attribute {self.attribute}: bin level names {sorted(reserved)} are reserved"
+            )
+        return self
+
+    @property
+    def levels(self) -> set[str]:
+        named = {band.describe() for band in self.bins} | set(self.values.values())
+        return named | {MISSING_LEVEL, OTHER_LEVEL}
+
+
+class PairRule(_Strict):
+    """Points for a combination of two attributes (an interaction): a table of cells.
+
+    `points[level of the first attribute][level of the second]`; a cell not listed is worth 0.
+    Learned models use a few of these where one attribute changes what another is worth
+    (for example a lead source that converted well only in some period).
+    """
+
+    kind: Literal["pair"] = "pair"
+    id: Annotated[str, Field(pattern=r"^[a-z0-9_.:-]{1,64}$")]
+    label: str | None = None
+    attributes: list[PairAttribute] = Field(min_length=2, max_length=2)
+    points: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_cells(self) -> PairRule:
+        first, second = self.attributes
+        if first.attribute == second.attribute:
+            raise ValueError(f"rule {self.id}: a pair needs two different attributes")
+        for row, cells in self.points.items():
+            if row not in first.levels:
+                raise ValueError(f"rule {self.id}: {row!r} is not a level of {first.attribute}")
+            unknown = sorted(set(cells) - second.levels)
+            if unknown:
+                raise ValueError(f"rule {self.id}: {unknown[0]!r} is not a level of {second.attribute}")
+        return self
+
+    def cell(self, first: str, second: str) -> float:
+        return self.points.get(first, {}).get(second, 0.0)
+
+
+Rule = Annotated[
+    AttributeRule | EventRule | AggregateRule | InactivityRule | PairRule, Field(discriminator="kind")
+]
 
 
 def _infer_kind(rule: object) -> object:
     """Let hand-written models omit `kind`: it follows from the fields a rule uses."""
     if not isinstance(rule, dict) or "kind" in rule:
         return rule
-    if "attribute" in rule:
+    if "attributes" in rule:
+        kind = "pair"
+    elif "attribute" in rule:
         kind = "attribute"
     elif "after_days" in rule:
         kind = "inactivity"

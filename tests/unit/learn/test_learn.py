@@ -152,3 +152,20 @@ def test_unreadable_and_missing_files(tmp_path: Path, capsys: pytest.CaptureFixt
     assert _calibrate(ragged, tmp_path / "m.yaml") == 2
     assert "error" in capsys.readouterr().err
     assert not (tmp_path / "m.yaml").exists()
+
+
+def test_a_distinct_number_per_row_is_a_feature_a_distinct_text_is_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = _rows(800)
+    header = [*HEADER[:-1], "Lead Number", "Email", HEADER[-1]]
+    rows = [[*r[:-1], str(600000 + 7 * i), f"lead{i}@example.org", r[-1]] for i, r in enumerate(rows)]
+    out = tmp_path / "model.yaml"
+    assert _calibrate(_write(tmp_path / "h.csv", rows, header), out) == 0
+    model = load_model(str(out))
+    dropped = model.metadata["dropped_columns"]
+    assert isinstance(dropped, dict)
+    assert "identifier" in dropped["Email"]
+    assert "Lead Number" not in dropped
+    assert "Lead Number" in model.metadata["mapping"]  # type: ignore[operator]
+    assert "distinct number on every row" in capsys.readouterr().err
