@@ -119,7 +119,8 @@ def _stages(model: ScoringModel, scores: np.ndarray, y: np.ndarray, base_rate: f
 
 def _contributions(results: Sequence[ScoreResult], top: int = 10) -> dict[str, list[dict[str, Any]]]:
     """Which reasons move a lead's score most, compared with the average lead: for each rule,
-    points of one value minus the rule's mean points over all leads, weighted by how common."""
+    points of one value minus the rule's mean points over all leads; the strongest value of each
+    rule up and down."""
     per_rule: dict[str, list[float]] = defaultdict(list)
     by_label: dict[tuple[str, str], list[float]] = defaultdict(list)
     n = len(results)
@@ -135,8 +136,16 @@ def _contributions(results: Sequence[ScoreResult], top: int = 10) -> dict[str, l
         effect = sum(points) / len(points) - mean_rule
         rows.append({"rule": rule_id, "label": label, "effect": round(effect, 3), "leads": len(points)})
     common = [r for r in rows if r["leads"] >= max(5, 0.005 * n)]
-    positive = sorted((r for r in common if r["effect"] > 0), key=lambda r: -r["effect"])[:top]
-    negative = sorted((r for r in common if r["effect"] < 0), key=lambda r: r["effect"])[:top]
+    # One line per rule (its strongest value), so a finely binned column cannot fill the chart.
+    strongest_up: dict[str, dict[str, Any]] = {}
+    strongest_down: dict[str, dict[str, Any]] = {}
+    for row in common:
+        if row["effect"] > 0 and row["effect"] > strongest_up.get(row["rule"], {"effect": 0})["effect"]:
+            strongest_up[row["rule"]] = row
+        if row["effect"] < 0 and row["effect"] < strongest_down.get(row["rule"], {"effect": 0})["effect"]:
+            strongest_down[row["rule"]] = row
+    positive = sorted(strongest_up.values(), key=lambda r: -r["effect"])[:top]
+    negative = sorted(strongest_down.values(), key=lambda r: r["effect"])[:top]
     return {"top_positive": positive, "top_negative": negative}
 
 
