@@ -30,9 +30,12 @@ from leadscore.scoring.model import (
     Rule,
     ScoringModel,
     Section,
+    SegmentCondition,
+    SegmentRule,
 )
 
 SECONDS_PER_DAY = 86_400.0
+SEGMENT_SEPARATOR = " \u2227 "  # logical and: "Lead Origin = API \u2227 Lead Number \u2265 650000"
 PAIR_SEPARATOR = " \u00d7 "  # multiplication sign: "Lead Origin: API x Lead Number: 600000-610000"
 # Events that mean "do not put this person in a marketing sequence".
 SUPPRESSING_EVENTS = frozenset(
@@ -162,13 +165,25 @@ def derived_attributes(model: ScoringModel, state: LeadState) -> dict[str, Attri
     return values
 
 
+def _is_missing(value: AttributeValue | None) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _number(value: AttributeValue) -> float | None:
+    """A present value as a number: None when it is not one; NaN (a missing number) stays NaN."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _attribute_points(rule: AttributeRule, value: AttributeValue | None) -> tuple[float, str]:
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if _is_missing(value):
         return rule.missing, "missing"
+    assert value is not None
     if rule.bins:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
+        number = _number(value)
+        if number is None:
             return rule.other, str(value)
         if math.isnan(number):
             return rule.missing, "missing"
@@ -184,12 +199,12 @@ def _attribute_points(rule: AttributeRule, value: AttributeValue | None) -> tupl
 
 def _pair_level(side: PairAttribute, value: AttributeValue | None) -> tuple[str, str]:
     """(level, shown value) of one side of a pair rule; the same matching as `_attribute_points`."""
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if _is_missing(value):
         return MISSING_LEVEL, "missing"
+    assert value is not None
     if side.bins:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
+        number = _number(value)
+        if number is None:
             return OTHER_LEVEL, str(value)
         if math.isnan(number):
             return MISSING_LEVEL, "missing"
@@ -209,6 +224,29 @@ def _pair_points(rule: PairRule, attrs: Mapping[str, AttributeValue]) -> tuple[f
         f"{second.label or second.attribute}: {shown_b}"
     )
     return rule.cell(level_a, level_b), label
+
+
+def _condition_holds(condition: SegmentCondition, value: AttributeValue | None) -> bool:
+    """Values: case-folded match; bounds: a number in [lower, upper). A missing value (or, for
+    bounds, one that is not a number) meets the condition only when it says `missing: true`."""
+    if _is_missing(value):
+        return condition.missing
+    assert value is not None
+    if condition.values:
+        return str(value).strip().casefold() in condition.keys
+    lower, upper = condition.lower, condition.upper
+    if lower is None and upper is None:
+        return False  # a "missing" condition on a present value
+    number = _number(value)
+    if number is None or math.isnan(number):
+        return condition.missing
+    return (lower is None or number >= lower) and (upper is None or number < upper)
+
+
+def _segment_points(rule: SegmentRule, attrs: Mapping[str, AttributeValue]) -> tuple[float, str]:
+    holds = all(_condition_holds(c, attrs.get(c.attribute)) for c in rule.conditions)
+    label = rule.label or SEGMENT_SEPARATOR.join(c.describe() for c in rule.conditions)
+    return (rule.points if holds else 0.0), label
 
 
 def _event_points(model: ScoringModel, rule: EventRule, accumulator: float, at: datetime) -> float:
@@ -234,6 +272,8 @@ def _rule_contribution(
         return points, f"{name}: {shown}"
     if isinstance(rule, PairRule):
         return _pair_points(rule, attrs)
+    if isinstance(rule, SegmentRule):
+        return _segment_points(rule, attrs)
     if isinstance(rule, EventRule):
         return _event_points(model, rule, state.accumulators.get(rule.id, 0.0), at), name
     if isinstance(rule, AggregateRule):

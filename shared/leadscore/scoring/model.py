@@ -214,8 +214,87 @@ class PairRule(_Strict):
         return self.points.get(first, {}).get(second, 0.0)
 
 
+class SegmentCondition(_Strict):
+    """One condition of a segment rule, on one attribute.
+
+    - `values`: the value (compared trimmed and case-folded) is one of these;
+    - `lower` / `upper`: the value is a number in [lower, upper) (either bound may be left out);
+    - `missing: true`: the value is missing (absent, empty, or for bounds not a number). Alone it
+      means "is missing"; with `values` or bounds it means "... or is missing".
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+
+    attribute: str
+    label: str | None = None
+    values: list[str] = Field(default_factory=list)
+    lower: float | None = None
+    upper: float | None = None
+    missing: bool = False
+
+    @field_validator("values")
+    @classmethod
+    def _stripped(cls, values: list[str]) -> list[str]:
+        stripped = [v.strip() for v in values]
+        if any(not v for v in stripped):
+            raise ValueError("condition values must not be empty (use missing: true)")
+        return stripped
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> SegmentCondition:
+        bounded = self.lower is not None or self.upper is not None
+        if self.values and bounded:
+            raise ValueError(f"condition on {self.attribute}: use either values or lower/upper, not both")
+        if not (self.values or bounded or self.missing):
+            raise ValueError(f"condition on {self.attribute}: give values, lower/upper or missing: true")
+        if self.lower is not None and self.upper is not None and self.lower >= self.upper:
+            raise ValueError(f"condition on {self.attribute}: lower must be below upper")
+        return self
+
+    @cached_property
+    def keys(self) -> frozenset[str]:
+        return frozenset(v.casefold() for v in self.values)
+
+    def describe(self) -> str:
+        name = self.label or self.attribute
+        if self.values:
+            shown = f"= {self.values[0]}" if len(self.values) == 1 else f"\u2208 {{{', '.join(self.values)}}}"
+        elif self.lower is not None and self.upper is not None:
+            both = f"{self.lower:g} \u2264 {name} < {self.upper:g}"
+            return f"{both} or missing" if self.missing else both
+        elif self.lower is not None:
+            shown = f"\u2265 {self.lower:g}"
+        elif self.upper is not None:
+            shown = f"< {self.upper:g}"
+        else:
+            return f"{name} missing"
+        return f"{name} {shown}{' or missing' if self.missing else ''}"
+
+
+class SegmentRule(_Strict):
+    """Points for a segment: leads meeting every one of 1-4 conditions (an AND) get `points`.
+
+    Learned models use these for what additive points per attribute cannot say, such as
+    "API leads created recently who spent 15+ minutes on the site".
+    """
+
+    kind: Literal["segment"] = "segment"
+    id: Annotated[str, Field(pattern=r"^[a-z0-9_.:-]{1,64}$")]
+    label: str | None = None
+    conditions: list[SegmentCondition] = Field(min_length=1, max_length=4)
+    points: float
+
+    @model_validator(mode="after")
+    def _distinct(self) -> SegmentRule:
+        attributes = [c.attribute for c in self.conditions]
+        if len(set(attributes)) != len(attributes):
+            raise ValueError(f"rule {self.id}: one condition per attribute")
+        return self
+
+
 Rule = Annotated[
-    AttributeRule | EventRule | AggregateRule | InactivityRule | PairRule, Field(discriminator="kind")
+    AttributeRule | EventRule | AggregateRule | InactivityRule | PairRule | SegmentRule,
+    Field(discriminator="kind"),
 ]
 
 
@@ -223,7 +302,9 @@ def _infer_kind(rule: object) -> object:
     """Let hand-written models omit `kind`: it follows from the fields a rule uses."""
     if not isinstance(rule, dict) or "kind" in rule:
         return rule
-    if "attributes" in rule:
+    if "conditions" in rule:
+        kind = "segment"
+    elif "attributes" in rule:
         kind = "pair"
     elif "attribute" in rule:
         kind = "attribute"
