@@ -225,25 +225,17 @@ class _Builder:
         first, last = rng.choice(FIRST), rng.choice(LAST)
         local = f"{first}.{last}{index}".lower()
         title: str | None
-        if persona in ("decision_maker", "manager", "individual"):
-            company, domain, size, industry, country = rng.choice(
-                TARGETS if persona != "individual" or rng.random() < 0.5 else SMALL
+        if persona in ("decision_maker", "manager", "individual", "competitor"):
+            pool = (
+                COMPETITORS
+                if persona == "competitor"
+                else TARGETS
+                if persona != "individual" or rng.random() < 0.5
+                else SMALL
             )
+            company, domain, size, industry, country = rng.choice(pool)
             if persona == "manager" and rng.random() < 0.4:
                 company, domain, size, industry, country = rng.choice(SMALL)
-            return Lead(
-                f"{local}@{domain}",
-                first,
-                last,
-                persona,
-                rng.choice(TITLES[persona]),
-                company,
-                size,
-                industry,
-                country,
-            )
-        if persona == "competitor":
-            company, domain, size, industry, country = rng.choice(COMPETITORS)
             return Lead(
                 f"{local}@{domain}",
                 first,
