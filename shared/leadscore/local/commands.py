@@ -34,6 +34,12 @@ def register(subparsers: Any) -> None:
         "--port", type=int, default=DEFAULT_PORT, help="HTTP port (default 3000; 0 picks a free one)"
     )
     local.add_argument(
+        "--emulator-port",
+        type=int,
+        default=0,
+        help="port of the embedded AWS emulator, for your own AWS clients (default: a free one, printed)",
+    )
+    local.add_argument(
         "--secrets", type=Path, default=None, help=f"webhook secrets JSON (default {DEFAULT_SECRETS})"
     )
     local.add_argument(
@@ -94,7 +100,11 @@ def _local(args: argparse.Namespace) -> int:
 
     warnings.filterwarnings("ignore", category=UserWarning, module="aws_lambda_powertools.*")
     options = LocalOptions(
-        port=args.port, secrets_path=args.secrets, watch=args.watch, log_level=args.log_level
+        port=args.port,
+        emulator_port=args.emulator_port,
+        secrets_path=args.secrets,
+        watch=args.watch,
+        log_level=args.log_level,
     )
     stack = LocalStack(options)
     try:

@@ -68,6 +68,7 @@ class StackError(Exception):
 @dataclass
 class LocalOptions:
     port: int = 3000  # 0 picks a free port
+    emulator_port: int = 0  # the AWS emulator's port; 0 picks a free one
     host: str = "127.0.0.1"
     secrets_path: Path | None = None  # default: events/local/secrets.json of the repository
     watch: bool = False
@@ -82,6 +83,17 @@ class LocalOptions:
     # two in-process emulators, or `mock_aws` in a test, would share and reset each other's state).
     emulator: Literal["thread", "process"] = "thread"
     say: Callable[[str], None] = print
+
+
+def _ensure_free(port: int, option: str) -> None:
+    """Fail with a clear message, before anything starts, when a fixed port is taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise StackError(
+                f"port {port} on 127.0.0.1 is already in use; choose another with {option}"
+            ) from exc
 
 
 def load_secrets(path: Path) -> dict[str, str]:
@@ -247,7 +259,11 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(
             logging.ERROR
         )  # one line per request from the emulator is noise
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        if self.options.emulator_port:
+            _ensure_free(self.options.emulator_port, "--emulator-port")
+        self._moto = ThreadedMotoServer(
+            ip_address="127.0.0.1", port=self.options.emulator_port, verbose=False
+        )
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         self.session = EndpointSession(f"http://{host}:{port}")
