@@ -8,6 +8,7 @@ body), so a retried webhook maps to the same ledger item and is recorded once.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -83,6 +84,8 @@ def ensure_utc(value: datetime) -> datetime:
 
 
 AttributeValue = str | int | float | bool
+MAX_ATTRIBUTES = 60  # per event; a profile keeps one snapshot per event that carries attributes
+MAX_TEXT = 500  # characters kept of a text attribute (a form's free-text message, say)
 
 
 class LeadAttributes(BaseModel):
@@ -95,7 +98,7 @@ class LeadAttributes(BaseModel):
     last_name: str | None = None
     job_title: str | None = None
     company: str | None = None
-    company_size: int | None = Field(default=None, ge=0)
+    company_size: int | None = Field(default=None, ge=0, le=100_000_000)
     industry: str | None = None
     country: str | None = None
     city: str | None = None
@@ -123,9 +126,21 @@ class LeadAttributes(BaseModel):
         return int(match.group(1))
 
     def present(self) -> dict[str, AttributeValue]:
-        """Only the attributes that carry a value, custom ones included."""
-        data = self.model_dump(exclude_none=True)
-        return {k: v for k, v in data.items() if v != "" and isinstance(v, str | int | float | bool)}
+        """The attributes that carry a value, custom ones included, bounded for storage: at most
+        MAX_ATTRIBUTES of them, text cut at MAX_TEXT characters, numbers beyond what a score can
+        use (|x| > 1e15) kept as text, non-finite numbers dropped."""
+        kept: dict[str, AttributeValue] = {}
+        for key, value in self.model_dump(exclude_none=True).items():
+            if len(kept) == MAX_ATTRIBUTES:
+                break
+            if isinstance(value, bool):
+                kept[key] = value
+            elif isinstance(value, int | float):
+                if math.isfinite(value):
+                    kept[key] = value if abs(value) <= 1e15 else str(value)
+            elif isinstance(value, str) and value:
+                kept[key] = value[:MAX_TEXT]
+        return kept
 
 
 class LeadEvent(BaseModel):

@@ -164,6 +164,20 @@ def test_ses_events_arrive_through_the_queue(stack: Stack) -> None:
             413,
             "payload_too_large",
         ),
+        (
+            "/v1/forms/generic",
+            b'{"email": "a@b.co", "attributes": {"x": NaN}}',
+            None,
+            400,
+            "malformed_payload",
+        ),
+        (
+            "/v1/forms/generic",
+            b'{"email": "a@b.co", "attributes": {"x": 1e400}}',
+            None,
+            400,
+            "malformed_payload",
+        ),
         ("/v1/forms/nosuch", b'{"email": "a@b.co"}', None, 404, "unknown_provider"),
         ("/v1/forms/sendgrid", b"[]", None, 404, "unknown_provider"),
         ("/v1/email-events/sendgrid", b"[]", {"content-type": "application/json"}, 401, "invalid_signature"),
@@ -202,3 +216,24 @@ def test_an_event_dated_in_the_future_earns_no_more_than_full_points(stack: Stac
     result = engine.score(model, profile_from_item(profile, model.initial_stage).state, stack.clock.now())
     clicks = next(c.points for c in result.contributions if c.rule_id == "email_clicks")
     assert 2.9 < clicks <= 3.0
+
+
+def test_oversized_and_absurd_attribute_values_are_stored_bounded(stack: Stack) -> None:
+    from .conftest import GENERIC_SECRET
+
+    payload = {
+        "email": "big@hooli.com",
+        "attributes": {"message": "m" * 300_000, "budget": 10**45, "company_size": 10**45},
+    }
+    body = json.dumps(payload).encode()
+
+    status, answer = stack.post(
+        "/v1/forms/generic", body, signing.standard_webhook_headers(body, GENERIC_SECRET, "b1")
+    )
+    stack.settle()
+
+    assert (status, answer["accepted"]) == (202, 1)
+    attributes = stack.ledger_items()[0]["attributes"]
+    assert len(attributes["message"]) == 500
+    assert attributes["budget"] == str(10**45)
+    assert stack.profile(lead_id_for("big@hooli.com")) is not None

@@ -8,6 +8,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -86,11 +87,30 @@ def require_content_type(request: WebhookRequest, *allowed: str) -> str:
     return media_type
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NonFiniteNumber(text)
+    return value
+
+
+class _NonFiniteNumber(ValueError):
+    pass
+
+
+def _no_constants(name: str) -> Any:
+    raise _NonFiniteNumber(name)
+
+
 def parse_json(body: bytes) -> Any:
+    """Strict JSON: NaN, Infinity and numbers too large for a float are refused (they are not
+    JSON, and nothing downstream could store them)."""
     try:
-        return json.loads(body.decode("utf-8"))
+        return json.loads(body.decode("utf-8"), parse_float=_finite, parse_constant=_no_constants)
     except UnicodeDecodeError:
         raise MalformedPayload("body is not valid UTF-8") from None
+    except _NonFiniteNumber as exc:
+        raise MalformedPayload(f"body is not valid JSON: {exc} is not a finite number") from None
     except json.JSONDecodeError as exc:
         raise MalformedPayload(f"body is not valid JSON: {exc}") from None
 
