@@ -10,6 +10,7 @@ Item layout (attribute names):
   r:<rule id>       event-rule accumulator, in "points at the model epoch" form
   n:<key>           counters: n:type:<event type>, n:<aggregate rule id>
   a:<time>#<event>  attribute snapshot of one event (latest time wins per attribute when read)
+  attrs             snapshots folded by decay and rescoring: attribute -> {"at": time, "v": value}
   seen:<yyyymmdd>   ids of events applied, by ledger receive day (retry guard; pruned by decay)
   days              set of active days (days since 1970-01-01): last activity, inactivity rules
   version           number of events applied (the decay job's optimistic lock)
@@ -37,6 +38,8 @@ from leadscore.scoring.engine import EventEffect, LeadState
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 SEEN_PREFIX = "seen:"
+SNAPSHOT_PREFIX = "a:"
+MERGED_ATTRIBUTES = "attrs"
 SEEN_KEEP_DAYS = 3  # stream records live 24 h; a retry can never be older than that
 
 
@@ -220,6 +223,21 @@ class LeadProfile(BaseModel):
     seen_buckets: list[str] = Field(default_factory=list)
     rescored_by: str | None = None
     rescore_outcome: dict[str, Any] | None = None
+    snapshot_keys: list[str] = Field(default_factory=list)
+    attribute_times: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+def attribute_history(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each attribute's latest value with its time ({"at", "v"}), from the folded `attrs` map and
+    the per-event snapshots: the latest time wins, whatever order they were written in."""
+    folded = data.get(MERGED_ATTRIBUTES) or {}
+    history: dict[str, dict[str, Any]] = {name: dict(entry) for name, entry in folded.items()}
+    for key in sorted(k for k in data if k.startswith(SNAPSHOT_PREFIX)):
+        at = key[len(SNAPSHOT_PREFIX) :]
+        for name, value in data[key].items():
+            if name not in history or history[name]["at"] <= at:
+                history[name] = {"at": at, "v": value}
+    return history
 
 
 def profile_from_item(item: Mapping[str, Any], initial_stage: str) -> LeadProfile:
@@ -227,9 +245,8 @@ def profile_from_item(item: Mapping[str, Any], initial_stage: str) -> LeadProfil
     data = from_dynamo(dict(item))
     accumulators = {k[2:]: float(v) for k, v in data.items() if k.startswith("r:")}
     counts = {k[2:]: int(v) for k, v in data.items() if k.startswith("n:")}
-    attributes: dict[str, AttributeValue] = {}
-    for key in sorted(k for k in data if k.startswith("a:")):
-        attributes.update(data[key])
+    history = attribute_history(data)
+    attributes: dict[str, AttributeValue] = {name: entry["v"] for name, entry in history.items()}
     days = sorted(data.get("days") or [])
     epoch_day = datetime(1970, 1, 1, tzinfo=UTC)
     created_at = parse_iso(data["created_at"]) if data.get("created_at") else None
@@ -264,6 +281,8 @@ def profile_from_item(item: Mapping[str, Any], initial_stage: str) -> LeadProfil
         seen_buckets=sorted(k for k in data if k.startswith(SEEN_PREFIX)),
         rescored_by=data.get("rescored_by"),
         rescore_outcome=data.get("rescore_outcome"),
+        snapshot_keys=sorted(k for k in data if k.startswith(SNAPSHOT_PREFIX)),
+        attribute_times=history,
     )
 
 
@@ -353,7 +372,7 @@ class LeadProfiles:
         expr.set("review_at", int(now.timestamp()))
         expr.set("updated_at", iso(now))
         if effect.attributes:
-            expr.set(f"a:{iso(event.occurred_at)}#{event.event_id}", effect.attributes)
+            expr.set(f"{SNAPSHOT_PREFIX}{iso(event.occurred_at)}#{event.event_id}", effect.attributes)
         for rule_id, amount in sorted(effect.accumulators.items()):
             expr.add(f"r:{rule_id}", amount)
         for key, count in sorted(effect.counts.items()):
@@ -433,6 +452,12 @@ class LeadProfiles:
         condition = f"stage_seq = {expr.value(profile.stage_seq)}"
         if check_version:
             condition += f" AND version = {expr.value(profile.version)}"
+            # No event was applied since we read the lead, so its attribute snapshots can be folded
+            # into one map (each value keeps its time): the item stays small however many forms.
+            if profile.snapshot_keys:
+                expr.set(MERGED_ATTRIBUTES, profile.attribute_times)
+                for key in profile.snapshot_keys:
+                    expr.remove(key)
         try:
             self._table.update_item(Key={"lead_id": profile.lead_id}, **expr.kwargs(condition))
         except ClientError as exc:

@@ -173,3 +173,38 @@ def test_decay_visits_only_leads_whose_score_can_still_change(stack: Stack) -> N
 
     assert third["reviewed"] == 2
     assert "review_at" not in stack.profile(lead_id_for(static))  # its score can no longer change
+
+
+def test_decay_folds_attribute_snapshots_and_the_latest_value_still_wins(stack: Stack) -> None:
+    now = stack.clock.now()
+    email = "mover@globex.com"
+    for days_ago, title in ((30, "Analyst"), (10, "Director of IT"), (20, "Manager")):
+        stack.post_generic(
+            {
+                "email": email,
+                "attributes": {"job_title": title},
+                "occurred_at": _iso(now - timedelta(days=days_ago)),
+            }
+        )
+    stack.settle()
+    report = stack.runner.fire_schedule("DecayScoresFunction", at=stack.clock.advance(timedelta(hours=25)))
+
+    assert report["updated"] == 1, report
+    folded = stack.profile(lead_id_for(email))
+    assert not [k for k in folded if k.startswith("a:")]
+    assert folded["attrs"]["job_title"]["v"] == "Director of IT"
+
+    # a late event from before the newest one does not win; a newer one does
+    stack.post_generic(
+        {"email": email, "attributes": {"job_title": "Intern"}, "occurred_at": _iso(now - timedelta(days=40))}
+    )
+    stack.post_generic(
+        {"email": email, "attributes": {"company": "Globex"}, "occurred_at": _iso(now - timedelta(days=1))}
+    )
+    stack.settle()
+
+    from leadscore.repository import profile_from_item
+
+    state = profile_from_item(stack.profile(lead_id_for(email)), "lead").state
+    assert state.attributes["job_title"] == "Director of IT"
+    assert state.attributes["company"] == "Globex"
