@@ -10,9 +10,10 @@ from leadscore.scoring.model import ScoringModel
 
 
 def evaluate(
-    model: ScoringModel, profile: LeadProfile, at: datetime, reason: str, review_horizon: timedelta
+    model: ScoringModel, profile: LeadProfile, at: datetime, reason: str, review_horizon: timedelta | None
 ) -> Evaluation:
-    """Score the lead at `at`, apply stage thresholds with hysteresis, and plan the next review."""
+    """Score the lead at `at` and apply stage thresholds with hysteresis. With a horizon, also
+    plan the next review (a bisection over time: only worth it when the evaluation is saved)."""
     result = engine.score(model, profile.state, at)
     stage = engine.next_stage(model, profile.stage, result.total)
     transition = None
@@ -30,23 +31,28 @@ def evaluate(
         at=at,
         stage=stage,
         transition=transition,
-        review_at=engine.next_review(model, profile.state, at, stage, review_horizon),
+        review_at=None
+        if review_horizon is None
+        else engine.next_review(model, profile.state, at, stage, review_horizon),
     )
 
 
-def needs_saving(profile: LeadProfile, evaluation: Evaluation) -> bool:
-    """Threshold evaluation on the hot path writes only when the stage changes."""
-    return evaluation.transition is not None
+def plan_review(
+    model: ScoringModel, profile: LeadProfile, evaluation: Evaluation, horizon: timedelta
+) -> Evaluation:
+    """The evaluation with its next review planned (see `engine.next_review`)."""
+    review_at = engine.next_review(model, profile.state, evaluation.at, evaluation.stage, horizon)
+    return evaluation.model_copy(update={"review_at": review_at})
 
 
 def announcement_topic(model: ScoringModel, transition: Transition, suppressed: bool) -> str | None:
     """The topic a transition is published to: the entered stage's `on_enter` when promoted, the
     left stage's `on_exit` when demoted. Suppressed leads (unsubscribed, complained, hard-bounced)
     are never enrolled in nurture."""
-    promoted = model.stage_index(transition.to_stage) > model.stage_index(transition.from_stage)
-    topic = (
-        model.stage(transition.to_stage).on_enter if promoted else model.stage(transition.from_stage).on_exit
-    )
+    if model.is_promotion(transition.from_stage, transition.to_stage):
+        topic = model.stage(transition.to_stage).on_enter
+    else:
+        topic = model.stage(transition.from_stage).on_exit
     if topic == "nurture" and suppressed:
         return None
     return topic

@@ -81,7 +81,7 @@ def message_for(model: ScoringModel, profile: LeadProfile) -> StageChanged:
     if transition is None:
         raise ValueError("profile has no transition to announce")
     result = engine.score(model, profile.state, transition.at)
-    promoted = model.stage_index(transition.to_stage) > model.stage_index(transition.from_stage)
+    promoted = model.is_promotion(transition.from_stage, transition.to_stage)
     return StageChanged(
         transition_id=f"{profile.lead_id}#{profile.stage_seq}",
         lead_id=profile.lead_id,

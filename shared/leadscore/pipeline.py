@@ -127,13 +127,12 @@ def on_profile_change(
     if new.stage_seq > old_seq and new.last_transition is not None:
         svc.notifier.bind(lambda_context)
         svc.notifier.announce(model, new)
-    moment = now or clock.now()
-    evaluation = lifecycle.evaluate(
-        model, new, moment, "threshold", timedelta(hours=settings.review_horizon_hours)
-    )
-    if lifecycle.needs_saving(new, evaluation) and svc.profiles.save(new, evaluation, check_version=False):
-        return evaluation.stage
-    return None
+    # The hot path: decide from the stream image alone and write only when the stage changes.
+    evaluation = lifecycle.evaluate(model, new, now or clock.now(), "threshold", review_horizon=None)
+    if evaluation.transition is None:
+        return None
+    evaluation = lifecycle.plan_review(model, new, evaluation, timedelta(hours=settings.review_horizon_hours))
+    return evaluation.stage if svc.profiles.save(new, evaluation, check_version=False) else None
 
 
 class DecayReport(BaseModel):

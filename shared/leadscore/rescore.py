@@ -318,7 +318,7 @@ def process_page(item: WorkItem, settings: Settings, page_size: int = PAGE_SIZE)
         tally["n_score_changed"] += abs(outcome.score_after - outcome.score_before) >= 0.005
         if outcome.to_stage != outcome.from_stage:
             tally[f"stage:{outcome.from_stage}->{outcome.to_stage}"] += 1
-            promoted = model.stage_index(outcome.to_stage) > model.stage_index(outcome.from_stage)
+            promoted = model.is_promotion(outcome.from_stage, outcome.to_stage)
             tally["n_promotions" if promoted else "n_demotions"] += 1
     if next_key is not None:
         jobs.enqueue(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -179,7 +178,3 @@ def evaluate(model: ScoringModel, results: Sequence[ScoreResult], y: np.ndarray)
     if probs is None:
         report["notes"] = ["the model has no calibration table: no probabilities, so no Brier score"]
     return report
-
-
-def finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None

@@ -85,10 +85,6 @@ class ColumnMapping(BaseModel):
             raise ValueError("an events column is a count: it cannot be categorical")
         return self
 
-    @property
-    def is_events(self) -> bool:
-        return bool(self.events)
-
 
 class Mapping(BaseModel):
     """The whole `--mapping` file."""

@@ -447,6 +447,9 @@ class ScoringModel(_Strict):
                 return stage
         return self.stages[0]
 
+    def is_promotion(self, from_stage: str, to_stage: str) -> bool:
+        return self.stage_index(to_stage) > self.stage_index(from_stage)
+
     def stage_index(self, name: str) -> int:
         for index, stage in enumerate(self.stages):
             if stage.name == name:

@@ -36,7 +36,10 @@ def _profile(from_stage: str, to_stage: str, counts: dict[str, int] | None = Non
 
 
 def test_the_schema_file_in_the_repo_is_the_one_the_code_publishes() -> None:
-    assert json.loads(SCHEMA_PATH.read_text()) == contract_schema()
+    assert json.loads(SCHEMA_PATH.read_text()) == contract_schema(), (
+        "the message model changed: bump the contract version if subscribers break, then regenerate "
+        "with `python -c 'from leadscore.notifications import write_schema; write_schema()'`"
+    )
 
 
 def test_messages_validate_against_the_schema_and_carry_a_unique_transition_id() -> None:
