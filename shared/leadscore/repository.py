@@ -106,6 +106,7 @@ class EventLedger:
 
     def __init__(self, table_name: str, retention_days: int, dynamodb: Any | None = None) -> None:
         self._table = (dynamodb or boto3.resource("dynamodb")).Table(table_name)
+        self._client = self._table.meta.client
         self._retention = timedelta(days=retention_days)
 
     def item_for(self, event: LeadEvent, received_at: datetime) -> dict[str, Any]:
@@ -126,9 +127,13 @@ class EventLedger:
 
     def record(self, event: LeadEvent, received_at: datetime) -> RecordOutcome:
         """Put the event unless its id is already there. One write request, no read."""
+        item = self.item_for(event, received_at)
         try:
-            self._table.put_item(
-                Item=self.item_for(event, received_at),
+            # The Table resource's client (it keeps the resource's type conversion): record_all
+            # calls this from several threads, and boto3 clients are thread-safe, resources not.
+            self._client.put_item(
+                TableName=self._table.name,
+                Item=item,
                 ConditionExpression="attribute_not_exists(event_id)",
             )
         except ClientError as exc:
