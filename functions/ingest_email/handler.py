@@ -44,7 +44,7 @@ def record_ses_message(record: SQSRecord, settings: Settings) -> None:
         body=record.body.encode("utf-8"),
         received_at=datetime.fromtimestamp(sent / 1000, UTC) if sent else datetime.now(UTC),
     )
-    result = ingest_webhook(request, "email", settings)
+    result = ingest_webhook(request, "email", settings, from_queue=True)
     metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=result.accepted)
 
 

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from leadscore.errors import UnprocessableEvent
+
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -77,10 +79,19 @@ def body_hash(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+EARLIEST_YEAR, LATEST_YEAR = 1970, 2200
+
+
 def ensure_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    """The moment in UTC; a naive time is taken as UTC. Times outside 1970-2200 are refused (422):
+    they are data errors, and scores cannot be computed that far from the model's epoch."""
+    try:
+        moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        moment = None
+    if moment is None or not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise UnprocessableEvent(f"time {value.isoformat()} is outside {EARLIEST_YEAR}-{LATEST_YEAR}")
+    return moment
 
 
 AttributeValue = str | int | float | bool

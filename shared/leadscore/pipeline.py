@@ -78,12 +78,15 @@ class IngestResult(BaseModel):
     event_ids: list[str]
 
 
-def ingest_webhook(request: WebhookRequest, channel: Channel, settings: Settings) -> IngestResult:
-    """Verify, normalize and durably record one webhook delivery. Raises a 4xx domain error for
-    bad input (nothing recorded) and StorageUnavailable (503) when recording failed."""
+def ingest_webhook(
+    request: WebhookRequest, channel: Channel, settings: Settings, *, from_queue: bool = False
+) -> IngestResult:
+    """Verify, normalize and durably record one webhook delivery (or one message of a provider's
+    queue, `from_queue`). Raises a 4xx domain error for bad input (nothing recorded) and
+    StorageUnavailable (503) when recording failed."""
     if len(request.body) > settings.max_body_bytes:
         raise PayloadTooLarge(f"body is {len(request.body)} bytes; the limit is {settings.max_body_bytes}")
-    adapter = get_adapter(request.provider, channel)
+    adapter = get_adapter(request.provider, channel, from_queue=from_queue)
     secret = provider_secret(settings.webhook_secret_name, adapter.name) if adapter.needs_secret else {}
     events = adapter.parse(request, {"tolerance_seconds": settings.signature_tolerance_seconds, **secret})
     outcomes = services(settings).ledger.record_all(events, request.received_at)

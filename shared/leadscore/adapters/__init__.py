@@ -31,14 +31,17 @@ def _registry() -> dict[str, Adapter]:
 
 def supported(channel: Channel) -> list[str]:
     """Provider names of one channel ('form' or 'email'), sorted."""
-    return sorted(name for name, adapter in _registry().items() if adapter.channel == channel)
+    return sorted(
+        name for name, adapter in _registry().items() if adapter.channel == channel and not adapter.queue_only
+    )
 
 
-def get_adapter(name: str, channel: Channel) -> Adapter:
+def get_adapter(name: str, channel: Channel, *, from_queue: bool = False) -> Adapter:
     """The adapter for `name` on `channel`; UnknownProvider (404) for anything else, so a form URL
-    cannot be used to feed email events and vice versa."""
+    cannot be used to feed email events and vice versa, and a queue-only source (SES, which
+    carries no signature) cannot be forged over the public HTTP route."""
     adapter = _registry().get(name)
-    if adapter is None or adapter.channel != channel:
+    if adapter is None or adapter.channel != channel or (adapter.queue_only and not from_queue):
         choices = ", ".join(supported(channel)) or "none"
         raise UnknownProvider(
             f"unknown {channel} provider {name[:40]!r}; supported {channel} providers: {choices}"

@@ -106,13 +106,20 @@ def parse_json(body: bytes) -> Any:
     """Strict JSON: NaN, Infinity and numbers too large for a float are refused (they are not
     JSON, and nothing downstream could store them)."""
     try:
-        return json.loads(body.decode("utf-8"), parse_float=_finite, parse_constant=_no_constants)
+        data = json.loads(body.decode("utf-8"), parse_float=_finite, parse_constant=_no_constants)
+        # "\ud800" is a valid JSON escape but no valid text: refuse it here, not in a hash later.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except RecursionError:
+        raise MalformedPayload("body is not valid JSON: nested too deeply") from None
+    except UnicodeEncodeError:
+        raise MalformedPayload("body is not valid JSON: a string holds a lone surrogate escape") from None
     except UnicodeDecodeError:
         raise MalformedPayload("body is not valid UTF-8") from None
     except _NonFiniteNumber as exc:
         raise MalformedPayload(f"body is not valid JSON: {exc} is not a finite number") from None
     except json.JSONDecodeError as exc:
         raise MalformedPayload(f"body is not valid JSON: {exc}") from None
+    return data
 
 
 def validate_payload(model: type[Model], data: Any) -> Model:

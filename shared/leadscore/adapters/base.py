@@ -46,6 +46,7 @@ class Adapter(Protocol):
     name: str
     channel: Channel
     needs_secret: bool  # False only for sources authenticated outside the request (SES via SQS/IAM)
+    queue_only: bool  # True for sources that only arrive through their queue (never over public HTTP)
 
     def parse(self, request: WebhookRequest, secret: Mapping[str, Any]) -> list[LeadEvent]:
         """Verify and normalize. `secret` is this provider's entry of the webhook secret."""

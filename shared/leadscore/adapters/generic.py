@@ -57,7 +57,7 @@ class GenericSecret(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     secret: str = Field(min_length=1)
-    tolerance_seconds: int | None = Field(default=None, ge=1)
+    tolerance_seconds: int | None = Field(default=None, ge=1, le=86_400)
 
     @field_validator("secret")
     @classmethod
@@ -92,6 +92,7 @@ class GenericAdapter:
     name: str = Provider.GENERIC.value
     channel: Channel = "form"
     needs_secret: bool = True
+    queue_only: bool = False
 
     def __init__(self, tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS) -> None:
         self.tolerance_seconds = tolerance_seconds

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from email import message_from_bytes
 from email.policy import HTTP
 from email.utils import collapse_rfc2231_value
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -51,7 +51,7 @@ MAX_FIELDS = 200
 class HtmlSecret(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    sites: dict[str, str] = Field(min_length=1)
+    sites: dict[str, Annotated[str, Field(min_length=8)]] = Field(min_length=1)
     honeypot_field: str = "website_url"
 
 
@@ -75,8 +75,11 @@ def _multipart(body: bytes, content_type: str) -> list[tuple[str, str]]:
         payload = part.get_payload(decode=True)
         if not name or part.get_filename() or not isinstance(payload, bytes):
             continue
-        charset = part.get_content_charset() or "utf-8"
-        fields.append((collapse_rfc2231_value(name), payload.decode(charset, errors="replace")))
+        try:
+            text = payload.decode(part.get_content_charset() or "utf-8", errors="replace")
+        except LookupError:  # a charset Python does not know: read it as UTF-8
+            text = payload.decode("utf-8", errors="replace")
+        fields.append((collapse_rfc2231_value(name), text))
     if len(fields) > MAX_FIELDS:
         raise MalformedPayload(f"form has more than {MAX_FIELDS} fields")
     return fields
@@ -86,6 +89,7 @@ class HtmlFormAdapter:
     name: str = Provider.HTML.value
     channel: Channel = "form"
     needs_secret: bool = True
+    queue_only: bool = False
 
     def parse(self, request: WebhookRequest, secret: Mapping[str, Any]) -> list[LeadEvent]:
         config = load_secret(HtmlSecret, secret, self.name)

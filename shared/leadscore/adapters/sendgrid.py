@@ -69,7 +69,7 @@ class SendGridSecret(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     public_key: str = Field(min_length=1)
-    tolerance_seconds: int | None = Field(default=None, ge=1)
+    tolerance_seconds: int | None = Field(default=None, ge=1, le=86_400)
 
     @field_validator("public_key")
     @classmethod
@@ -119,6 +119,7 @@ class SendGridAdapter:
     name: str = Provider.SENDGRID.value
     channel: Channel = "email"
     needs_secret: bool = True
+    queue_only: bool = False
 
     def __init__(self, tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS) -> None:
         self.tolerance_seconds = tolerance_seconds

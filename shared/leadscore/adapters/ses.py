@@ -132,7 +132,8 @@ def _unwrap(data: Any) -> Any | None:
 class SesAdapter:
     name: str = Provider.SES.value
     channel: Channel = "email"
-    needs_secret: bool = False
+    needs_secret: bool = False  # SES -> SNS -> SQS is authenticated by IAM and the queue policy
+    queue_only: bool = True  # so it is never accepted over the public HTTP route
 
     def parse(self, request: WebhookRequest, secret: Mapping[str, Any]) -> list[LeadEvent]:
         data = _unwrap(parse_json(request.body))

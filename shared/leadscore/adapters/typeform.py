@@ -115,6 +115,7 @@ class TypeformAdapter:
     name: str = Provider.TYPEFORM.value
     channel: Channel = "form"
     needs_secret: bool = True
+    queue_only: bool = False
 
     def parse(self, request: WebhookRequest, secret: Mapping[str, Any]) -> list[LeadEvent]:
         config = load_secret(TypeformSecret, secret, self.name)

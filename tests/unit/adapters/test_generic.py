@@ -287,3 +287,26 @@ def test_missing_or_broken_secret_means_not_configured(
     with pytest.raises(ProviderNotConfigured) as caught:
         ADAPTER.parse(signed(body_of({"email": "a@b.example"})), secret)
     assert "not-base64" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+        (b'{"email": "\\ud800@b.example"}', "lone surrogate"),
+    ],
+)
+def test_hostile_json_is_malformed_not_a_crash(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any], body: bytes, problem: str
+) -> None:
+    with pytest.raises(MalformedPayload, match=problem):
+        ADAPTER.parse(signed(body), secret)
+
+
+def test_a_time_outside_1970_to_2200_is_unprocessable(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any]
+) -> None:
+    request = signed(body_of({"email": "a@b.example", "occurred_at": "0001-01-01T00:30:00+01:00"}))
+
+    with pytest.raises(UnprocessableEvent, match="outside 1970-2200"):
+        ADAPTER.parse(request, secret)

@@ -10,13 +10,19 @@ import pytest
 from leadscore.adapters.base import WebhookRequest
 from leadscore.adapters.html import ADAPTER
 from leadscore.domain import EventType, Provider
-from leadscore.errors import MalformedPayload, MissingEmail, SignatureInvalid, UnsupportedMediaType
+from leadscore.errors import (
+    MalformedPayload,
+    MissingEmail,
+    ProviderNotConfigured,
+    SignatureInvalid,
+    UnsupportedMediaType,
+)
 
 pytestmark = pytest.mark.unit
 
 MakeRequest = Callable[..., WebhookRequest]
 URLENCODED = {"content-type": "application/x-www-form-urlencoded"}
-SECRET: dict[str, Any] = {"sites": {"www-leadscore": "st_7Qm2xK9pLr4v", "docs": "st_docs"}}
+SECRET: dict[str, Any] = {"sites": {"www-leadscore": "st_7Qm2xK9pLr4v", "docs": "st_docs_2026"}}
 AUTH = {"_site": "www-leadscore", "_token": "st_7Qm2xK9pLr4v"}
 
 
@@ -117,7 +123,7 @@ def test_honeypot_field_name_comes_from_the_secret(make_request: MakeRequest) ->
     "auth",
     [
         {"_site": "unknown-site", "_token": "st_7Qm2xK9pLr4v"},
-        {"_site": "www-leadscore", "_token": "st_docs"},
+        {"_site": "www-leadscore", "_token": "st_docs_2026"},
         {"_site": "www-leadscore"},
         {},
     ],
@@ -133,7 +139,10 @@ def test_unknown_site_or_wrong_token_is_rejected(auth: dict[str, str], make_requ
 def test_site_and_token_may_come_from_the_query_string(make_request: MakeRequest) -> None:
     # Given a form whose action URL carries ?site=docs&token=st_docs
     request = make_request(
-        "html", form({"email": "ann@acme.example"}), URLENCODED, query={"site": "docs", "token": "st_docs"}
+        "html",
+        form({"email": "ann@acme.example"}),
+        URLENCODED,
+        query={"site": "docs", "token": "st_docs_2026"},
     )
     # Then it is accepted
     assert [event.email for event in ADAPTER.parse(request, SECRET)] == ["ann@acme.example"]
@@ -183,3 +192,27 @@ def test_plain_form_defaults_to_form_submitted_and_drops_secret_fields(make_requ
     assert event.event_type is EventType.FORM_SUBMITTED
     assert event.url is None
     assert event.attributes.present() == {}
+
+
+def test_a_part_in_an_unknown_charset_is_read_as_utf8(make_request: MakeRequest) -> None:
+    body, headers = multipart(
+        [("_site", "www-leadscore"), ("_token", "st_7Qm2xK9pLr4v"), ("email", "ann@acme.example")], "b0undary"
+    )
+    body = body.replace(
+        b'name="email"\r\n', b'name="email"\r\nContent-Type: text/plain; charset=no-such-charset\r\n'
+    )
+
+    events = ADAPTER.parse(make_request("html", body, headers), SECRET)
+
+    assert [e.email for e in events] == ["ann@acme.example"]
+
+
+def test_a_site_token_shorter_than_eight_characters_is_a_configuration_error(
+    make_request: MakeRequest,
+) -> None:
+    request = make_request(
+        "html", form({"_site": "x", "_token": "", "email": "ann@acme.example"}), URLENCODED
+    )
+
+    with pytest.raises(ProviderNotConfigured):
+        ADAPTER.parse(request, {"sites": {"x": ""}})

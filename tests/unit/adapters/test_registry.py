@@ -14,7 +14,7 @@ def test_supported_lists_each_channels_providers_sorted() -> None:
     # When listing the providers per channel
     # Then form and email providers are discovered and kept apart
     assert supported("form") == ["generic", "html", "typeform"]
-    assert supported("email") == ["sendgrid", "ses"]
+    assert supported("email") == ["sendgrid"]  # SES arrives through its queue only
 
 
 @pytest.mark.parametrize(
@@ -24,15 +24,24 @@ def test_supported_lists_each_channels_providers_sorted() -> None:
 def test_get_adapter_returns_the_named_adapter(name: str, channel: str) -> None:
     # Given a supported provider name and its channel
     # When asking the registry for it
-    adapter = get_adapter(name, channel)  # type: ignore[arg-type]
+    adapter = get_adapter(name, channel, from_queue=name == "ses")  # type: ignore[arg-type]
     # Then the adapter answers to that name and channel, and only SES (IAM-fed) needs no secret
     assert (adapter.name, adapter.channel) == (name, channel)
     assert adapter.needs_secret is (name != "ses")
+    assert adapter.queue_only is (name == "ses")
+
+
+def test_ses_cannot_be_fed_over_http() -> None:
+    # SES events carry no signature: only its SQS queue (IAM-authenticated) may deliver them
+    with pytest.raises(
+        UnknownProvider, match="unknown email provider 'ses'; supported email providers: sendgrid"
+    ):
+        get_adapter("ses", "email")
 
 
 def test_every_adapter_name_is_a_provider_of_the_domain() -> None:
     # Given all discovered adapters
-    names = supported("form") + supported("email")
+    names = supported("form") + supported("email") + ["ses"]
     # Then each one can stamp its events with a domain Provider
     assert sorted(names) == sorted(provider.value for provider in Provider)
 
