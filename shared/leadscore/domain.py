@@ -94,6 +94,39 @@ def ensure_utc(value: datetime) -> datetime:
     return moment
 
 
+# The lead attribute vocabulary: what forms, exports and models call the same attribute.
+def to_snake(name: str) -> str:
+    """'First Name', 'firstName', 'first-name' -> 'first_name'."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name.strip())
+    return re.sub(r"[^0-9a-zA-Z]+", "_", spaced).strip("_").lower()[:64]
+
+
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "first_name": ("firstname", "fname", "given_name"),
+    "last_name": ("lastname", "lname", "surname", "family_name"),
+    "job_title": ("title", "jobtitle", "position", "role"),
+    "company": ("company_name", "companyname", "organization", "organisation", "org"),
+    "company_size": ("employees", "number_of_employees", "num_employees", "employee_count", "team_size"),
+    "industry": ("sector",),
+    "country": ("country_code",),
+    "city": ("town",),
+    "phone": ("phone_number", "phonenumber", "telephone", "tel", "mobile"),
+    "website": ("company_website", "web_site", "domain"),
+    "lead_source": ("leadsource",),
+}
+CANONICAL = {alias: field for field, aliases in _ALIASES.items() for alias in (field, *aliases)} | {
+    f"utm_{part}": f"utm_{part}" for part in ("source", "medium", "campaign", "term", "content")
+}
+
+
+def attribute_key(name: str) -> str:
+    """The attribute a field or column name stands for: 'Job Title' and 'Title' -> 'job_title',
+    'Organization' -> 'company', anything else -> its snake_case. Live forms and learned models
+    use this one function, so a learned rule meets the attribute a live lead carries."""
+    key = to_snake(name)
+    return CANONICAL.get(key, key)
+
+
 AttributeValue = str | int | float | bool
 MAX_ATTRIBUTES = 60  # per event; a profile keeps one snapshot per event that carries attributes
 MAX_TEXT = 500  # characters kept of a text attribute (a form's free-text message, say)

@@ -8,38 +8,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from leadscore.domain import EventType, LeadAttributes
+from leadscore.domain import CANONICAL, EventType, LeadAttributes, to_snake
 
 MAX_CUSTOM_ATTRIBUTES = 50
 MAX_VALUE_CHARS = 500
-
-
-def to_snake(name: str) -> str:
-    """'First Name', 'firstName', 'first-name' -> 'first_name'."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name.strip())
-    return re.sub(r"[^0-9a-zA-Z]+", "_", spaced).strip("_").lower()[:64]
 
 
 EMAIL_KEYS = frozenset(
     {"email", "e_mail", "email_address", "emailaddress", "work_email", "business_email", "your_email"}
 )
 EVENT_KEYS = ("event", "form_type", "intent")
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "first_name": ("firstname", "fname", "given_name"),
-    "last_name": ("lastname", "lname", "surname", "family_name"),
-    "job_title": ("title", "jobtitle", "position", "role"),
-    "company": ("company_name", "companyname", "organization", "organisation", "org"),
-    "company_size": ("employees", "number_of_employees", "num_employees", "employee_count", "team_size"),
-    "industry": ("sector",),
-    "country": ("country_code",),
-    "city": ("town",),
-    "phone": ("phone_number", "phonenumber", "telephone", "tel", "mobile"),
-    "website": ("company_website", "web_site", "domain"),
-    "lead_source": ("leadsource",),
-}
-CANONICAL = {alias: field for field, aliases in _ALIASES.items() for alias in (field, *aliases)} | {
-    f"utm_{part}": f"utm_{part}" for part in ("source", "medium", "campaign", "term", "content")
-}
 _FULL_NAME_KEYS = frozenset({"name", "full_name", "fullname", "your_name"})
 _EVENT_TYPES = frozenset(event_type.value for event_type in EventType)
 _SECRET_ISH = re.compile(

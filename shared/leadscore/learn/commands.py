@@ -75,7 +75,8 @@ def register(subparsers: Any) -> None:
     backtest.add_argument(
         "--mapping",
         metavar="MAPPING.yaml",
-        help="for hand-written models: column -> attribute/events (default attribute = snake_case(column))",
+        help="for hand-written models: column -> attribute/events (default: the attribute a form field"
+        " of that name fills)",
     )
     backtest.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     backtest.add_argument("--report", metavar="REPORT.html", help="write an HTML report with plots")
@@ -92,6 +93,9 @@ def write_atomically(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual mode
         os.replace(temp, target)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
@@ -184,6 +188,18 @@ def run_backtest(args: argparse.Namespace) -> int:
     builder = None if args.mapping else builder_from_metadata(model)
     if builder is None:
         builder = builder_for_columns(model, history.feature_columns, load_mapping(args.mapping))
+    missing = sorted(set(builder.columns) - set(history.frame.columns))
+    if missing and len(missing) == len(set(builder.columns)):
+        raise CommandError(
+            f"{args.history}: the file has none of the columns the model reads ({', '.join(missing[:10])}); "
+            "every lead would get the baseline score"
+        )
+    if missing:
+        print(
+            f"leadscore backtest: warning: {args.history} lacks {', '.join(missing[:10])}: "
+            "those rules score every lead as missing",
+            file=sys.stderr,
+        )
     results = score_rows(model, history.frame, history.ids, builder)
     metrics = evaluate(model, results, history.y)
     if args.report:

@@ -49,6 +49,9 @@ def _shown(values: Iterable[object]) -> str:
     return ", ".join(items)
 
 
+MIN_PER_OUTCOME = 5  # enough for 5-fold cross-validation to see both outcomes in every fold
+
+
 def read_csv(path: str | Path) -> pd.DataFrame:
     """The CSV as strings, header stripped, fully empty unnamed columns (trailing commas) removed."""
     path = Path(path)
@@ -76,6 +79,10 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         ) from exc
     except OSError as exc:
         raise CommandError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    header = _header(path)
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:  # pandas would silently rename the second one "name.1"
+        raise CommandError(f"{path}: repeated column names in the header: {_shown(repeated)}")
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = frame.apply(lambda s: s.str.strip())
     empty_unnamed = [
@@ -85,6 +92,11 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     if len(set(frame.columns)) != len(frame.columns):
         raise CommandError(f"{path}: repeated column names in the header")
     return frame
+
+
+def _header(path: Path) -> list[str]:
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return [name.strip() for name in next(csv.reader(handle), [])]
 
 
 def parse_target(values: pd.Series, column: str, path: Path) -> np.ndarray:
@@ -110,6 +122,12 @@ def parse_target(values: pd.Series, column: str, path: Path) -> np.ndarray:
         raise CommandError(
             f"{path}: every lead in {column!r} has the same outcome ({outcome}); "
             "learning or testing a score needs both converted and non-converted leads"
+        )
+    rarest = int(min(y.sum(), len(y) - y.sum()))
+    if rarest < MIN_PER_OUTCOME:
+        raise CommandError(
+            f"{path}: only {rarest} lead(s) in {column!r} have the rarer outcome; at least "
+            f"{MIN_PER_OUTCOME} of each are needed to learn or measure a score"
         )
     return y
 

@@ -10,7 +10,8 @@ import math
 from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, field
 
-from leadscore.learn.mapping import Mapping, snake_case
+from leadscore.domain import to_snake
+from leadscore.learn.mapping import Mapping
 from leadscore.scoring.engine import LeadState
 from leadscore.scoring.model import AggregateRule, EventRule, ScoringModel
 
@@ -54,7 +55,7 @@ class StateBuilder:
                 if n:
                     accumulators[rule_id] = accumulators.get(rule_id, 0.0) + n * points
         return LeadState(
-            email=f"{snake_case(lead_id)[:40] or 'lead'}@{BACKTEST_EMAIL_DOMAIN}",
+            email=f"{to_snake(lead_id)[:40] or 'lead'}@{BACKTEST_EMAIL_DOMAIN}",
             attributes=attributes,
             counts=counts,
             accumulators=accumulators,
@@ -82,7 +83,7 @@ def builder_from_metadata(model: ScoringModel) -> StateBuilder | None:
 
 
 def builder_for_columns(model: ScoringModel, columns: list[str], mapping: Mapping) -> StateBuilder:
-    """For a hand-written model: attribute = snake_case(column) unless the mapping says otherwise;
+    """For a hand-written model: attribute = attribute_key(column) unless the mapping says otherwise;
     an `events:` column counts as that many events for every aggregate and event rule they match."""
     builder = StateBuilder()
     rules = [rule for _, rule in model.all_rules()]

@@ -4,7 +4,8 @@ A learned point only helps a live lead if the runtime can find the same signal o
 The mapping says, per CSV column, which lead attribute carries it (`attribute:`), or which
 events count it (`events:`: the column is a lifetime count of those events and becomes an
 aggregate rule), and in which section its points go (`category:`). Columns the mapping does
-not name become attributes called `snake_case(column)`.
+not name become the attribute a live form field of that name would fill (`domain.attribute_key`:
+'Title' -> job_title, 'Organization' -> company, otherwise snake_case).
 
 This module needs only pydantic and PyYAML, so a backtest of a hand-written model can read a
 mapping without the training extra.
@@ -20,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from leadscore.cli import CommandError
-from leadscore.domain import EventType
+from leadscore.domain import EventType, attribute_key
 from leadscore.errors import describe_validation
 from leadscore.scoring.model import Category
 
@@ -40,17 +41,6 @@ DEFAULT_MISSING_VALUES: tuple[str, ...] = (
 # Attributes the engine computes from the email address itself, overwriting any value sent.
 ENGINE_OWNED_ATTRIBUTES = frozenset({"email_domain", "email_domain_class"})
 _ATTRIBUTE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-
-
-def snake_case(name: str) -> str:
-    """'Total Time Spent on Website' -> 'total_time_spent_on_website' (at most 64 characters)."""
-    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name.strip())
-    text = re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower()
-    if not text:
-        text = "column"
-    if text[0].isdigit():
-        text = f"c_{text}"
-    return text[:64].rstrip("_")
 
 
 class ColumnMapping(BaseModel):
@@ -98,7 +88,7 @@ class Mapping(BaseModel):
         return self.columns.get(column) or ColumnMapping()
 
     def attribute_for(self, column: str) -> str:
-        return self.for_column(column).attribute or snake_case(column)
+        return self.for_column(column).attribute or attribute_key(column)
 
     def placeholders(self) -> frozenset[str]:
         return frozenset(DEFAULT_MISSING_VALUES) | {v.strip().casefold() for v in self.missing_values}

@@ -118,8 +118,19 @@ def test_backtest_runs_for_the_hand_written_model(tmp_path: Path, capsys: pytest
         ([], HEADER, [], "no rows"),
         ([[*r[:4], "0"] for r in _rows(50)], HEADER, [], "same outcome"),
         (_rows(50), HEADER, ["--ignore-column", "Nope"], "--ignore-column names no column"),
+        ([[*r[:4], "1" if r[0] == "L0" else "0"] for r in _rows(50)], HEADER, [], "rarer outcome"),
+        (_rows(50), [*HEADER[:2], HEADER[1], *HEADER[3:]], [], "repeated column names"),
     ],
-    ids=["missing-target", "non-binary", "duplicate-ids", "empty", "one-class", "unknown-ignore"],
+    ids=[
+        "missing-target",
+        "non-binary",
+        "duplicate-ids",
+        "empty",
+        "one-class",
+        "unknown-ignore",
+        "single-positive",
+        "repeated-header",
+    ],
 )
 def test_bad_input_is_a_clear_error_and_writes_nothing(
     tmp_path: Path,
@@ -169,3 +180,24 @@ def test_a_distinct_number_per_row_is_a_feature_a_distinct_text_is_not(
     assert "Lead Number" not in dropped
     assert "Lead Number" in model.metadata["mapping"]  # type: ignore[operator]
     assert "distinct number on every row" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("column", "attribute"),
+    [
+        ("Title", "job_title"),
+        ("Organization", "company"),
+        ("Phone Number", "phone"),
+        ("3rd Party Source", "3rd_party_source"),
+    ],
+)
+def test_a_learned_column_targets_the_attribute_a_live_form_field_of_that_name_fills(
+    column: str, attribute: str
+) -> None:
+    from leadscore.adapters._fields import build_attributes
+    from leadscore.learn.mapping import Mapping
+
+    live = build_attributes({column: "x"}).present()
+
+    assert Mapping().attribute_for(column) == attribute
+    assert attribute in live
