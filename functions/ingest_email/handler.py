@@ -28,7 +28,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 @app.post("/v1/email-events/<provider>")
-@tracer.capture_method
+@tracer.capture_method(capture_error=False)  # a 4xx is an answer, not an error
 def email_events(provider: str) -> Response:
     result = ingest_webhook(webhook_request(app.current_event, provider), "email", Settings.from_env())
     metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=result.accepted)

@@ -22,7 +22,7 @@ register_error_handlers(app)
 
 
 @app.post("/v1/forms/<provider>")
-@tracer.capture_method
+@tracer.capture_method(capture_error=False)  # a 4xx is an answer, not an error
 def submit_form(provider: str) -> Response:
     result = ingest_webhook(webhook_request(app.current_event, provider), "form", Settings.from_env())
     metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=result.accepted)

@@ -21,13 +21,13 @@ register_error_handlers(app)
 
 
 @app.get("/v1/leads/<lead_id>")
-@tracer.capture_method
+@tracer.capture_method(capture_error=False)  # a 4xx is an answer, not an error
 def get_lead(lead_id: str) -> Response:
     return json_response(200, leads.lead_detail(lead_id, Settings.from_env()).model_dump(mode="json"))
 
 
 @app.get("/v1/leads")
-@tracer.capture_method
+@tracer.capture_method(capture_error=False)
 def list_leads() -> Response:
     query = leads.parse_query(app.current_event.query_string_parameters)
     return json_response(200, leads.search(query, Settings.from_env()).model_dump(mode="json"))

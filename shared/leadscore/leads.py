@@ -13,12 +13,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import DecimalException, InvalidOperation
 from typing import Any
 
+from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -142,10 +144,13 @@ def decode_cursor(cursor: str, stage: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         key = _CursorKey.model_validate(json.loads(raw))
-        score = Decimal(key.score)
-    except (binascii.Error, ValueError, ValidationError, InvalidOperation) as exc:
+        # Exactly what DynamoDB can hold (38 digits, 1e-130..1e125); anything else was not ours.
+        score = DYNAMODB_CONTEXT.create_decimal(key.score)
+        if not score.is_finite():
+            raise InvalidOperation
+    except (binascii.Error, ValueError, ValidationError, DecimalException) as exc:
         raise InvalidRequest("cursor is not valid: pass back the `next_cursor` of a previous page") from exc
-    if key.stage != stage or not score.is_finite():
+    if key.stage != stage:
         raise InvalidRequest("cursor is not valid: it belongs to another listing")
     return {"lead_id": key.lead_id, "stage": key.stage, "score": score}
 
@@ -167,13 +172,32 @@ def _view_fields(svc: Services, profile: LeadProfile, at: datetime) -> dict[str,
         "probability": None if result.probability is None else round(result.probability, 4),
         "suppressed": result.suppressed,
         "contributions": [
-            ContributionView(rule_id=c.rule_id, category=c.category, label=c.label, points=round(c.points, 2))
-            for c in result.contributions
+            ContributionView(rule_id=c.rule_id, category=c.category, label=c.label, points=points)
+            for c, points in zip(
+                result.contributions,
+                apportion([c.points for c in result.contributions], result.total),
+                strict=True,
+            )
         ],
         "last_transition": TransitionView.model_validate(transition.model_dump()) if transition else None,
         "scored_at": result.at,
         "model_version": result.model_version,
     }
+
+
+def apportion(values: list[float], total: float, digits: int = 2) -> list[float]:
+    """`values` rounded to `digits` so that they still add up exactly to `total` rounded the same
+    way (largest remainder), keeping the explanation an exact sum as the engine's is."""
+    unit = 10**digits
+    scaled = [v * unit for v in values]
+    rounded = [math.floor(s) for s in scaled]
+    missing = round(total * unit) - sum(rounded)
+    by_remainder = sorted(range(len(values)), key=lambda i: scaled[i] - rounded[i], reverse=True)
+    step = 1 if missing > 0 else -1
+    chosen = by_remainder[:missing] if missing > 0 else by_remainder[::-1][:-missing]
+    for index in chosen:
+        rounded[index] += step
+    return [r / unit for r in rounded]
 
 
 def _event_view(item: Mapping[str, Any]) -> EventView:
@@ -189,7 +213,7 @@ def _event_view(item: Mapping[str, Any]) -> EventView:
 
 def lead_detail(lead_id: str, settings: Settings) -> LeadDetail:
     """One lead, scored now, with its recent events. 400 for a malformed id, 404 when unknown."""
-    if not LEAD_ID.match(lead_id):
+    if not LEAD_ID.fullmatch(lead_id):
         raise InvalidRequest("lead ids look like `ld_` followed by 24 hexadecimal characters")
     svc = services(settings)
     try:

@@ -19,7 +19,16 @@ def test_a_cursor_round_trips_to_the_exclusive_start_key() -> None:
 
 
 @pytest.mark.parametrize(
-    "cursor", ["not base64 at all!", "eyJmb28iOiAxfQ", "W10", leads.encode_cursor({**KEY, "score": "NaN"})]
+    "cursor",
+    [
+        "not base64 at all!",
+        "eyJmb28iOiAxfQ",
+        "W10",
+        *(
+            leads.encode_cursor({**KEY, "score": s})
+            for s in ("NaN", "1e400", "1e-200", "1" + "0" * 60, "1." + "3" * 44)
+        ),
+    ],
 )
 def test_a_forged_or_damaged_cursor_is_a_400(cursor: str) -> None:
     with pytest.raises(InvalidRequest):
@@ -52,3 +61,17 @@ def test_a_stage_query_defaults_to_fifty_leads() -> None:
     query = leads.parse_query({"stage": "SQL"})
 
     assert (query.stage, query.limit, query.cursor) == ("SQL", 50, None)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_rounded_contributions_still_add_up_to_the_rounded_total(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    values = [rng.uniform(-30, 30) for _ in range(rng.randint(1, 12))]
+    total = sum(values)
+
+    parts = leads.apportion(values, total)
+
+    assert round(sum(parts) * 100) == round(total * 100)
+    assert all(abs(p - v) < 0.01 + 1e-9 for p, v in zip(parts, values, strict=True))
