@@ -187,9 +187,6 @@ class Scenario:
         if index < len(ordered):
             yield self.now, ordered[index:]
 
-    def count(self, kind: str) -> int:
-        return sum(1 for s in self.steps if s.kind == kind)
-
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

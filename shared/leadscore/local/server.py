@@ -27,8 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -351,10 +350,6 @@ class LocalStack:
         self._collect_watches()
         return moved
 
-    def fire(self, function_id: str, at: datetime | None = None) -> Any:
-        assert self.runner is not None
-        return self.runner.fire_schedule(function_id, at)
-
     def watched(self, topic: str) -> list[dict[str, Any]]:
         self._collect_watches()
         with self._watch_lock:
@@ -399,9 +394,9 @@ class LocalStack:
         assert self.runner is not None
         started = datetime.now(UTC)
         due: dict[str, datetime] = {}
-        for function_id, source in self.runner.schedules():
+        for function_id, _source in self.runner.schedules():
             if function_id not in self.unscheduled:
-                due[function_id] = self.runner.parsed_schedule(source).next_after(started, started)
+                self._plan(due, function_id, started, started)
         while due and not self._stop.is_set():
             function_id, at = min(due.items(), key=lambda item: item[1])
             wait = (at - datetime.now(UTC)).total_seconds()
@@ -412,8 +407,19 @@ class LocalStack:
                 self.runner.fire_schedule(function_id, at)
             except Exception as exc:
                 self.options.say(f"scheduler: {function_id} failed: {type(exc).__name__}: {exc}")
-            source = next(s for f, s in self.runner.schedules() if f == function_id)
-            due[function_id] = self.runner.parsed_schedule(source).next_after(at, started)
+            self._plan(due, function_id, at, started)
+
+    def _plan(self, due: dict[str, datetime], function_id: str, after: datetime, started: datetime) -> None:
+        """Put the schedule's next firing in `due`, or drop it (saying why) when it has none left,
+        e.g. a cron expression whose only year is over: the other schedules keep running."""
+        assert self.runner is not None
+        source = next(s for f, s in self.runner.schedules() if f == function_id)
+        try:
+            due[function_id] = self.runner.parsed_schedule(source).next_after(after, started)
+        except ScheduleError as exc:
+            due.pop(function_id, None)
+            self.unscheduled[function_id] = str(exc)
+            self.options.say(f"scheduler: {function_id} will not fire again: {exc}")
 
     # ------------------------------------------------------------------------- description
     def describe(self) -> dict[str, Any]:
@@ -656,16 +662,6 @@ def _handler_class(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
     return Handler
-
-
-@contextmanager
-def running(options: LocalOptions) -> Iterator[LocalStack]:
-    stack = LocalStack(options)
-    stack.start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:

@@ -265,7 +265,6 @@ class Runner:
         self._streams_client = session.client("dynamodbstreams")
         self._sqs = session.client("sqs")
         self._readers: dict[tuple[str, str], glue.StreamReader] = {}
-        self._retries: dict[tuple[str, str], dict[str, Any]] = {}
         self.environments = {fid: self._environment(spec) for fid, spec in self.specs.items()}
 
     def _environment(self, spec: FunctionSpec) -> dict[str, str]:
@@ -280,9 +279,9 @@ class Runner:
         a process has one environment."""
         spec = self.specs[function_id]
         with _PROCESS_ENVIRONMENT:
-            saved = dict(os.environ)
-            os.environ.update(self._base_env)
-            os.environ.update(self.environments[function_id])
+            overrides = {**self._base_env, **self.environments[function_id]}
+            saved = {name: os.environ.get(name) for name in overrides}
+            os.environ.update(overrides)
             started = time.perf_counter()
             outcome = "ok"
             try:
@@ -302,8 +301,12 @@ class Runner:
                 outcome = f"error: {type(exc).__name__}: {exc}"
                 raise
             finally:
-                os.environ.clear()
-                os.environ.update(saved)
+                # Put back only what this call set: the environment is never empty for other threads.
+                for name, value in saved.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
                 if self._log:
                     self._log(function_id, trigger, time.perf_counter() - started, outcome)
 

@@ -79,7 +79,18 @@ def notifications_for(api: Client, topic: str, email: str) -> list[dict[str, Any
     return found
 
 
-def assert_nothing_recorded(api: Client, email: str) -> None:
+def assert_nothing_recorded(local_stack: LocalStack, api: Client, email: str) -> None:
+    """Nothing in the ledger for that lead once everything in flight has been delivered."""
+    assert local_stack.session is not None and local_stack.physical is not None
+    local_stack.settle()
+    ledger = local_stack.session.client("dynamodb")
+    table = local_stack.physical.tables["EventLedgerTable"]
+    found = ledger.query(
+        TableName=table,
+        KeyConditionExpression="lead_id = :lead",
+        ExpressionAttributeValues={":lead": {"S": lead_id_for(email)}},
+    )
+    assert found["Count"] == 0
     status, _ = api.signed_get(f"/v1/leads?{urlencode({'email': email})}")
     assert status == 404
 
@@ -326,7 +337,7 @@ def _oversized(email: str) -> dict[str, Any]:
     ],
 )
 def test_hostile_generic_requests_are_refused_and_record_nothing(
-    api: Client, case: str, expected: int
+    local_stack: LocalStack, api: Client, case: str, expected: int
 ) -> None:
     email = unique_email("intruder.example")
     body = json.dumps(
@@ -349,10 +360,10 @@ def test_hostile_generic_requests_are_refused_and_record_nothing(
 
     assert status == expected, answer
     assert "Traceback" not in json.dumps(answer)
-    assert_nothing_recorded(api, email)
+    assert_nothing_recorded(local_stack, api, email)
 
 
-def test_a_filled_honeypot_is_acknowledged_but_records_nothing(api: Client) -> None:
+def test_a_filled_honeypot_is_acknowledged_but_records_nothing(local_stack: LocalStack, api: Client) -> None:
     email = unique_email("bots.example")
     fields = {
         "_site": "www-leadscore",
@@ -369,10 +380,10 @@ def test_a_filled_honeypot_is_acknowledged_but_records_nothing(api: Client) -> N
     )
 
     assert 200 <= status < 300 and answer["accepted"] == 0
-    assert_nothing_recorded(api, email)
+    assert_nothing_recorded(local_stack, api, email)
 
 
-def test_a_sendgrid_batch_signed_with_another_key_is_refused(api: Client) -> None:
+def test_a_sendgrid_batch_signed_with_another_key_is_refused(local_stack: LocalStack, api: Client) -> None:
     email = unique_email("intruder.example")
     body = json.dumps(
         [{"email": email, "timestamp": int(time.time()), "event": "click", "sg_event_id": "x1"}]
@@ -384,7 +395,7 @@ def test_a_sendgrid_batch_signed_with_another_key_is_refused(api: Client) -> Non
     )
 
     assert status == 401
-    assert_nothing_recorded(api, email)
+    assert_nothing_recorded(local_stack, api, email)
 
 
 # ------------------------------------------------------------------------------------ lead API
