@@ -227,13 +227,16 @@ def _pair_points(rule: PairRule, attrs: Mapping[str, AttributeValue]) -> tuple[f
 
 
 def _condition_holds(condition: SegmentCondition, value: AttributeValue | None) -> bool:
-    """Values: case-folded match; bounds: a number in [lower, upper). A missing value (or, for
-    bounds, one that is not a number) meets the condition only when it says `missing: true`."""
+    """Values: case-folded match (or, for `not_values`, no match); bounds: a number in
+    [lower, upper). A missing value (or, for bounds, one that is not a number) meets the condition
+    only when it says `missing: true`."""
     if _is_missing(value):
         return condition.missing
     assert value is not None
     if condition.values:
         return str(value).strip().casefold() in condition.keys
+    if condition.not_values is not None:
+        return str(value).strip().casefold() not in condition.keys
     lower, upper = condition.lower, condition.upper
     if lower is None and upper is None:
         return False  # a "missing" condition on a present value

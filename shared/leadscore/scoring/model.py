@@ -218,9 +218,10 @@ class SegmentCondition(_Strict):
     """One condition of a segment rule, on one attribute.
 
     - `values`: the value (compared trimmed and case-folded) is one of these;
+    - `not_values`: the value is present and none of these (`not_values: []`: any present value);
     - `lower` / `upper`: the value is a number in [lower, upper) (either bound may be left out);
     - `missing: true`: the value is missing (absent, empty, or for bounds not a number). Alone it
-      means "is missing"; with `values` or bounds it means "... or is missing".
+      means "is missing"; with one of the above it means "... or is missing".
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
@@ -228,13 +229,16 @@ class SegmentCondition(_Strict):
     attribute: str
     label: str | None = None
     values: list[str] = Field(default_factory=list)
+    not_values: list[str] | None = None
     lower: float | None = None
     upper: float | None = None
     missing: bool = False
 
-    @field_validator("values")
+    @field_validator("values", "not_values")
     @classmethod
-    def _stripped(cls, values: list[str]) -> list[str]:
+    def _stripped(cls, values: list[str] | None) -> list[str] | None:
+        if values is None:
+            return None
         stripped = [v.strip() for v in values]
         if any(not v for v in stripped):
             raise ValueError("condition values must not be empty (use missing: true)")
@@ -243,22 +247,35 @@ class SegmentCondition(_Strict):
     @model_validator(mode="after")
     def _one_shape(self) -> SegmentCondition:
         bounded = self.lower is not None or self.upper is not None
-        if self.values and bounded:
-            raise ValueError(f"condition on {self.attribute}: use either values or lower/upper, not both")
-        if not (self.values or bounded or self.missing):
-            raise ValueError(f"condition on {self.attribute}: give values, lower/upper or missing: true")
+        shapes = sum((bool(self.values), self.not_values is not None, bounded))
+        if shapes > 1:
+            raise ValueError(
+                f"condition on {self.attribute}: use one of values, not_values or lower/upper"
+            )
+        if not (shapes or self.missing):
+            raise ValueError(
+                f"condition on {self.attribute}: give values, not_values, lower/upper or missing: true"
+            )
         if self.lower is not None and self.upper is not None and self.lower >= self.upper:
             raise ValueError(f"condition on {self.attribute}: lower must be below upper")
         return self
 
     @cached_property
     def keys(self) -> frozenset[str]:
-        return frozenset(v.casefold() for v in self.values)
+        return frozenset(v.casefold() for v in self.values or self.not_values or ())
 
     def describe(self) -> str:
         name = self.label or self.attribute
         if self.values:
             shown = f"= {self.values[0]}" if len(self.values) == 1 else f"\u2208 {{{', '.join(self.values)}}}"
+        elif self.not_values is not None:
+            if not self.not_values:
+                return f"{name} given{' or missing' if self.missing else ''}"
+            shown = (
+                f"\u2260 {self.not_values[0]}"
+                if len(self.not_values) == 1
+                else f"\u2209 {{{', '.join(self.not_values)}}}"
+            )
         elif self.lower is not None and self.upper is not None:
             both = f"{self.lower:g} \u2264 {name} < {self.upper:g}"
             return f"{both} or missing" if self.missing else both

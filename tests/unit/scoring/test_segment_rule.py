@@ -85,6 +85,35 @@ def test_missing_conditions() -> None:
     assert _points(model, "segment_2", lead_source="Direct Traffic")[0] == 0.0
 
 
+EXCLUDED: dict[str, Any] = {
+    "id": "segment_3",
+    "conditions": [
+        {"attribute": "lead_source", "label": "Lead Source", "not_values": ["Google", "Olark Chat"]},
+        {"attribute": "country", "not_values": [], "missing": True},
+        {"attribute": "city", "label": "City", "not_values": ["Select"], "missing": True},
+    ],
+    "points": 1.5,
+}
+
+
+def test_not_values_match_any_other_present_value() -> None:
+    model = _model(EXCLUDED)
+    lead = {"lead_source": "Reference", "country": "India", "city": "Mumbai"}
+    assert _points(model, "segment_3", **lead) == (
+        1.5,
+        "Lead Source \u2209 {Google, Olark Chat} \u2227 country given or missing \u2227 City \u2260 Select or missing",
+    )
+    assert _points(model, "segment_3", **{**lead, "lead_source": " GOOGLE "})[0] == 0.0
+    assert _points(model, "segment_3", **{**lead, "lead_source": ""})[0] == 0.0  # missing is not "other"
+    assert _points(model, "segment_3", **{**lead, "lead_source": "never seen before"})[0] == 1.5
+    assert _points(model, "segment_3", lead_source="Reference")[0] == 1.5  # country, city missing
+    assert _points(model, "segment_3", **{**lead, "city": "select"})[0] == 0.0
+    present_only = _model({**EXCLUDED, "conditions": [{"attribute": "country", "not_values": []}]})
+    assert _points(present_only, "segment_3", country="x")[0] == 1.5
+    assert _points(present_only, "segment_3", country=" ")[0] == 0.0
+    assert parse_model(dump_model(model), "round trip") == model
+
+
 def test_label_lists_the_conditions() -> None:
     model = _model(SEGMENT, MISSING)
     lead = {"lead_origin": "API", "lead_number": 700000, "time_on_site": 1000}
@@ -113,7 +142,9 @@ def test_score_is_an_exact_sum() -> None:
         ({"conditions": []}, "at least 1"),
         ({"conditions": [{"attribute": f"a{i}", "missing": True} for i in range(5)]}, "at most 4"),
         ({"conditions": [{"attribute": "a"}]}, "give values"),
-        ({"conditions": [{"attribute": "a", "values": ["x"], "lower": 1}]}, "not both"),
+        ({"conditions": [{"attribute": "a", "values": ["x"], "lower": 1}]}, "one of values"),
+        ({"conditions": [{"attribute": "a", "values": ["x"], "not_values": ["y"]}]}, "one of values"),
+        ({"conditions": [{"attribute": "a", "not_values": [""]}]}, "must not be empty"),
         ({"conditions": [{"attribute": "a", "lower": 2, "upper": 1}]}, "lower must be below upper"),
         ({"conditions": [{"attribute": "a", "values": [" "]}]}, "must not be empty"),
         (
