@@ -2,7 +2,7 @@
 
 `SCORING_MODEL` selects it: `bundled:default`, a file path, `s3://bucket/key` or `ssm:/name`.
 Models are cached per source for the life of the Lambda container (SSM and S3 for five minutes,
-so a newly published model is picked up without a redeploy).
+so a newly published model is picked up without a redeploy; a file until it changes on disk).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from leadscore.errors import ModelError, describe_validation
 from leadscore.scoring.model import ScoringModel
 
 _REMOTE_TTL_SECONDS = 300
-_cache: dict[str, tuple[float, ScoringModel]] = {}
+_cache: dict[str, tuple[float, ScoringModel, tuple[int, int] | None]] = {}
 
 
 def parse_model(text: str, origin: str) -> ScoringModel:
@@ -68,11 +68,24 @@ def _read(source: str) -> str:
         raise ModelError(f"cannot read scoring model {source}: {exc.strerror}") from exc
 
 
+def _file_version(source: str) -> tuple[int, int] | None:
+    """A local file's (mtime, size): a file rewritten in place is read again (the CLI, tests)."""
+    if source.startswith(("bundled:", "s3://", "ssm:")):
+        return None
+    try:
+        stat = Path(source.removeprefix("file:")).stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
 def load_model(source: str = "bundled:default") -> ScoringModel:
     cached = _cache.get(source)
     remote = source.startswith(("s3://", "ssm:"))
-    if cached and (not remote or time.monotonic() - cached[0] < _REMOTE_TTL_SECONDS):
+    version = _file_version(source)
+    fresh = cached is not None and cached[2] == version
+    if cached and fresh and (not remote or time.monotonic() - cached[0] < _REMOTE_TTL_SECONDS):
         return cached[1]
     model = parse_model(_read(source), source)
-    _cache[source] = (time.monotonic(), model)
+    _cache[source] = (time.monotonic(), model, version)
     return model

@@ -53,6 +53,17 @@ def test_json_models_are_accepted(tmp_path) -> None:
     assert load_model(str(path)).name == "t"
 
 
+def test_a_model_file_rewritten_in_place_is_read_again(tmp_path) -> None:
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(MINIMAL))
+    first = load_model(str(path))
+    assert load_model(str(path)) is first  # cached while the file is unchanged
+
+    path.write_text(json.dumps({**MINIMAL, "version": "2-with-a-longer-name"}))
+
+    assert load_model(str(path)).version == "2-with-a-longer-name"
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
