@@ -15,8 +15,11 @@ piecewise-constant shape functions):
 The bin count and the regularisation strength are chosen by stratified 5-fold cross-validated
 ROC AUC. Each feature's log-odds shape becomes the points of one rule (x a common scale factor,
 shifted so a feature's least favourable value is worth 0, or for `negative` columns its most
-favourable value), and the intercept plus the shifts become `offset`. The score is therefore an
-exact sum of readable points, yet ranks like the fitted logistic model.
+favourable value), and the intercept plus the shifts become `offset`.
+
+On top of these main effects: pairwise tables (`pairs`: GA2M, chosen by CV), and then shallow
+boosted trees blended in with a CV-chosen weight (`trees`), whose leaves are segment rules. The
+score is therefore an exact sum of readable points, yet ranks like the blended model.
 """
 
 from __future__ import annotations
@@ -39,12 +42,13 @@ from threadpoolctl import threadpool_limits
 from leadscore.cli import CommandError
 from leadscore.domain import EventType
 from leadscore.learn import pairs as pairing
+from leadscore.learn import trees as boosting
 from leadscore.learn.dataset import History, is_numeric, looks_like_identifier, to_numbers
 from leadscore.learn.evaluate import score_rows
 from leadscore.learn.leadstate import builder_from_metadata, count_value
 from leadscore.learn.mapping import Mapping
 from leadscore.model_store import dump_model, parse_model
-from leadscore.scoring.engine import PAIR_SEPARATOR, ScoreResult
+from leadscore.scoring.engine import PAIR_SEPARATOR, ScoreResult, grade_for, probability_for
 from leadscore.scoring.model import (
     AggregateRule,
     AttributeRule,
@@ -55,6 +59,7 @@ from leadscore.scoring.model import (
     PairRule,
     ScoringModel,
     Section,
+    SegmentRule,
     Stage,
 )
 
@@ -65,6 +70,7 @@ C_GRID = (0.03, 0.1, 0.3, 1.0)
 FOLDS = 5
 CALIBRATION_POINTS = 15
 HYSTERESIS = 3.0
+SCORING_FIELDS = {"version", "epoch", "offset", "total_min", "total_max", "fit", "engagement", "negative"}
 FeatureKind = Literal["categorical", "numeric", "events"]
 
 
@@ -371,6 +377,34 @@ def _pair_rule(
     )
 
 
+def tree_inputs(
+    features: list[Feature], frame: pd.DataFrame, placeholders: frozenset[str], y: np.ndarray
+) -> tuple[list[boosting.TreeAxis], np.ndarray]:
+    """The trees' inputs: the lead attributes the GA2M uses, encoded as `trees` describes."""
+    axes: list[boosting.TreeAxis] = []
+    columns: list[np.ndarray] = []
+    for feature in features:
+        if feature.kind == "events" or feature.attribute is None:
+            continue
+        raw = frame[feature.column]
+        axis = boosting.TreeAxis(
+            column=feature.column,
+            attribute=feature.attribute,
+            label=feature.label or feature.column,
+            numeric=feature.kind == "numeric",
+        )
+        if axis.numeric:
+            columns.append(boosting.encode_numeric(axis, _column_values(feature, raw, placeholders)))
+        else:
+            keys = raw.str.casefold().to_numpy()
+            axis.order, axis.placeholders = list(feature.levels), list(feature.placeholders)
+            missing = np.isin(keys, [*placeholders, ""])
+            columns.append(boosting.encode_categorical(axis, keys, missing, y))
+        axes.append(axis)
+    x = np.column_stack(columns) if columns else np.zeros((len(frame), 0))
+    return axes, x
+
+
 # ---------------------------------------------------------------- model building
 
 
@@ -530,12 +564,24 @@ def _learn(history: History, mapping: Mapping, options: Options) -> Learned:  # 
     tables = pairing.fit_tables(
         main_logits, y, cells, [sizes[a] * sizes[b] for a, b in chosen_pairs], pair_fit.lam
     )
-    logits = main_logits + sum(
+    ga2m_logits = main_logits + sum(
         (table[index] for table, index in zip(tables, cells, strict=True)), np.zeros(len(y))
     )
-    scale = SCORE_SPAN / max(float(logits.max() - logits.min()), 1e-9)
+    timings["ga2m_fit_s"] = time.perf_counter() - t
 
-    rules: dict[Category, list[AttributeRule | AggregateRule | PairRule]] = {
+    t = time.perf_counter()
+    tree_axes, tree_x = tree_inputs(features, frame, placeholders, y)
+    min_leaf = max(20, math.ceil(0.005 * len(y)))
+    blend = boosting.choose_blend(tree_x, y, pair_fit.oof_logits, min_leaf, options.seed, FOLDS)
+    ensemble = boosting.boost(tree_x, y, blend.rounds, min_leaf, options.seed)[0] if blend.rounds else None
+    tree_logits = ensemble.logits(tree_x) if ensemble else np.zeros(len(y))
+    logits = blend.ga2m_factor * ga2m_logits + blend.tree_factor * tree_logits
+    span = SCORE_SPAN / max(float(logits.max() - logits.min()), 1e-9)
+    scale = span * blend.ga2m_factor  # points per GA2M logit
+    timings["trees_cv_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    rules: dict[Category, list[AttributeRule | AggregateRule | PairRule | SegmentRule]] = {
         "fit": [],
         "engagement": [],
         "negative": [],
@@ -572,6 +618,7 @@ def _learn(history: History, mapping: Mapping, options: Options) -> Learned:  # 
         else:
             mapping_meta[feature.column] = {"attribute": feature.attribute, "type": feature.kind}
     taken = {feature.rule_id for feature in features}
+    engagement = {f.attribute: f.category for f in features if f.attribute}
     pair_meta: list[dict[str, Any]] = []
     for (a, b), table in zip(chosen_pairs, tables, strict=True):
         first, second = axes[a], axes[b]
@@ -580,18 +627,27 @@ def _learn(history: History, mapping: Mapping, options: Options) -> Learned:  # 
         pair_rule = _pair_rule(rule_id, first, second, grid, scale)
         if not pair_rule.points:
             continue
-        engagement = {f.column: f.category for f in features}
-        both = {engagement[first.column], engagement[second.column]}
+        both = {engagement[first.attribute], engagement[second.attribute]}
         rules["engagement" if both == {"engagement"} else "fit"].append(pair_rule)
         pair_meta.append({"rule": rule_id, "columns": [first.column, second.column]})
         for axis in (first, second):
             kind = "numeric" if axis.numeric else "categorical"
             mapping_meta.setdefault(axis.column, {"attribute": axis.attribute, "type": kind})
-    offset = _round(scale * (offset_logit - float(logits.min())))
+    tree_constant = 0.0
+    if ensemble is not None:
+        segments, tree_constant = boosting.segment_rules(
+            ensemble, tree_axes, span * blend.tree_factor, POINT_DECIMALS
+        )
+        for segment in segments:
+            both = {engagement[c.attribute] for c in segment.conditions}
+            rules["engagement" if both == {"engagement"} else "fit"].append(segment)
+    offset = _round(scale * offset_logit + span * (blend.tree_factor * tree_constant - float(logits.min())))
 
     all_rules = [r for section in rules.values() for r in section]
 
-    def extremes(rule: AttributeRule | AggregateRule | PairRule) -> tuple[float, float]:
+    def extremes(rule: AttributeRule | AggregateRule | PairRule | SegmentRule) -> tuple[float, float]:
+        if isinstance(rule, SegmentRule):
+            return min(0.0, rule.points), max(0.0, rule.points)
         if isinstance(rule, PairRule):
             pts = [0.0, *(v for row in rule.points.values() for v in row.values())]
         elif isinstance(rule, AggregateRule):
@@ -616,7 +672,9 @@ def _learn(history: History, mapping: Mapping, options: Options) -> Learned:  # 
             "categories with rare levels pooled, missing indicators); bins and C chosen by "
             "stratified 5-fold CV AUC; plus the K most useful pairwise interaction tables (FAST "
             "ranking on the main-effects logits, cyclic penalised Newton fit), K and the penalty "
-            "chosen by stratified 5-fold CV AUC with the ranking redone in each fold"
+            "chosen by stratified 5-fold CV AUC with the ranking redone in each fold; blended with "
+            "Newton-boosted depth-3 trees whose leaves are segment rules, the number of trees and "
+            "the blend weight chosen by CV AUC on the same folds (weight 0: no segment rules)"
         ),
         "source": {
             "file": history.path.name,
@@ -627,13 +685,22 @@ def _learn(history: History, mapping: Mapping, options: Options) -> Learned:  # 
         "rows": len(y),
         "conversions": int(y.sum()),
         "base_rate": round(float(y.mean()), 6),
-        "cv_auc": round(pair_fit.cv_auc, 5),
+        "cv_auc": round(blend.cv_auc if blend.rounds else pair_fit.cv_auc, 5),
+        "cv_auc_ga2m": round(pair_fit.cv_auc, 5),
         "cv_auc_main_effects": round(fit.cv_auc, 5),
         "cv_grid": fit.grid,
         "cv_grid_interactions": pair_fit.grid,
-        "chosen": {"bins": fit.bins, "C": pair_fit.c, "pairs": pair_fit.k, "pair_lambda": pair_fit.lam},
+        "cv_grid_segments": blend.grid,
+        "chosen": {
+            "bins": fit.bins,
+            "C": pair_fit.c,
+            "pairs": pair_fit.k,
+            "pair_lambda": pair_fit.lam,
+            "trees": blend.rounds,
+            "tree_weight": blend.weight,
+        },
         "interactions": pair_meta,
-        "points_per_logit": round(scale, 6),
+        "points_per_logit": round(span, 6),
         "missing_values": sorted(placeholders),
         "features": feature_meta,
         "dropped_columns": dict(history.dropped),
@@ -689,7 +756,7 @@ def _learn(history: History, mapping: Mapping, options: Options) -> Learned:  # 
         Grade(grade="C", min_fit=quartiles[2]),
         Grade(grade="D", min_fit=math.floor(fit_low) - 1),
     ]
-    oof_scores = scale * (pair_fit.oof_logits - float(logits.min()))
+    oof_scores = span * (blend.oof_logits - float(logits.min()))
     calibration = _calibration_table(oof_scores, y)
     sent = {name: scores >= value for name, value in (("MQL", mql), ("SQL", sql))}
     metadata["thresholds"] = {
@@ -720,9 +787,16 @@ def _learn(history: History, mapping: Mapping, options: Options) -> Learned:  # 
     model = ScoringModel.model_validate(model.model_dump())
     text = dump_model(model)
     reloaded = parse_model(text, "learned model")
-    final_results = score_rows(reloaded, frame, history.ids, builder)
-    if any(abs(a.total - b.total) > 1e-9 for a, b in zip(results, final_results, strict=True)):
+    # The written file scores exactly like the draft the scores came from (same points, bounds and
+    # epoch); only the grades and probabilities the final model adds are read again.
+    if reloaded.model_dump(include=SCORING_FIELDS) != draft.model_dump(include=SCORING_FIELDS):
         raise CommandError("internal error: the written model does not reproduce the learned scores")
+    final_results = [
+        r.model_copy(
+            update={"grade": grade_for(reloaded, r.fit), "probability": probability_for(reloaded, r.total)}
+        )
+        for r in results
+    ]
     timings["scoring_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - started
     return Learned(model=reloaded, text=text, results=final_results, timings=timings, warnings=warnings)

@@ -35,7 +35,6 @@ from leadscore.scoring.model import (
 )
 
 SECONDS_PER_DAY = 86_400.0
-SEGMENT_SEPARATOR = " \u2227 "  # logical and: "Lead Origin = API \u2227 Lead Number \u2265 650000"
 PAIR_SEPARATOR = " \u00d7 "  # multiplication sign: "Lead Origin: API x Lead Number: 600000-610000"
 # Events that mean "do not put this person in a marketing sequence".
 SUPPRESSING_EVENTS = frozenset(
@@ -226,30 +225,56 @@ def _pair_points(rule: PairRule, attrs: Mapping[str, AttributeValue]) -> tuple[f
     return rule.cell(level_a, level_b), label
 
 
-def _condition_holds(condition: SegmentCondition, value: AttributeValue | None) -> bool:
+Reading = tuple[bool, str, float | None]  # (missing, trimmed case-folded text, number or None)
+
+
+class _Readings(dict[str, Reading]):
+    """Each attribute normalised once per score, however many segment conditions read it."""
+
+    def __init__(self, attrs: Mapping[str, AttributeValue]) -> None:
+        super().__init__()
+        self.raw = attrs
+
+    def __missing__(self, name: str) -> Reading:
+        value = self.raw.get(name)
+        if _is_missing(value):
+            reading: Reading = (True, "", None)
+        else:
+            assert value is not None
+            number = _number(value)
+            reading = (
+                False,
+                str(value).strip().casefold(),
+                None if number is None or math.isnan(number) else number,
+            )
+        self[name] = reading
+        return reading
+
+
+def _condition_holds(condition: SegmentCondition, reading: Reading) -> bool:
     """Values: case-folded match (or, for `not_values`, no match); bounds: a number in
     [lower, upper). A missing value (or, for bounds, one that is not a number) meets the condition
     only when it says `missing: true`."""
-    if _is_missing(value):
+    missing, key, number = reading
+    if missing:
         return condition.missing
-    assert value is not None
     if condition.values:
-        return str(value).strip().casefold() in condition.keys
+        return key in condition.keys
     if condition.not_values is not None:
-        return str(value).strip().casefold() not in condition.keys
+        return key not in condition.keys
     lower, upper = condition.lower, condition.upper
     if lower is None and upper is None:
         return False  # a "missing" condition on a present value
-    number = _number(value)
-    if number is None or math.isnan(number):
+    if number is None:
         return condition.missing
     return (lower is None or number >= lower) and (upper is None or number < upper)
 
 
-def _segment_points(rule: SegmentRule, attrs: Mapping[str, AttributeValue]) -> tuple[float, str]:
-    holds = all(_condition_holds(c, attrs.get(c.attribute)) for c in rule.conditions)
-    label = rule.label or SEGMENT_SEPARATOR.join(c.describe() for c in rule.conditions)
-    return (rule.points if holds else 0.0), label
+def _segment_holds(rule: SegmentRule, readings: _Readings) -> bool:
+    for condition in rule.conditions:  # noqa: SIM110 - hundreds per score: a plain loop is faster than all()
+        if not _condition_holds(condition, readings[condition.attribute]):
+            return False
+    return True
 
 
 def _event_points(model: ScoringModel, rule: EventRule, accumulator: float, at: datetime) -> float:
@@ -267,16 +292,16 @@ def _event_points(model: ScoringModel, rule: EventRule, accumulator: float, at: 
 
 
 def _rule_contribution(
-    model: ScoringModel, rule: Rule, state: LeadState, attrs: Mapping[str, AttributeValue], at: datetime
+    model: ScoringModel, rule: Rule, state: LeadState, attrs: _Readings, at: datetime
 ) -> tuple[float, str]:
+    if isinstance(rule, SegmentRule):  # first: learned models have hundreds of them
+        return (rule.points, rule.display) if _segment_holds(rule, attrs) else (0.0, "")
     name = rule.label or rule.id
     if isinstance(rule, AttributeRule):
-        points, shown = _attribute_points(rule, attrs.get(rule.attribute))
+        points, shown = _attribute_points(rule, attrs.raw.get(rule.attribute))
         return points, f"{name}: {shown}"
     if isinstance(rule, PairRule):
-        return _pair_points(rule, attrs)
-    if isinstance(rule, SegmentRule):
-        return _segment_points(rule, attrs)
+        return _pair_points(rule, attrs.raw)
     if isinstance(rule, EventRule):
         return _event_points(model, rule, state.accumulators.get(rule.id, 0.0), at), name
     if isinstance(rule, AggregateRule):
@@ -294,7 +319,7 @@ def _section(
     category: Category,
     section: Section,
     state: LeadState,
-    attrs: Mapping[str, AttributeValue],
+    attrs: _Readings,
     at: datetime,
 ) -> tuple[float, list[Contribution]]:
     parts: list[Contribution] = []
@@ -349,7 +374,7 @@ def score(model: ScoringModel, state: LeadState, at: datetime) -> ScoreResult:
     The contributions always add up exactly to `total` (bounds appear as their own lines).
     """
     at = ensure_utc(at)
-    attrs = derived_attributes(model, state)
+    attrs = _Readings(derived_attributes(model, state))
     fit, fit_parts = _section(model, "fit", model.fit, state, attrs, at)
     engagement, engagement_parts = _section(model, "engagement", model.engagement, state, attrs, at)
     negative, negative_parts = _section(model, "negative", model.negative, state, attrs, at)

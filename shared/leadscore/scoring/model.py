@@ -33,6 +33,8 @@ class _Strict(BaseModel):
 class Band(_Strict):
     """Numeric band [lower, upper). `None` means unbounded on that side."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+
     lower: float | None = None
     upper: float | None = None
     label: str | None = None
@@ -41,6 +43,10 @@ class Band(_Strict):
         return (self.lower is None or value >= self.lower) and (self.upper is None or value < self.upper)
 
     def describe(self) -> str:
+        return self.text
+
+    @cached_property
+    def text(self) -> str:
         if self.label:
             return self.label
         if self.lower is None:
@@ -214,6 +220,9 @@ class PairRule(_Strict):
         return self.points.get(first, {}).get(second, 0.0)
 
 
+SEGMENT_SEPARATOR = " \u2227 "  # logical and: "Lead Origin = API \u2227 Lead Number \u2265 650000"
+
+
 class SegmentCondition(_Strict):
     """One condition of a segment rule, on one attribute.
 
@@ -249,9 +258,7 @@ class SegmentCondition(_Strict):
         bounded = self.lower is not None or self.upper is not None
         shapes = sum((bool(self.values), self.not_values is not None, bounded))
         if shapes > 1:
-            raise ValueError(
-                f"condition on {self.attribute}: use one of values, not_values or lower/upper"
-            )
+            raise ValueError(f"condition on {self.attribute}: use one of values, not_values or lower/upper")
         if not (shapes or self.missing):
             raise ValueError(
                 f"condition on {self.attribute}: give values, not_values, lower/upper or missing: true"
@@ -277,12 +284,12 @@ class SegmentCondition(_Strict):
                 else f"\u2209 {{{', '.join(self.not_values)}}}"
             )
         elif self.lower is not None and self.upper is not None:
-            both = f"{self.lower:g} \u2264 {name} < {self.upper:g}"
+            both = f"{self.lower:.15g} \u2264 {name} < {self.upper:.15g}"
             return f"{both} or missing" if self.missing else both
         elif self.lower is not None:
-            shown = f"\u2265 {self.lower:g}"
+            shown = f"\u2265 {self.lower:.15g}"
         elif self.upper is not None:
-            shown = f"< {self.upper:g}"
+            shown = f"< {self.upper:.15g}"
         else:
             return f"{name} missing"
         return f"{name} {shown}{' or missing' if self.missing else ''}"
@@ -295,11 +302,18 @@ class SegmentRule(_Strict):
     "API leads created recently who spent 15+ minutes on the site".
     """
 
+    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+
     kind: Literal["segment"] = "segment"
     id: Annotated[str, Field(pattern=r"^[a-z0-9_.:-]{1,64}$")]
     label: str | None = None
     conditions: list[SegmentCondition] = Field(min_length=1, max_length=4)
     points: float
+
+    @cached_property
+    def display(self) -> str:
+        """The label, or else the conditions joined by a logical and."""
+        return self.label or SEGMENT_SEPARATOR.join(c.describe() for c in self.conditions)
 
     @model_validator(mode="after")
     def _distinct(self) -> SegmentRule:

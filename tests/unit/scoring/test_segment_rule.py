@@ -101,13 +101,18 @@ def test_not_values_match_any_other_present_value() -> None:
     lead = {"lead_source": "Reference", "country": "India", "city": "Mumbai"}
     assert _points(model, "segment_3", **lead) == (
         1.5,
-        "Lead Source \u2209 {Google, Olark Chat} \u2227 country given or missing \u2227 City \u2260 Select or missing",
+        "Lead Source \u2209 {Google, Olark Chat} \u2227 country given or missing "
+        "\u2227 City \u2260 Select or missing",
     )
     assert _points(model, "segment_3", **{**lead, "lead_source": " GOOGLE "})[0] == 0.0
     assert _points(model, "segment_3", **{**lead, "lead_source": ""})[0] == 0.0  # missing is not "other"
     assert _points(model, "segment_3", **{**lead, "lead_source": "never seen before"})[0] == 1.5
     assert _points(model, "segment_3", lead_source="Reference")[0] == 1.5  # country, city missing
     assert _points(model, "segment_3", **{**lead, "city": "select"})[0] == 0.0
+    precise = _model(
+        {**EXCLUDED, "conditions": [{"attribute": "n", "label": "Lead Number", "lower": 1234567.5}]}
+    )
+    assert _points(precise, "segment_3", n=1234568)[1] == "Lead Number \u2265 1234567.5"
     present_only = _model({**EXCLUDED, "conditions": [{"attribute": "country", "not_values": []}]})
     assert _points(present_only, "segment_3", country="x")[0] == 1.5
     assert _points(present_only, "segment_3", country=" ")[0] == 0.0
