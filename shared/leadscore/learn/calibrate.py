@@ -618,7 +618,7 @@ def _learn(history: History, mapping: Mapping, options: Options) -> Learned:  # 
         else:
             mapping_meta[feature.column] = {"attribute": feature.attribute, "type": feature.kind}
     taken = {feature.rule_id for feature in features}
-    engagement = {f.attribute: f.category for f in features if f.attribute}
+    category_of = {f.attribute: f.category for f in features if f.attribute}
     pair_meta: list[dict[str, Any]] = []
     for (a, b), table in zip(chosen_pairs, tables, strict=True):
         first, second = axes[a], axes[b]
@@ -627,20 +627,27 @@ def _learn(history: History, mapping: Mapping, options: Options) -> Learned:  # 
         pair_rule = _pair_rule(rule_id, first, second, grid, scale)
         if not pair_rule.points:
             continue
-        both = {engagement[first.attribute], engagement[second.attribute]}
+        both = {category_of[first.attribute], category_of[second.attribute]}
         rules["engagement" if both == {"engagement"} else "fit"].append(pair_rule)
         pair_meta.append({"rule": rule_id, "columns": [first.column, second.column]})
         for axis in (first, second):
             kind = "numeric" if axis.numeric else "categorical"
             mapping_meta.setdefault(axis.column, {"attribute": axis.attribute, "type": kind})
+            history.dropped.pop(axis.column, None)
     tree_constant = 0.0
     if ensemble is not None:
         segments, tree_constant = boosting.segment_rules(
             ensemble, tree_axes, span * blend.tree_factor, POINT_DECIMALS
         )
         for segment in segments:
-            both = {engagement[c.attribute] for c in segment.conditions}
+            both = {category_of[c.attribute] for c in segment.conditions}
             rules["engagement" if both == {"engagement"} else "fit"].append(segment)
+        used = {c.attribute for segment in segments for c in segment.conditions}
+        for tree_axis in tree_axes:  # a column whose main effect came out flat may still be in segments
+            if tree_axis.attribute in used:
+                kind = "numeric" if tree_axis.numeric else "categorical"
+                mapping_meta.setdefault(tree_axis.column, {"attribute": tree_axis.attribute, "type": kind})
+                history.dropped.pop(tree_axis.column, None)
     offset = _round(scale * offset_logit + span * (blend.tree_factor * tree_constant - float(logits.min())))
 
     all_rules = [r for section in rules.values() for r in section]

@@ -148,8 +148,13 @@ def test_calibrate_takes_on_segment_rules_for_a_three_way_effect(tmp_path: Path)
     model = load_model(str(out))
     chosen = model.metadata["chosen"]
     assert isinstance(chosen, dict) and chosen["trees"] > 0 and chosen["tree_weight"] > 0
-    assert any(isinstance(rule, SegmentRule) for _, rule in model.all_rules())
     assert model.metadata["cv_auc"] > model.metadata["cv_auc_ga2m"]
+    # Every attribute a segment reads is in the saved mapping, so backtests and live leads fill it.
+    mapping = model.metadata["mapping"]
+    assert isinstance(mapping, dict)
+    mapped = {spec["attribute"] for spec in mapping.values() if "attribute" in spec}
+    segments = [rule for _, rule in model.all_rules() if isinstance(rule, SegmentRule)]
+    assert segments and {c.attribute for rule in segments for c in rule.conditions} <= mapped
 
     # On leads it never saw, the learned model ranks nearly as well as the true probabilities.
     test_rows, test_y = _leads(3000, seed=4)
