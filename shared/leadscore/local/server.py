@@ -562,11 +562,15 @@ def _handler_class(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
             return
 
         def _read_body(self) -> bytes | None:
+            """The request body; None when it is too large. Raises ValueError on broken framing."""
             if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
                 chunks: list[bytes] = []
                 total = 0
                 while True:
-                    size = int(self.rfile.readline().strip() or b"0", 16)
+                    line = self.rfile.readline().split(b";")[0].strip()
+                    if not all(c in b"0123456789abcdefABCDEF" for c in line):
+                        raise ValueError(f"invalid chunk size {line[:40]!r}")
+                    size = int(line or b"0", 16)
                     if size == 0:
                         self.rfile.readline()
                         return b"".join(chunks)
@@ -575,7 +579,10 @@ def _handler_class(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
                         return None
                     chunks.append(self.rfile.read(size))
                     self.rfile.readline()
-            length = int(self.headers.get("Content-Length") or 0)
+            declared = (self.headers.get("Content-Length") or "0").strip()
+            if not declared.isdigit():  # API Gateway refuses these before any function runs
+                raise ValueError(f"invalid Content-Length {declared[:40]!r}")
+            length = int(declared)
             if length > API_GATEWAY_MAX_BODY:
                 return None
             return self.rfile.read(length) if length else b""
@@ -596,7 +603,12 @@ def _handler_class(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
 
         def _dispatch(self) -> None:
             parts = urlsplit(self.path)
-            body = self._read_body()
+            try:
+                body = self._read_body()
+            except ValueError as exc:  # the framing is broken: nothing after it can be trusted
+                self.close_connection = True
+                self._json(400, {"message": f"Bad Request: {exc}"})
+                return
             if body is None:
                 self.close_connection = True
                 self._json(413, {"message": "Request Entity Too Large"})

@@ -5,6 +5,7 @@ background poller. Assertions poll with a deadline; nothing sleeps and hopes."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
@@ -361,6 +362,32 @@ def test_hostile_generic_requests_are_refused_and_record_nothing(
     assert status == expected, answer
     assert "Traceback" not in json.dumps(answer)
     assert_nothing_recorded(local_stack, api, email)
+
+
+@pytest.mark.parametrize(
+    ("framing", "problem"),
+    [
+        ("Content-Length: twelve", "invalid Content-Length 'twelve'"),
+        ("Content-Length: -5", "invalid Content-Length '-5'"),
+        ("Transfer-Encoding: chunked", "invalid chunk size b'zz'"),
+    ],
+)
+def test_broken_http_framing_gets_a_400(local_stack: LocalStack, framing: str, problem: str) -> None:
+    host, port = urlsplit(local_stack.url).hostname, urlsplit(local_stack.url).port
+    assert host and port
+    body = b"zz\r\n{}\r\n0\r\n\r\n" if "chunked" in framing else b'{"email": "a@b.example"}'
+    request = (
+        f"POST /v1/forms/generic HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"{framing}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((host, port), timeout=WAIT) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") or head.startswith(b"HTTP/1.0 400"), head
+    assert problem in json.loads(payload)["message"]
 
 
 def test_a_filled_honeypot_is_acknowledged_but_records_nothing(local_stack: LocalStack, api: Client) -> None:
