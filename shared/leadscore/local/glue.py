@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import unquote_plus
 
 Handler = Callable[[dict[str, Any], Any], Any]
 TEXT_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/", "application/xml")
@@ -106,9 +107,9 @@ def http_api_event(
     params: dict[str, str] = {}
     for pair in query.split("&") if query else []:
         key, _, value = pair.partition("=")
-        from urllib.parse import unquote_plus
-
-        params[unquote_plus(key)] = unquote_plus(value)
+        name, decoded = unquote_plus(key), unquote_plus(value)
+        # Payload format 2.0 joins the values of a repeated parameter with commas.
+        params[name] = f"{params[name]},{decoded}" if name in params else decoded
     event: dict[str, Any] = {
         "version": "2.0",
         "routeKey": route_key,

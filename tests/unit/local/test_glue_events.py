@@ -57,6 +57,15 @@ def test_http_event_with_a_binary_body_is_base64_encoded() -> None:
     assert base64.b64decode(parsed.body or "") == body
 
 
+def test_a_repeated_query_parameter_is_joined_with_commas_like_payload_v2() -> None:
+    event = glue.http_api_event(
+        "GET", "/v1/leads", "GET /v1/leads", {}, {}, b"", query="stage=MQL&tag=a&tag=b%2Cc&x=", now=AT
+    )
+
+    assert event["queryStringParameters"] == {"stage": "MQL", "tag": "a,b,c", "x": ""}
+    assert event["rawQueryString"] == "stage=MQL&tag=a&tag=b%2Cc&x="
+
+
 def test_http_event_without_query_or_body_has_neither() -> None:
     event = glue.http_api_event("GET", "/v1/leads", "GET /v1/leads", {}, {}, b"", now=AT)
 
