@@ -17,13 +17,16 @@ install-local: $(LOCAL_STAMP)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
+
+# Its own target, so a virtualenv made some other way gets uv too.
+$(BIN)/uv: | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(LOCAL_STAMP): pyproject.toml | $(VENV)/bin/python
+$(LOCAL_STAMP): pyproject.toml | $(BIN)/uv
 	$(PIP) -e '.[local]'
 	touch $(LOCAL_STAMP)
 
-$(FULL_STAMP): pyproject.toml | $(VENV)/bin/python
+$(FULL_STAMP): pyproject.toml | $(BIN)/uv
 	$(PIP) -e '.[dev,learn]'
 	touch $(FULL_STAMP) $(LOCAL_STAMP)
 
