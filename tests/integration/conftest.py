@@ -126,7 +126,8 @@ def stack(
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "LeadScoreTest")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "leadscore")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    with emulator.atomic_requests():
+    # partition_queries: moto sorts the whole table on every Query; see its docstring.
+    with emulator.atomic_requests(), emulator.partition_queries():
         session = boto3.Session(region_name="us-east-1")
         physical = provision(
             transformed_template, session, prefix="it-", secret_strings={"WebhookSecret": json.dumps(secret)}

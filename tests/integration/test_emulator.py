@@ -1,0 +1,140 @@
+"""The emulator workarounds change how fast moto answers, never what it answers."""
+
+from __future__ import annotations
+
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import pytest
+
+from leadscore.local import emulator
+
+from ..conftest import TEST_REGION
+
+pytestmark = pytest.mark.integration
+
+
+def test_moto_answers_on_a_thread_of_its_own_one_request_at_a_time(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.dynamodb.responses import DynamoHandler
+
+    answered_on: list[threading.Thread] = []
+    list_tables = DynamoHandler.list_tables
+
+    def spy(self: Any) -> Any:
+        answered_on.append(threading.current_thread())
+        return list_tables(self)
+
+    monkeypatch.setattr(DynamoHandler, "list_tables", spy)
+    client = boto3.client("dynamodb", region_name=TEST_REGION)
+    with emulator.atomic_requests(), ThreadPoolExecutor(max_workers=4) as callers:
+        answers = list(callers.map(lambda _: client.list_tables()["TableNames"], range(8)))
+
+    assert answers == [[]] * 8
+    assert len(answered_on) == 8 and len(set(answered_on)) == 1  # one emulator thread for all callers
+    assert answered_on[0] is not threading.current_thread()
+    assert answered_on[0].name.startswith("moto")
+
+
+def _fill(client: Any, ledger: str, profiles: str) -> None:
+    """Ledger items of 30 leads and their profiles, put in random order (moto keeps put order)."""
+    rng = random.Random(7)
+    puts = [
+        (
+            ledger,
+            {
+                "lead_id": {"S": f"ld_{lead:03d}"},
+                "event_id": {"S": f"ev_{rng.randrange(10**6):06d}_{n}"},
+                "occurred_at": {"S": f"2026-01-{1 + rng.randrange(28):02d}T00:00:00Z"},
+                "event_type": {"S": rng.choice(["form_submitted", "email_opened", "demo_requested"])},
+            },
+        )
+        for lead in range(30)
+        for n in range(lead % 7)
+    ]
+    puts += [(profiles, {"lead_id": {"S": f"ld_{lead:03d}"}, "stage": {"S": "lead"}}) for lead in range(30)]
+    rng.shuffle(puts)
+    for table, item in puts:
+        client.put_item(TableName=table, Item=item)
+
+
+def _queries(ledger: str, profiles: str) -> list[dict[str, Any]]:
+    lead = {":l": {"S": "ld_006"}}
+    return [
+        {"TableName": ledger, "KeyConditionExpression": "lead_id = :l", "ExpressionAttributeValues": lead},
+        {
+            "TableName": ledger,
+            "KeyConditionExpression": "lead_id = :l",
+            "ExpressionAttributeValues": lead,
+            "ScanIndexForward": False,
+            "Limit": 2,
+        },
+        {
+            "TableName": ledger,
+            "KeyConditionExpression": "lead_id = :l AND event_id > :e",
+            "ExpressionAttributeValues": {**lead, ":e": {"S": "ev_5"}},
+        },
+        {
+            "TableName": ledger,
+            "KeyConditionExpression": "lead_id = :l AND begins_with(event_id, :e)",
+            "ExpressionAttributeValues": {**lead, ":e": {"S": "ev_1"}},
+            "Select": "COUNT",
+        },
+        {
+            "TableName": ledger,
+            "KeyConditionExpression": "lead_id = :l",
+            "FilterExpression": "event_type = :t",
+            "ProjectionExpression": "event_id, occurred_at",
+            "ExpressionAttributeValues": {**lead, ":t": {"S": "email_opened"}},
+        },
+        {
+            "TableName": ledger,
+            "IndexName": "by_time",
+            "KeyConditionExpression": "lead_id = :l",
+            "ExpressionAttributeValues": lead,
+            "ScanIndexForward": False,
+        },
+        {
+            "TableName": ledger,
+            "KeyConditionExpression": "lead_id = :l",
+            "ExpressionAttributeValues": {":l": {"S": "nobody"}},
+        },
+        {"TableName": profiles, "KeyConditionExpression": "lead_id = :l", "ExpressionAttributeValues": lead},
+    ]
+
+
+def _answers(client: Any, queries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Every page of every query (following LastEvaluatedKey), without the response metadata."""
+    answers = []
+    for query in queries:
+        pages, kwargs = [], dict(query)
+        while True:
+            page = client.query(**kwargs)
+            page.pop("ResponseMetadata")
+            pages.append(page)
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        answers.append(pages)
+    return answers
+
+
+def test_partition_queries_answer_exactly_as_moto_does(tables: dict[str, str]) -> None:
+    client = boto3.client("dynamodb", region_name=TEST_REGION)
+    ledger, profiles = tables["EventLedgerTable"], tables["LeadProfilesTable"]
+    _fill(client, ledger, profiles)
+    queries = _queries(ledger, profiles)
+
+    plain = _answers(client, queries)
+    with emulator.partition_queries():
+        narrowed = _answers(client, queries)
+    again = _answers(client, queries)  # and the patch is gone afterwards
+
+    assert narrowed == plain == again
+    assert [sum(len(p.get("Items", [])) for p in pages) for pages in plain][:3] != [0, 0, 0]
+    assert sum(p["Count"] for p in plain[1]) == 6  # ld_006 has six events, read two at a time
+    assert len(plain[1]) > 1
