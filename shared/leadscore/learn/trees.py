@@ -36,7 +36,6 @@ ROUND_GRID = (50, 100, 150)
 WEIGHT_GRID = (0.0, 0.2, 0.35, 0.5, 0.65, 0.8)
 MIN_GAIN = 2e-4  # CV AUC the trees must add before the model takes on their rules
 NEWTON_L2 = 1.0
-SUBSAMPLE = 1.0  # share of leads each tree is grown on (stochastic gradient boosting)
 SMOOTHING = 20.0  # pseudo-leads at the base rate when ranking categories
 OTHER, MISSING = "\x00other", "\x00missing"
 
@@ -108,17 +107,14 @@ def boost(
     x32 = x.astype(np.float32)
     trees: list[Tree] = []
     staged: dict[int, np.ndarray] = {}
-    rng = np.random.default_rng(seed)
     for r in range(rounds):
         p = 1.0 / (1.0 + np.exp(-z))
         gradient, hessian = y - p, np.maximum(p * (1.0 - p), 1e-9)
-        rows = rng.random(len(y)) < SUBSAMPLE
         tree = DecisionTreeRegressor(max_depth=DEPTH, min_samples_leaf=min_leaf, random_state=seed + r)
-        tree.fit(x32[rows], gradient[rows] / hessian[rows], sample_weight=hessian[rows])
+        tree.fit(x32, gradient / hessian, sample_weight=hessian)
         leaves = tree.apply(x32)
         nodes = tree.tree_.node_count
-        g_in, h_in = np.where(rows, gradient, 0.0), np.where(rows, hessian, 0.0)
-        step = np.bincount(leaves, g_in, nodes) / (np.bincount(leaves, h_in, nodes) + NEWTON_L2)
+        step = np.bincount(leaves, gradient, nodes) / (np.bincount(leaves, hessian, nodes) + NEWTON_L2)
         fitted = Tree(tree=tree, values=LEARNING_RATE * step)
         trees.append(fitted)
         z += fitted.values[leaves]
