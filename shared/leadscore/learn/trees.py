@@ -32,7 +32,7 @@ from leadscore.scoring.model import SegmentCondition, SegmentRule
 
 DEPTH = 3
 LEARNING_RATE = 0.1
-ROUND_GRID = (50, 100, 150)
+ROUND_GRID = (50, 100, 150, 200)
 WEIGHT_GRID = (0.0, 0.2, 0.35, 0.5, 0.65, 0.8)
 MIN_GAIN = 2e-4  # CV AUC the trees must add before the model takes on their rules
 NEWTON_L2 = 1.0
