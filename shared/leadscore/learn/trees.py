@@ -147,6 +147,9 @@ def choose_blend(
     x: np.ndarray, y: np.ndarray, ga2m_oof: np.ndarray, min_leaf: int, seed: int, folds: int
 ) -> Blend:
     """Trees and weight by CV AUC of the blended out-of-fold logits (same folds as the GA2M)."""
+    if x.shape[1] == 0:  # no lead attributes to split on (every column maps to event counts)
+        auc = float(roc_auc_score(y, ga2m_oof))
+        return Blend(rounds=0, weight=0.0, cv_auc=auc, oof_logits=ga2m_oof, grid=[])
     splitter = StratifiedKFold(
         n_splits=min(folds, int(min(y.sum(), len(y) - y.sum()))), shuffle=True, random_state=seed
     )

@@ -165,3 +165,25 @@ def test_calibrate_takes_on_segment_rules_for_a_three_way_effect(tmp_path: Path)
     assert builder is not None
     scores = [r.total for r in score_rows(model, loaded.frame, loaded.ids, builder)]
     assert roc_auc_score(test_y, scores) > roc_auc_score(test_y, oracle) - 0.01
+
+
+def test_a_history_with_only_event_counts_learns_without_trees(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    history = tmp_path / "history.csv"
+    with history.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["lead_id", "Visits", "Converted"])
+        for i in range(600):
+            visits = int(rng.integers(0, 13))
+            writer.writerow([f"L{i}", visits, int(rng.random() < visits / 14)])
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("columns:\n  Visits: {events: [page_viewed]}\n", encoding="utf-8")
+    out = tmp_path / "model.yaml"
+    argv = ["calibrate", str(history), "--target", "Converted", "--id-column", "lead_id"]
+
+    assert main([*argv, "--mapping", str(mapping), "--out", str(out)]) == 0
+
+    model = load_model(str(out))
+    chosen = model.metadata["chosen"]
+    assert isinstance(chosen, dict) and (chosen["trees"], chosen["tree_weight"]) == (0, 0.0)
+    assert not [rule for _, rule in model.all_rules() if isinstance(rule, SegmentRule)]
