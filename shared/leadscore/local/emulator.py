@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
+from unittest.mock import patch
 
 _lock = threading.RLock()
 
@@ -62,14 +63,14 @@ def atomic_requests() -> Iterator[None]:
         with _lock:
             return list(app_call(self, environ, start_response))
 
-    BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
-    DomainDispatcherApplication.__call__ = app  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        BotocoreStubber.process_request = stub_call  # type: ignore[method-assign]
-        DomainDispatcherApplication.__call__ = app_call  # type: ignore[method-assign]
-        emulator.shutdown()
+    with (
+        patch.object(BotocoreStubber, "process_request", process_request),
+        patch.object(DomainDispatcherApplication, "__call__", app),
+    ):
+        try:
+            yield
+        finally:
+            emulator.shutdown()
 
 
 _narrowed = threading.local()
@@ -117,10 +118,5 @@ def partition_queries() -> Iterator[None]:
             return narrowed[1]
         return table_all_items(self)
 
-    Table.query = query  # type: ignore[method-assign]
-    Table.all_items = all_items  # type: ignore[method-assign]
-    try:
+    with patch.object(Table, "query", query), patch.object(Table, "all_items", all_items):
         yield
-    finally:
-        Table.query = table_query  # type: ignore[method-assign]
-        Table.all_items = table_all_items  # type: ignore[method-assign]
