@@ -11,10 +11,10 @@ import json
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from leadscore.errors import ModelError, describe_validation
 from leadscore.scoring.model import ScoringModel
@@ -23,18 +23,32 @@ _REMOTE_TTL_SECONDS = 300
 _cache: dict[str, tuple[float, ScoringModel, tuple[int, int] | None]] = {}
 
 
-def parse_model(text: str, origin: str) -> ScoringModel:
-    """Parse YAML or JSON text into a validated model, with errors that name the field."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_document(text: str, origin: str, schema: type[M], what: str, error: type[Exception]) -> M | None:
+    """YAML (or JSON) text validated as `schema`, with errors (of type `error`) that name the file
+    and the field; None for an empty document."""
     try:
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ModelError(f"{origin}: not valid YAML/JSON: {exc}") from exc
+        raise error(f"{origin}: not valid YAML/JSON: {exc}") from exc
+    if data is None:
+        return None
     if not isinstance(data, dict):
-        raise ModelError(f"{origin}: a scoring model must be a mapping at the top level")
+        raise error(f"{origin}: a {what} must be a mapping at the top level")
     try:
-        return ScoringModel.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as exc:
-        raise ModelError(f"{origin}: invalid scoring model: {describe_validation(exc, '(model)')}") from exc
+        raise error(f"{origin}: invalid {what}: {describe_validation(exc, f'({what})')}") from exc
+
+
+def parse_model(text: str, origin: str) -> ScoringModel:
+    """Parse YAML or JSON text into a validated model, with errors that name the field."""
+    model = parse_document(text, origin, ScoringModel, "scoring model", ModelError)
+    if model is None:
+        raise ModelError(f"{origin}: the scoring model is empty")
+    return model
 
 
 def dump_model(model: ScoringModel) -> str:

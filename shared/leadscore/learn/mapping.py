@@ -17,12 +17,11 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from leadscore.cli import CommandError
 from leadscore.domain import EventType, attribute_key
-from leadscore.errors import describe_validation
+from leadscore.model_store import parse_document
 from leadscore.scoring.model import Category
 
 # Values that mean "nobody filled this in". Compared after strip + casefold.
@@ -95,18 +94,7 @@ class Mapping(BaseModel):
 
 
 def parse_mapping(text: str, origin: str) -> Mapping:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise CommandError(f"{origin}: not valid YAML: {exc}") from exc
-    if data is None:
-        return Mapping()
-    if not isinstance(data, dict):
-        raise CommandError(f"{origin}: a mapping file must be a YAML mapping with a `columns:` key")
-    try:
-        return Mapping.model_validate(data)
-    except ValidationError as exc:
-        raise CommandError(f"{origin}: invalid mapping: {describe_validation(exc, '(mapping)')}") from exc
+    return parse_document(text, origin, Mapping, "mapping file", CommandError) or Mapping()
 
 
 def load_mapping(path: str | Path | None) -> Mapping:

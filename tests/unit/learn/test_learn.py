@@ -201,3 +201,20 @@ def test_a_learned_column_targets_the_attribute_a_live_form_field_of_that_name_f
 
     assert Mapping().attribute_for(column) == attribute
     assert attribute in live
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- a\n", "mapping.yaml: a mapping file must be a mapping at the top level"),
+        ("columns: {X: {categor: fit}}\n", "invalid mapping file: columns.X.categor"),
+        ("columns: [\n", "mapping.yaml: not valid YAML/JSON"),
+    ],
+)
+def test_a_bad_mapping_file_names_the_problem(text: str, message: str) -> None:
+    from leadscore.cli import CommandError
+    from leadscore.learn.mapping import parse_mapping
+
+    assert parse_mapping("", "mapping.yaml").columns == {}  # an empty file maps nothing
+    with pytest.raises(CommandError, match=message):
+        parse_mapping(text, "mapping.yaml")

@@ -105,3 +105,17 @@ def test_unreadable_and_non_mapping_files_are_refused(tmp_path) -> None:
         load_model(str(tmp_path / "missing.yaml"))
     with pytest.raises(ModelError, match="no bundled"):
         load_model("bundled:nope")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty.yaml: the scoring model is empty"),
+        ("- a\n- b\n", "a scoring model must be a mapping at the top level"),
+        ("name: [unclosed\n", "not valid YAML/JSON"),
+        ("name: t\nversion: '1'\ngrades: []\nstages: [{name: lead}]\n", "invalid scoring model: grades"),
+    ],
+)
+def test_a_bad_model_document_names_the_file_and_the_problem(text: str, message: str) -> None:
+    with pytest.raises(ModelError, match=message.replace("[", r"\[")):
+        parse_model(text, "empty.yaml")
