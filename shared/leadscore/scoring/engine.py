@@ -13,10 +13,11 @@ import itertools
 import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from leadscore.domain import AttributeValue, EventType, LeadEvent, ensure_utc
+from leadscore.domain import AttributeValue, EventType, LeadAttributes, LeadEvent, ensure_utc
 from leadscore.scoring.model import (
     MISSING_LEVEL,
     OTHER_LEVEL,
@@ -36,6 +37,7 @@ from leadscore.scoring.model import (
 
 SECONDS_PER_DAY = 86_400.0
 PAIR_SEPARATOR = " \u00d7 "  # multiplication sign: "Lead Origin: API x Lead Number: 600000-610000"
+STANDARD_ATTRIBUTES = frozenset(LeadAttributes.model_fields)
 # Events that mean "do not put this person in a marketing sequence".
 SUPPRESSING_EVENTS = frozenset(
     {EventType.EMAIL_UNSUBSCRIBED, EventType.EMAIL_COMPLAINED, EventType.EMAIL_BOUNCED_HARD}
@@ -115,8 +117,39 @@ def _exponent(model: ScoringModel, moment: datetime, half_life_days: float) -> f
     return (ensure_utc(moment) - model.epoch).total_seconds() / (half_life_days * SECONDS_PER_DAY)
 
 
-def effect_of(model: ScoringModel, event: LeadEvent) -> EventEffect:
-    """The additions one event makes to its lead's state (no I/O, no prior state needed)."""
+# Stored accumulators are sums of many additions made at different times, and DynamoDB keeps a
+# number to 38 significant digits. Each addition is therefore rounded to a grid of POINT_QUANTUM
+# points as worth at the moment it is recorded (a power of ten, so the decimal stays short), and
+# an addition worth less than that is not made at all (a click dated 1970 would otherwise add
+# 1e-300, below what DynamoDB can store). `settle` re-rounds stored sums to the grid of the day.
+POINT_QUANTUM_EXPONENT = -12
+# Decayed points are read to this many decimals: far coarser than the grid, so rounding to it
+# never shows (15 points stay 15, not 14.999999999999).
+READ_DECIMALS = 9
+
+
+def _grid(model: ScoringModel, rule: EventRule, at: datetime) -> int:
+    """Decimal exponent of the rounding grid of `rule`'s accumulator at time `at`."""
+    if rule.half_life_days is None:
+        return POINT_QUANTUM_EXPONENT
+    scale = _exponent(model, at, rule.half_life_days) * math.log10(2.0)
+    return math.floor(scale) + POINT_QUANTUM_EXPONENT
+
+
+def _on_grid(value: float, exponent: int) -> float:
+    return float(round(Decimal(repr(value)), -exponent))
+
+
+def profile_attributes(model: ScoringModel) -> frozenset[str]:
+    """The attributes a lead profile keeps: the standard lead fields and those the model reads.
+    Anything else a form sends stays on its ledger event (for a future model, via rescoring), so
+    no sender can grow a lead's profile item with new field names."""
+    return STANDARD_ATTRIBUTES | model.attribute_names
+
+
+def effect_of(model: ScoringModel, event: LeadEvent, recorded_at: datetime | None = None) -> EventEffect:
+    """The additions one event makes to its lead's state (no I/O, no prior state needed).
+    `recorded_at` (when the ledger received it; default: when it happened) sets the rounding grid."""
     accumulators: dict[str, float] = {}
     counts: dict[str, int] = {f"type:{event.event_type}": 1}
     for _, rule in model.all_rules():
@@ -126,15 +159,38 @@ def effect_of(model: ScoringModel, event: LeadEvent) -> EventEffect:
                 if rule.half_life_days is None
                 else 2.0 ** _exponent(model, event.occurred_at, rule.half_life_days)
             )
-            accumulators[rule.id] = accumulators.get(rule.id, 0.0) + rule.points * weight
+            amount = _on_grid(rule.points * weight, _grid(model, rule, recorded_at or event.occurred_at))
+            if amount:
+                accumulators[rule.id] = accumulators.get(rule.id, 0.0) + amount
         elif isinstance(rule, AggregateRule) and rule.matches(event.event_type, event.url):
             counts[rule.id] = counts.get(rule.id, 0) + 1
+    kept = profile_attributes(model)
     return EventEffect(
         accumulators=accumulators,
         counts=counts,
-        attributes=event.attributes.present(),
+        attributes={k: v for k, v in event.attributes.present().items() if k in kept},
         active=event.event_type not in PASSIVE_EVENTS,
     )
+
+
+def settle(
+    model: ScoringModel, accumulators: Mapping[str, float], at: datetime, *, forget_decayed: bool
+) -> dict[str, float | None]:
+    """Stored accumulators re-rounded to the grid of `at` (None: worth less than the grid, forget
+    it), for a writer that may overwrite them (no event applied since it read them). Keeps each
+    sum within DynamoDB's 38 digits however long a lead lives; changes no score by more than
+    10**POINT_QUANTUM_EXPONENT points per rule. `forget_decayed` drops every decaying sum: for a
+    lead leaving the review index, whose decaying points are all below 0.01 (see `next_review`),
+    so a lead that returns years later starts those sums afresh. Only changes are returned."""
+    changed: dict[str, float | None] = {}
+    for _, rule in model.all_rules():
+        if isinstance(rule, EventRule) and rule.id in accumulators:
+            stored = accumulators[rule.id]
+            forget = forget_decayed and rule.half_life_days is not None
+            settled = 0.0 if forget else _on_grid(stored, _grid(model, rule, at))
+            if settled != stored:
+                changed[rule.id] = settled or None
+    return changed
 
 
 def derived_attributes(model: ScoringModel, state: LeadState) -> dict[str, AttributeValue]:
@@ -278,10 +334,11 @@ def _segment_holds(rule: SegmentRule, readings: _Readings) -> bool:
 
 
 def _event_points(model: ScoringModel, rule: EventRule, accumulator: float, at: datetime) -> float:
-    value = (
+    value = round(
         accumulator
         if rule.half_life_days is None
-        else accumulator * 2.0 ** -_exponent(model, at, rule.half_life_days)
+        else accumulator * 2.0 ** -_exponent(model, at, rule.half_life_days),
+        READ_DECIMALS,
     )
     magnitude = abs(value)
     if not rule.repeatable:

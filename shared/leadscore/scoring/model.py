@@ -468,6 +468,19 @@ class ScoringModel(_Strict):
         ]
         return [(category, rule) for category, section in sections for rule in section.rules]
 
+    @cached_property
+    def attribute_names(self) -> frozenset[str]:
+        """The lead attributes this model's rules read (attribute, pair and segment rules)."""
+        names: set[str] = set()
+        for _, rule in self.all_rules():
+            if isinstance(rule, AttributeRule):
+                names.add(rule.attribute)
+            elif isinstance(rule, PairRule):
+                names.update(side.attribute for side in rule.attributes)
+            elif isinstance(rule, SegmentRule):
+                names.update(condition.attribute for condition in rule.conditions)
+        return frozenset(names)
+
     @property
     def initial_stage(self) -> str:
         return self.stages[0].name

@@ -1,0 +1,497 @@
+"""Lead profiles: one item per lead, the only place that reads and writes them.
+
+Recording an event (`LeadProfiles.apply`) is one transaction of two updates and no read: the
+ledger item is marked applied (only if it was not yet: that is the retry guard, kept as long as
+the event) and the profile gets the event's additions (`ADD` to per-rule accumulators and
+counters), so concurrent and re-delivered events never lose or double an update.
+
+Item layout (attribute names), every part bounded whatever arrives:
+  r:<rule id>       event-rule accumulator, "points at the model epoch" (one per event rule)
+  n:<key>           counters: n:type:<event type>, n:<aggregate rule id> (one per type and rule)
+  attr:<name>       latest value of one attribute: {"at": "<time>#<event id>", "v": value}; only
+                    the standard lead fields and those the model reads (`engine.profile_attributes`)
+  attrs_at          "<time>#<event id>" of the newest attribute-carrying event applied (guard)
+  days              set of active days (days since 1970-01-01); guarded saves keep the first and
+                    last only
+  version           number of events applied
+  revision          changes with every write of scoring state (the optimistic lock of deciders)
+  stage, stage_seq, score, fit, engagement, negative, grade, scored_at, model_version,
+  last_transition   written by threshold evaluation, decay and rescoring
+  announce_pending  id of the last transition until it is announced (the sweeper's work list)
+  review_shard, review_at   sparse `review_due` index of leads whose score can still change
+Items written before this layout may still hold `a:<time>#<event>` snapshots, an `attrs` map and
+`seen:<day>` sets: they are read, and folded away by the next guarded save.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, Field
+
+from leadscore.domain import AttributeValue, LeadEvent
+from leadscore.errors import StorageUnavailable
+from leadscore.repository.codec import (
+    Expression,
+    condition_failed,
+    day_number,
+    error_code,
+    from_dynamo,
+    iso,
+    parse_iso,
+    storage_error,
+)
+from leadscore.repository.ledger import EventLedger
+from leadscore.scoring.engine import EventEffect, LeadState
+
+ATTRIBUTE_PREFIX = "attr:"
+ATTRIBUTES_AT = "attrs_at"
+PENDING = "announce_pending"
+LEGACY_SNAPSHOT_PREFIX = "a:"
+LEGACY_MERGED_ATTRIBUTES = "attrs"
+LEGACY_SEEN_PREFIX = "seen:"
+_CONFLICT_RETRIES = 5
+
+
+def review_shard_for(lead_id: str, shards: int) -> str:
+    return str(int(hashlib.sha256(lead_id.encode()).hexdigest()[:8], 16) % shards)
+
+
+def new_transition_id() -> str:
+    """Unique for all time (a lead deleted and re-created starts its stage sequence again)."""
+    return f"tr_{uuid.uuid4().hex}"
+
+
+class Transition(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    from_stage: str
+    to_stage: str
+    at: datetime
+    reason: str  # "threshold", "decay" or "rescore"
+    score: float
+    id: str = Field(default_factory=new_transition_id)
+
+
+class LeadProfile(BaseModel):
+    """A lead profile item, decoded: the engine's `LeadState` plus stage bookkeeping."""
+
+    model_config = ConfigDict(frozen=True)
+
+    lead_id: str
+    state: LeadState
+    stage: str
+    stage_seq: int = 0
+    version: int = 0
+    revision: int = 0
+    score: float = 0.0
+    fit: float | None = None
+    engagement: float | None = None
+    negative: float | None = None
+    grade: str | None = None
+    scored_at: datetime | None = None
+    model_version: str | None = None
+    created_at: datetime | None = None
+    last_transition: Transition | None = None
+    announce_pending: str | None = None
+    review_at: datetime | None = None
+    rescored_by: str | None = None
+    rescore_outcome: dict[str, Any] | None = None
+    days: list[int] = Field(default_factory=list)
+    legacy_keys: list[str] = Field(default_factory=list)
+    attribute_times: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+def attribute_history(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each attribute's latest value with its time ({"at", "v"}): the latest time wins, whatever
+    order the values were written in (legacy snapshots and folded map included)."""
+    history: dict[str, dict[str, Any]] = {
+        name: dict(entry) for name, entry in (data.get(LEGACY_MERGED_ATTRIBUTES) or {}).items()
+    }
+    candidates: list[tuple[str, str, Any]] = []
+    for key, value in data.items():
+        if key.startswith(ATTRIBUTE_PREFIX) and isinstance(value, dict):
+            candidates.append((key[len(ATTRIBUTE_PREFIX) :], str(value.get("at", "")), value.get("v")))
+        elif key.startswith(LEGACY_SNAPSHOT_PREFIX) and isinstance(value, dict):
+            at = key[len(LEGACY_SNAPSHOT_PREFIX) :]
+            candidates.extend((name, at, v) for name, v in value.items())
+    for name, at, value in candidates:
+        if name not in history or history[name]["at"] <= at:
+            history[name] = {"at": at, "v": value}
+    return history
+
+
+def profile_from_item(item: Mapping[str, Any], initial_stage: str) -> LeadProfile:
+    """Decode a profile item (from GetItem or a stream image already deserialized)."""
+    data = from_dynamo(dict(item))
+    accumulators = {k[2:]: float(v) for k, v in data.items() if k.startswith("r:")}
+    counts = {k[2:]: int(v) for k, v in data.items() if k.startswith("n:")}
+    history = attribute_history(data)
+    attributes: dict[str, AttributeValue] = {name: entry["v"] for name, entry in history.items()}
+    days = sorted(int(d) for d in data.get("days") or [])
+    epoch_day = datetime(1970, 1, 1, tzinfo=UTC)
+    created_at = parse_iso(data["created_at"]) if data.get("created_at") else None
+    transition = data.get("last_transition")
+    legacy = (LEGACY_SNAPSHOT_PREFIX, LEGACY_SEEN_PREFIX)
+    return LeadProfile(
+        lead_id=data["lead_id"],
+        state=LeadState(
+            email=data.get("email", ""),
+            attributes=attributes,
+            accumulators=accumulators,
+            counts=counts,
+            last_activity_at=epoch_day + timedelta(days=days[-1] + 1) - timedelta(microseconds=1)
+            if days
+            else None,
+            first_seen_at=epoch_day + timedelta(days=days[0]) if days else created_at,
+        ),
+        stage=data.get("stage") or initial_stage,
+        stage_seq=int(data.get("stage_seq", 0)),
+        version=int(data.get("version", 0)),
+        revision=int(data.get("revision", 0)),
+        score=float(data.get("score", 0)),
+        fit=data.get("fit"),
+        engagement=data.get("engagement"),
+        negative=data.get("negative"),
+        grade=data.get("grade"),
+        scored_at=parse_iso(data["scored_at"]) if data.get("scored_at") else None,
+        model_version=data.get("model_version"),
+        created_at=created_at,
+        last_transition=_transition(transition, data["lead_id"], int(data.get("stage_seq", 0)))
+        if transition
+        else None,
+        announce_pending=data.get(PENDING),
+        review_at=datetime.fromtimestamp(data["review_at"], UTC)
+        if data.get("review_at") is not None
+        else None,
+        rescored_by=data.get("rescored_by"),
+        rescore_outcome=data.get("rescore_outcome"),
+        days=days,
+        legacy_keys=sorted(k for k in data if k.startswith(legacy) or k == LEGACY_MERGED_ATTRIBUTES),
+        attribute_times=history,
+    )
+
+
+def _transition(data: Mapping[str, Any], lead_id: str, stage_seq: int) -> Transition:
+    """A stored transition; one saved before transitions had ids gets the id it was announced with."""
+    return Transition.model_validate({"id": f"{lead_id}#{stage_seq}", **data})
+
+
+class Evaluation(BaseModel):
+    """What threshold evaluation or decay decided for one lead; saved with `LeadProfiles.save`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    total: float
+    fit: float
+    engagement: float
+    negative: float
+    grade: str
+    model_version: str
+    at: datetime
+    stage: str
+    transition: Transition | None = None
+    review_at: datetime | None = None
+    # accumulators to overwrite (None: remove), see `engine.settle`; applied by guarded saves only
+    settled: dict[str, float | None] = Field(default_factory=dict)
+
+
+class _Outcome(BaseModel):
+    applied: bool
+    profile_guard_failed: bool = False
+
+
+class LeadProfiles:
+    """Lead profiles: apply events, save evaluations, read and rank."""
+
+    def __init__(
+        self,
+        table_name: str,
+        initial_stage: str,
+        review_shards: int,
+        ledger: EventLedger,
+        dynamodb: Any | None = None,
+    ) -> None:
+        self._resource = dynamodb or boto3.resource("dynamodb")
+        self._table = self._resource.Table(table_name)
+        self._client = self._table.meta.client
+        self._initial_stage = initial_stage
+        self._shards = review_shards
+        self._ledger = ledger
+
+    # --- the hot path -------------------------------------------------------------------------
+    def apply(self, event: LeadEvent, effect: EventEffect, received_at: datetime, now: datetime) -> bool:
+        """Add one event's effect to its lead. Returns False if that event was already applied.
+
+        One transaction, no read: the ledger item is marked applied (condition: not yet) and the
+        profile gets additions only. Attributes are set to the event's values when the event is
+        not older than the newest attribute-carrying event applied (`attrs_at`, the usual case);
+        an older event sets each attribute only where it is newer, one conditional update each
+        (idempotent, so a retry after a crash in between is harmless), before its transaction.
+        """
+        del received_at  # the ledger item carries it; kept for the callers' symmetry
+        marker = self._ledger.mark_applied(event.lead_id, event.event_id, now)
+        stamp = f"{iso(event.occurred_at)}#{event.event_id}"
+        if effect.attributes:
+            expr = self._additions(event, effect, now)
+            for name, value in sorted(effect.attributes.items()):
+                expr.set(f"{ATTRIBUTE_PREFIX}{name}", {"at": stamp, "v": value})
+            newest = expr.set(ATTRIBUTES_AT, stamp)
+            guard = f"attribute_not_exists({newest}) OR {newest} <= {expr.value(stamp)}"
+            outcome = self._transact(marker, event.lead_id, expr, guard)
+            if not outcome.profile_guard_failed:
+                return outcome.applied
+            for name, value in sorted(effect.attributes.items()):
+                self._set_attribute_if_newer(event.lead_id, name, value, stamp)
+        outcome = self._transact(marker, event.lead_id, self._additions(event, effect, now), None)
+        return outcome.applied
+
+    def _additions(self, event: LeadEvent, effect: EventEffect, now: datetime) -> Expression:
+        lead_id = event.lead_id
+        expr = Expression()
+        expr.set("email", event.email, if_missing=True)
+        expr.set("created_at", iso(now), if_missing=True)
+        expr.set("stage", self._initial_stage, if_missing=True)
+        expr.set("stage_seq", 0, if_missing=True)
+        expr.set("score", 0, if_missing=True)
+        expr.set("review_shard", review_shard_for(lead_id, self._shards), if_missing=True)
+        expr.set("review_at", int(now.timestamp()))
+        expr.set("updated_at", iso(now))
+        for rule_id, amount in sorted(effect.accumulators.items()):
+            expr.add(f"r:{rule_id}", amount)
+        for key, count in sorted(effect.counts.items()):
+            expr.add(f"n:{key}", count)
+        if effect.active:
+            expr.add("days", {day_number(event.occurred_at)})
+        expr.add("version", 1)
+        expr.add("revision", 1)
+        return expr
+
+    def _transact(
+        self, marker: dict[str, Any], lead_id: str, expr: Expression, guard: str | None
+    ) -> _Outcome:
+        update = {
+            "Update": {"TableName": self._table.name, "Key": {"lead_id": lead_id}, **expr.kwargs(guard)}
+        }
+        for attempt in range(_CONFLICT_RETRIES):
+            try:
+                self._client.transact_write_items(TransactItems=[marker, update])
+                return _Outcome(applied=True)
+            except ClientError as exc:
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
+                if error_code(exc) != "TransactionCanceledException" or len(reasons) != 2:
+                    raise storage_error("update the lead profile", exc) from exc
+                if reasons[0] == "ConditionalCheckFailed":
+                    return _Outcome(applied=False)  # applied before (or no such ledger item)
+                if reasons[1] == "ConditionalCheckFailed":
+                    return _Outcome(applied=False, profile_guard_failed=True)
+                if "TransactionConflict" not in reasons or attempt == _CONFLICT_RETRIES - 1:
+                    raise storage_error("update the lead profile", exc) from exc
+                time.sleep(0.05 * 2**attempt)  # another write to this lead is in flight
+        raise StorageUnavailable("could not update the lead profile (conflicts); please retry")
+
+    def _set_attribute_if_newer(self, lead_id: str, name: str, value: AttributeValue, stamp: str) -> None:
+        expr = Expression()
+        attribute = expr.set(f"{ATTRIBUTE_PREFIX}{name}", {"at": stamp, "v": value})
+        condition = (
+            f"attribute_not_exists({attribute}) OR {attribute}.{expr.name('at')} < {expr.value(stamp)}"
+        )
+        try:
+            self._table.update_item(Key={"lead_id": lead_id}, **expr.kwargs(condition))
+        except ClientError as exc:
+            if not condition_failed(exc):  # failed: a newer value is there, which is right
+                raise storage_error("update a lead attribute", exc) from exc
+
+    # --- deciders: threshold evaluation, decay, rescoring ----------------------------------------
+    def save(self, profile: LeadProfile, evaluation: Evaluation, *, check_version: bool) -> bool:
+        """Write an evaluation decided on `profile`. Guarded by the stage sequence (no other stage
+        change since), and with `check_version` also by the revision (nothing changed since we
+        read the lead: the decision was made on the item as it is). Returns False when the guard
+        failed: someone else moved first, and their change will be evaluated in turn."""
+        return self._write_evaluation(
+            profile, evaluation, self._evaluation_expression(profile, evaluation), check_version
+        )
+
+    def replace_scoring_state(
+        self,
+        profile: LeadProfile,
+        accumulators: Mapping[str, float],
+        counts: Mapping[str, int],
+        evaluation: Evaluation,
+        job_id: str,
+        outcome: Mapping[str, Any],
+    ) -> bool:
+        """Swap the model-dependent state (rule accumulators and counters) for one recomputed under
+        a new model, with its evaluation, in one guarded write (a rescore)."""
+        evaluation = evaluation.model_copy(update={"settled": {}})
+        expr = self._evaluation_expression(profile, evaluation)
+        for rule_id in set(profile.state.accumulators) - set(accumulators):
+            expr.remove(f"r:{rule_id}")
+        for key in set(profile.state.counts) - set(counts):
+            expr.remove(f"n:{key}")
+        for rule_id, value in accumulators.items():
+            expr.set(f"r:{rule_id}", value)
+        for key, n in counts.items():
+            expr.set(f"n:{key}", n)
+        expr.set("rescored_by", job_id)
+        expr.set("rescore_outcome", dict(outcome))
+        return self._write_evaluation(profile, evaluation, expr, check_version=True)
+
+    def _evaluation_expression(self, profile: LeadProfile, evaluation: Evaluation) -> Expression:
+        expr = Expression()
+        for field in ("total", "fit", "engagement", "negative"):
+            expr.set("score" if field == "total" else field, round(getattr(evaluation, field), 6))
+        expr.set("grade", evaluation.grade)
+        expr.set("model_version", evaluation.model_version)
+        expr.set("scored_at", iso(evaluation.at))
+        review_at = evaluation.review_at
+        if evaluation.transition is not None:
+            expr.set("stage", evaluation.stage)
+            expr.set("stage_seq", profile.stage_seq + 1)
+            expr.set("last_transition", evaluation.transition.model_dump(mode="json"))
+            expr.set(PENDING, evaluation.transition.id)
+            # The sweeper (the decay job) announces it if the stream cannot: keep the lead due soon.
+            soon = evaluation.at + timedelta(minutes=15)
+            review_at = soon if review_at is None else min(review_at, soon)
+        if review_at is None:
+            expr.remove("review_at")
+        else:
+            expr.set("review_at", int(review_at.timestamp()))
+            expr.set("review_shard", review_shard_for(profile.lead_id, self._shards))
+        return expr
+
+    def _write_evaluation(
+        self, profile: LeadProfile, evaluation: Evaluation, expr: Expression, check_version: bool
+    ) -> bool:
+        condition = f"stage_seq = {expr.value(profile.stage_seq)}"
+        if check_version:
+            revision = expr.name("revision")
+            condition += (
+                f" AND (attribute_not_exists({revision}) OR {revision} = {expr.value(profile.revision)})"
+                if profile.revision == 0
+                else f" AND {revision} = {expr.value(profile.revision)}"
+            )
+            self._tidy(profile, evaluation, expr)
+        try:
+            self._table.update_item(Key={"lead_id": profile.lead_id}, **expr.kwargs(condition))
+        except ClientError as exc:
+            if condition_failed(exc):
+                return False
+            raise storage_error("save the lead evaluation", exc) from exc
+        return True
+
+    def _tidy(self, profile: LeadProfile, evaluation: Evaluation, expr: Expression) -> None:
+        """What only a writer that read the item as it is may do: overwrite accumulators with
+        their settled values, fold legacy attribute snapshots, keep only the first and last
+        active days. Bumps the revision, so deciders holding an older image must read again."""
+        for rule_id, value in evaluation.settled.items():
+            if value is None:
+                expr.remove(f"r:{rule_id}")
+            else:
+                expr.set(f"r:{rule_id}", value)
+        if profile.legacy_keys:
+            for name, entry in profile.attribute_times.items():
+                expr.set(f"{ATTRIBUTE_PREFIX}{name}", entry)
+            for key in profile.legacy_keys:
+                expr.remove(key)
+        if len(profile.days) > 2:
+            expr.delete("days", set(profile.days[1:-1]))
+        expr.add("revision", 1)
+
+    def clear_pending(self, lead_id: str, transition_id: str) -> None:
+        """The transition was announced (or goes to no topic): take it off the sweeper's list."""
+        expr = Expression()
+        expr.remove(PENDING)
+        condition = f"{expr.name(PENDING)} = {expr.value(transition_id)}"
+        try:
+            self._table.update_item(Key={"lead_id": lead_id}, **expr.kwargs(condition))
+        except ClientError as exc:
+            if not condition_failed(exc):  # failed: already cleared, or a newer transition pending
+                raise storage_error("clear the pending announcement", exc) from exc
+
+    def postpone(self, lead_id: str, until: datetime) -> None:
+        """Move a lead whose review failed to the back of the review index (no read, no guard)."""
+        expr = Expression()
+        expr.set("review_at", int(until.timestamp()))
+        try:
+            self._table.update_item(Key={"lead_id": lead_id}, **expr.kwargs("attribute_exists(lead_id)"))
+        except ClientError as exc:
+            if not condition_failed(exc):
+                raise storage_error("postpone the lead's review", exc) from exc
+
+    # --- reads ------------------------------------------------------------------------------------
+    def get(self, lead_id: str) -> LeadProfile | None:
+        item = self._table.get_item(Key={"lead_id": lead_id}, ConsistentRead=True).get("Item")
+        return profile_from_item(item, self._initial_stage) if item else None
+
+    def get_many_items(self, lead_ids: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+        """(lead id, raw item) of the leads that exist, read in batches of 100; decoding is the
+        caller's, so one item that cannot be decoded spoils only itself."""
+        items: list[tuple[str, dict[str, Any]]] = []
+        for start in range(0, len(lead_ids), 100):
+            request = {self._table.name: {"Keys": [{"lead_id": i} for i in lead_ids[start : start + 100]]}}
+            while request:
+                response = self._resource.batch_get_item(RequestItems=request)
+                items.extend(
+                    (str(item["lead_id"]), item) for item in response["Responses"].get(self._table.name, [])
+                )
+                request = response.get("UnprocessedKeys") or {}
+        return items
+
+    def get_many(self, lead_ids: Sequence[str]) -> list[LeadProfile]:
+        return [profile_from_item(item, self._initial_stage) for _, item in self.get_many_items(lead_ids)]
+
+    def due_for_review(self, shard: str, now: datetime) -> Iterator[str]:
+        """Lead ids in one shard of the sparse review index whose review time has come."""
+        kwargs: dict[str, Any] = {
+            "IndexName": "review_due",
+            "KeyConditionExpression": "review_shard = :s AND review_at <= :now",
+            "ExpressionAttributeValues": {":s": shard, ":now": int(now.timestamp())},
+        }
+        while True:
+            response = self._table.query(**kwargs)
+            for item in response.get("Items", []):
+                yield str(item["lead_id"])
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def ranked(
+        self, stage: str, limit: int, start_key: Mapping[str, Any] | None
+    ) -> tuple[list[LeadProfile], dict[str, Any] | None]:
+        """Leads of one stage, highest stored score first (the `by_stage_score` index)."""
+        kwargs: dict[str, Any] = {
+            "IndexName": "by_stage_score",
+            "KeyConditionExpression": "stage = :stage",
+            "ExpressionAttributeValues": {":stage": stage},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if start_key:
+            kwargs["ExclusiveStartKey"] = dict(start_key)
+        response = self._table.query(**kwargs)
+        items = [profile_from_item(item, self._initial_stage) for item in response.get("Items", [])]
+        return items, response.get("LastEvaluatedKey")
+
+    def scan_page(
+        self, segment: int, total_segments: int, start_key: Mapping[str, Any] | None, limit: int
+    ) -> tuple[list[str], dict[str, Any] | None]:
+        """One page of lead ids from one parallel-scan segment (rescoring fans out over segments)."""
+        kwargs: dict[str, Any] = {
+            "Segment": segment,
+            "TotalSegments": total_segments,
+            "ProjectionExpression": "lead_id",
+            "Limit": limit,
+            "ConsistentRead": True,
+        }
+        if start_key:
+            kwargs["ExclusiveStartKey"] = dict(start_key)
+        response = self._table.scan(**kwargs)
+        return [str(item["lead_id"]) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
