@@ -1,5 +1,6 @@
 """Scheduled: fade engagement, apply inactivity rules and demote leads that fell below an exit
-threshold, visiting only the leads whose score can still change."""
+threshold, visiting only the leads whose score can still change; publish stage changes whose
+announcement is still pending (the sweeper)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,14 @@ metrics = Metrics()
 @event_parser(model=EventBridgeModel)
 def lambda_handler(event: EventBridgeModel, context: LambdaContext) -> dict[str, Any]:
     report = run_decay(
-        Settings.from_env(), now=event.time, time_left=lambda: context.get_remaining_time_in_millis() / 1000
+        Settings.from_env(),
+        now=event.time,
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+        lambda_context=context,
     )
     metrics.add_metric(name="LeadsReviewed", unit=MetricUnit.Count, value=report.reviewed)
     metrics.add_metric(name="DecayTransitions", unit=MetricUnit.Count, value=report.transitions)
+    metrics.add_metric(name="AnnouncementsSwept", unit=MetricUnit.Count, value=report.announced)
+    metrics.add_metric(name="LeadsFailed", unit=MetricUnit.Count, value=report.failed)
     logger.info("decay run", extra=report.model_dump())
     return report.model_dump()

@@ -21,7 +21,7 @@ def evaluate(
         transition = Transition(
             from_stage=profile.stage, to_stage=stage, at=at, reason=reason, score=round(result.total, 6)
         )
-    return Evaluation(
+    evaluation = Evaluation(
         total=result.total,
         fit=result.fit,
         engagement=result.engagement,
@@ -31,28 +31,30 @@ def evaluate(
         at=at,
         stage=stage,
         transition=transition,
-        review_at=None
-        if review_horizon is None
-        else engine.next_review(model, profile.state, at, stage, review_horizon),
     )
+    return evaluation if review_horizon is None else plan_review(model, profile, evaluation, review_horizon)
 
 
 def plan_review(
     model: ScoringModel, profile: LeadProfile, evaluation: Evaluation, horizon: timedelta
 ) -> Evaluation:
-    """The evaluation with its next review planned (see `engine.next_review`)."""
+    """The evaluation with its next review planned (see `engine.next_review`) and the lead's
+    accumulators settled for a guarded save (see `engine.settle`)."""
     review_at = engine.next_review(model, profile.state, evaluation.at, evaluation.stage, horizon)
-    return evaluation.model_copy(update={"review_at": review_at})
+    settled = engine.settle(
+        model, profile.state.accumulators, evaluation.at, forget_decayed=review_at is None
+    )
+    return evaluation.model_copy(update={"review_at": review_at, "settled": settled})
 
 
 def announcement_topic(model: ScoringModel, transition: Transition, suppressed: bool) -> str | None:
     """The topic a transition is published to: the entered stage's `on_enter` when promoted, the
-    left stage's `on_exit` when demoted. Suppressed leads (unsubscribed, complained, hard-bounced)
-    are never enrolled in nurture."""
+    left stage's `on_exit` when demoted. A lead suppressed at the transition (unsubscribed,
+    complained, hard-bounced) is never enrolled in nurture, and no promotion of theirs is announced."""
     if model.is_promotion(transition.from_stage, transition.to_stage):
         topic = model.stage(transition.to_stage).on_enter
     else:
         topic = model.stage(transition.from_stage).on_exit
-    if topic == "nurture" and suppressed:
-        return None
+    if suppressed and (topic == "nurture" or model.is_promotion(transition.from_stage, transition.to_stage)):
+        return None  # no campaign, and no salesperson paged, for a lead who complained or opted out
     return topic

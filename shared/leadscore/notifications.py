@@ -1,7 +1,8 @@
 """Stage-change notifications: the public message contract and the only module that talks to SNS.
 
 Each transition is published once: the publish is wrapped in Powertools idempotency keyed by the
-transition id (lead id + stage sequence), so a retried stream batch does not publish twice.
+transition id (unique for all time, stored with the stage change), so a retried stream batch, or
+the sweeper publishing what the stream could not, does not publish twice.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def message_for(model: ScoringModel, profile: LeadProfile) -> StageChanged:
     result = engine.score(model, profile.state, transition.at)
     promoted = model.is_promotion(transition.from_stage, transition.to_stage)
     return StageChanged(
-        transition_id=f"{profile.lead_id}#{profile.stage_seq}",
+        transition_id=transition.id,
         lead_id=profile.lead_id,
         email=profile.state.email,
         from_stage=transition.from_stage,

@@ -3,12 +3,14 @@ publishing together. Handlers parse their trigger, call one of these, and shape 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import cache, cached_property
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from pydantic import BaseModel
 
 from leadscore import clock, lifecycle
@@ -18,7 +20,14 @@ from leadscore.config import Settings
 from leadscore.errors import PayloadTooLarge
 from leadscore.model_store import load_model
 from leadscore.notifications import Notifier
-from leadscore.repository import EventLedger, LeadProfiles, event_from_item, parse_iso, profile_from_item
+from leadscore.repository import (
+    EventLedger,
+    LeadProfile,
+    LeadProfiles,
+    event_from_item,
+    parse_iso,
+    profile_from_item,
+)
 from leadscore.scoring import engine
 from leadscore.scoring.model import ScoringModel
 from leadscore.secrets import provider_secret
@@ -44,7 +53,7 @@ class Services:
 
     @property
     def profiles(self) -> LeadProfiles:
-        return _profiles(self.settings, self.model.initial_stage)
+        return _profiles(self.settings, self.model.initial_stage, self.ledger)
 
     @cached_property
     def notifier(self) -> Notifier:
@@ -52,8 +61,8 @@ class Services:
 
 
 @cache
-def _profiles(settings: Settings, initial_stage: str) -> LeadProfiles:
-    return LeadProfiles(settings.profiles_table, initial_stage, settings.review_shards)
+def _profiles(settings: Settings, initial_stage: str, ledger: EventLedger) -> LeadProfiles:
+    return LeadProfiles(settings.profiles_table, initial_stage, settings.review_shards, ledger)
 
 
 @cache
@@ -105,12 +114,13 @@ def ingest_webhook(
 def apply_ledger_record(
     new_image: Mapping[str, Any], settings: Settings, now: datetime | None = None
 ) -> bool:
-    """Add one newly recorded event to its lead's profile (one write, no read). Returns False
-    when a redelivered stream record had already been applied."""
+    """Add one newly recorded event to its lead's profile (one transaction, no read). Returns
+    False when the event had already been applied (a redelivered stream record, a replay)."""
     svc = services(settings)
     event = event_from_item(new_image)
-    effect = engine.effect_of(svc.model, event)
-    return svc.profiles.apply(event, effect, parse_iso(str(new_image["received_at"])), now or clock.now())
+    received_at = parse_iso(str(new_image["received_at"]))
+    effect = engine.effect_of(svc.model, event, received_at)
+    return svc.profiles.apply(event, effect, received_at, now or clock.now())
 
 
 def on_profile_change(
@@ -128,46 +138,115 @@ def on_profile_change(
     new = profile_from_item(new_image, model.initial_stage)
     old_seq = profile_from_item(old_image, model.initial_stage).stage_seq if old_image else 0
     if new.stage_seq > old_seq and new.last_transition is not None:
-        svc.notifier.bind(lambda_context)
-        svc.notifier.announce(model, new)
-    # The hot path: decide from the stream image alone and write only when the stage changes.
+        _announce(svc, model, new, lambda_context)
+    # The hot path: decide from the stream image alone and write only when the stage changes, and
+    # only if the item is still what the image shows (an image older than the item, say one from
+    # before a spam complaint was applied, must not promote the lead: its successor decides).
     evaluation = lifecycle.evaluate(model, new, now or clock.now(), "threshold", review_horizon=None)
     if evaluation.transition is None:
         return None
     evaluation = lifecycle.plan_review(model, new, evaluation, timedelta(hours=settings.review_horizon_hours))
-    return evaluation.stage if svc.profiles.save(new, evaluation, check_version=False) else None
+    return evaluation.stage if svc.profiles.save(new, evaluation, check_version=True) else None
+
+
+def _announce(svc: Services, model: ScoringModel, profile: LeadProfile, lambda_context: Any) -> None:
+    """Publish the profile's last transition (once, whoever calls), then take it off the
+    sweeper's list."""
+    transition = profile.last_transition
+    assert transition is not None
+    svc.notifier.bind(lambda_context)
+    svc.notifier.announce(model, profile)
+    if profile.announce_pending == transition.id:
+        svc.profiles.clear_pending(profile.lead_id, transition.id)
 
 
 class DecayReport(BaseModel):
     reviewed: int = 0
     updated: int = 0
     transitions: int = 0
+    announced: int = 0  # pending announcements the stream had not published (the sweeper)
     skipped_busy: int = 0
+    failed: int = 0
     finished: bool = True
 
 
+DECAY_PAGE = 100
+RETRY_FAILED_AFTER = timedelta(hours=1)
+
+
 def run_decay(
-    settings: Settings, now: datetime | None = None, time_left: Callable[[], float] | None = None
+    settings: Settings,
+    now: datetime | None = None,
+    time_left: Callable[[], float] | None = None,
+    lambda_context: Any = None,
 ) -> DecayReport:
     """Re-score the leads whose review time has come (the sparse `review_due` index), demote those
-    that fell below an exit threshold, and plan each one's next review. Leads whose score can no
-    longer change leave the index, so a run never scans every lead."""
+    that fell below an exit threshold, publish transitions still pending, and plan each one's next
+    review. Leads whose score can no longer change leave the index, so a run never scans every lead.
+
+    Shards are visited a page at a time in turn, starting from a different shard each run, so no
+    shard starves when a run is cut short. One lead that cannot be reviewed is counted, logged and
+    postponed; it never stops the others."""
     svc = services(settings)
     moment = now or clock.now()
-    horizon = timedelta(hours=settings.review_horizon_hours)
     report = DecayReport()
-    for shard in range(settings.review_shards):
-        due = list(svc.profiles.due_for_review(str(shard), moment))
-        for start in range(0, len(due), 100):
+    shards = settings.review_shards
+    first = int(moment.timestamp() // 60) % shards
+    pending = {
+        shard: svc.profiles.due_for_review(str(shard), moment)
+        for shard in [(first + i) % shards for i in range(shards)]
+    }
+    while pending:
+        for shard, due in list(pending.items()):
             if time_left is not None and time_left() < 10.0:
                 report.finished = False  # the rest stays due for the next run
                 return report
-            for profile in svc.profiles.get_many(due[start : start + 100]):
+            page = list(itertools.islice(due, DECAY_PAGE))
+            if len(page) < DECAY_PAGE:
+                del pending[shard]
+            for lead_id, item in svc.profiles.get_many_items(page):
                 report.reviewed += 1
-                evaluation = lifecycle.evaluate(svc.model, profile, moment, "decay", horizon)
-                if svc.profiles.save(profile, evaluation, check_version=True):
-                    report.updated += 1
-                    report.transitions += evaluation.transition is not None
-                else:
-                    report.skipped_busy += 1  # an event arrived meanwhile: reviewed next run
+                try:
+                    _review(svc, item, moment, settings, report, lambda_context)
+                except IdempotencyAlreadyInProgressError:
+                    report.skipped_busy += 1  # the stream is announcing it right now
+                except Exception as exc:  # one bad lead must not stop the others
+                    report.failed += 1
+                    logger.warning(
+                        "lead review failed", extra={"lead_id": lead_id, "error": type(exc).__name__}
+                    )
+                    _postpone(svc, lead_id, moment + RETRY_FAILED_AFTER)
     return report
+
+
+def _review(
+    svc: Services,
+    item: Mapping[str, Any],
+    moment: datetime,
+    settings: Settings,
+    report: DecayReport,
+    context: Any,
+) -> None:
+    model = svc.model
+    profile = profile_from_item(item, model.initial_stage)
+    transition = profile.last_transition
+    if profile.announce_pending and transition is not None and profile.announce_pending == transition.id:
+        _announce(svc, model, profile, context)
+        report.announced += 1
+    evaluation = lifecycle.evaluate(
+        model, profile, moment, "decay", timedelta(hours=settings.review_horizon_hours)
+    )
+    if svc.profiles.save(profile, evaluation, check_version=True):
+        report.updated += 1
+        report.transitions += evaluation.transition is not None
+    else:
+        report.skipped_busy += 1  # an event arrived meanwhile: reviewed next run
+
+
+def _postpone(svc: Services, lead_id: str, until: datetime) -> None:
+    try:
+        svc.profiles.postpone(lead_id, until)
+    except Exception as exc:  # best effort: the lead simply stays due
+        logger.warning(
+            "could not postpone a failed lead", extra={"lead_id": lead_id, "error": type(exc).__name__}
+        )

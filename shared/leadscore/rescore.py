@@ -261,8 +261,10 @@ def rescore_lead(
         return None
     if profile.rescored_by == job_id and profile.rescore_outcome:  # a redelivered page: already done
         return LeadOutcome.model_validate(profile.rescore_outcome)
-    events = list(ledger.events_of(lead_id))
-    if len(events) < profile.version:  # older events expired from the ledger: cannot replay exactly
+    # Exactly the events the profile holds: one recorded but not yet applied is added by the
+    # stream later, to the rescored state (counting it here too would count it twice).
+    events = list(ledger.events_of(lead_id, applied_only=True))
+    if len(events) != profile.version:  # some expired from the ledger: cannot replay exactly
         return LeadOutcome(
             from_stage=profile.stage,
             to_stage=profile.stage,

@@ -12,7 +12,7 @@ import pytest
 from leadscore.lifecycle import announcement_topic
 from leadscore.model_store import load_model
 from leadscore.notifications import SCHEMA_PATH, contract_schema, message_attributes, message_for, score_band
-from leadscore.repository import LeadProfile, Transition
+from leadscore.repository import LeadProfile, Transition, profile_from_item
 from leadscore.scoring.engine import LeadState
 
 pytestmark = pytest.mark.unit
@@ -43,14 +43,38 @@ def test_the_schema_file_in_the_repo_is_the_one_the_code_publishes() -> None:
 
 
 def test_messages_validate_against_the_schema_and_carry_a_unique_transition_id() -> None:
-    message = message_for(load_model(), _profile("MQL", "SQL"))
+    profile = _profile("MQL", "SQL")
+    message = message_for(load_model(), profile)
     body = json.loads(message.model_dump_json(by_alias=True))
+    same_lead_again = message_for(load_model(), _profile("MQL", "SQL"))  # same lead id and sequence
 
     jsonschema.validate(body, json.loads(SCHEMA_PATH.read_text()))
     assert body["schema"] == "leadscore.stage_changed"
     assert body["version"] == 1
-    assert body["transition_id"] == "ld_0123456789abcdef01234567#3"
+    assert profile.last_transition is not None
+    assert body["transition_id"] == profile.last_transition.id
+    assert same_lead_again.transition_id != body["transition_id"]
     assert body["direction"] == "promotion"
+
+
+def test_a_transition_saved_before_ids_existed_keeps_the_id_it_was_announced_with() -> None:
+    stored = {
+        "from_stage": "MQL",
+        "to_stage": "SQL",
+        "at": AT.isoformat(),
+        "reason": "threshold",
+        "score": 72,
+    }
+    item = {
+        "lead_id": "ld_0123456789abcdef01234567",
+        "stage": "SQL",
+        "stage_seq": 3,
+        "last_transition": stored,
+    }
+
+    transition = profile_from_item(item, "lead").last_transition
+
+    assert transition is not None and transition.id == "ld_0123456789abcdef01234567#3"
 
 
 def test_messages_share_only_public_attributes() -> None:
@@ -88,7 +112,8 @@ def test_score_bands(total: float, band: str) -> None:
     [
         ("lead", "MQL", False, "nurture"),
         ("lead", "MQL", True, None),  # unsubscribed leads are never enrolled in nurture
-        ("MQL", "SQL", True, "sales"),
+        ("MQL", "SQL", True, None),  # nor is a salesperson paged about someone who complained
+        ("SQL", "MQL", True, None),  # nor re-enrolled when demoted
         ("lead", "SQL", False, "sales"),
         ("SQL", "MQL", False, "nurture"),  # recycled back to nurture
         ("MQL", "lead", False, "nurture"),

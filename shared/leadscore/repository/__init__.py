@@ -1,0 +1,29 @@
+"""Data access: the only package that talks to DynamoDB. `ledger` (events, recorded once),
+`profiles` (one item per lead), `codec` (values, times and update expressions for both)."""
+
+from leadscore.repository.codec import from_dynamo, iso, parse_iso, to_dynamo
+from leadscore.repository.ledger import EventLedger, RecordOutcome, event_from_item
+from leadscore.repository.profiles import (
+    Evaluation,
+    LeadProfile,
+    LeadProfiles,
+    Transition,
+    profile_from_item,
+    review_shard_for,
+)
+
+__all__ = [
+    "Evaluation",
+    "EventLedger",
+    "LeadProfile",
+    "LeadProfiles",
+    "RecordOutcome",
+    "Transition",
+    "event_from_item",
+    "from_dynamo",
+    "iso",
+    "parse_iso",
+    "profile_from_item",
+    "review_shard_for",
+    "to_dynamo",
+]

@@ -1,0 +1,117 @@
+"""How values travel to and from DynamoDB: numbers, times, update expressions and the errors of a
+write, shared by the ledger and the profiles."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from leadscore.errors import StorageUnavailable
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def iso(moment: datetime) -> str:
+    """A sortable UTC timestamp (fixed width, so string order is time order)."""
+    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def day_number(moment: datetime) -> int:
+    """Days since 1970-01-01 (UTC)."""
+    return (moment.astimezone(UTC).date() - datetime(1970, 1, 1, tzinfo=UTC).date()).days
+
+
+def to_dynamo(value: Any) -> Any:
+    """Python values to what the DynamoDB resource layer accepts (floats become Decimals)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_dynamo(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return {to_dynamo(v) for v in value}
+    return value
+
+
+def from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and abs(value) < 2**53 else float(value)
+    if isinstance(value, dict):
+        return {k: from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_dynamo(v) for v in value]
+    if isinstance(value, set):
+        return {from_dynamo(v) for v in value}
+    return value
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def condition_failed(exc: ClientError) -> bool:
+    return error_code(exc) == "ConditionalCheckFailedException"
+
+
+def storage_error(action: str, exc: ClientError) -> StorageUnavailable:
+    return StorageUnavailable(f"could not {action} ({error_code(exc)}); please retry")
+
+
+class Expression:
+    """Builds an UpdateExpression with generated placeholders (attribute names here are data)."""
+
+    def __init__(self) -> None:
+        self.clauses: dict[str, list[str]] = {"SET": [], "ADD": [], "REMOVE": [], "DELETE": []}
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def name(self, attribute: str) -> str:
+        placeholder = f"#n{len(self.names)}"
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = to_dynamo(value)
+        return placeholder
+
+    def set(self, attribute: str, value: Any, *, if_missing: bool = False) -> str:
+        """SET the attribute; returns its name placeholder (for a condition on it)."""
+        name, val = self.name(attribute), self.value(value)
+        self.clauses["SET"].append(
+            f"{name} = if_not_exists({name}, {val})" if if_missing else f"{name} = {val}"
+        )
+        return name
+
+    def add(self, attribute: str, value: Any) -> None:
+        self.clauses["ADD"].append(f"{self.name(attribute)} {self.value(value)}")
+
+    def delete(self, attribute: str, elements: Any) -> None:
+        """Remove elements from a set (only those: elements added meanwhile stay)."""
+        self.clauses["DELETE"].append(f"{self.name(attribute)} {self.value(elements)}")
+
+    def remove(self, attribute: str) -> None:
+        self.clauses["REMOVE"].append(self.name(attribute))
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.clauses.values())
+
+    def kwargs(self, condition: str | None = None) -> dict[str, Any]:
+        expression = " ".join(f"{verb} {', '.join(parts)}" for verb, parts in self.clauses.items() if parts)
+        kwargs: dict[str, Any] = {"UpdateExpression": expression, "ExpressionAttributeNames": self.names}
+        if self.values:
+            kwargs["ExpressionAttributeValues"] = self.values
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        return kwargs
