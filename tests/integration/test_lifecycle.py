@@ -211,3 +211,28 @@ def test_decay_folds_attribute_snapshots_and_the_latest_value_still_wins(stack: 
     state = profile_from_item(stack.profile(lead_id_for(email)), "lead").state
     assert state.attributes["job_title"] == "Director of IT"
     assert state.attributes["company"] == "Globex"
+
+
+def test_a_lead_who_is_only_mailed_goes_inactive(stack: Stack) -> None:
+    now = stack.clock.now()
+    email = "mailed@globex.com"
+    # a form 95 days ago, then nothing but our own emails being delivered (SendGrid `delivered`)
+    stack.post_generic({"email": email, "occurred_at": _iso(now - timedelta(days=95))})
+    stack.post_sendgrid(
+        [
+            {
+                "email": email,
+                "event": "delivered",
+                "timestamp": int((now - timedelta(days=days_ago)).timestamp()),
+                "sg_event_id": f"delivered-{days_ago}",
+            }
+            for days_ago in (60, 30, 2)
+        ]
+    )
+    stack.settle()
+
+    report = stack.runner.fire_schedule("DecayScoresFunction", at=stack.clock.advance(timedelta(minutes=5)))
+
+    # a delivery is something we did, not the lead: the 90-day inactivity rule (-10) applies
+    assert report["updated"] == 1, report
+    assert float(stack.profile(lead_id_for(email))["negative"]) == -10
