@@ -1,4 +1,5 @@
-"""`make bench`: what one ingested event costs in DynamoDB requests, and how fast the pipeline runs.
+"""`make bench`: what one ingested event costs in DynamoDB requests, how fast the pipeline runs,
+and how long `leadscore calibrate` takes on the X Education export.
 
 Runs the real handlers through the local runner against in-process moto (resources from
 template.yaml) and counts every DynamoDB request the emulator receives, by function and
@@ -10,21 +11,39 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import csv
+import importlib.util
 import io
 import json
 import os
 import random
+import tempfile
 import time
 import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 READ_OPERATIONS = {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"}
 SECRET = "whsec_" + base64.b64encode(b"benchmark-signing-key-0123456789").decode()
+REPO = Path(__file__).resolve().parents[2]
+X_EDUCATION = REPO.parent / "shared" / "data" / "x-education" / "Leads.csv"
+X_EDUCATION_MAPPING = REPO / "events" / "calibration" / "x-education-mapping.yaml"
+# The README's worked example: columns that leak the outcome, and the CRM sequence number.
+X_EDUCATION_IGNORED = (
+    "Tags",
+    "Lead Quality",
+    "Lead Profile",
+    "Asymmetrique Activity Index",
+    "Asymmetrique Profile Index",
+    "Asymmetrique Activity Score",
+    "Asymmetrique Profile Score",
+    "Lead Number",
+)
 
 
 class RequestCounter:
@@ -194,20 +213,56 @@ def run(leads: int, events: int, seed: int) -> dict[str, Any]:
     return {"hot_path": hot, "stage_changes": stage}
 
 
+def calibrate_figure(data: Path, mapping: Path = X_EDUCATION_MAPPING) -> dict[str, Any]:
+    """Time one `leadscore calibrate` of the X Education export (the README's worked example), or
+    say why it was not measured: the learn extra is optional and the data lives outside the repo."""
+    if importlib.util.find_spec("sklearn") is None:
+        return {"measured": False, "why": "the learn extra is not installed (make install)"}
+    if not data.is_file():
+        return {"measured": False, "why": f"no X Education data at {data}"}
+    if not mapping.is_file():
+        return {"measured": False, "why": f"no calibration mapping at {mapping}"}
+    from leadscore.cli import main as cli
+
+    with tempfile.TemporaryDirectory() as out:
+        argv = ["calibrate", str(data), "--target", "Converted", "--id-column", "Prospect ID"]
+        argv += [arg for column in X_EDUCATION_IGNORED for arg in ("--ignore-column", column)]
+        argv += ["--mapping", str(mapping), "--out", str(Path(out) / "model.yaml")]
+        quiet = io.StringIO()
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            code = cli(argv)
+        seconds = time.perf_counter() - started
+    if code != 0:
+        return {"measured": False, "why": f"calibrate exited with {code}: {quiet.getvalue()[-500:]}"}
+    with data.open(encoding="utf-8", newline="") as rows:
+        leads = sum(1 for _ in csv.reader(rows)) - 1  # the header
+    return {"measured": True, "leads": leads, "seconds": round(seconds, 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Count DynamoDB requests per ingested event.")
     parser.add_argument("--leads", type=int, default=200)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--x-education", type=Path, default=X_EDUCATION, metavar="LEADS.csv", help="data to calibrate on"
+    )
+    parser.add_argument("--no-calibrate", action="store_true", help="skip timing calibrate (~30 s)")
     args = parser.parse_args(argv)
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the handlers' own metric and log lines are not figures
         result = run(args.leads, args.events, args.seed)
+        result["calibrate"] = (
+            {"measured": False, "why": "--no-calibrate"}
+            if args.no_calibrate
+            else calibrate_figure(args.x_education)
+        )
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    hot, stage = result["hot_path"], result["stage_changes"]
+    hot, stage, calibrate = result["hot_path"], result["stage_changes"], result["calibrate"]
     print(f"Hot path: {hot['events']} ingested events that change no stage")
     print(f"  DynamoDB write requests per event: {hot['write_requests_per_event']}  (budget: 2)")
     print(f"  DynamoDB read requests per event:  {hot['read_requests_per_event']}  (budget: 0)")
@@ -218,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  write requests per transition: {stage['write_requests_per_transition']}")
     print(f"    by function: {stage['writes_by_function']}")
     print(f"  read requests per transition:  {stage['read_requests_per_transition']}")
+    if calibrate["measured"]:
+        print(f"Calibrate: X Education, {calibrate['leads']} leads: {calibrate['seconds']} s")
+    else:
+        print(f"Calibrate: not measured ({calibrate['why']})")
     return 0
 
 

@@ -64,7 +64,8 @@ def test_a_lead_hovering_at_the_threshold_does_not_flap(stack: Stack) -> None:
     nurture = stack.subscribe("NurtureTopic")
     now = datetime.now(UTC)
     email = "hover@initech.com"
-    # fit 5 (small company, corporate email) + pricing (20) + a form (10) + opens: about 41
+    # fit 17 (individual 4, 1-9 employees 2, other industry 3, corporate email 8)
+    # + pricing 20 (half-life 14 d) + a form 10 (60 d) + a page view 1 (14 d) = 48
     attributes = {"job_title": "Engineer", "company_size": 5, "industry": "Mining"}
     stack.post_generic(
         {"email": email, "event": "form_submitted", "attributes": attributes, "occurred_at": _iso(now)}
@@ -78,16 +79,18 @@ def test_a_lead_hovering_at_the_threshold_does_not_flap(stack: Stack) -> None:
         }
     )
     stack.settle()
-    profile = stack.profile(lead_id_for(email))
-    assert profile["stage"] == "MQL"
+    assert stack.profile(lead_id_for(email))["stage"] == "MQL"
 
-    # a week later points have faded below 40 but not below the exit threshold of 30
-    later = stack.clock.advance(timedelta(days=7))
+    # two weeks later: 17 + 10 + 10 * 2**(-14/60) + 0.5 = 36.0, below MQL's entry (40) but not
+    # below its exit threshold (30): only hysteresis keeps the lead in MQL
+    later = stack.clock.advance(timedelta(days=14))
     stack.runner.fire_schedule("DecayScoresFunction", at=later)
     stack.settle()
 
-    assert stack.profile(lead_id_for(email))["stage"] == "MQL"
-    assert len(stack.messages(nurture)) == 1
+    profile = stack.profile(lead_id_for(email))
+    assert 30 <= float(profile["score"]) < 40, "the lead must sit between exit and entry thresholds"
+    assert profile["stage"] == "MQL"
+    assert [(m["from_stage"], m["to_stage"]) for m in stack.messages(nurture)] == [("lead", "MQL")]
 
 
 def test_decay_demotes_a_lead_that_went_cold_and_says_so(stack: Stack) -> None:
@@ -204,3 +207,28 @@ def test_decay_folds_an_old_layouts_snapshots_and_the_latest_value_still_wins(st
     assert not [k for k in folded if k.startswith(("a:", "seen:")) or k == "attrs"]
     assert folded["attr:job_title"]["v"] == "Director of IT"
     assert folded["attr:company"]["v"] == "Globex"
+
+
+def test_a_lead_who_is_only_mailed_goes_inactive(stack: Stack) -> None:
+    now = stack.clock.now()
+    email = "mailed@globex.com"
+    # a form 95 days ago, then nothing but our own emails being delivered (SendGrid `delivered`)
+    stack.post_generic({"email": email, "occurred_at": _iso(now - timedelta(days=95))})
+    stack.post_sendgrid(
+        [
+            {
+                "email": email,
+                "event": "delivered",
+                "timestamp": int((now - timedelta(days=days_ago)).timestamp()),
+                "sg_event_id": f"delivered-{days_ago}",
+            }
+            for days_ago in (60, 30, 2)
+        ]
+    )
+    stack.settle()
+
+    report = stack.runner.fire_schedule("DecayScoresFunction", at=stack.clock.advance(timedelta(minutes=5)))
+
+    # a delivery is something we did, not the lead: the 90-day inactivity rule (-10) applies
+    assert report["updated"] == 1, report
+    assert float(stack.profile(lead_id_for(email))["negative"]) == -10

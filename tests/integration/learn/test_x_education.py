@@ -11,28 +11,60 @@ boosting uses it, so the learned model must too.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
-import time
+import os
 from pathlib import Path
 
 import pytest
 
-pytest.importorskip("sklearn")
-
-import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import roc_auc_score
-from sklearn.preprocessing import OrdinalEncoder
-
-from leadscore.cli import main
-from leadscore.learn.dataset import load_history
-from leadscore.learn.evaluate import score_rows
-from leadscore.learn.leadstate import builder_from_metadata
-from leadscore.model_store import parse_model
-from leadscore.scoring.engine import LeadState, score
-
 REPO = Path(__file__).resolve().parents[3]
 DATA = REPO.parent / "shared" / "data" / "x-education" / "Leads.csv"
+
+
+def _missing_inputs() -> str | None:
+    """Why this check cannot run here, or None when it can."""
+    if importlib.util.find_spec("sklearn") is None:
+        return "scikit-learn is not installed (the `learn` extra: `make install`)"
+    if not DATA.is_file():
+        return f"X Education data not found at {DATA}"
+    return None
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+MISSING = _missing_inputs()
+if MISSING is None:  # the learn extra is imported only where it is installed
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import roc_auc_score
+    from sklearn.preprocessing import OrdinalEncoder
+
+    from leadscore.cli import main
+    from leadscore.learn.dataset import load_history
+    from leadscore.learn.evaluate import score_rows
+    from leadscore.learn.leadstate import builder_from_metadata
+    from leadscore.model_store import parse_model
+    from leadscore.scoring.engine import LeadState, score
+
+
+@pytest.fixture(autouse=True)
+def _inputs_present() -> None:
+    """Skip locally when the data or the learn extra is missing; in CI, fail: a silent skip there
+    would hide a regression of the learned model for good."""
+    if MISSING is None:
+        return
+    if _in_ci():
+        pytest.fail(
+            f"{MISSING}; CI={os.environ['CI']!r} is set, so the X Education held-out check must run "
+            "(provide ../shared/data/x-education/Leads.csv, or unset CI to skip it locally)",
+            pytrace=False,
+        )
+    pytest.skip(MISSING)
+
+
 MAPPING = REPO / "events" / "calibration" / "x-education-mapping.yaml"
 LEAKY = [
     "Tags",
@@ -44,10 +76,7 @@ LEAKY = [
     "Asymmetrique Profile Score",
 ]
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not DATA.is_file(), reason=f"X Education data not found at {DATA}"),
-]
+pytestmark = pytest.mark.slow
 
 
 def _split(tmp_path: Path) -> tuple[Path, Path]:
@@ -81,22 +110,18 @@ def test_learned_model_ranks_like_gradient_boosting(
     ignored = ["Lead Number"] if lead_number == "ignored" else []
     ignore = [arg for column in [*LEAKY, *ignored] for arg in ("--ignore-column", column)]
     mapping = ["--mapping", str(MAPPING)] if lead_number == "ignored" else []
-    started = time.perf_counter()
     code = main(
         ["calibrate", str(train), "--target", "Converted", "--id-column", "Prospect ID", *ignore,
          *mapping, "--out", str(model_path)]
     )  # fmt: skip
-    elapsed = time.perf_counter() - started
-    assert code == 0
-    assert elapsed < 60
+    assert code == 0  # how long it takes is a figure of `make bench`, not a test
     capsys.readouterr()
     argv = ["backtest", str(model_path), str(test), "--target", "Converted", "--id-column", "Prospect ID"]
     assert main([*argv, "--json", "--report", str(report)]) == 0
     metrics = json.loads(capsys.readouterr().out)
     reference = _reference_auc(train, test, ignored)
     print(
-        f"Lead Number {lead_number}: learned AUC {metrics['auc']:.4f} vs HistGradientBoosting "
-        f"{reference:.4f}; calibrate {elapsed:.1f}s"
+        f"Lead Number {lead_number}: learned AUC {metrics['auc']:.4f} vs HistGradientBoosting {reference:.4f}"
     )
     assert metrics["auc"] >= reference
 

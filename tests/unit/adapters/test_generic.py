@@ -310,3 +310,32 @@ def test_a_time_outside_1970_to_2200_is_unprocessable(
 
     with pytest.raises(UnprocessableEvent, match="outside 1970-2200"):
         ADAPTER.parse(request, secret)
+
+
+@pytest.mark.parametrize("version", ["v2", "v1a", "V1", "v0", ""])
+def test_the_right_signature_under_a_version_other_than_v1_is_not_accepted(
+    version: str, make_request: MakeRequest, sign_standard_webhook: Sign, secret: dict[str, Any]
+) -> None:
+    # Given a request whose HMAC is correct but labelled with another scheme (v1a is Ed25519)
+    body = body_of({"email": "a@b.example"})
+    headers = sign_standard_webhook(body)
+    signature = headers["webhook-signature"].removeprefix("v1,")
+    headers["webhook-signature"] = f"{version},{signature}"
+    # Then it is not authentic: only `v1,` entries are HMAC-SHA256 signatures
+    with pytest.raises(SignatureInvalid, match="does not match"):
+        ADAPTER.parse(make_request("generic", body, headers), secret)
+    # (the same signature labelled v1 is accepted, so the label alone decided)
+    headers["webhook-signature"] = f"v1,{signature}"
+    assert len(ADAPTER.parse(make_request("generic", body, headers), secret)) == 1
+
+
+@pytest.mark.parametrize("skew", [300, -300])
+def test_a_timestamp_exactly_at_the_tolerance_is_accepted(
+    skew: int, signed: Callable[..., WebhookRequest], received_at: datetime, secret: dict[str, Any]
+) -> None:
+    # Given a request signed exactly 300 s (the default tolerance) before or after its receipt
+    request = signed(body_of({"email": "a@b.example"}), timestamp=int(received_at.timestamp()) - skew)
+    # When parsing it
+    events = ADAPTER.parse(request, secret)
+    # Then it is accepted: the window includes its edges
+    assert [event.email for event in events] == ["a@b.example"]
