@@ -26,7 +26,6 @@ from enum import StrEnum
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -34,9 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from leadscore import clock
 from leadscore.batching import safe_error
 from leadscore.config import ConfigurationError, Settings
-from leadscore.pipeline import apply_ledger_record, on_profile_change, run_decay, services
-
-logger = Logger(child=True)
+from leadscore.pipeline import DecayReport, apply_ledger_record, on_profile_change, run_decay, services
 
 STREAM_RETENTION = timedelta(hours=24)
 # Stream records that can no longer be read: trimmed (older than 24 h), a stream that no longer
@@ -44,6 +41,9 @@ STREAM_RETENTION = timedelta(hours=24)
 _GONE = {"TrimmedDataAccessException", "ResourceNotFoundException", "ExpiredIteratorException"}
 _HOLD_SECONDS = 900  # messages being replayed stay invisible to a concurrent run for this long
 _EMPTY_READS = 5  # GetRecords may answer empty pages before reaching the records
+
+
+Handler = Callable[[dict[str, Any], "ReplaySummary"], bool]
 
 
 class DeadLetterQueue(StrEnum):
@@ -91,6 +91,7 @@ class ReplaySummary(BaseModel):
     records_already_applied: int = 0
     records_failed: int = 0
     decay_runs: int = 0
+    decay: DecayReport | None = None
     errors: list[str] = Field(default_factory=list)
 
     @property
@@ -213,16 +214,26 @@ class Replayer:
             raise ReplayError(f"{env} is not set: it names the queue to replay (see the stack outputs)")
         return str(value)
 
+    def plan(self, queue: DeadLetterQueue) -> tuple[str, Handler]:
+        """The queue's URL and what replays one of its messages. Raises ReplayError (a usage
+        error) when a queue it needs is not configured."""
+        match queue:
+            case DeadLetterQueue.SCORE_EVENTS:
+                return self._url("score_events_dlq_url"), self._score_events
+            case DeadLetterQueue.EVALUATE_THRESHOLDS:
+                return self._url("evaluate_thresholds_dlq_url"), self._evaluate_thresholds
+            case DeadLetterQueue.DECAY_SCORES:
+                return self._url("decay_scores_dlq_url"), self._decay_scores
+            case DeadLetterQueue.SES_EVENTS:
+                return self._url("ses_events_dlq_url"), self._move_to(self._url("ses_events_queue_url"))
+            case DeadLetterQueue.RESCORE:
+                return self._url("rescore_dlq_url"), self._move_to(self._url("rescore_queue_url"))
+
     def replay(self, queue: DeadLetterQueue) -> ReplaySummary:
-        handlers: dict[DeadLetterQueue, tuple[str, Callable[[dict[str, Any], ReplaySummary], bool]]] = {
-            DeadLetterQueue.SCORE_EVENTS: ("score_events_dlq_url", self._score_events),
-            DeadLetterQueue.EVALUATE_THRESHOLDS: ("evaluate_thresholds_dlq_url", self._evaluate_thresholds),
-            DeadLetterQueue.DECAY_SCORES: ("decay_scores_dlq_url", self._decay_scores),
-            DeadLetterQueue.SES_EVENTS: ("ses_events_dlq_url", self._move_to("ses_events_queue_url")),
-            DeadLetterQueue.RESCORE: ("rescore_dlq_url", self._move_to("rescore_queue_url")),
-        }
-        url_setting, handle = handlers[queue]
-        messages = QueueMessages(self._url(url_setting), self._sqs)
+        return self.run(queue, *self.plan(queue))
+
+    def run(self, queue: DeadLetterQueue, url: str, handle: Handler) -> ReplaySummary:
+        messages = QueueMessages(url, self._sqs)
         summary = ReplaySummary(queue=queue, dry_run=self.dry_run)
         kept: list[dict[str, Any]] = []
         for message in messages.receive_all():
@@ -244,13 +255,10 @@ class Replayer:
         for message in kept:  # visible again for the next run
             messages.release(message)
         summary.kept = 0 if self.dry_run else len(kept)
-        logger.info("dead-letter queue replayed", extra=summary.model_dump(exclude={"errors"}))
         return summary
 
     # -- SQS queues with a source queue ---------------------------------------------------
-    def _move_to(self, target_setting: str) -> Callable[[dict[str, Any], ReplaySummary], bool]:
-        target = self._url(target_setting)
-
+    def _move_to(self, target: str) -> Handler:
         def move(message: dict[str, Any], summary: ReplaySummary) -> bool:
             QueueMessages(target, self._sqs).send_copy(message, target)
             summary.moved += 1
@@ -330,9 +338,8 @@ class Replayer:
     def _run_decay(self, summary: ReplaySummary) -> None:
         if summary.decay_runs:
             return  # one run covers every missed tick and every expired batch
-        report = run_decay(self.settings, now=clock.now())
+        summary.decay = run_decay(self.settings, now=clock.now())
         summary.decay_runs += 1
-        logger.info("decay run for replay", extra=report.model_dump())
 
 
 def _stream_failure(message: dict[str, Any]) -> StreamBatchInfo:
@@ -351,6 +358,8 @@ def _batch_size(message: dict[str, Any]) -> int:
 
 
 def replay(queues: list[DeadLetterQueue], settings: Settings, **options: Any) -> list[ReplaySummary]:
-    """Replay each queue in turn with one `Replayer` (see its options)."""
+    """Replay each queue in turn with one `Replayer` (see its options). Every queue's
+    configuration is checked before any message is touched."""
     replayer = Replayer(settings, **options)
-    return [replayer.replay(queue) for queue in queues]
+    plans = [(queue, *replayer.plan(queue)) for queue in queues]
+    return [replayer.run(queue, url, handle) for queue, url, handle in plans]

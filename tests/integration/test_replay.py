@@ -311,15 +311,18 @@ def test_missed_decay_ticks_run_the_decay_once(env: dict[str, str]) -> None:
 # -- the command line -------------------------------------------------------------------------
 
 
-def test_a_queue_without_its_environment_variable_is_a_usage_error(
+def test_a_queue_without_its_environment_variable_is_a_usage_error_and_nothing_moves(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("RESCORE_DLQ_URL")
+    _send(env["SES_EVENTS_DLQ_URL"], {"eventType": "Bounce"})
 
-    status = cli.main(["replay", "rescore"])
+    status = cli.main(["replay", "all"])
 
     assert status == 2
     assert "RESCORE_DLQ_URL" in capsys.readouterr().err
+    assert _bodies(env["SES_EVENTS_QUEUE_URL"]) == []  # checked before any queue was touched
+    assert len(_bodies(env["SES_EVENTS_DLQ_URL"])) == 1
 
 
 def test_all_queues_empty_is_success(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
