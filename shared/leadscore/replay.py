@@ -125,8 +125,9 @@ class QueueMessages:
                 return
             yield from batch
 
-    def send_copy(self, message: dict[str, Any], target_url: str) -> None:
-        kwargs: dict[str, Any] = {"QueueUrl": target_url, "MessageBody": message["Body"]}
+    def send(self, message: dict[str, Any]) -> None:
+        """Send a received message's body and attributes to this queue."""
+        kwargs: dict[str, Any] = {"QueueUrl": self.url, "MessageBody": message["Body"]}
         attributes = message.get("MessageAttributes")
         if attributes:
             kwargs["MessageAttributes"] = attributes
@@ -258,9 +259,11 @@ class Replayer:
         return summary
 
     # -- SQS queues with a source queue ---------------------------------------------------
-    def _move_to(self, target: str) -> Handler:
+    def _move_to(self, target_url: str) -> Handler:
+        target = QueueMessages(target_url, self._sqs)
+
         def move(message: dict[str, Any], summary: ReplaySummary) -> bool:
-            QueueMessages(target, self._sqs).send_copy(message, target)
+            target.send(message)
             summary.moved += 1
             return True
 
