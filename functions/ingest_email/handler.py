@@ -10,11 +10,12 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from leadscore.adapters.base import WebhookRequest
+from leadscore.batching import ReportingBatchProcessor
 from leadscore.config import Settings
 from leadscore.http import json_response, register_error_handlers, webhook_request
 from leadscore.pipeline import ingest_webhook
@@ -24,7 +25,7 @@ tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 register_error_handlers(app)
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = ReportingBatchProcessor(EventType.SQS, metrics)
 
 
 @app.post("/v1/email-events/<provider>")

@@ -6,17 +6,19 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from leadscore.batching import ReportingBatchProcessor
 from leadscore.config import Settings
 from leadscore.rescore import RescoreCommand, WorkItem, process_page, run_command
 
 logger = Logger()
 tracer = Tracer()
-processor = BatchProcessor(event_type=EventType.SQS)
+metrics = Metrics()
+processor = ReportingBatchProcessor(EventType.SQS, metrics)
 
 
 @tracer.capture_method
@@ -27,6 +29,7 @@ def work(record: SQSRecord, settings: Settings) -> None:
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = Settings.from_env()
     if "Records" in event:

@@ -17,6 +17,7 @@ from leadscore.errors import LeadScoreError
 COMMAND_MODULES = (
     "leadscore.commands.model",
     "leadscore.commands.rescore",
+    "leadscore.commands.replay",
     "leadscore.learn.commands",
     "leadscore.local.commands",
 )

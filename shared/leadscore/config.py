@@ -22,6 +22,13 @@ class Settings(BaseModel):
     idempotency_table: str | None = Field(default=None, alias="IDEMPOTENCY_TABLE")
     rescore_jobs_table: str | None = Field(default=None, alias="RESCORE_JOBS_TABLE")
     rescore_queue_url: str | None = Field(default=None, alias="RESCORE_QUEUE_URL")
+    # Dead-letter queues and the source queues they drain into (read by `leadscore replay`).
+    score_events_dlq_url: str | None = Field(default=None, alias="SCORE_EVENTS_DLQ_URL")
+    evaluate_thresholds_dlq_url: str | None = Field(default=None, alias="EVALUATE_THRESHOLDS_DLQ_URL")
+    decay_scores_dlq_url: str | None = Field(default=None, alias="DECAY_SCORES_DLQ_URL")
+    ses_events_dlq_url: str | None = Field(default=None, alias="SES_EVENTS_DLQ_URL")
+    ses_events_queue_url: str | None = Field(default=None, alias="SES_EVENTS_QUEUE_URL")
+    rescore_dlq_url: str | None = Field(default=None, alias="RESCORE_DLQ_URL")
     nurture_topic_arn: str | None = Field(default=None, alias="NURTURE_TOPIC_ARN")
     sales_topic_arn: str | None = Field(default=None, alias="SALES_TOPIC_ARN")
     webhook_secret_name: str | None = Field(default=None, alias="WEBHOOK_SECRET_NAME")

@@ -138,6 +138,24 @@ class EventLedger:
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
+    def unapplied_between(self, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
+        """Ledger items received between `start` and `end` that were never applied to their
+        profile (no `applied_at`), as raw items (what `apply_ledger_record` takes). Used to replay
+        a failed stream batch whose records have left the 24-hour stream: a paginated Scan with a
+        filter, read in full, so an operator's action, never a hot path."""
+        kwargs: dict[str, Any] = {
+            "FilterExpression": "received_at BETWEEN :start AND :end AND attribute_not_exists(#applied)",
+            "ExpressionAttributeNames": {"#applied": APPLIED},
+            "ExpressionAttributeValues": {":start": iso(start), ":end": iso(end)},
+        }
+        while True:
+            response = self._table.scan(**kwargs)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
 def event_from_item(item: Mapping[str, Any]) -> LeadEvent:
     """The recorded event. A provider clock ahead of ours cannot date an event in the future: it
     is taken as having happened when we received it (items recorded before `counted_time`)."""
