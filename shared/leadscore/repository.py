@@ -150,11 +150,18 @@ class EventLedger:
             return list(pool.map(lambda e: self.record(e, received_at), events))
 
     def recent(self, lead_id: str, limit: int = 20) -> list[dict[str, Any]]:
-        """A lead's most recent events, newest first (the `by_time` local index)."""
+        """A lead's most recent events, newest first (the `by_time` local index).
+
+        Reads exactly what the index projects (its keys and INCLUDE list in template.yaml), so
+        the query never fetches from the table and leaves the event's personal data alone."""
+        shown = ("lead_id", "event_id", "occurred_at", "event_type", "provider", "received_at", "url")
+        names = {f"#a{i}": name for i, name in enumerate(shown)}
         response = self._table.query(
             IndexName="by_time",
             KeyConditionExpression="lead_id = :lead",
             ExpressionAttributeValues={":lead": lead_id},
+            ProjectionExpression=", ".join(names),
+            ExpressionAttributeNames=names,
             ScanIndexForward=False,
             Limit=limit,
         )
@@ -504,7 +511,11 @@ class LeadProfiles:
     def ranked(
         self, stage: str, limit: int, start_key: Mapping[str, Any] | None
     ) -> tuple[list[LeadProfile], dict[str, Any] | None]:
-        """Leads of one stage, highest stored score first (the `by_stage_score` index)."""
+        """Leads of one stage, highest stored score first (the `by_stage_score` index).
+
+        The index projects keys only (so a profile update that leaves stage and score alone costs
+        no index write); the page's leads are then read whole with BatchGetItem, in index order.
+        A lead's stored score is the index's, the one the order and the cursor are made of."""
         kwargs: dict[str, Any] = {
             "IndexName": "by_stage_score",
             "KeyConditionExpression": "stage = :stage",
@@ -515,8 +526,14 @@ class LeadProfiles:
         if start_key:
             kwargs["ExclusiveStartKey"] = dict(start_key)
         response = self._table.query(**kwargs)
-        items = [profile_from_item(item, self._initial_stage) for item in response.get("Items", [])]
-        return items, response.get("LastEvaluatedKey")
+        keys = response.get("Items", [])
+        found = {p.lead_id: p for p in self.get_many([str(key["lead_id"]) for key in keys])}
+        ranked = [
+            found[lead_id].model_copy(update={"score": float(key["score"])})
+            for key in keys
+            if (lead_id := str(key["lead_id"])) in found  # gone since the index was read
+        ]
+        return ranked, response.get("LastEvaluatedKey")
 
     def scan_page(
         self, segment: int, total_segments: int, start_key: Mapping[str, Any] | None, limit: int
