@@ -428,7 +428,10 @@ def test_function_inline_policies_name_only_the_resources_it_uses(
     statements = _statements(role.get("Policies", []))
     assert statements, "the function has no inline policy"
     assert not [s for s in statements if "*" in _as_list(s.get("Resource"))]
-    assert _referenced_ids([s["Resource"] for s in statements]) == POLICY_SCOPE[logical_id]
+    expected = set(POLICY_SCOPE[logical_id])
+    if logical_id == "IngestFormFunction" and "RateLimitTable" in transformed_template["Resources"]:
+        expected.add("RateLimitTable")  # per-site/per-IP form rate limits
+    assert _referenced_ids([s["Resource"] for s in statements]) == expected
 
 
 def test_lead_api_policies_are_read_only(transformed_template: dict[str, Any]) -> None:
@@ -673,7 +676,30 @@ def test_function_gets_exactly_the_dynamodb_actions_it_calls_on_the_tables_and_i
 ) -> None:
     # Ingest: PutItem on the ledger only; score_events: UpdateItem only; evaluate/decay: no
     # PutItem, DeleteItem or Scan on profiles; lead_api: reads on the indexes it queries.
-    assert _grants(transformed_template, logical_id, "dynamodb") == DYNAMODB_ACCESS[logical_id]
+    expected = set(DYNAMODB_ACCESS[logical_id])
+    if logical_id == "IngestFormFunction" and "RateLimitTable" in transformed_template["Resources"]:
+        expected.add(("dynamodb:UpdateItem", "RateLimitTable"))  # per-site/per-IP form rate limits
+    assert _grants(transformed_template, logical_id, "dynamodb") == expected
+
+
+@pytest.mark.parametrize("logical_id", ["EventLedgerTable", "LeadProfilesTable"])
+def test_ledger_and_profiles_survive_stack_deletion_and_table_replacement(
+    transformed_template: dict[str, Any], logical_id: str
+) -> None:
+    table = transformed_template["Resources"][logical_id]
+    assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain")
+
+
+def test_ses_events_are_polled_below_the_reserved_concurrency(
+    transformed_template: dict[str, Any], sam_template: dict[str, Any]
+) -> None:
+    (mapping,) = [
+        m["Properties"]
+        for m in resources_of_type(transformed_template, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["SesEventsQueue", "Arn"]}
+    ]
+    reserved = sam_template["Parameters"]["IngestReservedConcurrency"]["Default"]
+    assert mapping["ScalingConfig"]["MaximumConcurrency"] < reserved
 
 
 @pytest.mark.parametrize("logical_id", ["EvaluateThresholdsFunction", "DecayScoresFunction"])
