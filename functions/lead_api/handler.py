@@ -20,20 +20,21 @@ app = APIGatewayHttpResolver()
 register_error_handlers(app)
 
 
+# Answers hold personal data (emails, attributes): X-Ray never records them (capture_response).
 @app.get("/v1/leads/<lead_id>")
-@tracer.capture_method(capture_error=False)  # a 4xx is an answer, not an error
+@tracer.capture_method(capture_response=False, capture_error=False)  # a 4xx is an answer, not an error
 def get_lead(lead_id: str) -> Response:
     return json_response(200, leads.lead_detail(lead_id, Settings.from_env()).model_dump(mode="json"))
 
 
 @app.get("/v1/leads")
-@tracer.capture_method(capture_error=False)
+@tracer.capture_method(capture_response=False, capture_error=False)
 def list_leads() -> Response:
     query = leads.parse_query(app.current_event.query_string_parameters)
     return json_response(200, leads.search(query, Settings.from_env()).model_dump(mode="json"))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -8,6 +8,8 @@ from typing import Any
 import boto3
 import pytest
 
+from leadscore.repository import EventLedger, LeadProfiles
+
 pytestmark = pytest.mark.integration
 
 REGION = "us-east-1"
@@ -202,3 +204,78 @@ def test_topics_fixture_creates_the_stage_change_topics(topics: dict[str, str]) 
     attributes = sns.get_topic_attributes(TopicArn=topics["SalesTopic"])["Attributes"]
     assert attributes["KmsMasterKeyId"] == "alias/aws/sns"
     assert sns.publish(TopicArn=topics["NurtureTopic"], Message="{}")["MessageId"]
+
+
+# ---------------------------------------------------------- data access over the projected indexes
+def _profile_item(lead_id: str, stage: str, score: int) -> dict[str, Any]:
+    return {
+        "lead_id": {"S": lead_id},
+        "email": {"S": f"{lead_id}@example.com"},
+        "stage": {"S": stage},
+        "score": {"N": str(score)},
+        "r:pricing_page": {"N": "12.5"},
+        "n:pricing_page": {"N": "2"},
+    }
+
+
+def test_ranked_reads_whole_leads_in_index_order_although_the_index_projects_keys_only(
+    tables: dict[str, str],
+) -> None:
+    # Given three leads of one stage with accumulators and emails (not in the KEYS_ONLY index)
+    client = _dynamodb()
+    stage = f"stage-{uuid.uuid4().hex[:8]}"
+    leads = {_lead_id(): score for score in (30, 90, 60)}
+    for lead_id, score in leads.items():
+        client.put_item(TableName=tables["LeadProfilesTable"], Item=_profile_item(lead_id, stage, score))
+    profiles = LeadProfiles(
+        tables["LeadProfilesTable"], "new", 8, boto3.resource("dynamodb", region_name=REGION)
+    )
+    # When the stage is ranked two at a time
+    first, cursor = profiles.ranked(stage, 2, None)
+    second, last = profiles.ranked(stage, 2, cursor)
+    # Then the pages come highest score first, each lead whole (its email and score state)
+    ranked = first + second
+    assert [p.score for p in ranked] == [90.0, 60.0, 30.0]
+    assert [p.lead_id for p in ranked] == sorted(leads, key=lambda lead: -leads[lead])
+    assert cursor is not None and last is None
+    for profile in ranked:
+        assert profile.state.email == f"{profile.lead_id}@example.com"
+        assert profile.state.accumulators == {"pricing_page": 12.5}
+        assert profile.state.counts == {"pricing_page": 2}
+        assert profile.stage == stage
+
+
+def test_recent_shows_what_the_lead_api_needs_from_the_time_index_without_personal_data(
+    tables: dict[str, str],
+) -> None:
+    # Given a recorded event with the lead's email and attributes
+    client = _dynamodb()
+    lead = _lead_id()
+    client.put_item(
+        TableName=tables["EventLedgerTable"],
+        Item={
+            "lead_id": {"S": lead},
+            "event_id": {"S": "e-1"},
+            "email": {"S": "someone@example.com"},
+            "event_type": {"S": "page_view"},
+            "provider": {"S": "generic"},
+            "occurred_at": {"S": "2025-01-01T00:00:00.000000Z"},
+            "received_at": {"S": "2025-01-01T00:00:01.000000Z"},
+            "url": {"S": "https://example.com/pricing"},
+            "attributes": {"M": {"job_title": {"S": "CTO"}}},
+        },
+    )
+    ledger = EventLedger(tables["EventLedgerTable"], 400, boto3.resource("dynamodb", region_name=REGION))
+    # When the lead's recent events are read
+    (event,) = ledger.recent(lead)
+    # Then every field the lead API shows is there (the index's INCLUDE list covers them), and
+    # the email and attributes are not
+    assert event == {
+        "lead_id": lead,
+        "event_id": "e-1",
+        "event_type": "page_view",
+        "provider": "generic",
+        "occurred_at": "2025-01-01T00:00:00.000000Z",
+        "received_at": "2025-01-01T00:00:01.000000Z",
+        "url": "https://example.com/pricing",
+    }

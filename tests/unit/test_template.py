@@ -6,8 +6,10 @@ transform, which is where policy templates, event source mappings and routes bec
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -60,22 +62,78 @@ COMMON_ENV = {
     "REVIEW_SHARDS": "8",
 }
 # Least privilege: the only template resources each function's inline policies may name.
-MODEL = "ModelBucket"  # functions that score may read the model from S3 (and SSM), if configured
+# Functions that score may read the model from S3 or SSM, if configured.
+MODEL = {"ModelBucket", "ModelParameterName"}
 POLICY_SCOPE = {
     "IngestFormFunction": {"EventLedgerTable", "WebhookSecret"},
     "IngestEmailFunction": {"EventLedgerTable", "WebhookSecret"},
-    "ScoreEventsFunction": {"LeadProfilesTable", "ScoreEventsDLQ", MODEL},
+    "ScoreEventsFunction": {"EventLedgerTable", "LeadProfilesTable", "ScoreEventsDLQ", *MODEL},
     "EvaluateThresholdsFunction": {
         "LeadProfilesTable",
         "IdempotencyTable",
         "NurtureTopic",
         "SalesTopic",
         "EvaluateThresholdsDLQ",
-        MODEL,
+        *MODEL,
     },
-    "DecayScoresFunction": {"LeadProfilesTable", MODEL},
-    "LeadApiFunction": {"LeadProfilesTable", "EventLedgerTable", MODEL},
-    "RescoreFunction": {"EventLedgerTable", "LeadProfilesTable", "RescoreJobsTable", "RescoreQueue", MODEL},
+    "DecayScoresFunction": {"LeadProfilesTable", "IdempotencyTable", "NurtureTopic", "SalesTopic", *MODEL},
+    "LeadApiFunction": {"LeadProfilesTable", "EventLedgerTable", *MODEL},
+    "RescoreFunction": {"EventLedgerTable", "LeadProfilesTable", "RescoreJobsTable", "RescoreQueue", *MODEL},
+}
+# The exact DynamoDB access of each function: (action, table or "table/index/name").
+IDEMPOTENCY = {
+    (action, "IdempotencyTable")
+    for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+}
+DYNAMODB_ACCESS = {
+    "IngestFormFunction": {("dynamodb:PutItem", "EventLedgerTable")},
+    "IngestEmailFunction": {("dynamodb:PutItem", "EventLedgerTable")},
+    "ScoreEventsFunction": {
+        ("dynamodb:UpdateItem", "EventLedgerTable"),
+        ("dynamodb:UpdateItem", "LeadProfilesTable"),
+    },
+    "EvaluateThresholdsFunction": {("dynamodb:UpdateItem", "LeadProfilesTable"), *IDEMPOTENCY},
+    "DecayScoresFunction": {
+        ("dynamodb:Query", "LeadProfilesTable/index/review_due"),
+        ("dynamodb:GetItem", "LeadProfilesTable"),
+        ("dynamodb:BatchGetItem", "LeadProfilesTable"),
+        ("dynamodb:UpdateItem", "LeadProfilesTable"),
+        *IDEMPOTENCY,
+    },
+    "LeadApiFunction": {
+        ("dynamodb:GetItem", "LeadProfilesTable"),
+        ("dynamodb:BatchGetItem", "LeadProfilesTable"),
+        ("dynamodb:Query", "LeadProfilesTable/index/by_stage_score"),
+        ("dynamodb:Query", "EventLedgerTable/index/by_time"),
+    },
+    "RescoreFunction": {
+        ("dynamodb:Query", "EventLedgerTable"),
+        ("dynamodb:Scan", "LeadProfilesTable"),
+        ("dynamodb:GetItem", "LeadProfilesTable"),
+        ("dynamodb:UpdateItem", "LeadProfilesTable"),
+        ("dynamodb:GetItem", "RescoreJobsTable"),
+        ("dynamodb:PutItem", "RescoreJobsTable"),
+        ("dynamodb:UpdateItem", "RescoreJobsTable"),
+        ("dynamodb:Query", "RescoreJobsTable"),
+    },
+}
+# Webhook routes: one per provider that exists, each with its own throttling bucket, and the
+# `{provider}` catch-alls (unknown providers get the product's 404) with a smaller one.
+PROVIDER_ROUTES = {
+    "POST /v1/forms/generic",
+    "POST /v1/forms/html",
+    "POST /v1/forms/typeform",
+    "POST /v1/email-events/sendgrid",
+}
+CATCH_ALL_ROUTES = {"POST /v1/forms/{provider}", "POST /v1/email-events/{provider}"}
+INGEST_FUNCTIONS = ("IngestFormFunction", "IngestEmailFunction")
+STREAM_CONSUMERS = ("ScoreEventsFunction", "EvaluateThresholdsFunction")
+DEAD_LETTER_QUEUES = {
+    "SesEventsDLQ",
+    "ScoreEventsDLQ",
+    "EvaluateThresholdsDLQ",
+    "DecayScoresDLQ",
+    "RescoreDLQ",
 }
 
 
@@ -86,9 +144,12 @@ def _props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
 
 
 def _statements(node: Any) -> list[dict[str, Any]]:
-    """Every policy statement anywhere below node (IAM, key, topic and queue policies)."""
+    """Every policy statement anywhere below node (IAM, key, topic and queue policies; a WAF rule's
+    `Statement` is not a policy statement)."""
     found: list[dict[str, Any]] = []
     if isinstance(node, dict):
+        if str(node.get("Type", "")).startswith("AWS::WAFv2::"):
+            return found
         statement = node.get("Statement")
         if isinstance(statement, dict):
             found.append(statement)
@@ -106,14 +167,20 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+_SUB_REFERENCE = re.compile(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z.]+)?\}")
+
+
 def _referenced_ids(node: Any) -> set[str]:
-    """Logical ids named by Ref / GetAtt anywhere below node (pseudo parameters excluded)."""
+    """Logical ids named by Ref / GetAtt / Sub anywhere below node (pseudo parameters excluded)."""
     ids: set[str] = set()
     if isinstance(node, dict):
         if isinstance(node.get("Ref"), str) and not node["Ref"].startswith("AWS::"):
             ids.add(node["Ref"])
         if isinstance(node.get("Fn::GetAtt"), list):
             ids.add(node["Fn::GetAtt"][0])
+        sub = node.get("Fn::Sub")
+        if isinstance(sub, str):
+            ids |= set(_SUB_REFERENCE.findall(sub))
         for value in node.values():
             ids |= _referenced_ids(value)
     elif isinstance(node, list):
@@ -216,6 +283,16 @@ def test_parameters_have_the_documented_defaults(sam_template: dict[str, Any]) -
         "DecaySchedule": "rate(1 hour)",
         "ModelBucket": "",
         "ModelParameterName": "",
+        "LogRetentionDays": 30,
+        "WebhookRouteRateLimit": 50,
+        "WebhookRouteBurstLimit": 100,
+        "UnknownProviderRouteRateLimit": 2,
+        "UnknownProviderRouteBurstLimit": 5,
+        "IngestReservedConcurrency": 20,
+        "AlarmEmail": "",
+        "AlarmTopicArn": "",
+        "IteratorAgeAlarmSeconds": 600,
+        "WafRequestsPer5Minutes": 0,
     }
 
 
@@ -284,7 +361,12 @@ def test_event_ledger_keys_time_index_stream_and_ttl(transformed_template: dict[
     (by_time,) = properties["LocalSecondaryIndexes"]
     assert by_time["IndexName"] == "by_time"
     assert [k["AttributeName"] for k in by_time["KeySchema"]] == ["lead_id", "occurred_at"]
-    assert by_time["Projection"] == {"ProjectionType": "ALL"}
+    # What the lead API's recent events show, no more (an ALL projection doubles the write cost
+    # and copies each event's email and attributes into the index)
+    assert by_time["Projection"] == {
+        "ProjectionType": "INCLUDE",
+        "NonKeyAttributes": ["event_type", "provider", "received_at", "url"],
+    }
     assert properties["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
     assert ttl_attribute(transformed_template, "EventLedgerTable") == "expires_at"
 
@@ -301,7 +383,8 @@ def test_lead_profiles_stream_images_and_indexes(transformed_template: dict[str,
         for index in properties["GlobalSecondaryIndexes"]
     }
     assert indexes == {
-        "by_stage_score": ([("stage", "HASH"), ("score", "RANGE")], "ALL"),
+        # the ranked listing reads keys, then the leads by BatchGetItem: no index write per event
+        "by_stage_score": ([("stage", "HASH"), ("score", "RANGE")], "KEYS_ONLY"),
         "review_due": ([("review_shard", "HASH"), ("review_at", "RANGE")], "KEYS_ONLY"),
     }
     types = {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]}
@@ -345,7 +428,10 @@ def test_function_inline_policies_name_only_the_resources_it_uses(
     statements = _statements(role.get("Policies", []))
     assert statements, "the function has no inline policy"
     assert not [s for s in statements if "*" in _as_list(s.get("Resource"))]
-    assert _referenced_ids([s["Resource"] for s in statements]) == POLICY_SCOPE[logical_id]
+    expected = set(POLICY_SCOPE[logical_id])
+    if logical_id == "IngestFormFunction" and "RateLimitTable" in transformed_template["Resources"]:
+        expected.add("RateLimitTable")  # per-site/per-IP form rate limits
+    assert _referenced_ids([s["Resource"] for s in statements]) == expected
 
 
 def test_lead_api_policies_are_read_only(transformed_template: dict[str, Any]) -> None:
@@ -452,7 +538,11 @@ def test_webhook_routes_are_public_and_lead_routes_need_iam(transformed_template
         if isinstance(event, HttpRoute)
     }
     assert routes == {
+        ("IngestFormFunction", "POST", "/v1/forms/generic", "NONE"),
+        ("IngestFormFunction", "POST", "/v1/forms/html", "NONE"),
+        ("IngestFormFunction", "POST", "/v1/forms/typeform", "NONE"),
         ("IngestFormFunction", "POST", "/v1/forms/{provider}", "NONE"),
+        ("IngestEmailFunction", "POST", "/v1/email-events/sendgrid", "NONE"),
         ("IngestEmailFunction", "POST", "/v1/email-events/{provider}", "NONE"),
         ("LeadApiFunction", "GET", "/v1/leads", "AWS_IAM"),
         ("LeadApiFunction", "GET", "/v1/leads/{lead_id}", "AWS_IAM"),
@@ -492,12 +582,20 @@ def test_ses_events_flow_through_an_encrypted_topic_that_only_ses_may_publish_to
         "sns.amazonaws.com",
     }
     assert {a for s in service_use for a in s["Action"]} == {"kms:GenerateDataKey*", "kms:Decrypt"}
+    # ... each only on behalf of this account's own resources (confused deputy)
+    for statement in service_use:
+        condition = statement["Condition"]
+        assert condition["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+        source_arn = condition["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
+        assert source_arn.endswith(":${AWS::AccountId}:configuration-set/*") or source_arn.endswith(
+            ":sns:${AWS::Region}:${AWS::AccountId}:*"
+        )
     # Only SES of this account may publish.
     (publish,) = _statements(_props(transformed_template, "SesEventsTopicPolicy"))
     assert publish["Principal"] == {"Service": "ses.amazonaws.com"}
     assert publish["Condition"]["StringEquals"]["AWS:SourceAccount"] == {"Ref": "AWS::AccountId"}
     # The queue is subscribed and accepts messages from that topic only.
-    (subscription,) = subscription_specs(transformed_template).values()
+    subscription = subscription_specs(transformed_template)["SesEventsSubscription"]
     assert (subscription.topic, subscription.protocol, subscription.endpoint) == (
         "SesEventsTopic",
         "sqs",
@@ -529,7 +627,9 @@ def test_outputs_expose_what_operators_and_subscribers_need(sam_template: dict[s
         "RescoreQueueUrl",
         "RescoreJobsTableName",
         "RescoreFunctionName",
+        "WebAclArn",
     }
+    assert sam_template["Outputs"]["WebAclArn"]["Condition"] == "CreateWaf"
     assert "${LeadScoreApi}" in sam_template["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"]
 
 
@@ -543,3 +643,257 @@ def test_model_read_access_is_granted_only_for_a_configured_model_location(
     conditional = [p["Fn::If"] for p in policies if isinstance(p, dict) and "Fn::If" in p]
     assert sorted(c[0] for c in conditional) == ["ModelInS3", "ModelInSsm"]
     assert all(c[2] == {"Ref": "AWS::NoValue"} for c in conditional)
+
+
+# ------------------------------------------------------------------------- least privilege (IAM)
+def _resource_name(resource: Any) -> str:
+    """`Table`, `Table/index/name` or a topic/queue id, from GetAtt X.Arn, Ref X or Sub ${X.Arn}/..."""
+    if isinstance(resource, dict) and "Fn::GetAtt" in resource:
+        return str(resource["Fn::GetAtt"][0])
+    if isinstance(resource, dict) and "Ref" in resource:
+        return str(resource["Ref"])
+    if isinstance(resource, dict) and isinstance(resource.get("Fn::Sub"), str):
+        return re.sub(r"\$\{([A-Za-z0-9]+)\.Arn\}", r"\1", resource["Fn::Sub"])
+    return str(resource)
+
+
+def _grants(transformed: dict[str, Any], logical_id: str, service: str) -> set[tuple[str, str]]:
+    """(action, resource) pairs of one service that the function's inline policies allow."""
+    statements = _statements(_props(transformed, f"{logical_id}Role").get("Policies", []))
+    return {
+        (action, _resource_name(resource))
+        for s in statements
+        if s["Effect"] == "Allow"
+        for action in _as_list(s["Action"])
+        if action.startswith(f"{service}:")
+        for resource in _as_list(s["Resource"])
+    }
+
+
+@pytest.mark.parametrize("logical_id", sorted(DYNAMODB_ACCESS))
+def test_function_gets_exactly_the_dynamodb_actions_it_calls_on_the_tables_and_indexes_it_uses(
+    transformed_template: dict[str, Any], logical_id: str
+) -> None:
+    # Ingest: PutItem on the ledger only; score_events: UpdateItem only; evaluate/decay: no
+    # PutItem, DeleteItem or Scan on profiles; lead_api: reads on the indexes it queries.
+    expected = set(DYNAMODB_ACCESS[logical_id])
+    if logical_id == "IngestFormFunction" and "RateLimitTable" in transformed_template["Resources"]:
+        expected.add(("dynamodb:UpdateItem", "RateLimitTable"))  # per-site/per-IP form rate limits
+    assert _grants(transformed_template, logical_id, "dynamodb") == expected
+
+
+@pytest.mark.parametrize("logical_id", ["EventLedgerTable", "LeadProfilesTable"])
+def test_ledger_and_profiles_survive_stack_deletion_and_table_replacement(
+    transformed_template: dict[str, Any], logical_id: str
+) -> None:
+    table = transformed_template["Resources"][logical_id]
+    assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain")
+
+
+def test_ses_events_are_polled_below_the_reserved_concurrency(
+    transformed_template: dict[str, Any], sam_template: dict[str, Any]
+) -> None:
+    (mapping,) = [
+        m["Properties"]
+        for m in resources_of_type(transformed_template, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["SesEventsQueue", "Arn"]}
+    ]
+    reserved = sam_template["Parameters"]["IngestReservedConcurrency"]["Default"]
+    assert mapping["ScalingConfig"]["MaximumConcurrency"] < reserved
+
+
+@pytest.mark.parametrize("logical_id", ["EvaluateThresholdsFunction", "DecayScoresFunction"])
+def test_stage_keepers_can_neither_create_delete_nor_scan_profiles(
+    transformed_template: dict[str, Any], logical_id: str
+) -> None:
+    on_profiles = {
+        a for a, r in _grants(transformed_template, logical_id, "dynamodb") if r == "LeadProfilesTable"
+    }
+    assert on_profiles & {"dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Scan"} == set()
+    assert "dynamodb:UpdateItem" in on_profiles
+
+
+@pytest.mark.parametrize("logical_id", ["EvaluateThresholdsFunction", "DecayScoresFunction"])
+def test_stage_keepers_publish_to_the_stage_change_topics_only(
+    transformed_template: dict[str, Any], logical_id: str
+) -> None:
+    assert _grants(transformed_template, logical_id, "sns") == {
+        ("sns:Publish", "NurtureTopic"),
+        ("sns:Publish", "SalesTopic"),
+    }
+
+
+def test_no_statement_of_ours_allows_every_resource(transformed_template: dict[str, Any]) -> None:
+    # Given every policy statement of the stack except key policies, where "*" means "this key"
+    keys = resources_of_type(transformed_template, "AWS::KMS::Key")
+    others = {k: v for k, v in transformed_template["Resources"].items() if k not in keys}
+    statements = _statements(others)
+    assert len(statements) > 20
+    # Then each names its resources (managed policies SAM attaches are not statements of ours)
+    assert [s for s in statements if "*" in _as_list(s.get("Resource"))] == []
+    # And key policies give services access only with source conditions
+    for key in keys.values():
+        for statement in _statements(key["Properties"]["KeyPolicy"]):
+            if "Service" in statement["Principal"]:
+                assert {"StringEquals", "ArnLike"} <= set(statement["Condition"]), statement["Sid"]
+
+
+# ------------------------------------------------------------------------- throttling and concurrency
+def test_each_provider_route_has_its_own_throttle_and_unknown_providers_a_smaller_one(
+    transformed_template: dict[str, Any], sam_template: dict[str, Any]
+) -> None:
+    # Given the API stage's per-route settings
+    (stage,) = resources_of_type(transformed_template, "AWS::ApiGatewayV2::Stage").values()
+    settings = stage["Properties"]["RouteSettings"]
+    defaults = {name: spec.get("Default") for name, spec in sam_template["Parameters"].items()}
+    # Then every webhook route has a bucket of its own, set by parameters
+    assert set(settings) == PROVIDER_ROUTES | CATCH_ALL_ROUTES
+    for route in PROVIDER_ROUTES:
+        assert settings[route] == {
+            "ThrottlingBurstLimit": {"Ref": "WebhookRouteBurstLimit"},
+            "ThrottlingRateLimit": {"Ref": "WebhookRouteRateLimit"},
+        }, route
+    for route in CATCH_ALL_ROUTES:
+        assert settings[route] == {
+            "ThrottlingBurstLimit": {"Ref": "UnknownProviderRouteBurstLimit"},
+            "ThrottlingRateLimit": {"Ref": "UnknownProviderRouteRateLimit"},
+        }, route
+    # And by default the catch-alls get far less than a real provider's route
+    assert defaults["UnknownProviderRouteRateLimit"] * 10 <= defaults["WebhookRouteRateLimit"]
+    assert defaults["UnknownProviderRouteBurstLimit"] * 10 <= defaults["WebhookRouteBurstLimit"]
+
+
+@pytest.mark.parametrize("logical_id", INGEST_FUNCTIONS)
+def test_ingest_functions_reserve_concurrency_unless_the_parameter_is_zero(
+    transformed_template: dict[str, Any], sam_template: dict[str, Any], logical_id: str
+) -> None:
+    assert _props(transformed_template, logical_id)["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReserveIngestConcurrency", {"Ref": "IngestReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert sam_template["Conditions"]["ReserveIngestConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "IngestReservedConcurrency"}, 0]}]
+    }
+    assert sam_template["Parameters"]["IngestReservedConcurrency"]["Default"] > 0
+
+
+def test_optional_waf_rate_rule_is_cloudfront_scoped_and_only_in_us_east_1(
+    transformed_template: dict[str, Any], sam_template: dict[str, Any]
+) -> None:
+    # HTTP APIs cannot be associated with WAF: the ACL is for a CloudFront distribution in front.
+    (acl,) = resources_of_type(transformed_template, "AWS::WAFv2::WebACL").values()
+    assert acl["Condition"] == "CreateWaf"
+    assert acl["Properties"]["Scope"] == "CLOUDFRONT"
+    (rule,) = acl["Properties"]["Rules"]
+    assert rule["Action"] == {"Block": {}}
+    assert rule["Statement"]["RateBasedStatement"] == {
+        "AggregateKeyType": "IP",
+        "Limit": {"Ref": "WafRequestsPer5Minutes"},
+    }
+    assert not resources_of_type(transformed_template, "AWS::WAFv2::WebACLAssociation")
+    assertion = sam_template["Rules"]["WafOnlyInUsEast1"]["Assertions"][0]["Assert"]
+    assert assertion == {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]}
+
+
+# ------------------------------------------------------------------------------ alarms
+def _alarms(transformed: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a["Properties"] for a in resources_of_type(transformed, "AWS::CloudWatch::Alarm").values()]
+
+
+def _alarmed(transformed: dict[str, Any], namespace: str, metric: str) -> set[str]:
+    """Logical ids of the queues or functions alarmed on for that metric."""
+    return {
+        _resource_name(dimension["Value"])
+        for alarm in _alarms(transformed)
+        if (alarm["Namespace"], alarm["MetricName"]) == (namespace, metric)
+        for dimension in alarm["Dimensions"]
+    }
+
+
+def test_every_dead_letter_queue_and_on_failure_destination_has_an_alarm(
+    transformed_template: dict[str, Any],
+) -> None:
+    # Given every queue something dead-letters into (redrive, stream on-failure, schedule DLQ)
+    queues = queue_specs(transformed_template)
+    targets = {q.dead_letter_queue for q in queues.values() if q.dead_letter_queue}
+    for spec in function_specs(transformed_template).values():
+        for event in spec.events:
+            if isinstance(event, DynamoDBStreamSource):
+                targets.add(event.on_failure)
+            if isinstance(event, ScheduleSource):
+                targets.add(event.dead_letter_queue)
+    assert targets == DEAD_LETTER_QUEUES
+    # Then each has an alarm on its visible messages
+    assert _alarmed(transformed_template, "AWS/SQS", "ApproximateNumberOfMessagesVisible") == targets
+
+
+def test_both_stream_consumers_alarm_on_iterator_age(transformed_template: dict[str, Any]) -> None:
+    consumers = {
+        spec.logical_id
+        for spec in function_specs(transformed_template).values()
+        if spec.events_of("dynamodb")
+    }
+    assert consumers == set(STREAM_CONSUMERS)
+    assert _alarmed(transformed_template, "AWS/Lambda", "IteratorAge") == consumers
+
+
+def test_every_function_alarms_on_errors_and_ingest_on_throttles(
+    transformed_template: dict[str, Any],
+) -> None:
+    assert _alarmed(transformed_template, "AWS/Lambda", "Errors") == set(FUNCTIONS)
+    assert _alarmed(transformed_template, "AWS/Lambda", "Throttles") == set(INGEST_FUNCTIONS)
+
+
+def test_alarms_fire_on_any_occurrence_treat_no_data_as_fine_and_notify_the_operator_topic(
+    transformed_template: dict[str, Any],
+) -> None:
+    alarms = _alarms(transformed_template)
+    assert len(alarms) == len(DEAD_LETTER_QUEUES) + len(STREAM_CONSUMERS) + len(FUNCTIONS) + 2
+    target = {"Fn::If": ["HasAlarmTopicArn", {"Ref": "AlarmTopicArn"}, {"Ref": "OperatorAlarmTopic"}]}
+    for alarm in alarms:
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["AlarmActions"] == {"Fn::If": ["NotifyOperators", [target], {"Ref": "AWS::NoValue"}]}
+    # The operator topic and its email subscription exist only when an email (and no ARN) is given
+    conditional = ("OperatorAlarmTopic", "OperatorAlarmTopicPolicy", "OperatorAlarmEmail")
+    assert {transformed_template["Resources"][r]["Condition"] for r in conditional} == {"CreateAlarmTopic"}
+    assert _props(transformed_template, "OperatorAlarmEmail")["Endpoint"] == {"Ref": "AlarmEmail"}
+
+
+# ------------------------------------------------------------------------------ logs and tracing
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_function_logs_to_a_stack_owned_log_group_with_the_retention_parameter(
+    transformed_template: dict[str, Any], logical_id: str
+) -> None:
+    # Given the log group the function is configured to write to
+    group_id = _props(transformed_template, logical_id)["LoggingConfig"]["LogGroup"]["Ref"]
+    group = transformed_template["Resources"][group_id]
+    # Then it is created by the stack (not by Lambda on first run, which would race the stack)
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert group["Properties"]["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}/{logical_id}"}
+
+
+def test_every_log_group_has_the_retention_parameter(transformed_template: dict[str, Any]) -> None:
+    groups = resources_of_type(transformed_template, "AWS::Logs::LogGroup")
+    assert len(groups) == len(FUNCTIONS) + 1  # and the API access logs
+    retention = [g["Properties"]["RetentionInDays"] for g in groups.values()]
+    assert retention == [{"Ref": "LogRetentionDays"}] * len(groups)
+
+
+def test_lead_api_does_not_record_its_answers_in_x_ray(transformed_template: dict[str, Any]) -> None:
+    # Given the function's environment and its handler's tracer decorators
+    variables = _props(transformed_template, "LeadApiFunction")["Environment"]["Variables"]
+    source = (Path(__file__).resolve().parents[2] / FUNCTIONS["LeadApiFunction"] / "handler.py").read_text()
+    decorators = [
+        d
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef)
+        for d in node.decorator_list
+        if isinstance(d, ast.Call) and ast.unparse(d.func).startswith("tracer.capture_")
+    ]
+    # Then responses (personal data) are never captured, by configuration and in code
+    assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+    assert len(decorators) == 3
+    for decorator in decorators:
+        keywords = {k.arg: ast.literal_eval(k.value) for k in decorator.keywords}
+        assert keywords.get("capture_response") is False, ast.unparse(decorator)

@@ -55,6 +55,8 @@ PLAYED = {
     "AWS::KMS::Alias": "not emulated: encryption at rest is AWS-side only",
     "AWS::Logs::LogGroup": "logs go to the terminal",
     "AWS::Lambda::EventInvokeConfig": "played by the local runner",
+    "AWS::CloudWatch::Alarm": "not evaluated locally: failures show in the terminal and the DLQs",
+    "AWS::WAFv2::WebACL": "not emulated: per-IP rate limiting is AWS-side only",
 }
 
 
@@ -312,7 +314,10 @@ class Runner:
 
     # ------------------------------------------------------------------ HTTP API
     def routes(self) -> list[tuple[HttpRoute, str]]:
-        return [(e, fid) for fid, s in self.specs.items() for e in s.events if isinstance(e, HttpRoute)]
+        """Routes in the order an HTTP API matches them: the most specific first, so a provider's own
+        route (`/v1/forms/typeform`) wins over the `{provider}` catch-all, as it does in AWS."""
+        found = [(e, fid) for fid, s in self.specs.items() for e in s.events if isinstance(e, HttpRoute)]
+        return sorted(found, key=lambda route: route[0].path.count("{"))
 
     def handle_http(
         self,

@@ -108,11 +108,18 @@ class EventLedger:
         }
 
     def recent(self, lead_id: str, limit: int = 20) -> list[dict[str, Any]]:
-        """A lead's most recent events, newest first (the `by_time` local index)."""
+        """A lead's most recent events, newest first (the `by_time` local index).
+
+        Reads exactly what the index projects (its keys and INCLUDE list in template.yaml), so
+        the query never fetches from the table and leaves the event's personal data alone."""
+        shown = ("lead_id", "event_id", "occurred_at", "event_type", "provider", "received_at", "url")
+        names = {f"#a{i}": name for i, name in enumerate(shown)}
         response = self._table.query(
             IndexName="by_time",
             KeyConditionExpression="lead_id = :lead",
             ExpressionAttributeValues={":lead": lead_id},
+            ProjectionExpression=", ".join(names),
+            ExpressionAttributeNames=names,
             ScanIndexForward=False,
             Limit=limit,
         )

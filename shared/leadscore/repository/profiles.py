@@ -466,7 +466,11 @@ class LeadProfiles:
     def ranked(
         self, stage: str, limit: int, start_key: Mapping[str, Any] | None
     ) -> tuple[list[LeadProfile], dict[str, Any] | None]:
-        """Leads of one stage, highest stored score first (the `by_stage_score` index)."""
+        """Leads of one stage, highest stored score first (the `by_stage_score` index).
+
+        The index projects keys only (so a profile update that leaves stage and score alone costs
+        no index write); the page's leads are then read whole with BatchGetItem, in index order.
+        A lead's stored score is the index's, the one the order and the cursor are made of."""
         kwargs: dict[str, Any] = {
             "IndexName": "by_stage_score",
             "KeyConditionExpression": "stage = :stage",
@@ -477,8 +481,14 @@ class LeadProfiles:
         if start_key:
             kwargs["ExclusiveStartKey"] = dict(start_key)
         response = self._table.query(**kwargs)
-        items = [profile_from_item(item, self._initial_stage) for item in response.get("Items", [])]
-        return items, response.get("LastEvaluatedKey")
+        keys = response.get("Items", [])
+        found = {p.lead_id: p for p in self.get_many([str(key["lead_id"]) for key in keys])}
+        ranked = [
+            found[lead_id].model_copy(update={"score": float(key["score"])})
+            for key in keys
+            if (lead_id := str(key["lead_id"])) in found  # gone since the index was read
+        ]
+        return ranked, response.get("LastEvaluatedKey")
 
     def scan_page(
         self, segment: int, total_segments: int, start_key: Mapping[str, Any] | None, limit: int
