@@ -52,6 +52,7 @@ class RequestCounter:
     def __init__(self) -> None:
         self.current = "outside"
         self.counts: Counter[tuple[str, str]] = Counter()
+        self.items_written: Counter[str] = Counter()  # a transaction writes each of its items
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -64,7 +65,12 @@ class RequestCounter:
             target = str(request.headers.get("X-Amz-Target", b"") or b"")
             target = target.split("'")[1] if target.startswith("b'") else target
             if target.startswith("DynamoDB_20120810."):
-                counter.counts[(counter.current, target.split(".", 1)[1])] += 1
+                operation = target.split(".", 1)[1]
+                counter.counts[(counter.current, operation)] += 1
+                if operation == "TransactWriteItems":
+                    counter.items_written[counter.current] += len(json.loads(request.body)["TransactItems"])
+                elif operation in WRITE_OPERATIONS:
+                    counter.items_written[counter.current] += 1
             return original(stub, request)
 
         BotocoreStubber.process_request = process_request  # type: ignore[method-assign,assignment]
@@ -148,6 +154,7 @@ def _hot_path(pipe: _Pipeline, emails: list[str], events: int, rng: random.Rando
     return {
         "events": events,
         "write_requests_per_event": round(sum(writes.values()) / events, 3),
+        "items_written_per_event": round(sum(pipe.counter.items_written.values()) / events, 3),
         "read_requests_per_event": round(sum(reads.values()) / events, 3),
         "writes_by_function": {k: round(v / events, 3) for k, v in sorted(writes.items())},
         "requests": {f"{f} {op}": n for (f, op), n in sorted(pipe.counter.counts.items())},
@@ -265,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     hot, stage, calibrate = result["hot_path"], result["stage_changes"], result["calibrate"]
     print(f"Hot path: {hot['events']} ingested events that change no stage")
     print(f"  DynamoDB write requests per event: {hot['write_requests_per_event']}  (budget: 2)")
+    print(
+        f"  items written per event: {hot['items_written_per_event']}"
+        "  (the ledger put, then one transaction: ledger marked applied + profile)"
+    )
     print(f"  DynamoDB read requests per event:  {hot['read_requests_per_event']}  (budget: 0)")
     for name, n in hot["requests"].items():
         print(f"    {name:<45} {n}")
