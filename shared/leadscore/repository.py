@@ -533,3 +533,27 @@ class LeadProfiles:
             kwargs["ExclusiveStartKey"] = dict(start_key)
         response = self._table.scan(**kwargs)
         return [str(item["lead_id"]) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
+
+
+class RateLimitCounters:
+    """Fixed-window counters for form rate limits (RateLimitTable: pk `pk`, TTL `expires_at`).
+    One conditional UpdateItem per hit, no read; DynamoDB's TTL removes finished windows."""
+
+    def __init__(self, table_name: str, dynamodb: Any | None = None) -> None:
+        self._table = (dynamodb or boto3.resource("dynamodb")).Table(table_name)
+
+    def hit(self, key: str, limit: int, expires_at: int) -> bool:
+        """Count one hit unless the window already holds `limit`; False when it does."""
+        try:
+            self._table.update_item(
+                Key={"pk": key},
+                UpdateExpression="ADD hits :one SET expires_at = if_not_exists(expires_at, :exp)",
+                ConditionExpression="attribute_not_exists(hits) OR hits < :limit",
+                ExpressionAttributeValues={":one": 1, ":limit": limit, ":exp": expires_at},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            code = exc.response.get("Error", {}).get("Code", "Unknown")
+            raise StorageUnavailable(f"could not count the form submission ({code}); please retry") from exc
+        return True
