@@ -62,7 +62,7 @@ COMMON_ENV = {
 # Least privilege: the only template resources each function's inline policies may name.
 MODEL = "ModelBucket"  # functions that score may read the model from S3 (and SSM), if configured
 POLICY_SCOPE = {
-    "IngestFormFunction": {"EventLedgerTable", "WebhookSecret"},
+    "IngestFormFunction": {"EventLedgerTable", "WebhookSecret", "RateLimitTable"},
     "IngestEmailFunction": {"EventLedgerTable", "WebhookSecret"},
     "ScoreEventsFunction": {"LeadProfilesTable", "ScoreEventsDLQ", MODEL},
     "EvaluateThresholdsFunction": {
