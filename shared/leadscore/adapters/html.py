@@ -188,6 +188,9 @@ class HtmlFormAdapter:
         if guard is None:
             site, token = first("_site") or site, first("_token") or token
             guard = config.site(site, token)
+        # What the form claims is checked before the silent drops: a forged unsubscribe is a 400.
+        hint = first("_event") or next((first(key) for key in EVENT_KEYS if first(key)), "")
+        event_type = _form_type(hint)
         if first(config.honeypot_field):
             return [], None
         if guard.min_fill_seconds is not None and antispam.filled_too_fast(
@@ -196,8 +199,6 @@ class HtmlFormAdapter:
             return [], None  # like the honeypot: accepted, nothing recorded, nothing learned
 
         values = {key: vals[0] if len(vals) == 1 else vals for key, vals in fields.items()}
-        hint = first("_event") or next((first(key) for key in EVENT_KEYS if first(key)), "")
-        event_type = _form_type(hint)
         email = require_email(find_email(values))
         kept = [(key, value) for key, value in pairs if key not in antispam.CONTROL_FIELDS]
         canonical = json.dumps(sorted(kept), ensure_ascii=False)

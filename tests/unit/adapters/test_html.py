@@ -11,6 +11,7 @@ from leadscore.adapters.base import WebhookRequest
 from leadscore.adapters.html import ADAPTER, MAX_FIELDS
 from leadscore.domain import EventType, Provider
 from leadscore.errors import (
+    EventTypeNotAllowed,
     MalformedPayload,
     MissingEmail,
     PayloadTooLarge,
@@ -301,3 +302,9 @@ def test_an_rfc2231_field_name_in_a_non_text_charset_is_400(make_request: MakeRe
     body = body.replace(b'name="email"', f"name*={charset}''%ff%fe".encode())
     with pytest.raises(MalformedPayload):
         ADAPTER.parse(make_request("html", body, headers), SECRET)
+
+
+def test_a_forged_suppression_is_400_even_when_the_honeypot_is_filled(make_request: MakeRequest) -> None:
+    body = form({**AUTH, "email": "ann@acme.example", "_event": "email_unsubscribed", "website_url": "x"})
+    with pytest.raises(EventTypeNotAllowed, match="email_unsubscribed"):
+        ADAPTER.parse(make_request("html", body, URLENCODED), SECRET)
