@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leadscore.errors import UnprocessableEvent
 
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_EMAIL_CHARS = 254  # RFC 5321 path limit
+MAX_LOCAL_PART_CHARS = 64
 
 
 class EventType(StrEnum):
@@ -43,6 +44,29 @@ class EventType(StrEnum):
     EMAIL_RESUBSCRIBED = "email_resubscribed"
 
 
+# Provenance: what each kind of source may assert about a lead (see leadscore.adapters).
+FORM_EVENT_TYPES = frozenset(
+    {
+        EventType.FORM_SUBMITTED,
+        EventType.DEMO_REQUESTED,
+        EventType.CONTACT_REQUESTED,
+        EventType.CONTENT_DOWNLOADED,
+        EventType.WEBINAR_REGISTERED,
+    }
+)
+# Changes of a person's mail consent or deliverability: only an authenticated email provider
+# (which saw the complaint, bounce or opt-out happen) may assert them.
+SUPPRESSION_CHANGES = frozenset(
+    {
+        EventType.EMAIL_COMPLAINED,
+        EventType.EMAIL_BOUNCED_HARD,
+        EventType.EMAIL_UNSUBSCRIBED,
+        EventType.EMAIL_RESUBSCRIBED,
+    }
+)
+EMAIL_EVENT_TYPES = frozenset(t for t in EventType if t.value.startswith("email_"))
+
+
 class Provider(StrEnum):
     GENERIC = "generic"
     HTML = "html"
@@ -55,13 +79,24 @@ def normalize_email(value: str) -> str:
     """The lead's identity: trimmed, lower-cased, validated address.
 
     Plus-addressing and dots are kept: `ann+news@acme.com` may be a deliberate separate inbox,
-    and collapsing them is provider-specific (only Gmail ignores dots).
+    and collapsing them is provider-specific (only Gmail ignores dots). Linear time, lengths first
+    (254 characters, 64 in the local part): a huge value is refused before it is examined.
     """
-    email = value.strip().lower()
-    if email.startswith("mailto:"):
-        email = email[len("mailto:") :]
-    if not _EMAIL_RE.match(email) or len(email) > 254:
-        raise ValueError(f"not a valid email address: {value!r}")
+    if len(value) > 4 * MAX_EMAIL_CHARS:  # surrounding whitespace included, but no essays
+        raise ValueError("not a valid email address: too long")
+    email = value.strip().lower().removeprefix("mailto:")
+    if len(email) > MAX_EMAIL_CHARS:
+        raise ValueError(f"not a valid email address: longer than {MAX_EMAIL_CHARS} characters")
+    local, at, domain = email.rpartition("@")
+    if (
+        not at
+        or not local
+        or len(local) > MAX_LOCAL_PART_CHARS
+        or "@" in local
+        or "." not in domain[1:-1]
+        or any(char.isspace() or not char.isprintable() for char in email)
+    ):
+        raise ValueError(f"not a valid email address: {email[:80]!r}")
     return email
 
 
@@ -130,6 +165,29 @@ def attribute_key(name: str) -> str:
 AttributeValue = str | int | float | bool
 MAX_ATTRIBUTES = 60  # per event; a profile keeps one snapshot per event that carries attributes
 MAX_TEXT = 500  # characters kept of a text attribute (a form's free-text message, say)
+MAX_ATTRIBUTE_NAME = 64
+# What `to_snake` produces: every stored attribute name is short, plain ASCII snake_case.
+ATTRIBUTE_NAME = re.compile(rf"[a-z0-9_]{{1,{MAX_ATTRIBUTE_NAME}}}")
+# DynamoDB numbers: 38 significant digits, magnitude 1e-130 .. 1e126. A score has no use for more
+# than 15 digits, so larger numbers are kept as text; smaller than 1e-130 (but not 0) as text too.
+MAX_NUMBER = 1e15
+MIN_NUMBER = 1e-130
+_MAX_INT_BITS = 1600  # about 480 decimal digits: its text still fits MAX_TEXT
+
+
+def storable(value: int | float) -> int | float | str | None:
+    """A number as DynamoDB can store it: itself when a score can use it, else its text (a huge or
+    tiny magnitude), or None when even the text is useless (not finite, or hundreds of digits).
+    Never raises: `str()` of a 4,301-digit integer would."""
+    if isinstance(value, int):
+        if abs(value) <= MAX_NUMBER:
+            return value
+        return str(value) if value.bit_length() <= _MAX_INT_BITS else None
+    if not math.isfinite(value):
+        return None
+    if value == 0 or MIN_NUMBER <= abs(value) <= MAX_NUMBER:
+        return value
+    return repr(value)
 
 
 class LeadAttributes(BaseModel):
@@ -171,17 +229,21 @@ class LeadAttributes(BaseModel):
 
     def present(self) -> dict[str, AttributeValue]:
         """The attributes that carry a value, custom ones included, bounded for storage: at most
-        MAX_ATTRIBUTES of them, text cut at MAX_TEXT characters, numbers beyond what a score can
-        use (|x| > 1e15) kept as text, non-finite numbers dropped."""
+        MAX_ATTRIBUTES of them, names plain snake_case of at most 64 characters (others dropped),
+        text cut at MAX_TEXT characters, numbers DynamoDB or a score cannot use kept as text
+        (see `storable`), non-finite numbers dropped. Never raises."""
         kept: dict[str, AttributeValue] = {}
         for key, value in self.model_dump(exclude_none=True).items():
             if len(kept) == MAX_ATTRIBUTES:
                 break
+            if not isinstance(key, str) or not ATTRIBUTE_NAME.fullmatch(key):
+                continue
             if isinstance(value, bool):
                 kept[key] = value
             elif isinstance(value, int | float):
-                if math.isfinite(value):
-                    kept[key] = value if abs(value) <= 1e15 else str(value)
+                number = storable(value)
+                if number is not None:
+                    kept[key] = number
             elif isinstance(value, str) and value:
                 kept[key] = value[:MAX_TEXT]
         return kept

@@ -21,9 +21,10 @@ class LeadScoreError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers or {}  # extra response headers (Retry-After of a 429)
 
 
 class MalformedPayload(LeadScoreError):
@@ -34,6 +35,28 @@ class MalformedPayload(LeadScoreError):
 class InvalidRequest(LeadScoreError):
     status = 400
     code = "invalid_request"
+
+
+class EventTypeNotAllowed(LeadScoreError):
+    """The source may not assert this kind of event (a public form claiming an unsubscribe)."""
+
+    status = 400
+    code = "event_type_not_allowed"
+
+
+class CaptchaMissing(LeadScoreError):
+    status = 400
+    code = "captcha_missing"
+
+
+class CaptchaRejected(LeadScoreError):
+    status = 403
+    code = "captcha_rejected"
+
+
+class RateLimited(LeadScoreError):
+    status = 429
+    code = "rate_limited"
 
 
 class SignatureInvalid(LeadScoreError):
@@ -88,6 +111,13 @@ class StorageUnavailable(LeadScoreError):
 
     status = 503
     code = "storage_unavailable"
+
+
+class VerifierUnavailable(LeadScoreError):
+    """The CAPTCHA verifier is down or answered nonsense: fail closed, the sender may retry."""
+
+    status = 503
+    code = "captcha_verifier_unavailable"
 
 
 class ModelError(LeadScoreError):

@@ -42,8 +42,10 @@ def webhook_request(event: APIGatewayProxyEventV2, provider: str) -> WebhookRequ
     )
 
 
-def json_response(status: int, body: Any) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers
+    )
 
 
 def register_error_handlers(app: APIGatewayHttpResolver) -> None:
@@ -57,4 +59,4 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
             logger.info(
                 "request refused", extra={"error": exc.code, "status": exc.status, "reason": exc.message}
             )
-        return json_response(exc.status, {"error": exc.code, "message": exc.message})
+        return json_response(exc.status, {"error": exc.code, "message": exc.message}, exc.headers or None)

@@ -6,15 +6,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from functools import cache, cached_property
+from functools import cache, cached_property, partial
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from pydantic import BaseModel
 
-from leadscore import clock, lifecycle
-from leadscore.adapters import get_adapter
+from leadscore import antispam, clock, lifecycle
+from leadscore.adapters import get_adapter, read_delivery
 from leadscore.adapters.base import Channel, WebhookRequest
 from leadscore.config import Settings
 from leadscore.errors import PayloadTooLarge
@@ -97,7 +97,12 @@ def ingest_webhook(
         raise PayloadTooLarge(f"body is {len(request.body)} bytes; the limit is {settings.max_body_bytes}")
     adapter = get_adapter(request.provider, channel, from_queue=from_queue)
     secret = provider_secret(settings.webhook_secret_name, adapter.name) if adapter.needs_secret else {}
-    events = adapter.parse(request, {"tolerance_seconds": settings.signature_tolerance_seconds, **secret})
+    delivery = read_delivery(
+        adapter, request, {"tolerance_seconds": settings.signature_tolerance_seconds, **secret}
+    )
+    if delivery.guard is not None:  # a public form's rate limits and CAPTCHA, before recording
+        antispam.enforce(delivery.guard, partial(antispam.counters, settings))
+    events = delivery.events
     outcomes = services(settings).ledger.record_all(events, request.received_at)
     duplicates = sum(1 for o in outcomes if o.duplicate)
     logger.info(

@@ -38,7 +38,13 @@ def test_every_template_table_exists_with_its_ttl(tables: dict[str, str]) -> Non
     # Given the tables fixture built from the template
     client = _dynamodb()
     # Then each table exists under its test name, and TTL is on where the template enables it
-    assert set(tables) == {"EventLedgerTable", "LeadProfilesTable", "IdempotencyTable", "RescoreJobsTable"}
+    assert set(tables) == {
+        "EventLedgerTable",
+        "LeadProfilesTable",
+        "IdempotencyTable",
+        "RescoreJobsTable",
+        "RateLimitTable",
+    }
     assert set(client.list_tables()["TableNames"]) == set(tables.values())
     ttl = {
         logical_id: client.describe_time_to_live(TableName=name)["TimeToLiveDescription"].get("AttributeName")
@@ -49,6 +55,7 @@ def test_every_template_table_exists_with_its_ttl(tables: dict[str, str]) -> Non
         "LeadProfilesTable": None,
         "IdempotencyTable": "expiration",
         "RescoreJobsTable": None,
+        "RateLimitTable": "expires_at",
     }
 
 

@@ -42,3 +42,49 @@ def test_email_identity_is_case_and_space_insensitive() -> None:
     assert lead_id_for("ann@acme.com") == lead_id_for("ANN@acme.com")
     with pytest.raises(ValueError, match="not a valid email"):
         normalize_email("ann at acme")
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "a" * 50_000 + "@x",
+        "a" * 65 + "@acme.example",  # local part over 64
+        "ann@" + "a" * 250 + ".example",  # address over 254
+        "ann@acme",
+        "ann@.example",
+        "a@b@acme.example",
+        "ann@acme.example\x00",
+        "ann\u200b@acme.example",
+    ],
+)
+def test_invalid_or_oversized_emails_are_refused(hostile: str) -> None:
+    with pytest.raises(ValueError, match="not a valid email"):
+        normalize_email(hostile)
+
+
+def test_a_50kb_pathological_email_is_refused_by_its_length_before_any_pattern_runs() -> None:
+    # Given the input the old regex backtracked over quadratically (about 20 s of CPU for 50 KB)
+    hostile = "a@" + "." * 50_000 + "@"
+    # When validating it, Then it is refused for its length (no pattern ever sees it)
+    with pytest.raises(ValueError, match="too long"):
+        normalize_email(hostile)
+
+
+def test_longest_valid_local_part_is_accepted() -> None:
+    assert normalize_email("A" * 64 + "@acme.example") == "a" * 64 + "@acme.example"
+
+
+def test_numbers_dynamodb_cannot_store_are_kept_as_text_or_dropped_never_raising() -> None:
+    # Given numbers outside DynamoDB's range (1e-130..1e126, 38 digits) and one whose str() raises
+    attributes = LeadAttributes.model_validate(
+        {"tiny": 1e-140, "denormal": 5e-324, "huge_int": 10**4400, "zero": 0.0, "fine": -2.5}
+    )
+    # When bounding them for storage
+    kept = attributes.present()
+    # Then nothing unstorable is a number, and the 4,400-digit integer is dropped instead of raising
+    assert kept == {"tiny": "1e-140", "denormal": "5e-324", "zero": 0.0, "fine": -2.5}
+
+
+def test_attribute_names_outside_plain_snake_case_are_dropped() -> None:
+    attributes = LeadAttributes.model_validate({"x" * 65: 1, "Job Title": "CEO", "名前": "Ann", "ok_1": 2})
+    assert attributes.present() == {"ok_1": 2}

@@ -65,7 +65,7 @@ COMMON_ENV = {
 # Functions that score may read the model from S3 or SSM, if configured.
 MODEL = {"ModelBucket", "ModelParameterName"}
 POLICY_SCOPE = {
-    "IngestFormFunction": {"EventLedgerTable", "WebhookSecret"},
+    "IngestFormFunction": {"EventLedgerTable", "WebhookSecret", "RateLimitTable"},
     "IngestEmailFunction": {"EventLedgerTable", "WebhookSecret"},
     "ScoreEventsFunction": {"EventLedgerTable", "LeadProfilesTable", "ScoreEventsDLQ", *MODEL},
     "EvaluateThresholdsFunction": {

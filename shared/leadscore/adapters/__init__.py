@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Mapping
 from functools import cache
+from typing import Any
 
-from leadscore.adapters.base import Adapter, Channel, WebhookRequest
-from leadscore.errors import UnknownProvider
+from pydantic import BaseModel, ConfigDict
 
-__all__ = ["Adapter", "Channel", "WebhookRequest", "get_adapter", "supported"]
+from leadscore.adapters.base import Adapter, Channel, GuardedAdapter, WebhookRequest
+from leadscore.antispam import GuardCheck
+from leadscore.domain import LeadEvent
+from leadscore.errors import EventTypeNotAllowed, UnknownProvider
+
+__all__ = ["Adapter", "Channel", "Delivery", "WebhookRequest", "get_adapter", "read_delivery", "supported"]
 
 
 @cache
@@ -47,3 +53,29 @@ def get_adapter(name: str, channel: Channel, *, from_queue: bool = False) -> Ada
             f"unknown {channel} provider {name[:40]!r}; supported {channel} providers: {choices}"
         )
     return adapter
+
+
+class Delivery(BaseModel):
+    """One request's events, each allowed for its source, and the guard checks still due."""
+
+    model_config = ConfigDict(frozen=True)
+
+    events: list[LeadEvent]
+    guard: GuardCheck | None = None
+
+
+def read_delivery(adapter: Adapter, request: WebhookRequest, secret: Mapping[str, Any]) -> Delivery:
+    """The adapter's events, provided it may assert every one of them (its `event_types`): the one
+    provenance gate every delivery passes. A public form can say "this person filled a form", never
+    "they unsubscribed"; a refused type fails the whole delivery (400), so nothing is half-recorded."""
+    if isinstance(adapter, GuardedAdapter):
+        events, guard = adapter.parse_guarded(request, secret)
+    else:
+        events, guard = adapter.parse(request, secret), None
+    for event in events:
+        if event.event_type not in adapter.event_types:
+            raise EventTypeNotAllowed(
+                f"event type {event.event_type.value!r} may not come from provider {adapter.name!r}; "
+                f"it may send: {', '.join(sorted(adapter.event_types))}"
+            )
+    return Delivery(events=events, guard=guard)

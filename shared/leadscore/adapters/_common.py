@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from leadscore.adapters.base import WebhookRequest
-from leadscore.domain import normalize_email
+from leadscore.domain import MAX_TEXT, normalize_email
 from leadscore.errors import (
     MalformedPayload,
     MissingEmail,
@@ -87,26 +87,43 @@ def require_content_type(request: WebhookRequest, *allowed: str) -> str:
     return media_type
 
 
-def _finite(text: str) -> float:
+MAX_NUMBER_DIGITS = MAX_TEXT  # a longer number could not even be kept as text
+
+
+class _UnstorableNumber(ValueError):
+    def __init__(self, text: str) -> None:
+        shown = text if len(text) <= 24 else f"{text[:12]}...{text[-6:]} ({len(text)} characters)"
+        super().__init__(shown)
+
+
+def _float(text: str) -> float:
     value = float(text)
-    if not math.isfinite(value):
-        raise _NonFiniteNumber(text)
+    underflow = value == 0 and any(digit in "123456789" for digit in text.lower().partition("e")[0])
+    if not math.isfinite(value) or underflow or len(text) > MAX_NUMBER_DIGITS:
+        raise _UnstorableNumber(text)
     return value
 
 
-class _NonFiniteNumber(ValueError):
-    pass
+def _int(text: str) -> int:
+    if len(text) > MAX_NUMBER_DIGITS:  # before int(): 4,301 digits would raise there
+        raise _UnstorableNumber(text)
+    return int(text)
 
 
 def _no_constants(name: str) -> Any:
-    raise _NonFiniteNumber(name)
+    raise _UnstorableNumber(name)
 
 
 def parse_json(body: bytes) -> Any:
-    """Strict JSON: NaN, Infinity and numbers too large for a float are refused (they are not
-    JSON, and nothing downstream could store them)."""
+    """Strict JSON. A number is refused (400, naming it) when it cannot be kept even as text: NaN
+    and Infinity (not JSON), literals longer than 500 characters (a 4,301-digit integer), and
+    literals a float rounds to infinity or zero (1e400, 1e-400). Other numbers DynamoDB cannot
+    store (over 38 digits, magnitude outside 1e-130..1e126: 1e-140, 10**45) pass, and free-form
+    attributes keep them as text (`LeadAttributes.present`); typed fields bound their own range."""
     try:
-        data = json.loads(body.decode("utf-8"), parse_float=_finite, parse_constant=_no_constants)
+        data = json.loads(
+            body.decode("utf-8"), parse_float=_float, parse_int=_int, parse_constant=_no_constants
+        )
         # "\ud800" is a valid JSON escape but no valid text: refuse it here, not in a hash later.
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except RecursionError:
@@ -115,8 +132,11 @@ def parse_json(body: bytes) -> Any:
         raise MalformedPayload("body is not valid JSON: a string holds a lone surrogate escape") from None
     except UnicodeDecodeError:
         raise MalformedPayload("body is not valid UTF-8") from None
-    except _NonFiniteNumber as exc:
-        raise MalformedPayload(f"body is not valid JSON: {exc} is not a finite number") from None
+    except _UnstorableNumber as exc:
+        raise MalformedPayload(
+            f"number {exc} cannot be stored: numbers must be finite, at most {MAX_NUMBER_DIGITS} "
+            "characters long, and not so small that they round to zero"
+        ) from None
     except json.JSONDecodeError as exc:
         raise MalformedPayload(f"body is not valid JSON: {exc}") from None
     return data

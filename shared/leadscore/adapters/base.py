@@ -1,8 +1,9 @@
 """The contract every provider adapter implements.
 
 An adapter turns one authenticated raw request (bytes + headers) into zero or more `LeadEvent`s.
-It verifies the signature on the raw bytes *before* parsing anything, and raises the domain
-exceptions of `leadscore.errors` for bad input. It does no I/O: the secret is handed to it.
+It declares the event types it may produce (`event_types`), verifies the signature on the raw
+bytes *before* parsing anything, and raises the domain exceptions of `leadscore.errors` for bad
+input. It does no I/O: the secret is handed to it.
 Adding a provider is adding one module to `leadscore.adapters` that defines `ADAPTER`.
 """
 
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from leadscore.domain import LeadEvent
+from leadscore.antispam import GuardCheck
+from leadscore.domain import EventType, LeadEvent
 
 Channel = Literal["form", "email"]
 
@@ -47,7 +49,20 @@ class Adapter(Protocol):
     channel: Channel
     needs_secret: bool  # False only for sources authenticated outside the request (SES via SQS/IAM)
     queue_only: bool  # True for sources that only arrive through their queue (never over public HTTP)
+    # Provenance: the event types this source may assert. Anything else it produces is refused
+    # (400) by `leadscore.adapters.parse_events`, whatever the adapter's code does.
+    event_types: frozenset[EventType]
 
     def parse(self, request: WebhookRequest, secret: Mapping[str, Any]) -> list[LeadEvent]:
         """Verify and normalize. `secret` is this provider's entry of the webhook secret."""
         ...
+
+
+@runtime_checkable
+class GuardedAdapter(Protocol):
+    """A public source whose deliveries may need checks with I/O (rate limits, CAPTCHA) before they
+    are recorded: it returns them with its events, and the pipeline runs them (`antispam.enforce`)."""
+
+    def parse_guarded(
+        self, request: WebhookRequest, secret: Mapping[str, Any]
+    ) -> tuple[list[LeadEvent], GuardCheck | None]: ...

@@ -8,7 +8,10 @@ after its `whsec_` prefix.
 Body, one event (unknown top-level keys are rejected so typos are not silently lost):
 
     {"email": "ann@acme.com",                  required
-     "event": "demo_requested",                any EventType value; default "form_submitted"
+     "event": "demo_requested",                an EventType value except the four suppression
+                                               changes (email_complained, email_bounced_hard,
+                                               email_unsubscribed, email_resubscribed: 400);
+                                               default "form_submitted"
      "occurred_at": "2026-03-02T09:15:00Z",    ISO 8601 with timezone; default webhook-timestamp
      "url": "https://acme.com/demo",           optional page URL, at most 2048 characters
      "attributes": {"job_title": "CTO"}}       optional flat object ("fields" is an alias);
@@ -46,8 +49,8 @@ from leadscore.adapters._common import (
 )
 from leadscore.adapters._fields import build_attributes
 from leadscore.adapters.base import Adapter, Channel, WebhookRequest
-from leadscore.domain import EventType, LeadEvent, Provider, event_id_for
-from leadscore.errors import SignatureInvalid, UnprocessableEvent
+from leadscore.domain import SUPPRESSION_CHANGES, EventType, LeadEvent, Provider, event_id_for
+from leadscore.errors import EventTypeNotAllowed, SignatureInvalid, UnprocessableEvent
 
 MAX_BATCH = 100
 AttributeInput = str | int | float | bool | None | list[str | int | float | bool]
@@ -93,6 +96,9 @@ class GenericAdapter:
     channel: Channel = "form"
     needs_secret: bool = True
     queue_only: bool = False
+    # The team's own signed backend may report anything it saw happen, except changes of mail
+    # consent or deliverability: those come only from the email provider that saw them.
+    event_types: frozenset[EventType] = frozenset(EventType) - SUPPRESSION_CHANGES
 
     def __init__(self, tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS) -> None:
         self.tolerance_seconds = tolerance_seconds
@@ -141,6 +147,11 @@ class GenericAdapter:
         where: str,
         tolerance: int,
     ) -> LeadEvent:
+        if item.event not in self.event_types:
+            raise EventTypeNotAllowed(
+                f"{where}event {item.event.value!r} may not come from provider 'generic': suppression "
+                "changes (complaint, hard bounce, unsubscribe, resubscribe) come only from email providers"
+            )
         email = require_email(item.email, f"{where}email")
         occurred_at = item.occurred_at or sent_at
         if occurred_at > request.received_at + timedelta(seconds=tolerance):

@@ -44,7 +44,15 @@ from leadscore.adapters._common import (
     required_header,
 )
 from leadscore.adapters.base import Adapter, Channel, WebhookRequest
-from leadscore.domain import EventType, LeadEvent, Provider, body_hash, event_id_for, normalize_email
+from leadscore.domain import (
+    EMAIL_EVENT_TYPES,
+    EventType,
+    LeadEvent,
+    Provider,
+    body_hash,
+    event_id_for,
+    normalize_email,
+)
 from leadscore.errors import MalformedPayload, SignatureInvalid
 
 logger = logging.getLogger(__name__)
@@ -120,6 +128,7 @@ class SendGridAdapter:
     channel: Channel = "email"
     needs_secret: bool = True
     queue_only: bool = False
+    event_types: frozenset[EventType] = EMAIL_EVENT_TYPES
 
     def __init__(self, tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS) -> None:
         self.tolerance_seconds = tolerance_seconds

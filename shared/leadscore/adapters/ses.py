@@ -30,7 +30,7 @@ from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field
 
 from leadscore.adapters._common import parse_json, validate_payload
 from leadscore.adapters.base import Adapter, Channel, WebhookRequest
-from leadscore.domain import EventType, LeadEvent, Provider, event_id_for, normalize_email
+from leadscore.domain import EMAIL_EVENT_TYPES, EventType, LeadEvent, Provider, event_id_for, normalize_email
 from leadscore.errors import MalformedPayload
 
 
@@ -134,6 +134,7 @@ class SesAdapter:
     channel: Channel = "email"
     needs_secret: bool = False  # SES -> SNS -> SQS is authenticated by IAM and the queue policy
     queue_only: bool = True  # so it is never accepted over the public HTTP route
+    event_types: frozenset[EventType] = EMAIL_EVENT_TYPES
 
     def parse(self, request: WebhookRequest, secret: Mapping[str, Any]) -> list[LeadEvent]:
         data = _unwrap(parse_json(request.body))

@@ -12,7 +12,8 @@ Email: the answer mapped to "email", else the first email-type answer, else `hid
 Other webhook event types are acknowledged and ignored (`[]`).
 
 Secret: `{"secret": "...", "field_refs": {...}, "event_type": "form_submitted",
-"forms": {"<form_id>": "demo_requested"}}` (all but `secret` optional).
+"forms": {"<form_id>": "demo_requested"}}` (all but `secret` optional; event types must be form
+types: form_submitted, demo_requested, contact_requested, content_downloaded, webinar_registered).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from leadscore.adapters._common import (
     hmac_sha256_b64,
@@ -35,7 +36,7 @@ from leadscore.adapters._common import (
 )
 from leadscore.adapters._fields import build_attributes
 from leadscore.adapters.base import Adapter, Channel, WebhookRequest
-from leadscore.domain import EventType, LeadEvent, Provider, body_hash, event_id_for
+from leadscore.domain import FORM_EVENT_TYPES, EventType, LeadEvent, Provider, body_hash, event_id_for
 from leadscore.errors import MalformedPayload, SignatureInvalid
 
 _GENERATED_REF = re.compile(
@@ -51,6 +52,20 @@ class TypeformSecret(BaseModel):
     field_refs: dict[str, str] = Field(default_factory=dict)
     event_type: EventType = EventType.FORM_SUBMITTED
     forms: dict[str, EventType] = Field(default_factory=dict)
+
+    @field_validator("event_type")
+    @classmethod
+    def _form_type(cls, value: EventType) -> EventType:
+        if value not in FORM_EVENT_TYPES:
+            raise ValueError(f"{value.value!r} is not a form event type")
+        return value
+
+    @field_validator("forms")
+    @classmethod
+    def _form_types(cls, value: dict[str, EventType]) -> dict[str, EventType]:
+        for event_type in value.values():
+            cls._form_type(event_type)
+        return value
 
 
 class _Lenient(BaseModel):
@@ -116,6 +131,7 @@ class TypeformAdapter:
     channel: Channel = "form"
     needs_secret: bool = True
     queue_only: bool = False
+    event_types: frozenset[EventType] = FORM_EVENT_TYPES
 
     def parse(self, request: WebhookRequest, secret: Mapping[str, Any]) -> list[LeadEvent]:
         config = load_secret(TypeformSecret, secret, self.name)

@@ -391,7 +391,6 @@ class _Builder:
             "_site": HTML_SITE_ID,
             "_token": "st_local_test_token",
             "_event": intent,
-            "_page": f"{SITE}/contact",
             "email": lead.email,
             **{k: str(v) for k, v in lead.attributes().items()},
             "message": "Could you send us pricing for our team?",

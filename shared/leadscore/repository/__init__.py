@@ -1,5 +1,6 @@
 """Data access: the only package that talks to DynamoDB. `ledger` (events, recorded once),
-`profiles` (one item per lead), `codec` (values, times and update expressions for both)."""
+`profiles` (one item per lead), `ratelimits` (the public forms' counters), `codec` (values,
+times and update expressions for all of them)."""
 
 from leadscore.repository.codec import from_dynamo, iso, parse_iso, to_dynamo
 from leadscore.repository.ledger import EventLedger, RecordOutcome, event_from_item
@@ -11,12 +12,14 @@ from leadscore.repository.profiles import (
     profile_from_item,
     review_shard_for,
 )
+from leadscore.repository.ratelimits import RateLimitCounters
 
 __all__ = [
     "Evaluation",
     "EventLedger",
     "LeadProfile",
     "LeadProfiles",
+    "RateLimitCounters",
     "RecordOutcome",
     "Transition",
     "event_from_item",

@@ -144,7 +144,6 @@ class EventLedger:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-
     def unapplied_between(self, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
         """Ledger items received between `start` and `end` that were never applied to their
         profile (no `applied_at`), as raw items (what `apply_ledger_record` takes). Used to replay

@@ -339,3 +339,39 @@ def test_a_timestamp_exactly_at_the_tolerance_is_accepted(
     events = ADAPTER.parse(request, secret)
     # Then it is accepted: the window includes its edges
     assert [event.email for event in events] == ["a@b.example"]
+
+
+@pytest.mark.parametrize("literal", ["1e400", "9" * 4301, "-" + "9" * 4301, "1e-400", "0." + "0" * 600 + "1"])
+def test_numbers_that_cannot_even_be_kept_as_text_are_a_400_naming_the_number(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any], literal: str
+) -> None:
+    # Given a signed event whose attribute is a number too long for text, or that a float loses
+    body = b'{"email": "ann@acme.example", "attributes": {"x": ' + literal.encode() + b"}}"
+    # When parsing it
+    with pytest.raises(MalformedPayload) as refused:
+        ADAPTER.parse(signed(body), secret)
+    # Then it is refused (never a 5xx later), naming the number
+    assert refused.value.status == 400
+    assert literal[:12] in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("literal", "text"), [("1e-140", "1e-140"), ("5e-324", "5e-324"), ("1" + "0" * 45, "1" + "0" * 45)]
+)
+def test_numbers_dynamodb_cannot_store_are_kept_as_text(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any], literal: str, text: str
+) -> None:
+    body = b'{"email": "ann@acme.example", "attributes": {"x": ' + literal.encode() + b"}}"
+    [event] = ADAPTER.parse(signed(body), secret)
+    assert event.attributes.present()["x"] == text
+
+
+def test_attribute_names_are_bounded_snake_case(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any]
+) -> None:
+    attributes = {"Job Title": "CTO", "x" * 500: "long", "名前": "Ann", "a.b-c": 1}
+    [event] = ADAPTER.parse(signed(body_of({"email": "ann@acme.example", "attributes": attributes})), secret)
+    kept = event.attributes.present()
+    assert kept["job_title"] == "CTO"
+    assert kept["a_b_c"] == 1
+    assert all(len(name) <= 64 and name.isascii() for name in kept)

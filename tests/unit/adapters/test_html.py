@@ -8,11 +8,13 @@ from urllib.parse import urlencode
 import pytest
 
 from leadscore.adapters.base import WebhookRequest
-from leadscore.adapters.html import ADAPTER
+from leadscore.adapters.html import ADAPTER, MAX_FIELDS
 from leadscore.domain import EventType, Provider
 from leadscore.errors import (
+    EventTypeNotAllowed,
     MalformedPayload,
     MissingEmail,
+    PayloadTooLarge,
     ProviderNotConfigured,
     SignatureInvalid,
     UnsupportedMediaType,
@@ -58,7 +60,7 @@ def test_contact_form_becomes_one_contact_request(
     assert event.event_type is EventType.CONTACT_REQUESTED
     assert event.email == "bob.stone@globex.example"
     assert event.occurred_at == request.received_at
-    assert event.url == "https://www.leadscore.example/contact"
+    assert event.url is None  # `_page` is typed by the visitor: it earns no page rule
     assert event.attributes.present() == {
         "first_name": "Bob",
         "last_name": "Stone",
@@ -172,15 +174,24 @@ def test_multipart_without_boundary_is_malformed(make_request: MakeRequest) -> N
         ADAPTER.parse(request, SECRET)
 
 
-def test_event_hint_and_referer_fill_type_and_url(make_request: MakeRequest) -> None:
-    # Given a form with a free-text event hint and no page field, posted from a page
-    body = form({**AUTH, "_event": "Book a demo", "email": "ann@acme.example"})
+def test_event_hint_picks_the_type_and_no_page_or_referer_becomes_a_url(make_request: MakeRequest) -> None:
+    # Given a form with a free-text event hint, page fields and a Referer, all claiming the pricing page
+    body = form(
+        {
+            **AUTH,
+            "_event": "Book a demo",
+            "_page": "https://www.leadscore.example/pricing",
+            "page_url": "https://www.leadscore.example/pricing",
+            "email": "ann@acme.example",
+        }
+    )
     headers = URLENCODED | {"referer": "https://www.leadscore.example/pricing"}
     # When parsing it
     [event] = ADAPTER.parse(make_request("html", body, headers), SECRET)
-    # Then the hint picks the type and the referer is the page
+    # Then the hint picks the type, and nothing a visitor can type earns a page/URL rule
     assert event.event_type is EventType.DEMO_REQUESTED
-    assert event.url == "https://www.leadscore.example/pricing"
+    assert event.url is None
+    assert "page_url" not in event.attributes.present()
 
 
 def test_plain_form_defaults_to_form_submitted_and_drops_secret_fields(make_request: MakeRequest) -> None:
@@ -194,17 +205,19 @@ def test_plain_form_defaults_to_form_submitted_and_drops_secret_fields(make_requ
     assert event.attributes.present() == {}
 
 
-def test_a_part_in_an_unknown_charset_is_read_as_utf8(make_request: MakeRequest) -> None:
+@pytest.mark.parametrize("charset", ["no-such-charset", "idna", "undefined", "punycode", "utf-7", "utf-16"])
+def test_a_part_in_an_unknown_or_non_text_charset_is_a_400_naming_it(
+    make_request: MakeRequest, charset: str
+) -> None:
     body, headers = multipart(
         [("_site", "www-leadscore"), ("_token", "st_7Qm2xK9pLr4v"), ("email", "ann@acme.example")], "b0undary"
     )
     body = body.replace(
-        b'name="email"\r\n', b'name="email"\r\nContent-Type: text/plain; charset=no-such-charset\r\n'
+        b'name="email"\r\n', f'name="email"\r\nContent-Type: text/plain; charset={charset}\r\n'.encode()
     )
 
-    events = ADAPTER.parse(make_request("html", body, headers), SECRET)
-
-    assert [e.email for e in events] == ["ann@acme.example"]
+    with pytest.raises(MalformedPayload, match=charset):
+        ADAPTER.parse(make_request("html", body, headers), SECRET)
 
 
 def test_a_site_token_shorter_than_eight_characters_is_a_configuration_error(
@@ -216,3 +229,82 @@ def test_a_site_token_shorter_than_eight_characters_is_a_configuration_error(
 
     with pytest.raises(ProviderNotConfigured):
         ADAPTER.parse(request, {"sites": {"x": ""}})
+
+
+# --- cheap checks first, every decoding error a 4xx -------------------------------------------------
+def test_a_body_over_64_kb_is_413_before_parsing(make_request: MakeRequest) -> None:
+    body = form({**AUTH, "email": "ann@acme.example", "message": "x" * 70_000})
+    with pytest.raises(PayloadTooLarge, match="65536"):
+        ADAPTER.parse(make_request("html", body, URLENCODED), SECRET)
+
+
+def test_a_wrong_token_in_the_url_is_401_before_the_body_is_parsed(make_request: MakeRequest) -> None:
+    # Given a wrong token in the action URL and a body that could not be parsed anyway
+    request = make_request(
+        "html", b"\xff\xfe not a form", URLENCODED, query={"site": "docs", "token": "nope-nope"}
+    )
+    # Then the token is what is refused (the body is never looked at)
+    with pytest.raises(SignatureInvalid):
+        ADAPTER.parse(request, SECRET)
+
+
+def test_the_url_token_authenticates_the_site_the_body_cannot_override_it(make_request: MakeRequest) -> None:
+    body = form({"_site": "www-leadscore", "_token": "wrong-token", "email": "ann@acme.example"})
+    request = make_request("html", body, URLENCODED, query={"site": "docs", "token": "st_docs_2026"})
+    [event] = ADAPTER.parse(request, SECRET)
+    assert event.email == "ann@acme.example"
+
+
+@pytest.mark.parametrize("body", [b"email=%ff%fe", b"\xff\xfe=1", b"&".join([b"a=1"] * 201)])
+def test_undecodable_or_oversized_urlencoded_forms_are_400(make_request: MakeRequest, body: bytes) -> None:
+    with pytest.raises(MalformedPayload):
+        ADAPTER.parse(make_request("html", form(AUTH) + b"&" + body, URLENCODED), SECRET)
+
+
+def test_nested_multipart_is_400(make_request: MakeRequest) -> None:
+    inner = b'--in\r\nContent-Disposition: form-data; name="email"\r\n\r\nann@acme.example\r\n--in--\r\n'
+    outer, headers = multipart(list(AUTH.items()), "out")
+    nested = (
+        b'--out\r\nContent-Disposition: form-data; name="files"\r\n'
+        b"Content-Type: multipart/mixed; boundary=in\r\n\r\n" + inner + b"\r\n"
+    )
+    with pytest.raises(MalformedPayload, match="nested"):
+        ADAPTER.parse(make_request("html", nested + outer, headers), SECRET)
+
+
+def test_deeply_nested_multipart_is_400_not_a_crash(make_request: MakeRequest) -> None:
+    depth = 400
+    body = b""
+    for level in range(depth):
+        body += f"--b{level}\r\nContent-Type: multipart/mixed; boundary=b{level + 1}\r\n\r\n".encode()
+    body += b"x\r\n" + b"".join(f"--b{level}--\r\n".encode() for level in reversed(range(depth)))
+    with pytest.raises(MalformedPayload):
+        ADAPTER.parse(
+            make_request(
+                "html",
+                body,
+                {"content-type": "multipart/form-data; boundary=b0"},
+                query={"site": "www-leadscore", "token": "st_7Qm2xK9pLr4v"},
+            ),
+            SECRET,
+        )
+
+
+def test_too_many_multipart_parts_is_400(make_request: MakeRequest) -> None:
+    body, headers = multipart([*AUTH.items(), *((f"f{i}", "x") for i in range(MAX_FIELDS))], "b")
+    with pytest.raises(MalformedPayload, match="more than"):
+        ADAPTER.parse(make_request("html", body, headers), SECRET)
+
+
+@pytest.mark.parametrize("charset", ["idna", "undefined", "punycode"])
+def test_an_rfc2231_field_name_in_a_non_text_charset_is_400(make_request: MakeRequest, charset: str) -> None:
+    body, headers = multipart([*AUTH.items(), ("email", "ann@acme.example")], "b")
+    body = body.replace(b'name="email"', f"name*={charset}''%ff%fe".encode())
+    with pytest.raises(MalformedPayload):
+        ADAPTER.parse(make_request("html", body, headers), SECRET)
+
+
+def test_a_forged_suppression_is_400_even_when_the_honeypot_is_filled(make_request: MakeRequest) -> None:
+    body = form({**AUTH, "email": "ann@acme.example", "_event": "email_unsubscribed", "website_url": "x"})
+    with pytest.raises(EventTypeNotAllowed, match="email_unsubscribed"):
+        ADAPTER.parse(make_request("html", body, URLENCODED), SECRET)
