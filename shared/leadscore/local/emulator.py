@@ -307,21 +307,22 @@ def dynamodb_limits() -> Iterator[None]:
     (see the module docstring). Patches moto internals, the only way to reach them."""
     from moto.dynamodb.exceptions import ItemSizeTooLarge, ItemSizeToUpdateTooLarge
     from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
+    from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoHandler
 
-    item_init = Item.__init__
+    table_put_item = Table.put_item
     update_item = DynamoDBBackend.update_item
     update_signature = inspect.signature(update_item)
     transact_write_items = DynamoDBBackend.transact_write_items
     batch_write_item = DynamoHandler.batch_write_item
 
-    def new_item(self: Any, *args: Any, **kwargs: Any) -> None:
-        # Every write of a whole item (PutItem, BatchWriteItem, TransactWriteItems Put) builds one
-        # here, after moto's validation and before its condition check and storage.
-        item_init(self, *args, **kwargs)
-        if _attrs_size(self.attrs) > MAX_ITEM_BYTES:
+    def put(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # Every write of a whole item (PutItem, BatchWriteItem, TransactWriteItems Put) comes here.
+        item = args[0] if args else kwargs.get("item_attrs")
+        if (_wire_size_or_none(item) or 0) > MAX_ITEM_BYTES:
             raise _refusal(_TOO_LARGE, ItemSizeTooLarge)
+        return table_put_item(self, *args, **kwargs)
 
     def update(self: Any, *args: Any, **kwargs: Any) -> Any:
         arguments = update_signature.bind(self, *args, **kwargs).arguments
@@ -367,7 +368,7 @@ def dynamodb_limits() -> Iterator[None]:
 
     with ExitStack() as patches:
         for owner, name, replacement in (
-            (Item, "__init__", new_item),
+            (Table, "put_item", put),
             (LimitedSizeDict, "__setitem__", dict.__setitem__),  # moto's own O(n) check per attribute
             (DynamoDBBackend, "update_item", update),
             (DynamoDBBackend, "transact_write_items", transact),
