@@ -310,3 +310,17 @@ def test_arithmetic_is_exact_to_38_digits(db: tuple[Any, str, str]) -> None:
     stored = _get(client, profiles, lead_id="ld_exact")
     assert stored is not None
     assert Decimal(stored["n"]["N"]) == Decimal("1000000000000000000000000000000000000.5")  # moto: 28 digits
+
+
+def test_an_update_that_creates_an_item_streams_one_insert(db: tuple[Any, str, str]) -> None:
+    client, profiles, _ = db
+    records = _stream_records(profiles)
+    client.update_item(
+        TableName=profiles,
+        Key={"lead_id": {"S": "ld_fresh"}},
+        UpdateExpression="ADD score :one",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+    )
+    new = _stream_records(profiles)[len(records) :]
+    assert [r["eventName"] for r in new] == ["INSERT"]  # moto also streamed a key-only INSERT
+    assert new[0]["dynamodb"]["NewImage"] == {"lead_id": {"S": "ld_fresh"}, "score": {"N": "1"}}

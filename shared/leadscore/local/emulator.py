@@ -301,6 +301,15 @@ def _restore(table: Any, key: tuple[Any, Any], before: Any, stream_mark: int) ->
         del table.stream_shard.items[stream_mark:]
 
 
+def _one_insert(table: Any, item: Any, stream_mark: int) -> None:
+    """An UpdateItem that created `item` streams one INSERT of it, as DynamoDB does. (moto first
+    stores a key-only item, and streams that too.)"""
+    shard = table.stream_shard
+    if shard is not None and len(shard.items) > stream_mark + 1:
+        del shard.items[stream_mark:]
+        shard.add(None, item)
+
+
 @contextmanager
 def dynamodb_limits() -> Iterator[None]:
     """Hold DynamoDB's item size and number limits in moto, and make a failed write change nothing
@@ -344,10 +353,12 @@ def dynamodb_limits() -> Iterator[None]:
                 raise _refusal(
                     ItemSizeToUpdateTooLarge.item_size_to_update_too_large_msg, ItemSizeToUpdateTooLarge
                 )
-            return item
         except BaseException:
             _restore(table, (hash_value, range_value), snapshot, stream_mark)
             raise
+        if before is None:
+            _one_insert(table, item, stream_mark)
+        return item
 
     def transact(self: Any, *args: Any, **kwargs: Any) -> Any:
         outer = getattr(_state, "transaction", False)
@@ -359,11 +370,8 @@ def dynamodb_limits() -> Iterator[None]:
 
     def batch(self: Any) -> Any:
         # DynamoDB validates the whole batch before writing any of it; moto writes as it goes.
-        for requests in (self.body.get("RequestItems") or {}).values():
-            for request in requests:
-                put = request.get("PutRequest") if isinstance(request, dict) else None
-                if put and (_wire_size_or_none(put.get("Item")) or 0) > MAX_ITEM_BYTES:
-                    raise ItemSizeTooLarge()
+        if any(size > MAX_ITEM_BYTES for size in _batch_put_sizes(self.body)):
+            raise ItemSizeTooLarge()
         return batch_write_item(self)
 
     with ExitStack() as patches:
@@ -398,6 +406,15 @@ def _exact_arithmetic() -> Iterator[None]:
 
     with patch.object(DynamoType, "__add__", add), patch.object(DynamoType, "__sub__", sub):
         yield
+
+
+def _batch_put_sizes(body: Mapping[str, Any]) -> Iterator[int]:
+    """The size of each item a BatchWriteItem request puts."""
+    for requests in (body.get("RequestItems") or {}).values():
+        for request in requests:
+            put = request.get("PutRequest") if isinstance(request, dict) else None
+            if put:
+                yield _wire_size_or_none(put.get("Item")) or 0
 
 
 def _wire_size_or_none(item: Any) -> int | None:
