@@ -35,7 +35,8 @@ reliably. `dynamodb_limits` (entered by `atomic_requests`, so active wherever it
   already does for items put (boto3 itself refuses such `Decimal`s client-side, with `decimal`
   errors: that is real behaviour, left alone);
 - inside TransactWriteItems these failures cancel the transaction with a `ValidationError`
-  reason for the item at fault, as DynamoDB does, instead of failing the whole request.
+  reason for the item at fault, as DynamoDB does, instead of failing the whole request;
+- an UpdateItem that creates an item streams one INSERT (moto also streamed a key-only one).
 
 `python -m leadscore.local.emulator -H 127.0.0.1 -p PORT` runs moto's server with all of this on.
 """
