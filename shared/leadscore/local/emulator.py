@@ -19,17 +19,42 @@ the table and then keeping those of the queried partition, so code that queries 
 rescore job replaying each lead's ledger) costs time quadratic in the table size. `partition_queries`
 hands moto's own Query only the queried partition; everything else (key conditions, order, limits,
 pagination, filters, projections, the response) is still moto's code.
+
+DynamoDB refuses what it cannot store, and a refused write changes nothing; moto 5.2 does neither
+reliably. `dynamodb_limits` (entered by `atomic_requests`, so active wherever it is) makes it:
+- an item is at most 400 KB measured with DynamoDB's documented rules (`item_size`), on every
+  write: PutItem, BatchWriteItem (checked for the whole batch before anything is written),
+  TransactWriteItems and UpdateItem (the item as it would be after the update, string-set and
+  number-set ADDs included). moto checks only top-level assignments, with other rules, at 405,000;
+- an UpdateItem is all or nothing: moto applies the clauses of an update expression one by one,
+  so a later failure (an ADD to a value of the wrong type, a size or number limit) left the earlier
+  ones applied. The item (and its stream) are restored from a snapshot on any error;
+- arithmetic (`ADD`, `SET a = a + :x`) is exact and its result must fit DynamoDB's numbers (38
+  significant digits, magnitude between 1e-130 and 1e126); moto rounded to 28 digits and stored
+  anything. Numbers sent in an update's ExpressionAttributeValues are range-checked too, as moto
+  already does for items put (boto3 itself refuses such `Decimal`s client-side, with `decimal`
+  errors: that is real behaviour, left alone);
+- inside TransactWriteItems these failures cancel the transaction with a `ValidationError`
+  reason for the item at fault, as DynamoDB does, instead of failing the whole request;
+- an UpdateItem that creates an item streams one INSERT (moto also streamed a key-only one).
+
+`python -m leadscore.local.emulator -H 127.0.0.1 -p PORT` runs moto's server with all of this on.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 from unittest.mock import patch
+
+from boto3.dynamodb.types import TypeSerializer
 
 _lock = threading.RLock()
 
@@ -37,7 +62,7 @@ _lock = threading.RLock()
 @contextmanager
 def atomic_requests() -> Iterator[None]:
     """Serialize requests handled by in-process moto (`mock_aws`), run on the emulator's own
-    thread, and by moto's server."""
+    thread, and by moto's server; and hold DynamoDB's limits (`dynamodb_limits`)."""
     from moto.core.botocore_stubber import BotocoreStubber
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
@@ -66,6 +91,7 @@ def atomic_requests() -> Iterator[None]:
     with (
         patch.object(BotocoreStubber, "process_request", process_request),
         patch.object(DomainDispatcherApplication, "__call__", app),
+        dynamodb_limits(),
     ):
         try:
             yield
@@ -120,3 +146,293 @@ def partition_queries() -> Iterator[None]:
 
     with patch.object(Table, "query", query), patch.object(Table, "all_items", all_items):
         yield
+
+
+# -- DynamoDB's limits ----------------------------------------------------------------------------
+
+MAX_ITEM_BYTES = 409_600  # 400 KB, names and values
+
+_TOO_LARGE = "Item size has exceeded the maximum allowed size"
+_OVERFLOW = "Number overflow. Attempting to store a number with magnitude larger than supported range"
+_UNDERFLOW = "Number underflow. Attempting to store a number with magnitude smaller than supported range"
+_TOO_PRECISE = "Attempting to store more than 38 significant digits in a Number"
+_EXACT = Context(prec=1000, traps=[Inexact, InvalidOperation])  # sums of DynamoDB numbers fit
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """The size of an item as DynamoDB counts it toward its 400 KB limit (`MAX_ITEM_BYTES`).
+
+    `item` holds Python values as the boto3 Table resource takes them (str, int/Decimal, bytes or
+    Binary, bool, None, list, dict, set). DynamoDB's documented rules ("Item sizes and formats" in
+    the developer guide): each attribute counts its name's UTF-8 bytes plus its value; a string its
+    UTF-8 bytes; a number 1 byte per two significant digits (leading and trailing zeros trimmed)
+    plus 1; binary its raw bytes; a boolean or null 1 byte; a list or map 3 bytes plus, per
+    element, 1 byte and the element (a map key counts like a name); a set the sum of its elements.
+    The number rule is documented as approximate: measured numbers can cost a byte more.
+    """
+    serialize = TypeSerializer().serialize
+    return sum(_utf8(name) + _value_size(serialize(value)) for name, value in item.items())
+
+
+def wire_item_size(item: Mapping[str, Any]) -> int:
+    """`item_size` of an item in DynamoDB's wire form (`{"name": {"S": "..."}}`, binary base64)."""
+    return sum(_utf8(name) + _value_size(value) for name, value in item.items())
+
+
+def _utf8(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def _number_size(text: str) -> int:
+    mantissa = text.lower().partition("e")[0]
+    digits = mantissa.lstrip("+-").replace(".", "").strip("0")
+    return (len(digits) + 1) // 2 + 1
+
+
+def _binary_size(value: Any) -> int:
+    if isinstance(value, str):  # base64, as it travels in JSON and as moto keeps it
+        return len(value) * 3 // 4 - value[-2:].count("=")
+    return len(bytes(value))
+
+
+def _value_size(value: Any) -> int:
+    """Size of one value: a wire-form dict (`{"S": "x"}`) or moto's DynamoType (same type codes)."""
+    kind = getattr(value, "type", None)
+    if kind is None:
+        ((kind, inner),) = value.items()
+    else:
+        inner = value.value
+    if kind == "S":
+        return _utf8(inner)
+    if kind == "N":
+        return _number_size(inner)
+    if kind == "M":
+        return 3 + sum(1 + _utf8(k) + _value_size(v) for k, v in inner.items())
+    if kind == "L":
+        return 3 + sum(1 + _value_size(v) for v in inner)
+    if kind == "SS":
+        return sum(_utf8(v) for v in inner)
+    if kind == "NS":
+        return sum(_number_size(v) for v in inner)
+    if kind == "B":
+        return _binary_size(inner)
+    if kind == "BS":
+        return sum(_binary_size(v) for v in inner)
+    return 1  # BOOL, NULL
+
+
+class ValidationError(Exception):
+    """A write refused inside TransactWriteItems. moto reports an item's failure in a transaction
+    as a cancellation reason whose code is the exception's class name, with its message."""
+
+
+_state = threading.local()  # per request thread: inside TransactWriteItems?
+
+
+def _refusal(message: str, single: type[Exception] | None = None) -> Exception:
+    """The error for a write DynamoDB refuses: a cancellation reason inside a transaction, else a
+    ValidationException (moto's own class where it has one, for its exact message)."""
+    from moto.dynamodb.exceptions import MockValidationException
+
+    if getattr(_state, "transaction", False):
+        return ValidationError(message)
+    return single() if single is not None else MockValidationException(message)
+
+
+def _checked_number(total: Decimal | int) -> str:
+    number = Decimal(total)
+    if number:
+        if number.adjusted() > 125:
+            raise _refusal(_OVERFLOW)
+        if number.adjusted() < -130:
+            raise _refusal(_UNDERFLOW)
+        if len("".join(map(str, number.as_tuple().digits)).rstrip("0")) > 38:
+            raise _refusal(_TOO_PRECISE)
+    return f"{total}"
+
+
+def _check_numbers(value: Any) -> None:
+    """Range-check the numbers of a wire-form value sent in a request (as moto does for items)."""
+    ((kind, inner),) = value.items()
+    if kind in ("N", "NS"):
+        for number in [inner] if kind == "N" else inner:
+            try:
+                parsed = Decimal(number)
+            except (InvalidOperation, TypeError):
+                continue  # not a number at all: moto's own validation says so
+            if parsed.is_finite():
+                _checked_number(parsed)
+    elif kind == "L":
+        for element in inner:
+            _check_numbers(element)
+    elif kind == "M":
+        for element in inner.values():
+            _check_numbers(element)
+
+
+def _attrs_size(attrs: Mapping[str, Any]) -> int:
+    return sum(_utf8(name) + _value_size(value) for name, value in attrs.items())
+
+
+def _exact(left: str, right: str, subtract: bool) -> str:
+    """`left + right` (or `-`) on DynamoDB numbers, exactly, refused if DynamoDB can't store it."""
+    try:
+        total = (_EXACT.subtract if subtract else _EXACT.add)(Decimal(left), Decimal(right))
+    except Inexact:
+        raise _refusal(_TOO_PRECISE) from None
+    return _checked_number(total)
+
+
+def _restore(table: Any, key: tuple[Any, Any], before: Any, stream_mark: int) -> None:
+    """Put an item back as it was (`before`; None: absent) and drop the stream records since."""
+    hash_value, range_value = key
+    if table.range_key_attr:
+        partition = table.items[hash_value]
+        if before is None:
+            partition.pop(range_value, None)
+            if not partition:
+                del table.items[hash_value]
+        else:
+            partition[range_value] = before
+    elif before is None:
+        table.items.pop(hash_value, None)
+    else:
+        table.items[hash_value] = before
+    if table.stream_shard is not None:
+        del table.stream_shard.items[stream_mark:]
+
+
+def _one_insert(table: Any, item: Any, stream_mark: int) -> None:
+    """An UpdateItem that created `item` streams one INSERT of it, as DynamoDB does. (moto first
+    stores a key-only item, and streams that too.)"""
+    shard = table.stream_shard
+    if shard is not None and len(shard.items) > stream_mark + 1:
+        del shard.items[stream_mark:]
+        shard.add(None, item)
+
+
+@contextmanager
+def dynamodb_limits() -> Iterator[None]:
+    """Hold DynamoDB's item size and number limits in moto, and make a failed write change nothing
+    (see the module docstring). Patches moto internals, the only way to reach them."""
+    from moto.dynamodb.exceptions import ItemSizeTooLarge, ItemSizeToUpdateTooLarge
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
+
+    table_put_item = Table.put_item
+    update_item = DynamoDBBackend.update_item
+    update_signature = inspect.signature(update_item)
+    transact_write_items = DynamoDBBackend.transact_write_items
+    batch_write_item = DynamoHandler.batch_write_item
+
+    def put(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # Every write of a whole item (PutItem, BatchWriteItem, TransactWriteItems Put) comes here.
+        item = args[0] if args else kwargs.get("item_attrs")
+        if (_wire_size_or_none(item) or 0) > MAX_ITEM_BYTES:
+            raise _refusal(_TOO_LARGE, ItemSizeTooLarge)
+        return table_put_item(self, *args, **kwargs)
+
+    def update(self: Any, *args: Any, **kwargs: Any) -> Any:
+        arguments = update_signature.bind(self, *args, **kwargs).arguments
+        for value in (arguments.get("expression_attribute_values") or {}).values():
+            _check_numbers(value)
+        try:
+            table = self.get_table(arguments["table_name"])
+            key = arguments["key"]
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+            before = table.get_item(hash_value, range_value)
+        except Exception:  # a bad table or key: moto refuses it before changing anything
+            return update_item(self, *args, **kwargs)
+        snapshot = copy.deepcopy(before)
+        stream_mark = len(table.stream_shard.items) if table.stream_shard is not None else 0
+        try:
+            item = update_item(self, *args, **kwargs)
+            if _attrs_size(item.attrs) > MAX_ITEM_BYTES:
+                raise _refusal(
+                    ItemSizeToUpdateTooLarge.item_size_to_update_too_large_msg, ItemSizeToUpdateTooLarge
+                )
+        except BaseException:
+            _restore(table, (hash_value, range_value), snapshot, stream_mark)
+            raise
+        if before is None:
+            _one_insert(table, item, stream_mark)
+        return item
+
+    def transact(self: Any, *args: Any, **kwargs: Any) -> Any:
+        outer = getattr(_state, "transaction", False)
+        _state.transaction = True
+        try:
+            return transact_write_items(self, *args, **kwargs)
+        finally:
+            _state.transaction = outer
+
+    def batch(self: Any) -> Any:
+        # DynamoDB validates the whole batch before writing any of it; moto writes as it goes.
+        if any(size > MAX_ITEM_BYTES for size in _batch_put_sizes(self.body)):
+            raise ItemSizeTooLarge()
+        return batch_write_item(self)
+
+    with ExitStack() as patches:
+        for owner, name, replacement in (
+            (Table, "put_item", put),
+            (LimitedSizeDict, "__setitem__", dict.__setitem__),  # moto's own O(n) check per attribute
+            (DynamoDBBackend, "update_item", update),
+            (DynamoDBBackend, "transact_write_items", transact),
+            (DynamoHandler, "batch_write_item", batch),
+        ):
+            patches.enter_context(patch.object(owner, name, replacement))
+        patches.enter_context(_exact_arithmetic())
+        yield
+
+
+@contextmanager
+def _exact_arithmetic() -> Iterator[None]:
+    """`+` and `-` on moto's numbers (ADD, SET a = a + :x) exact and within DynamoDB's range."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    dynamo_add, dynamo_sub = DynamoType.__add__, DynamoType.__sub__
+
+    def add(self: Any, other: Any) -> Any:
+        if self.type == other.type == "N":
+            return DynamoType({"N": _exact(self.value, other.value, subtract=False)})
+        return dynamo_add(self, other)
+
+    def sub(self: Any, other: Any) -> Any:
+        if self.type == other.type == "N":
+            return DynamoType({"N": _exact(self.value, other.value, subtract=True)})
+        return dynamo_sub(self, other)
+
+    with patch.object(DynamoType, "__add__", add), patch.object(DynamoType, "__sub__", sub):
+        yield
+
+
+def _batch_put_sizes(body: Mapping[str, Any]) -> Iterator[int]:
+    """The size of each item a BatchWriteItem request puts."""
+    for requests in (body.get("RequestItems") or {}).values():
+        for request in requests:
+            put = request.get("PutRequest") if isinstance(request, dict) else None
+            if put:
+                yield _wire_size_or_none(put.get("Item")) or 0
+
+
+def _wire_size_or_none(item: Any) -> int | None:
+    """`wire_item_size`, or None for something that is not an item (moto's validation says what)."""
+    try:
+        return wire_item_size(item)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """moto's server (same arguments) with every workaround of this module on."""
+    from moto.server import main as moto_main
+
+    with atomic_requests(), partition_queries():
+        moto_main(argv if argv is not None else sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
