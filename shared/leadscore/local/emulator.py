@@ -302,6 +302,34 @@ def _restore(table: Any, key: tuple[Any, Any], before: Any, stream_mark: int) ->
         del table.stream_shard.items[stream_mark:]
 
 
+class _NoTableCopies:
+    """Stands in for the `copy` module in moto's DynamoDB backend: a whole table is not copied."""
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+
+def _item_snapshot(backend: Any, entry: Mapping[str, Any]) -> tuple[Any, tuple[Any, Any], Any, int] | None:
+    """(table, key, a copy of the item or None, stream length) for one transaction item."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    _, operation = next(iter(entry.items()))
+    table = backend.tables.get(operation.get("TableName"))
+    keys = operation.get("Key") or operation.get("Item") or {}
+    if table is None or table.hash_key_attr not in keys:
+        return None  # moto refuses it before writing anything
+    hash_value = DynamoType(keys[table.hash_key_attr])
+    range_value = DynamoType(keys[table.range_key_attr]) if table.range_key_attr in keys else None
+    if table.range_key_attr and range_value is None:
+        return None
+    before = copy.deepcopy(table.get_item(hash_value, range_value))
+    stream_mark = len(table.stream_shard.items) if table.stream_shard is not None else 0
+    return table, (hash_value, range_value), before, stream_mark
+
+
 def _one_insert(table: Any, item: Any, stream_mark: int) -> None:
     """An UpdateItem that created `item` streams one INSERT of it, as DynamoDB does. (moto first
     stores a key-only item, and streams that too.)"""
@@ -311,10 +339,36 @@ def _one_insert(table: Any, item: Any, stream_mark: int) -> None:
         shard.add(None, item)
 
 
+def _item_backed(transact_write_items: Any, backend_module: Any) -> Any:
+    """moto's TransactWriteItems, backing up the transaction's own items rather than its tables.
+
+    moto backs up every table a transaction touches with a deep copy (items, indexes and the
+    stream shard) and swaps the copies in on failure: quadratic in the table size, and fatal for
+    a test that applies thousands of events one transaction each. This puts back the items (and
+    stream records) of a cancelled transaction instead."""
+
+    def transact(self: Any, transact_items: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+        snapshots = [_item_snapshot(self, entry) for entry in transact_items]
+        outer = getattr(_state, "transaction", False)
+        _state.transaction = True
+        try:
+            with patch.object(backend_module, "copy", _NoTableCopies):
+                return transact_write_items(self, transact_items, *args, **kwargs)
+        except BaseException:
+            for snapshot in reversed([s for s in snapshots if s is not None]):
+                _restore(*snapshot)
+            raise
+        finally:
+            _state.transaction = outer
+
+    return transact
+
+
 @contextmanager
 def dynamodb_limits() -> Iterator[None]:
     """Hold DynamoDB's item size and number limits in moto, and make a failed write change nothing
     (see the module docstring). Patches moto internals, the only way to reach them."""
+    from moto.dynamodb import models as backend_module
     from moto.dynamodb.exceptions import ItemSizeTooLarge, ItemSizeToUpdateTooLarge
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
@@ -361,14 +415,6 @@ def dynamodb_limits() -> Iterator[None]:
             _one_insert(table, item, stream_mark)
         return item
 
-    def transact(self: Any, *args: Any, **kwargs: Any) -> Any:
-        outer = getattr(_state, "transaction", False)
-        _state.transaction = True
-        try:
-            return transact_write_items(self, *args, **kwargs)
-        finally:
-            _state.transaction = outer
-
     def batch(self: Any) -> Any:
         # DynamoDB validates the whole batch before writing any of it; moto writes as it goes.
         if any(size > MAX_ITEM_BYTES for size in _batch_put_sizes(self.body)):
@@ -380,7 +426,7 @@ def dynamodb_limits() -> Iterator[None]:
             (Table, "put_item", put),
             (LimitedSizeDict, "__setitem__", dict.__setitem__),  # moto's own O(n) check per attribute
             (DynamoDBBackend, "update_item", update),
-            (DynamoDBBackend, "transact_write_items", transact),
+            (DynamoDBBackend, "transact_write_items", _item_backed(transact_write_items, backend_module)),
             (DynamoHandler, "batch_write_item", batch),
         ):
             patches.enter_context(patch.object(owner, name, replacement))
