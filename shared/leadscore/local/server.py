@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,6 +38,7 @@ from urllib.parse import urlsplit
 
 import boto3
 
+from leadscore.local import emulator
 from leadscore.local.glue import repo_root
 from leadscore.local.schedule import ScheduleError
 from leadscore.local.stack import (
@@ -170,6 +172,7 @@ class LocalStack:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._moto: Any = None
+        self._limits = ExitStack()
         self._http: ThreadingHTTPServer | None = None
         self.session: EndpointSession | None = None
         self.physical = Physical()
@@ -224,6 +227,7 @@ class LocalStack:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+        self._limits.close()
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -260,6 +264,8 @@ class LocalStack:
         )  # one line per request from the emulator is noise
         if self.options.emulator_port:
             _ensure_free(self.options.emulator_port, "--emulator-port")
+        # DynamoDB's item size and number limits, and all-or-nothing writes, as in the tests.
+        self._limits.enter_context(emulator.dynamodb_limits())
         self._moto = ThreadedMotoServer(
             ip_address="127.0.0.1", port=self.options.emulator_port, verbose=False
         )
@@ -509,7 +515,7 @@ class _MotoProcess:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{port}"
-        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        command = [sys.executable, "-m", "leadscore.local.emulator", "-H", "127.0.0.1", "-p", str(port)]
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while True:
