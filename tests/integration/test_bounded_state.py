@@ -3,10 +3,8 @@ reach it, and one bad lead never stops the decay job for the others."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
@@ -14,6 +12,8 @@ from leadscore import pipeline
 from leadscore.config import Settings
 from leadscore.domain import lead_id_for
 from leadscore.repository import profile_from_item
+from leadscore.repository.profiles import worst_case_size
+from leadscore.repository.sizes import item_size
 from leadscore.scoring import engine
 
 from .conftest import Stack
@@ -23,11 +23,6 @@ pytestmark = pytest.mark.integration
 
 def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _size(item: dict[str, Any]) -> int:
-    """Bytes of names and values, near enough to DynamoDB's count for a bound."""
-    return len(json.dumps(item, default=str).encode())
 
 
 def _settings(stack: Stack) -> Settings:
@@ -55,7 +50,8 @@ def test_many_posts_with_new_field_names_do_not_grow_the_profile(stack: Stack) -
     kept = {key.removeprefix("attr:") for key in item if key.startswith("attr:")}
     assert kept == {"job_title"}
     assert kept <= engine.profile_attributes(model)
-    assert _size(item) < 8_000, _size(item)
+    assert item_size(item) < 8_000, item_size(item)
+    assert item_size(item) <= worst_case_size(model)
     assert profile_from_item(item, "lead").state.attributes["job_title"] == "CTO 19"
     assert int(item["n:type:form_submitted"]) == 20
 

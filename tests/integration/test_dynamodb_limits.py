@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from leadscore.local import emulator
-from leadscore.local.emulator import MAX_ITEM_BYTES, wire_item_size
+from leadscore.repository.sizes import MAX_ITEM_BYTES, wire_item_size
 
 from ..conftest import TEST_REGION
 

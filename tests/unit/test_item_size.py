@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from boto3.dynamodb.types import Binary
 
-from leadscore.local.emulator import MAX_ITEM_BYTES, item_size, wire_item_size
+from leadscore.repository.sizes import MAX_ITEM_BYTES, item_size, wire_item_size
 
 pytestmark = pytest.mark.unit
 

@@ -615,6 +615,22 @@ def test_webhook_secret_is_generated_with_one_object_per_provider(sam_template: 
     assert providers == {"generic": {}, "html": {"sites": {}}, "typeform": {}, "sendgrid": {}}
 
 
+def _dead_letter_queues(template: dict[str, Any]) -> list[str]:
+    return [
+        name
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::SQS::Queue" and name.endswith("DLQ")
+    ]
+
+
+def test_every_dead_letter_queue_is_an_output_for_leadscore_replay(sam_template: dict[str, Any]) -> None:
+    queues = _dead_letter_queues(sam_template)
+
+    assert len(queues) == 5
+    for name in queues:
+        assert sam_template["Outputs"][f"{name}Url"]["Value"] == {"Ref": name}
+
+
 def test_outputs_expose_what_operators_and_subscribers_need(sam_template: dict[str, Any]) -> None:
     assert set(sam_template["Outputs"]) == {
         "ApiUrl",
@@ -628,6 +644,9 @@ def test_outputs_expose_what_operators_and_subscribers_need(sam_template: dict[s
         "RescoreJobsTableName",
         "RescoreFunctionName",
         "WebAclArn",
+        "IdempotencyTableName",
+        "SesEventsQueueUrl",
+        *(f"{name}Url" for name in _dead_letter_queues(sam_template)),
     }
     assert sam_template["Outputs"]["WebAclArn"]["Condition"] == "CreateWaf"
     assert "${LeadScoreApi}" in sam_template["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"]

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from leadscore.model_store import dump_model, load_model
+from leadscore.repository.profiles import worst_case_size
+from leadscore.repository.sizes import MAX_ITEM_BYTES
 
 
 def register(subparsers: Any) -> None:
@@ -32,10 +34,19 @@ def _validate(args: argparse.Namespace) -> int:
             for category in ("fit", "engagement", "negative")
         },
         "stages": [s.name for s in model.stages],
+        "worst_case_profile_bytes": worst_case_size(model),
         "checked_at": datetime.now(UTC).isoformat(),
     }
     json.dump(summary, sys.stdout, indent=2)
     print()
+    if summary["worst_case_profile_bytes"] > MAX_ITEM_BYTES:
+        print(
+            f"leadscore: error: a lead's profile under this model can reach "
+            f"{summary['worst_case_profile_bytes']:,} bytes, over DynamoDB's {MAX_ITEM_BYTES:,}: "
+            "read fewer attributes (each kept attribute can cost about 2 KB)",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

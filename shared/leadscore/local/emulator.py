@@ -22,7 +22,7 @@ pagination, filters, projections, the response) is still moto's code.
 
 DynamoDB refuses what it cannot store, and a refused write changes nothing; moto 5.2 does neither
 reliably. `dynamodb_limits` (entered by `atomic_requests`, so active wherever it is) makes it:
-- an item is at most 400 KB measured with DynamoDB's documented rules (`item_size`), on every
+- an item is at most 400 KB measured with DynamoDB's documented rules (`repository.sizes.item_size`), on every
   write: PutItem, BatchWriteItem (checked for the whole batch before anything is written),
   TransactWriteItems and UpdateItem (the item as it would be after the update, string-set and
   number-set ADDs included). moto checks only top-level assignments, with other rules, at 405,000;
@@ -54,7 +54,7 @@ from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 from unittest.mock import patch
 
-from boto3.dynamodb.types import TypeSerializer
+from leadscore.repository.sizes import MAX_ITEM_BYTES, utf8_size, value_size, wire_item_size
 
 _lock = threading.RLock()
 
@@ -150,75 +150,11 @@ def partition_queries() -> Iterator[None]:
 
 # -- DynamoDB's limits ----------------------------------------------------------------------------
 
-MAX_ITEM_BYTES = 409_600  # 400 KB, names and values
-
 _TOO_LARGE = "Item size has exceeded the maximum allowed size"
 _OVERFLOW = "Number overflow. Attempting to store a number with magnitude larger than supported range"
 _UNDERFLOW = "Number underflow. Attempting to store a number with magnitude smaller than supported range"
 _TOO_PRECISE = "Attempting to store more than 38 significant digits in a Number"
 _EXACT = Context(prec=1000, traps=[Inexact, InvalidOperation])  # sums of DynamoDB numbers fit
-
-
-def item_size(item: Mapping[str, Any]) -> int:
-    """The size of an item as DynamoDB counts it toward its 400 KB limit (`MAX_ITEM_BYTES`).
-
-    `item` holds Python values as the boto3 Table resource takes them (str, int/Decimal, bytes or
-    Binary, bool, None, list, dict, set). DynamoDB's documented rules ("Item sizes and formats" in
-    the developer guide): each attribute counts its name's UTF-8 bytes plus its value; a string its
-    UTF-8 bytes; a number 1 byte per two significant digits (leading and trailing zeros trimmed)
-    plus 1; binary its raw bytes; a boolean or null 1 byte; a list or map 3 bytes plus, per
-    element, 1 byte and the element (a map key counts like a name); a set the sum of its elements.
-    The number rule is documented as approximate: measured numbers can cost a byte more.
-    """
-    serialize = TypeSerializer().serialize
-    return sum(_utf8(name) + _value_size(serialize(value)) for name, value in item.items())
-
-
-def wire_item_size(item: Mapping[str, Any]) -> int:
-    """`item_size` of an item in DynamoDB's wire form (`{"name": {"S": "..."}}`, binary base64)."""
-    return sum(_utf8(name) + _value_size(value) for name, value in item.items())
-
-
-def _utf8(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
-
-
-def _number_size(text: str) -> int:
-    mantissa = text.lower().partition("e")[0]
-    digits = mantissa.lstrip("+-").replace(".", "").strip("0")
-    return (len(digits) + 1) // 2 + 1
-
-
-def _binary_size(value: Any) -> int:
-    if isinstance(value, str):  # base64, as it travels in JSON and as moto keeps it
-        return len(value) * 3 // 4 - value[-2:].count("=")
-    return len(bytes(value))
-
-
-def _value_size(value: Any) -> int:
-    """Size of one value: a wire-form dict (`{"S": "x"}`) or moto's DynamoType (same type codes)."""
-    kind = getattr(value, "type", None)
-    if kind is None:
-        ((kind, inner),) = value.items()
-    else:
-        inner = value.value
-    if kind == "S":
-        return _utf8(inner)
-    if kind == "N":
-        return _number_size(inner)
-    if kind == "M":
-        return 3 + sum(1 + _utf8(k) + _value_size(v) for k, v in inner.items())
-    if kind == "L":
-        return 3 + sum(1 + _value_size(v) for v in inner)
-    if kind == "SS":
-        return sum(_utf8(v) for v in inner)
-    if kind == "NS":
-        return sum(_number_size(v) for v in inner)
-    if kind == "B":
-        return _binary_size(inner)
-    if kind == "BS":
-        return sum(_binary_size(v) for v in inner)
-    return 1  # BOOL, NULL
 
 
 class ValidationError(Exception):
@@ -271,7 +207,7 @@ def _check_numbers(value: Any) -> None:
 
 
 def _attrs_size(attrs: Mapping[str, Any]) -> int:
-    return sum(_utf8(name) + _value_size(value) for name, value in attrs.items())
+    return sum(utf8_size(name) + value_size(value) for name, value in attrs.items())
 
 
 def _exact(left: str, right: str, subtract: bool) -> str:

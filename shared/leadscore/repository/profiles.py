@@ -30,13 +30,14 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from leadscore.domain import AttributeValue, LeadEvent
+from leadscore.domain import MAX_TEXT, AttributeValue, EventType, LeadEvent
 from leadscore.errors import StorageUnavailable
 from leadscore.repository.codec import (
     Expression,
@@ -49,7 +50,9 @@ from leadscore.repository.codec import (
     storage_error,
 )
 from leadscore.repository.ledger import EventLedger
-from leadscore.scoring.engine import EventEffect, LeadState
+from leadscore.repository.sizes import item_size
+from leadscore.scoring.engine import EventEffect, LeadState, profile_attributes
+from leadscore.scoring.model import AggregateRule, EventRule, ScoringModel
 
 ATTRIBUTE_PREFIX = "attr:"
 ATTRIBUTES_AT = "attrs_at"
@@ -505,3 +508,67 @@ class LeadProfiles:
             kwargs["ExclusiveStartKey"] = dict(start_key)
         response = self._table.scan(**kwargs)
         return [str(item["lead_id"]) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
+
+
+# --- the bound -------------------------------------------------------------------------------------
+MAX_NUMBER = Decimal("-9.9999999999999999999999999999999999999E+125")  # 38 digits: the largest
+LONGEST_STAMP = "2026-01-01T00:00:00.000000Z#ev_" + "f" * 32
+STORED_DAYS = 402  # first + last kept by every guarded save, plus a retention period of new days
+
+
+def worst_case_item(model: ScoringModel, retention_days: int = 400) -> dict[str, Any]:
+    """The largest profile item `model` can produce whatever arrives: every attribute it keeps at
+    its longest (MAX_TEXT characters of 4-byte UTF-8), every counter and accumulator at 38 digits,
+    the longest stage names, a full transition, rescore outcome and pending announcement, and
+    an active day for every day of the ledger's retention (guarded saves keep first and last)."""
+    text = "\U0001f600" * MAX_TEXT
+    stage = max((s.name for s in model.stages), key=len)
+    stamp = {"at": LONGEST_STAMP, "v": text}
+    transition = {
+        "from_stage": stage,
+        "to_stage": stage,
+        "at": LONGEST_STAMP[:27],
+        "reason": "threshold",
+        "score": MAX_NUMBER,
+        "id": new_transition_id(),
+    }
+    item: dict[str, Any] = {
+        "lead_id": "ld_" + "f" * 24,
+        "email": "e" * 64 + "@" + "d" * 189,
+        **dict.fromkeys(("created_at", "updated_at", "scored_at"), LONGEST_STAMP[:27]),
+        **dict.fromkeys(
+            ("score", "fit", "engagement", "negative", "stage_seq", "version", "revision", "review_at"),
+            MAX_NUMBER,
+        ),
+        "stage": stage,
+        "grade": max((g.grade for g in model.grades), key=len),
+        "model_version": "v" * 64,
+        "review_shard": "255",
+        ATTRIBUTES_AT: LONGEST_STAMP,
+        PENDING: new_transition_id(),
+        "last_transition": transition,
+        "rescored_by": str(uuid.uuid4()),
+        "rescore_outcome": {
+            "from_stage": stage,
+            "to_stage": stage,
+            "score_before": MAX_NUMBER,
+            "score_after": MAX_NUMBER,
+            "skipped": False,
+        },
+        "days": {Decimal(99_999 + day) for day in range(min(STORED_DAYS, retention_days + 2))},
+    }
+    for name in profile_attributes(model):
+        item[f"{ATTRIBUTE_PREFIX}{name}"] = stamp
+    for _, rule in model.all_rules():
+        if isinstance(rule, EventRule):
+            item[f"r:{rule.id}"] = MAX_NUMBER
+        elif isinstance(rule, AggregateRule):
+            item[f"n:{rule.id}"] = MAX_NUMBER
+    for event_type in EventType:
+        item[f"n:type:{event_type}"] = MAX_NUMBER
+    return item
+
+
+def worst_case_size(model: ScoringModel, retention_days: int = 400) -> int:
+    """Bytes of `worst_case_item` by DynamoDB's rules: must stay below MAX_ITEM_BYTES."""
+    return item_size(worst_case_item(model, retention_days))

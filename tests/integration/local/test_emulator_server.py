@@ -15,8 +15,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from leadscore.local.emulator import MAX_ITEM_BYTES, wire_item_size
 from leadscore.local.template import table_specs
+from leadscore.repository.sizes import MAX_ITEM_BYTES, wire_item_size
 
 from ...conftest import TEST_REGION
 
