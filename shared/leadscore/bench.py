@@ -79,6 +79,10 @@ class RequestCounter:
         finally:
             BotocoreStubber.process_request = original  # type: ignore[method-assign]
 
+    def clear(self) -> None:
+        self.counts.clear()
+        self.items_written.clear()
+
     def totals(self, operations: set[str]) -> Counter[str]:
         result: Counter[str] = Counter()
         for (function, operation), n in self.counts.items():
@@ -133,7 +137,7 @@ class _Pipeline:
 
 def _hot_path(pipe: _Pipeline, emails: list[str], events: int, rng: random.Random) -> dict[str, Any]:
     """Engagement events for leads that stay in their stage."""
-    pipe.counter.counts.clear()
+    pipe.counter.clear()
     now = datetime.now(UTC)
     kinds = ["email_delivered", "email_opened", "page_viewed", "email_clicked"]
     started = time.perf_counter()
@@ -166,7 +170,7 @@ def _stage_changes(pipe: _Pipeline, profiles: Any, leads: int) -> dict[str, Any]
     """Good-fit leads that request a demo and look at pricing: lead -> MQL -> SQL."""
     from leadscore.domain import lead_id_for
 
-    pipe.counter.counts.clear()
+    pipe.counter.clear()
     promoted = [f"vp{i}@globex{i}.com" for i in range(leads)]
     attributes = {"job_title": "VP Sales", "company_size": 900, "industry": "Software", "country": "US"}
     for i, email in enumerate(promoted):
