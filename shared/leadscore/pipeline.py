@@ -125,7 +125,7 @@ def apply_ledger_record(
     event = event_from_item(new_image)
     received_at = parse_iso(str(new_image["received_at"]))
     effect = engine.effect_of(svc.model, event, received_at)
-    return svc.profiles.apply(event, effect, received_at, now or clock.now())
+    return svc.profiles.apply(event, effect, now or clock.now())
 
 
 def on_profile_change(

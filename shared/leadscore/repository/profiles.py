@@ -230,7 +230,7 @@ class LeadProfiles:
         self._ledger = ledger
 
     # --- the hot path -------------------------------------------------------------------------
-    def apply(self, event: LeadEvent, effect: EventEffect, received_at: datetime, now: datetime) -> bool:
+    def apply(self, event: LeadEvent, effect: EventEffect, now: datetime) -> bool:
         """Add one event's effect to its lead. Returns False if that event was already applied.
 
         One transaction, no read: the ledger item is marked applied (condition: not yet) and the
@@ -239,7 +239,6 @@ class LeadProfiles:
         an older event sets each attribute only where it is newer, one conditional update each
         (idempotent, so a retry after a crash in between is harmless), before its transaction.
         """
-        del received_at  # the ledger item carries it; kept for the callers' symmetry
         marker = self._ledger.mark_applied(event.lead_id, event.event_id, now)
         stamp = f"{iso(event.occurred_at)}#{event.event_id}"
         if effect.attributes:
