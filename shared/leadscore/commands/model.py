@@ -26,6 +26,7 @@ def register(subparsers: Any) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     model = load_model(args.model)
+    worst_case = worst_case_size(model)
     summary = {
         "name": model.name,
         "version": model.version,
@@ -34,15 +35,15 @@ def _validate(args: argparse.Namespace) -> int:
             for category in ("fit", "engagement", "negative")
         },
         "stages": [s.name for s in model.stages],
-        "worst_case_profile_bytes": worst_case_size(model),
+        "worst_case_profile_bytes": worst_case,
         "checked_at": datetime.now(UTC).isoformat(),
     }
     json.dump(summary, sys.stdout, indent=2)
     print()
-    if summary["worst_case_profile_bytes"] > MAX_ITEM_BYTES:
+    if worst_case > MAX_ITEM_BYTES:
         print(
             f"leadscore: error: a lead's profile under this model can reach "
-            f"{summary['worst_case_profile_bytes']:,} bytes, over DynamoDB's {MAX_ITEM_BYTES:,}: "
+            f"{worst_case:,} bytes, over DynamoDB's {MAX_ITEM_BYTES:,}: "
             "read fewer attributes (each kept attribute can cost about 2 KB)",
             file=sys.stderr,
         )
