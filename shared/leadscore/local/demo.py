@@ -122,6 +122,7 @@ HOSTILE_KINDS = (
     "bad_site_token",
     "sendgrid_bad_signature",
     "typeform_bad_signature",
+    "forged_unsubscribe",
 )
 
 

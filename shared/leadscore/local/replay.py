@@ -46,6 +46,7 @@ EXPECTED_REFUSAL: dict[str, tuple[int, str | None]] = {
     "bad_site_token": (401, "invalid_signature"),
     "sendgrid_bad_signature": (401, "invalid_signature"),
     "typeform_bad_signature": (401, "invalid_signature"),
+    "forged_unsubscribe": (400, "event_type_not_allowed"),  # a public form cannot suppress anyone
     "unsigned_lead_api": (403, None),
 }
 
@@ -250,7 +251,7 @@ class Replayer:
             headers["content-type"] = "text/plain"
         elif kind == "unknown_provider":
             path = "/v1/forms/hubspot"
-        elif kind in ("honeypot", "bad_site_token"):
+        elif kind in ("honeypot", "bad_site_token", "forged_unsubscribe"):
             path = "/v1/forms/html"
             fields = {
                 "_site": demo.HTML_SITE_ID,
@@ -260,6 +261,8 @@ class Replayer:
             }
             if kind == "honeypot":
                 fields["website_url"] = "http://cheap-pills.example"
+            elif kind == "forged_unsubscribe":
+                fields["_event"] = "email_unsubscribed"
             else:
                 fields["_token"] = "guessed-token"
             body, headers = urlencode(fields).encode(), {"content-type": "application/x-www-form-urlencoded"}
