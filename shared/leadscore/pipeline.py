@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache, cached_property, partial
 from typing import Any
 
@@ -147,7 +147,10 @@ def on_profile_change(
     # The hot path: decide from the stream image alone and write only when the stage changes, and
     # only if the item is still what the image shows (an image older than the item, say one from
     # before a spam complaint was applied, must not promote the lead: its successor decides).
-    evaluation = lifecycle.evaluate(model, new, now or clock.now(), "threshold", review_horizon=None)
+    # Never at a time before the one the item was last scored for: a decay run fired for a later
+    # moment (a catch-up, or `local-fire --at`) must not be undone by scoring its result earlier.
+    at = max(now or clock.now(), new.scored_at or datetime.min.replace(tzinfo=UTC))
+    evaluation = lifecycle.evaluate(model, new, at, "threshold", review_horizon=None)
     if evaluation.transition is None:
         return None
     evaluation = lifecycle.plan_review(model, new, evaluation, timedelta(hours=settings.review_horizon_hours))

@@ -143,3 +143,20 @@ def test_an_announced_transition_leaves_nothing_pending(stack: Stack) -> None:
     assert len(stack.messages(sales)) == 1
     assert report["announced"] == 0
     assert "announce_pending" not in stack.profile(lead_id_for("clean@globex.com"))
+
+
+def test_a_decay_run_for_a_later_moment_is_not_undone_by_the_stream(stack: Stack) -> None:
+    # Given an SQL lead, and a decay run fired for a moment two months ahead (`local-fire --at`)
+    sales = stack.subscribe("SalesTopic")
+    _sql_worthy(stack, "later@globex.com")
+    stack.settle()
+    assert len(stack.messages(sales)) == 1
+    later = datetime.now(UTC) + timedelta(days=60)
+
+    report = stack.runner.fire_schedule("DecayScoresFunction", at=later)
+    stack.settle()  # the profile stream evaluates what decay wrote, on the real clock
+
+    # Then the demotion stands, and sales is not paged again
+    assert report["transitions"] == 1
+    assert stack.profile(lead_id_for("later@globex.com"))["stage"] != "SQL"
+    assert stack.messages(sales) == []
