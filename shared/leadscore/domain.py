@@ -88,16 +88,19 @@ def normalize_email(value: str) -> str:
     if len(email) > MAX_EMAIL_CHARS:
         raise ValueError(f"not a valid email address: longer than {MAX_EMAIL_CHARS} characters")
     local, at, domain = email.rpartition("@")
+    domain = domain.removesuffix(".")  # "acme.com." is acme.com (fully qualified), not a new lead
+    labels = domain.split(".")
     if (
         not at
         or not local
         or len(local) > MAX_LOCAL_PART_CHARS
         or "@" in local
-        or "." not in domain[1:-1]
+        or len(labels) < 2
+        or not all(labels)  # "a@b..c", "a@.b.c"
         or any(char.isspace() or not char.isprintable() for char in email)
     ):
         raise ValueError(f"not a valid email address: {email[:80]!r}")
-    return email
+    return f"{local}@{domain}"
 
 
 def lead_id_for(email: str) -> str:

@@ -55,6 +55,9 @@ def test_email_identity_is_case_and_space_insensitive() -> None:
         "a@b@acme.example",
         "ann@acme.example\x00",
         "ann\u200b@acme.example",
+        "a@b..c",  # empty domain labels
+        "a@acme.example..",
+        "a@.",
     ],
 )
 def test_invalid_or_oversized_emails_are_refused(hostile: str) -> None:
@@ -88,3 +91,9 @@ def test_numbers_dynamodb_cannot_store_are_kept_as_text_or_dropped_never_raising
 def test_attribute_names_outside_plain_snake_case_are_dropped() -> None:
     attributes = LeadAttributes.model_validate({"x" * 65: 1, "Job Title": "CEO", "名前": "Ann", "ok_1": 2})
     assert attributes.present() == {"ok_1": 2}
+
+
+def test_a_fully_qualified_domain_is_the_same_lead() -> None:
+    # "acme.example." names the same domain: it must not make a second lead for the same person
+    assert normalize_email("Ann@Acme.Example.") == "ann@acme.example"
+    assert lead_id_for("ann@acme.example.") == lead_id_for("ann@acme.example")
