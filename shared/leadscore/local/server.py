@@ -567,6 +567,17 @@ def _handler_class(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # the runner logs each invocation
             return
 
+        def parse_request(self) -> bool:
+            # The stdlib parses the headers as an email message, and a hostile Content-Type (an
+            # RFC 2231 boundary in the idna charset) makes it raise: answer 400, as the function
+            # behind API Gateway does, instead of dropping the connection.
+            try:
+                return super().parse_request()
+            except (UnicodeError, LookupError, ValueError) as exc:
+                self.close_connection = True
+                self.send_error(400, f"Bad Request: unreadable headers ({type(exc).__name__})")
+                return False
+
         def _read_body(self) -> bytes | None:
             """The request body; None when it is too large. Raises ValueError on broken framing."""
             if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():

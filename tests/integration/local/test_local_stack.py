@@ -390,6 +390,25 @@ def test_broken_http_framing_gets_a_400(local_stack: LocalStack, framing: str, p
     assert problem in json.loads(payload)["message"]
 
 
+@pytest.mark.parametrize("charset", ["idna", "undefined", "punycode"])
+def test_a_content_type_the_header_parser_chokes_on_gets_a_400(local_stack: LocalStack, charset: str) -> None:
+    host, port = urlsplit(local_stack.url).hostname, urlsplit(local_stack.url).port
+    assert host and port
+    body = b'--abc\r\nContent-Disposition: form-data; name="email"\r\n\r\na@b.example\r\n--abc--\r\n'
+    request = (
+        f"POST /v1/forms/html HTTP/1.1\r\nHost: {host}\r\n"
+        f"Content-Type: multipart/form-data; boundary*={charset}''abc\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((host, port), timeout=WAIT) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+
+    assert answer.startswith((b"HTTP/1.1 400", b"HTTP/1.0 400")), answer[:200]
+
+
 def test_a_filled_honeypot_is_acknowledged_but_records_nothing(local_stack: LocalStack, api: Client) -> None:
     email = unique_email("bots.example")
     fields = {
