@@ -36,6 +36,7 @@ import email.errors
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from email import message_from_bytes
 from email.message import Message
@@ -143,12 +144,22 @@ def _multipart(body: bytes, content_type: str) -> list[tuple[str, str]]:
     return fields
 
 
+# Hints about consent or deliverability ("unsubscribe me", "opt-out", "spam complaint"): a public
+# form cannot say that, and recording it as a form submission would score an opt-out as interest.
+_CONSENT_WORDS = re.compile(r"unsub|opt[\s_-]*out|complain|spam|bounce|resub")
+
+
 def _form_type(hint: str) -> EventType:
     event_type = event_type_from(hint)
     if event_type not in FORM_EVENT_TYPES:
         raise EventTypeNotAllowed(
             f"event type {event_type.value!r} may not come from provider 'html': a public form may only "
             f"send {', '.join(sorted(FORM_EVENT_TYPES))}"
+        )
+    if hint.strip().lower() != event_type.value and _CONSENT_WORDS.search(hint[:200].lower()):
+        raise EventTypeNotAllowed(
+            f"the form's event hint {hint[:40]!r} asks to unsubscribe, resubscribe, complain or bounce: "
+            "a public form cannot say that (only the email provider that owns the list can)"
         )
     return event_type
 

@@ -114,6 +114,32 @@ def test_html_form_refuses_every_non_form_type_by_name(
     assert f"'{event_type.value}'" in refused.value.message
 
 
+@pytest.mark.parametrize(
+    "hint",
+    [
+        "unsubscribe",
+        "Please unsubscribe me",
+        "opt-out",
+        "Opt out",
+        "spam complaint",
+        "hard bounce",
+        "Resubscribe me please",
+        "group_resubscribe",
+    ],
+)
+def test_html_form_refuses_hints_about_consent_rather_than_scoring_them_as_a_form(
+    make_request: MakeRequest, hint: str
+) -> None:
+    # Given a public form post whose hint asks for an opt-out (or its undoing) in plain words
+    body = urlencode({**AUTH, "_event": hint}).encode()
+    # When it goes through the gate
+    with pytest.raises(EventTypeNotAllowed) as refused:
+        read_delivery(get_adapter("html", "form"), make_request("html", body, URLENCODED), HTML_SECRET)
+    # Then it is a 400, not a form submission worth engagement points
+    assert refused.value.status == 400
+    assert "cannot say that" in refused.value.message
+
+
 @pytest.mark.parametrize("event_type", sorted(FORM_EVENT_TYPES))
 def test_html_form_accepts_each_form_type(make_request: MakeRequest, event_type: EventType) -> None:
     body = urlencode({**AUTH, "_event": event_type.value}).encode()
