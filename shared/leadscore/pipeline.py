@@ -154,7 +154,7 @@ def on_profile_change(
     if evaluation.transition is None:
         return None
     evaluation = lifecycle.plan_review(model, new, evaluation, timedelta(hours=settings.review_horizon_hours))
-    return evaluation.stage if svc.profiles.save(new, evaluation, check_version=True) else None
+    return evaluation.stage if svc.profiles.save(new, evaluation) else None
 
 
 def _announce(svc: Services, model: ScoringModel, profile: LeadProfile, lambda_context: Any) -> None:
@@ -244,7 +244,7 @@ def _review(
     evaluation = lifecycle.evaluate(
         model, profile, moment, "decay", timedelta(hours=settings.review_horizon_hours)
     )
-    if svc.profiles.save(profile, evaluation, check_version=True):
+    if svc.profiles.save(profile, evaluation):
         report.updated += 1
         report.transitions += evaluation.transition is not None
     else:

@@ -46,7 +46,7 @@ def test_a_decay_save_decided_before_an_event_was_applied_changes_nothing(stack:
 
     # When the job saves what it decided on the stale read
     evaluation = lifecycle.evaluate(svc.model, stale, stack.clock.now(), "decay", timedelta(hours=24))
-    saved = svc.profiles.save(stale, evaluation, check_version=True)
+    saved = svc.profiles.save(stale, evaluation)
 
     # Then the save is refused and the stored lead is exactly as the event left it
     assert saved is False

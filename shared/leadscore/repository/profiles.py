@@ -312,14 +312,12 @@ class LeadProfiles:
                 raise storage_error("update a lead attribute", exc) from exc
 
     # --- deciders: threshold evaluation, decay, rescoring ----------------------------------------
-    def save(self, profile: LeadProfile, evaluation: Evaluation, *, check_version: bool) -> bool:
-        """Write an evaluation decided on `profile`. Guarded by the stage sequence (no other stage
-        change since), and with `check_version` also by the revision (nothing changed since we
-        read the lead: the decision was made on the item as it is). Returns False when the guard
-        failed: someone else moved first, and their change will be evaluated in turn."""
-        return self._write_evaluation(
-            profile, evaluation, self._evaluation_expression(profile, evaluation), check_version
-        )
+    def save(self, profile: LeadProfile, evaluation: Evaluation) -> bool:
+        """Write an evaluation decided on `profile`, guarded by its stage sequence and revision:
+        nothing changed since it was read, so the decision was made on the item as it is. Returns
+        False when the guard failed: someone else moved first, and their change is evaluated in
+        turn."""
+        return self._write_evaluation(profile, evaluation, self._evaluation_expression(profile, evaluation))
 
     def replace_scoring_state(
         self,
@@ -344,7 +342,7 @@ class LeadProfiles:
             expr.set(f"n:{key}", n)
         expr.set("rescored_by", job_id)
         expr.set("rescore_outcome", dict(outcome))
-        return self._write_evaluation(profile, evaluation, expr, check_version=True)
+        return self._write_evaluation(profile, evaluation, expr)
 
     def _evaluation_expression(self, profile: LeadProfile, evaluation: Evaluation) -> Expression:
         expr = Expression()
@@ -369,18 +367,14 @@ class LeadProfiles:
             expr.set("review_shard", review_shard_for(profile.lead_id, self._shards))
         return expr
 
-    def _write_evaluation(
-        self, profile: LeadProfile, evaluation: Evaluation, expr: Expression, check_version: bool
-    ) -> bool:
-        condition = f"stage_seq = {expr.value(profile.stage_seq)}"
-        if check_version:
-            revision = expr.name("revision")
-            condition += (
-                f" AND (attribute_not_exists({revision}) OR {revision} = {expr.value(profile.revision)})"
-                if profile.revision == 0
-                else f" AND {revision} = {expr.value(profile.revision)}"
-            )
-            self._tidy(profile, evaluation, expr)
+    def _write_evaluation(self, profile: LeadProfile, evaluation: Evaluation, expr: Expression) -> bool:
+        revision = expr.name("revision")
+        condition = f"stage_seq = {expr.value(profile.stage_seq)} AND " + (
+            f"(attribute_not_exists({revision}) OR {revision} = {expr.value(profile.revision)})"
+            if profile.revision == 0
+            else f"{revision} = {expr.value(profile.revision)}"
+        )
+        self._tidy(profile, evaluation, expr)
         try:
             self._table.update_item(Key={"lead_id": profile.lead_id}, **expr.kwargs(condition))
         except ClientError as exc:
