@@ -1,4 +1,4 @@
-"""Spam protection for public HTML forms: minimum fill time, per-site/per-IP rate limits and
+"""Spam protection for public HTML forms: minimum fill time, per-site/IP/lead rate limits and
 server-side CAPTCHA verification, each optional and configured per site in the html provider's
 entry of the webhook secret (`{"sites": {"<site>": {"token": ..., "min_fill_seconds": ...,
 "rate_limits": [...], "captcha": {...}}}}`; a plain `"<site>": "<token>"` keeps no guard).
@@ -93,11 +93,13 @@ class CaptchaConfig(BaseModel):
 
 
 class RateLimit(BaseModel):
-    """At most `limit` submissions per `window_seconds` for the whole site, or per client IP."""
+    """At most `limit` submissions per `window_seconds` for the whole site, per client IP, or per
+    lead (the email address the form names: caps what one address can be made to receive from a
+    public form, however many IPs post it)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    per: Literal["site", "ip"]
+    per: Literal["site", "ip", "lead"]
     limit: int = Field(ge=1, le=1_000_000)
     window_seconds: int = Field(ge=1, le=86_400)
 
@@ -122,6 +124,7 @@ class GuardCheck(BaseModel):
     site: str
     guard: SiteGuard
     source_ip: str | None
+    lead_id: str = ""
     captcha_token: str | None
     received_at: datetime
 
@@ -173,12 +176,16 @@ def check_rate_limits(check: GuardCheck, counters: Counters) -> None:
     now = check.received_at.timestamp()
     for rule in check.guard.rate_limits:
         window = int(now // rule.window_seconds)
-        who = check.site if rule.per == "site" else f"{check.site}#{_client_key(check.source_ip)}"
+        who = {
+            "site": check.site,
+            "ip": f"{check.site}#{_client_key(check.source_ip)}",
+            "lead": f"{check.site}#{check.lead_id}",
+        }[rule.per]
         window_end = (window + 1) * rule.window_seconds
         key = f"form#{rule.per}#{rule.window_seconds}#{who}#{window}"
         if not counters.hit(key, rule.limit, expires_at=window_end + 60):
             retry_after = max(1, math.ceil(window_end - now))
-            scope = "this site" if rule.per == "site" else "your address"
+            scope = {"site": "this site", "ip": "your address", "lead": "this email address"}[rule.per]
             raise RateLimited(
                 f"too many form submissions from {scope}: at most {rule.limit} per "
                 f"{rule.window_seconds}s; retry after {retry_after}s",

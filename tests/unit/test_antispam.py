@@ -14,6 +14,7 @@ from leadscore import antispam
 from leadscore.adapters.base import WebhookRequest
 from leadscore.adapters.html import ADAPTER
 from leadscore.antispam import CaptchaConfig, GuardCheck, RateLimit, SiteGuard
+from leadscore.domain import lead_id_for
 from leadscore.errors import (
     CaptchaMissing,
     CaptchaRejected,
@@ -142,6 +143,31 @@ def test_ipv6_clients_are_counted_per_64_and_the_site_limit_counts_everyone() ->
     antispam.check_rate_limits(_check(ip="2001:db8:1::1", rate_limits=limits), counters)
     with pytest.raises(RateLimited, match="this site"):
         antispam.check_rate_limits(_check(ip="192.0.2.1", rate_limits=limits), counters)
+
+
+def test_the_per_lead_limit_caps_one_address_whatever_the_ip() -> None:
+    # Given a site that lets one email address be posted at most twice an hour
+    counters = MemoryCounters()
+    limits = [RateLimit(per="lead", limit=2, window_seconds=3600)]
+
+    def post(ip: str, lead_id: str) -> None:
+        check = _check(ip=ip, rate_limits=limits).model_copy(update={"lead_id": lead_id})
+        antispam.check_rate_limits(check, counters)
+
+    post("192.0.2.1", "ld_victim")
+    post("192.0.2.2", "ld_victim")
+    # When a third IP posts the same address, Then it is refused; another address still passes
+    with pytest.raises(RateLimited, match="this email address"):
+        post("192.0.2.3", "ld_victim")
+    post("192.0.2.3", "ld_someone_else")
+
+
+def test_the_html_form_hands_the_guard_the_lead_it_names() -> None:
+    limits = [{"per": "lead", "limit": 5, "window_seconds": 3600}]
+
+    events, check = ADAPTER.parse_guarded(_request(FORM), _secret(rate_limits=limits))
+
+    assert check is not None and check.lead_id == events[0].lead_id == lead_id_for("ann@acme.example")
 
 
 def test_a_rate_limit_answer_carries_retry_after_over_http() -> None:
