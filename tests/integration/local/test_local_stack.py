@@ -364,6 +364,19 @@ def test_hostile_generic_requests_are_refused_and_record_nothing(
     assert_nothing_recorded(local_stack, api, email)
 
 
+def _raw_exchange(local_stack: LocalStack, path: str, headers: str, body: bytes) -> bytes:
+    """Send one hand-framed request (what a client library would refuse to send); the raw answer."""
+    host, port = urlsplit(local_stack.url).hostname, urlsplit(local_stack.url).port
+    assert host and port
+    request = f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n".encode() + body
+    with socket.create_connection((host, port), timeout=WAIT) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
 @pytest.mark.parametrize(
     ("framing", "problem"),
     [
@@ -373,18 +386,10 @@ def test_hostile_generic_requests_are_refused_and_record_nothing(
     ],
 )
 def test_broken_http_framing_gets_a_400(local_stack: LocalStack, framing: str, problem: str) -> None:
-    host, port = urlsplit(local_stack.url).hostname, urlsplit(local_stack.url).port
-    assert host and port
     body = b"zz\r\n{}\r\n0\r\n\r\n" if "chunked" in framing else b'{"email": "a@b.example"}'
-    request = (
-        f"POST /v1/forms/generic HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-        f"{framing}\r\nConnection: close\r\n\r\n"
-    ).encode() + body
-    with socket.create_connection((host, port), timeout=WAIT) as sock:
-        sock.sendall(request)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
+    answer = _raw_exchange(
+        local_stack, "/v1/forms/generic", f"Content-Type: application/json\r\n{framing}\r\n", body
+    )
     head, _, payload = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") or head.startswith(b"HTTP/1.0 400"), head
     assert problem in json.loads(payload)["message"]
@@ -392,19 +397,12 @@ def test_broken_http_framing_gets_a_400(local_stack: LocalStack, framing: str, p
 
 @pytest.mark.parametrize("charset", ["idna", "undefined", "punycode"])
 def test_a_content_type_the_header_parser_chokes_on_gets_a_400(local_stack: LocalStack, charset: str) -> None:
-    host, port = urlsplit(local_stack.url).hostname, urlsplit(local_stack.url).port
-    assert host and port
     body = b'--abc\r\nContent-Disposition: form-data; name="email"\r\n\r\na@b.example\r\n--abc--\r\n'
-    request = (
-        f"POST /v1/forms/html HTTP/1.1\r\nHost: {host}\r\n"
-        f"Content-Type: multipart/form-data; boundary*={charset}''abc\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode() + body
-    with socket.create_connection((host, port), timeout=WAIT) as sock:
-        sock.sendall(request)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
+    headers = (
+        f"Content-Type: multipart/form-data; boundary*={charset}''abc\r\nContent-Length: {len(body)}\r\n"
+    )
+
+    answer = _raw_exchange(local_stack, "/v1/forms/html", headers, body)
 
     assert answer.startswith((b"HTTP/1.1 400", b"HTTP/1.0 400")), answer[:200]
 
