@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from leadscore.errors import UnprocessableEvent
 
@@ -42,6 +42,10 @@ class EventType(StrEnum):
     EMAIL_COMPLAINED = "email_complained"
     EMAIL_UNSUBSCRIBED = "email_unsubscribed"
     EMAIL_RESUBSCRIBED = "email_resubscribed"
+    MEETING_BOOKED = "meeting_booked"  # a scheduled call with the team (Calendly invitee.created)
+    MEETING_CANCELED = "meeting_canceled"
+    # Identity: the person now uses `email`; `previous_email` becomes an alias of the same lead.
+    EMAIL_CHANGED = "email_changed"
 
 
 # Provenance: what each kind of source may assert about a lead (see leadscore.adapters).
@@ -64,7 +68,11 @@ SUPPRESSION_CHANGES = frozenset(
         EventType.EMAIL_RESUBSCRIBED,
     }
 )
-EMAIL_EVENT_TYPES = frozenset(t for t in EventType if t.value.startswith("email_"))
+# What an email service may say: deliveries, engagement and consent (not identity changes).
+EMAIL_EVENT_TYPES = frozenset(
+    t for t in EventType if t.value.startswith("email_") and t is not EventType.EMAIL_CHANGED
+)
+MEETING_EVENT_TYPES = frozenset({EventType.MEETING_BOOKED, EventType.MEETING_CANCELED})
 
 
 class Provider(StrEnum):
@@ -73,6 +81,12 @@ class Provider(StrEnum):
     TYPEFORM = "typeform"
     SENDGRID = "sendgrid"
     SES = "ses"
+    HUBSPOT = "hubspot"
+    WEBFLOW = "webflow"
+    CALENDLY = "calendly"
+    MAILGUN = "mailgun"
+    POSTMARK = "postmark"
+    MAILCHIMP = "mailchimp"
 
 
 def normalize_email(value: str) -> str:
@@ -264,11 +278,27 @@ class LeadEvent(BaseModel):
     provider: Provider
     url: str | None = Field(default=None, max_length=2048)
     attributes: LeadAttributes = Field(default_factory=LeadAttributes)
+    # email_changed only: the address the person used before (`email` is the new one).
+    previous_email: str | None = None
 
     @field_validator("email", mode="before")
     @classmethod
     def _normalize_email(cls, value: str) -> str:
         return normalize_email(value)
+
+    @field_validator("previous_email", mode="before")
+    @classmethod
+    def _normalize_previous(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_email(value)
+
+    @model_validator(mode="after")
+    def _previous_only_for_changes(self) -> LeadEvent:
+        changed = self.event_type is EventType.EMAIL_CHANGED
+        if changed != (self.previous_email is not None):
+            raise ValueError("previous_email is required for email_changed events and only for them")
+        if changed and self.previous_email == self.email:
+            raise ValueError("email_changed needs two different addresses")
+        return self
 
     @field_validator("occurred_at")
     @classmethod

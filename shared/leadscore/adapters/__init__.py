@@ -12,14 +12,30 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-from leadscore.adapters.base import Adapter, Channel, GuardedAdapter, WebhookRequest
-from leadscore.antispam import GuardCheck
-from leadscore.domain import LeadEvent
+from leadscore.adapters.base import (
+    DEFAULT_RETRY_RULES,
+    Adapter,
+    Channel,
+    Delivery,
+    GuardedAdapter,
+    Ports,
+    ReadingAdapter,
+    RetryRules,
+    WebhookRequest,
+)
 from leadscore.errors import EventTypeNotAllowed, UnknownProvider
+from leadscore.ports import NetworkPorts
 
-__all__ = ["Adapter", "Channel", "Delivery", "WebhookRequest", "get_adapter", "read_delivery", "supported"]
+__all__ = [
+    "Adapter",
+    "Channel",
+    "Delivery",
+    "WebhookRequest",
+    "get_adapter",
+    "read_delivery",
+    "retry_rules",
+    "supported",
+]
 
 
 @cache
@@ -55,27 +71,29 @@ def get_adapter(name: str, channel: Channel, *, from_queue: bool = False) -> Ada
     return adapter
 
 
-class Delivery(BaseModel):
-    """One request's events, each allowed for its source, and the guard checks still due."""
-
-    model_config = ConfigDict(frozen=True)
-
-    events: list[LeadEvent]
-    guard: GuardCheck | None = None
+def retry_rules(adapter: Adapter) -> RetryRules:
+    rules: RetryRules = getattr(adapter, "retry", DEFAULT_RETRY_RULES)
+    return rules
 
 
-def read_delivery(adapter: Adapter, request: WebhookRequest, secret: Mapping[str, Any]) -> Delivery:
-    """The adapter's events, provided it may assert every one of them (its `event_types`): the one
-    provenance gate every delivery passes. A public form can say "this person filled a form", never
-    "they unsubscribed"; a refused type fails the whole delivery (400), so nothing is half-recorded."""
-    if isinstance(adapter, GuardedAdapter):
+def read_delivery(
+    adapter: Adapter, request: WebhookRequest, secret: Mapping[str, Any], ports: Ports | None = None
+) -> Delivery:
+    """The adapter's delivery, provided it may assert every event in it (its `event_types`, for
+    parked events too): the one provenance gate every delivery passes. A public form can say "this
+    person filled a form", never "they unsubscribed"; a refused type fails the whole delivery
+    (400), so nothing is half-recorded."""
+    if isinstance(adapter, ReadingAdapter):
+        delivery = adapter.read(request, secret, ports or NetworkPorts())
+    elif isinstance(adapter, GuardedAdapter):
         events, guard = adapter.parse_guarded(request, secret)
+        delivery = Delivery(events=events, guard=guard)
     else:
-        events, guard = adapter.parse(request, secret), None
-    for event in events:
+        delivery = Delivery(events=adapter.parse(request, secret))
+    for event in [*delivery.events, *delivery.pending]:
         if event.event_type not in adapter.event_types:
             raise EventTypeNotAllowed(
                 f"event type {event.event_type.value!r} may not come from provider {adapter.name!r}; "
                 f"it may send: {', '.join(sorted(adapter.event_types))}"
             )
-    return Delivery(events=events, guard=guard)
+    return delivery

@@ -3,20 +3,24 @@
 An adapter turns one authenticated raw request (bytes + headers) into zero or more `LeadEvent`s.
 It declares the event types it may produce (`event_types`), verifies the signature on the raw
 bytes *before* parsing anything, and raises the domain exceptions of `leadscore.errors` for bad
-input. It does no I/O: the secret is handed to it.
+input. It does no I/O: the secret is handed to it, and what needs I/O is returned as data in a
+`Delivery` for the pipeline to do (claim a replay token, run a form's guards, confirm an SNS
+subscription, link or resolve an identity). The one exception is fetching a signing certificate,
+which a `Ports` object passed to `read` does (cached, and faked in unit tests).
+Simple adapters implement `parse` (events only); richer ones implement `read` (a `Delivery`).
 Adding a provider is adding one module to `leadscore.adapters` that defines `ADAPTER`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leadscore.antispam import GuardCheck
-from leadscore.domain import EventType, LeadEvent
+from leadscore.domain import EventType, LeadAttributes, LeadEvent, Provider, ensure_utc, normalize_email
 
 Channel = Literal["form", "email"]
 
@@ -32,6 +36,9 @@ class WebhookRequest(BaseModel):
     query: Mapping[str, str] = Field(default_factory=dict)
     received_at: datetime
     source_ip: str | None = None
+    method: str = "POST"
+    path: str = ""  # as received (API Gateway's rawPath), e.g. /v1/forms/hubspot
+    raw_query: str = ""  # as received, without "?" (signatures that cover the URL need the raw text)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -40,6 +47,125 @@ class WebhookRequest(BaseModel):
     def content_type(self) -> str:
         """Media type without parameters, lower-cased ('' when absent)."""
         return (self.header("content-type") or "").split(";")[0].strip().lower()
+
+
+# --- what an adapter hands back besides events -------------------------------------------------
+class ExternalId(BaseModel):
+    """Someone known to a provider by its own id, not (yet) by email: a HubSpot contact's objectId
+    in one portal (`namespace="hubspot:<portalId>:contact"`), a Typeform response token."""
+
+    model_config = ConfigDict(frozen=True)
+
+    namespace: str = Field(min_length=1, max_length=128)
+    value: str = Field(min_length=1, max_length=256)
+
+
+class IdentityLink(BaseModel):
+    """A delivery that names both: from now on `external` is this email address."""
+
+    model_config = ConfigDict(frozen=True)
+
+    external: ExternalId
+    email: str
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _normalize(cls, value: str) -> str:
+        return normalize_email(value)
+
+
+class PendingEvent(BaseModel):
+    """An authentic event whose person is not known yet (a HubSpot contact event carries only an
+    objectId; a Typeform response may have no email). It is acknowledged and parked, never scored
+    against a guess, and recorded (once, with its real time) when its external id is linked to an
+    email. Same fields as a `LeadEvent`, without the email."""
+
+    model_config = ConfigDict(frozen=True)
+
+    external: ExternalId
+    event_id: str = Field(pattern=r"^ev_[0-9a-f]{32}$")
+    event_type: EventType
+    occurred_at: datetime
+    provider: Provider
+    url: str | None = Field(default=None, max_length=2048)
+    attributes: LeadAttributes = Field(default_factory=LeadAttributes)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return ensure_utc(value)
+
+    def identified(self, email: str) -> LeadEvent:
+        return LeadEvent(email=email, **self.model_dump(exclude={"external"}))
+
+
+class ReplayToken(BaseModel):
+    """A one-time value the provider's signature covers but the body does not (Mailgun's `token`):
+    the pipeline claims it before recording. The same token with the same `fingerprint` (the body's
+    hash: a retry) passes; with another fingerprint (a captured token on a forged body) it is 401."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    token: str = Field(min_length=1, max_length=512)
+    fingerprint: str
+    expires_at: datetime  # keep the claim at least as long as the signature stays fresh
+
+
+class SubscriptionToConfirm(BaseModel):
+    """An SNS SubscriptionConfirmation, verified: the pipeline confirms it through the
+    sns:ConfirmSubscription API (never by fetching the URL the body names)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    topic_arn: str
+    token: str = Field(min_length=1, max_length=2048)
+
+
+class Delivery(BaseModel):
+    """One request's outcome as an adapter reads it: events to record (each allowed for its source,
+    checked by `leadscore.adapters.read_delivery`), events parked until their person is known,
+    identities the request links, and the checks and actions still due (all with I/O, done by the
+    pipeline). `note` says why an authentic delivery yields nothing (a test ping, an ignored type)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    events: list[LeadEvent] = Field(default_factory=list)
+    pending: list[PendingEvent] = Field(default_factory=list)
+    links: list[IdentityLink] = Field(default_factory=list)
+    guard: GuardCheck | None = None
+    replay: ReplayToken | None = None
+    confirm: SubscriptionToConfirm | None = None
+    note: str | None = None
+
+
+class Ports(Protocol):
+    """The I/O an adapter may do itself, before anything else can be trusted."""
+
+    def certificate(self, url: str) -> bytes:
+        """The PEM certificate at `url` (the adapter has already checked the URL is one it trusts),
+        cached; raises `VerifierUnavailable` (503) when it cannot be fetched."""
+        ...
+
+
+class RetryRules(BaseModel):
+    """How the provider treats our answers, so a delivery that can never succeed gets the answer
+    that stops its retries, and a transient failure (5xx) the one that makes it retry.
+
+    - `stop_status`: the status the provider documents as "do not retry" (Mailgun 406, Postmark
+      403); permanent refusals of this provider are answered with it. None: any 4xx stops it.
+    - `acknowledge_refusals`: the provider retries every non-2xx for hours and disables the hook
+      on some (Typeform): permanent refusals are answered 200 with the reason in the body.
+    Authentication failures (401), rate limits (429) and 5xx keep their status: a secret fixed in
+    the deployment or capacity coming back lets the retries succeed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stop_status: int | None = Field(default=None, ge=400, le=499)
+    acknowledge_refusals: bool = False
+
+
+DEFAULT_RETRY_RULES = RetryRules()
 
 
 class Adapter(Protocol):
@@ -52,10 +178,29 @@ class Adapter(Protocol):
     # Provenance: the event types this source may assert. Anything else it produces is refused
     # (400) by `leadscore.adapters.parse_events`, whatever the adapter's code does.
     event_types: frozenset[EventType]
+    # Optional: `retry: RetryRules` (default DEFAULT_RETRY_RULES), and either `parse` below or
+    # `read(request, secret, ports) -> Delivery` (see `ReadingAdapter`).
 
     def parse(self, request: WebhookRequest, secret: Mapping[str, Any]) -> list[LeadEvent]:
         """Verify and normalize. `secret` is this provider's entry of the webhook secret."""
         ...
+
+
+@runtime_checkable
+class ReadingAdapter(Protocol):
+    """An adapter whose deliveries carry more than events (see `Delivery`)."""
+
+    def read(self, request: WebhookRequest, secret: Mapping[str, Any], ports: Ports) -> Delivery: ...
+
+
+@runtime_checkable
+class ResolvingAdapter(Protocol):
+    """An adapter that can ask its provider who an external id is (HubSpot's CRM API with a
+    private-app token), used when the identity map does not know it yet. Returns None when the
+    provider is not configured for lookups; the resolver returns None for an unknown id and raises
+    `VerifierUnavailable` (503: retry) when the provider cannot be reached."""
+
+    def resolver(self, secret: Mapping[str, Any]) -> Callable[[ExternalId], str | None] | None: ...
 
 
 @runtime_checkable
