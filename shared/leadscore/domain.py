@@ -44,6 +44,8 @@ class EventType(StrEnum):
     EMAIL_RESUBSCRIBED = "email_resubscribed"
     MEETING_BOOKED = "meeting_booked"  # a scheduled call with the team (Calendly invitee.created)
     MEETING_CANCELED = "meeting_canceled"
+    # What a CRM or mailing list says about the person changed: attributes only, no points.
+    PROFILE_UPDATED = "profile_updated"
     # Identity: the person now uses `email`; `previous_email` becomes an alias of the same lead.
     EMAIL_CHANGED = "email_changed"
 
