@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
+import secrets
 import time
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -60,3 +62,31 @@ def sendgrid_headers(body: bytes, private_key_pem: str, timestamp: int | None = 
         "x-twilio-email-event-webhook-signature": base64.b64encode(signature).decode(),
         "x-twilio-email-event-webhook-timestamp": sent,
     }
+
+
+def mailgun_signature(signing_key: str, timestamp: int | str, token: str) -> str:
+    """Mailgun: hex HMAC-SHA256 of `timestamp + token`, keyed with the HTTP webhook signing key."""
+    return hmac.new(signing_key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
+
+
+def mailgun_signed_body(
+    body: bytes, signing_key: str, timestamp: int | None = None, token: str | None = None
+) -> bytes:
+    """A Mailgun webhook body (`{"event-data": {...}}`, any old `signature` block is replaced) signed
+    as Mailgun signs it: the signature travels inside the body, so signing returns a new body.
+    `token` defaults to 50 random hex characters, like Mailgun's."""
+    data = json.loads(body)
+    sent = str(int(time.time()) if timestamp is None else timestamp)
+    nonce = secrets.token_hex(25) if token is None else token
+    data["signature"] = {
+        "token": nonce,
+        "timestamp": sent,
+        "signature": mailgun_signature(signing_key, sent, nonce),
+    }
+    return json.dumps(data, indent=2).encode() + b"\n"
+
+
+def postmark_basic_auth(username: str, password: str) -> dict[str, str]:
+    """Postmark: HTTP Basic credentials, as configured in the webhook URL (`https://user:pass@...`)."""
+    credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"content-type": "application/json", "authorization": f"Basic {credentials}"}
