@@ -58,7 +58,7 @@ from leadscore.adapters._common import (
     signature_matches,
     validate_payload,
 )
-from leadscore.adapters.base import Channel, Delivery, Ports, ReplayToken, RetryRules, WebhookRequest
+from leadscore.adapters.base import Adapter, Channel, Delivery, Ports, ReplayToken, RetryRules, WebhookRequest
 from leadscore.domain import EMAIL_EVENT_TYPES, EventType, LeadEvent, Provider, body_hash, event_id_for
 from leadscore.errors import SignatureInvalid, UnprocessableEvent
 
@@ -228,4 +228,4 @@ class MailgunAdapter:
             raise UnprocessableEvent("event-data cannot be recorded as a lead event") from None
 
 
-ADAPTER = MailgunAdapter()
+ADAPTER: Adapter = MailgunAdapter()

@@ -59,7 +59,7 @@ from leadscore.adapters._common import (
     require_email,
     validate_payload,
 )
-from leadscore.adapters.base import Channel, Delivery, Ports, RetryRules, WebhookRequest
+from leadscore.adapters.base import Adapter, Channel, Delivery, Ports, RetryRules, WebhookRequest
 from leadscore.domain import EMAIL_EVENT_TYPES, EventType, LeadEvent, Provider, event_id_for
 from leadscore.errors import MalformedPayload, SignatureInvalid, UnprocessableEvent
 
@@ -242,4 +242,4 @@ def _dedup_key(record: PostmarkRecord, event_type: EventType, email: str, at: da
     return "|".join("" if part is None else str(part) for part in parts)
 
 
-ADAPTER = PostmarkAdapter()
+ADAPTER: Adapter = PostmarkAdapter()
