@@ -25,7 +25,8 @@ email_complained, failed -> by `severity` and `reason`:
     opt-out was recorded when it happened, so this is no new signal about the person;
   - permanent, reason old (retries ran out on temporary failures), espblock or blacklisted (the
     receiving provider refused the sender, not the address) -> email_bounced_soft;
-  - permanent, any other reason (bounce, generic, ...) -> email_bounced_hard.
+  - permanent, any other reason (bounce, generic, ...) -> email_bounced_hard;
+  - any other severity (Mailgun's "internal") -> acknowledged, not recorded.
 Opens and clicks Mailgun attributes to a bot (`client-info.bot`: apple, gmail, generic, e.g.
 Apple Mail Privacy Protection or a link scanner) are not engagement: acknowledged, not recorded.
 Other events (rejected, stored, list uploads, ...) are acknowledged with a note, nothing recorded.
@@ -133,6 +134,8 @@ class EventData(_Lenient):
     def event_type(self) -> EventType | None:
         if self.event == "failed":
             reason = (self.reason or "").lower()
+            if self.severity not in {"permanent", "temporary", None}:
+                return None  # Mailgun's "internal" failures say nothing about the recipient
             if self.severity == "temporary" or reason in NOT_THE_ADDRESS:
                 return EventType.EMAIL_BOUNCED_SOFT
             if reason in ALREADY_SUPPRESSED:

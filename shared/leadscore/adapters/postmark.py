@@ -33,8 +33,9 @@ Event mapping:
 Dedup keys: Postmark's `ID` for bounces of other kinds; for a hard bounce or a complaint, which
 Postmark reports twice when both webhooks are on (the Bounce or SpamComplaint record and the
 SubscriptionChange that suppresses the address), `<event type>|MessageID|recipient`, so the two
-reports are one event. Records without an id get a composite key: `Delivery|MessageID|recipient`,
-`Open|MessageID|recipient|ReceivedAt`, `Click|MessageID|recipient|ReceivedAt|OriginalLink`,
+reports are one event. Records without an id get a composite key of their kind, message, recipient
+and their own time: `Delivery|MessageID|recipient|DeliveredAt`, `Open|MessageID|recipient|ReceivedAt`,
+`Click|MessageID|recipient|ReceivedAt|OriginalLink`, and (MessageID is null for manual changes)
 `SubscriptionChange|MessageStream|recipient|ChangedAt|SuppressSending`.
 
 Secret: `{"username": "...", "password": "...", "count_repeat_opens": false}`. Retry: Postmark
@@ -232,13 +233,13 @@ def _dedup_key(record: PostmarkRecord, event_type: EventType, email: str, at: da
         return f"{event_type.value}|{record.MessageID}|{email}"
     if record.RecordType in {"Bounce", "SpamComplaint"} and record.ID is not None:
         return f"{record.RecordType}|{record.ID}"
-    parts: list[object] = [record.RecordType, record.MessageID, email]
-    if record.RecordType in {"Open", "Click"}:
-        parts.append(at.isoformat())
+    changed = record.RecordType == "SubscriptionChange"
+    parts: list[object] = [record.RecordType, record.MessageStream if changed else record.MessageID, email]
+    parts.append(at.isoformat())
     if record.RecordType == "Click":
         parts.append(record.OriginalLink)
-    if record.RecordType in {"SubscriptionChange", "Bounce", "SpamComplaint"}:
-        parts = [record.RecordType, record.MessageStream, email, at.isoformat(), record.SuppressSending]
+    if changed:
+        parts.append(record.SuppressSending)
     return "|".join("" if part is None else str(part) for part in parts)
 
 

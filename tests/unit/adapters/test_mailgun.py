@@ -318,3 +318,11 @@ def test_no_secret_configured_is_refused(signed: Callable[..., WebhookRequest]) 
 def test_mailgun_stops_retrying_on_406() -> None:
     # Mailgun retries every answer but 200 and 406 for 8 hours
     assert retry_rules(ADAPTER).stop_status == 406
+
+
+def test_internal_failure_is_acknowledged_not_a_bounce(signed: Callable[..., WebhookRequest]) -> None:
+    # Given a failure Mailgun marks "internal" (its own fault, nothing about the recipient's mailbox)
+    delivery = read(signed(event_data(event="failed", severity="internal", reason="generic")))
+    # Then it is not held against the lead
+    assert delivery.events == []
+    assert delivery.note is not None

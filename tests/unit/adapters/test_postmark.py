@@ -322,3 +322,14 @@ def test_no_secret_configured_is_refused(authed: Callable[..., WebhookRequest]) 
 
 def test_postmark_stops_retrying_on_403() -> None:
     assert retry_rules(ADAPTER).stop_status == 403
+
+
+def test_deliveries_of_two_messages_without_message_ids_stay_apart(
+    authed: Callable[..., WebhookRequest],
+) -> None:
+    # Given two deliveries to one recipient that lack a MessageID (the composite key has the time too)
+    first = record(RecordType="Delivery", Recipient=EVA, DeliveredAt="2026-03-02T09:10:04Z")
+    second = record(RecordType="Delivery", Recipient=EVA, DeliveredAt="2026-03-03T09:10:04Z")
+    # Then they are two events, not one mistaken for a duplicate
+    [one], [two] = read(authed(first)).events, read(authed(second)).events
+    assert one.event_id != two.event_id
