@@ -22,6 +22,8 @@ from leadscore.local.stack import Physical, Runner, provision
 GENERIC_SECRET = "whsec_" + base64.b64encode(b"integration-generic-key-0123456789").decode()
 TYPEFORM_SECRET = "tf-integration-secret"
 HTML_SITE, HTML_TOKEN = "www", "site-token-123"
+MAILGUN_KEY = "integration-mailgun-signing-key"
+POSTMARK_USER, POSTMARK_PASSWORD = "postmark-it", "integration-postmark-password"
 _ids = itertools.count()
 
 
@@ -122,6 +124,8 @@ def stack(
         "html": {"sites": {HTML_SITE: HTML_TOKEN}},
         "typeform": {"secret": TYPEFORM_SECRET},
         "sendgrid": {"public_key": public_b64},
+        "mailgun": {"signing_key": MAILGUN_KEY},
+        "postmark": {"username": POSTMARK_USER, "password": POSTMARK_PASSWORD},
     }
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "LeadScoreTest")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "leadscore")

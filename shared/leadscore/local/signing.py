@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,6 +67,34 @@ def sendgrid_headers(body: bytes, private_key_pem: str, timestamp: int | None = 
     }
 
 
+def mailgun_signature(signing_key: str, timestamp: int | str, token: str) -> str:
+    """Mailgun: hex HMAC-SHA256 of `timestamp + token`, keyed with the HTTP webhook signing key."""
+    return hmac.new(signing_key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256).hexdigest()
+
+
+def mailgun_signed_body(
+    body: bytes, signing_key: str, timestamp: int | None = None, token: str | None = None
+) -> bytes:
+    """A Mailgun webhook body (`{"event-data": {...}}`, any old `signature` block is replaced) signed
+    as Mailgun signs it: the signature travels inside the body, so signing returns a new body.
+    `token` defaults to 50 random hex characters, like Mailgun's."""
+    data = json.loads(body)
+    sent = str(int(time.time()) if timestamp is None else timestamp)
+    nonce = secrets.token_hex(25) if token is None else token
+    data["signature"] = {
+        "token": nonce,
+        "timestamp": sent,
+        "signature": mailgun_signature(signing_key, sent, nonce),
+    }
+    return json.dumps(data, indent=2).encode() + b"\n"
+
+
+def postmark_basic_auth(username: str, password: str) -> dict[str, str]:
+    """Postmark: HTTP Basic credentials, as configured in the webhook URL (`https://user:pass@...`)."""
+    credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"content-type": "application/json", "authorization": f"Basic {credentials}"}
+
+
 # --- one entry point per provider: `leadscore sign <provider>` and the loopback tests --------------
 @dataclass(frozen=True)
 class SignContext:
@@ -103,7 +133,22 @@ def _sendgrid(body: bytes, secret: Mapping[str, Any], context: SignContext) -> S
     return Signed(body, sendgrid_headers(body, str(secret["private_key_pem"]), context.timestamp))
 
 
-SIGNERS: dict[str, Signer] = {"generic": _generic, "typeform": _typeform, "sendgrid": _sendgrid}
+def _mailgun(body: bytes, secret: Mapping[str, Any], context: SignContext) -> Signed:
+    signed = mailgun_signed_body(body, str(secret["signing_key"]), context.timestamp)
+    return Signed(signed, {"content-type": "application/json"})
+
+
+def _postmark(body: bytes, secret: Mapping[str, Any], context: SignContext) -> Signed:
+    return Signed(body, postmark_basic_auth(str(secret["username"]), str(secret["password"])))
+
+
+SIGNERS: dict[str, Signer] = {
+    "generic": _generic,
+    "typeform": _typeform,
+    "sendgrid": _sendgrid,
+    "mailgun": _mailgun,
+    "postmark": _postmark,
+}
 
 
 def sign(provider: str, body: bytes, secret: Mapping[str, Any], context: SignContext | None = None) -> Signed:

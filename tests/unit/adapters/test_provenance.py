@@ -37,6 +37,8 @@ EXPECTED_ALLOW_LISTS = {
     "generic": frozenset(EventType) - SUPPRESSION_CHANGES,
     "sendgrid": EMAIL_EVENT_TYPES,
     "ses": EMAIL_EVENT_TYPES,
+    "mailgun": EMAIL_EVENT_TYPES,
+    "postmark": EMAIL_EVENT_TYPES,
 }
 
 
