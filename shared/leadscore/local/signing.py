@@ -60,3 +60,49 @@ def sendgrid_headers(body: bytes, private_key_pem: str, timestamp: int | None = 
         "x-twilio-email-event-webhook-signature": base64.b64encode(signature).decode(),
         "x-twilio-email-event-webhook-timestamp": sent,
     }
+
+
+# HubSpot decodes only these escapes of the URI before a v3 signature (its request-validation docs).
+_HUBSPOT_DECODES = {
+    "%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$",
+    "%27": "'", "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";",
+}  # fmt: skip
+
+
+def hubspot_v3_headers(
+    method: str, url: str, body: bytes, secret: str, timestamp_ms: int | None = None
+) -> dict[str, str]:
+    """HubSpot v3: base64 HMAC-SHA256 (key: the app's client secret) over method + URI (the full URL
+    called, with HubSpot's documented escapes decoded) + body + the millisecond timestamp."""
+    sent = str(int(time.time() * 1000) if timestamp_ms is None else timestamp_ms)
+    uri = url
+    for escape, char in _HUBSPOT_DECODES.items():
+        uri = uri.replace(escape, char).replace(escape.lower(), char)
+    message = f"{method.upper()}{uri}".encode() + body + sent.encode()
+    return {
+        "content-type": "application/json",
+        "x-hubspot-signature-v3": base64.b64encode(
+            hmac.new(secret.encode(), message, hashlib.sha256).digest()
+        ).decode(),
+        "x-hubspot-request-timestamp": sent,
+    }
+
+
+def hubspot_v2_headers(method: str, url: str, body: bytes, secret: str) -> dict[str, str]:
+    """HubSpot v2 (workflow webhooks, legacy): hex SHA-256 of secret + method + URI + body."""
+    digest = hashlib.sha256(secret.encode() + f"{method.upper()}{url}".encode() + body).hexdigest()
+    return {
+        "content-type": "application/json",
+        "x-hubspot-signature": digest,
+        "x-hubspot-signature-version": "v2",
+    }
+
+
+def hubspot_v1_headers(body: bytes, secret: str) -> dict[str, str]:
+    """HubSpot v1 (Webhooks API, legacy): hex SHA-256 of secret + body."""
+    digest = hashlib.sha256(secret.encode() + body).hexdigest()
+    return {
+        "content-type": "application/json",
+        "x-hubspot-signature": digest,
+        "x-hubspot-signature-version": "v1",
+    }
