@@ -13,13 +13,22 @@ def test_supported_lists_each_channels_providers_sorted() -> None:
     # Given the adapter modules shipped in leadscore.adapters
     # When listing the providers per channel
     # Then form and email providers are discovered and kept apart
-    assert supported("form") == ["generic", "html", "typeform"]
+    form = supported("form")
+    assert form == sorted(form)
+    assert {"generic", "hubspot", "html", "typeform"} <= set(form)
     assert supported("email") == ["sendgrid"]  # SES arrives through its queue only
 
 
 @pytest.mark.parametrize(
     ("name", "channel"),
-    [("generic", "form"), ("html", "form"), ("typeform", "form"), ("sendgrid", "email"), ("ses", "email")],
+    [
+        ("generic", "form"),
+        ("html", "form"),
+        ("typeform", "form"),
+        ("hubspot", "form"),
+        ("sendgrid", "email"),
+        ("ses", "email"),
+    ],
 )
 def test_get_adapter_returns_the_named_adapter(name: str, channel: str) -> None:
     # Given a supported provider name and its channel
@@ -50,11 +59,12 @@ def test_unknown_provider_names_it_and_lists_supported_ones() -> None:
     # Given a provider nobody implemented
     # When asking for it
     with pytest.raises(UnknownProvider) as caught:
-        get_adapter("hubspot", "form")
+        get_adapter("salesforce", "form")
     # Then the 404 error names it and says what is supported
     assert caught.value.status == 404
-    assert "'hubspot'" in caught.value.message
-    assert "generic, html, typeform" in caught.value.message
+    assert "'salesforce'" in caught.value.message
+    assert "generic, html, hubspot, typeform" in ", ".join(supported("form"))
+    assert ", ".join(supported("form")) in caught.value.message
 
 
 @pytest.mark.parametrize(("name", "channel"), [("ses", "form"), ("typeform", "email")])
