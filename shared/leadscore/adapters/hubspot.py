@@ -63,6 +63,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from leadscore.adapters._common import (
+    DEFAULT_TOLERANCE_SECONDS,
     hmac_sha256_b64,
     load_secret,
     parse_json,
@@ -107,7 +108,6 @@ SIGNATURE_V3 = "x-hubspot-signature-v3"
 TIMESTAMP = "x-hubspot-request-timestamp"
 SIGNATURE_LEGACY = "x-hubspot-signature"
 SIGNATURE_VERSION = "x-hubspot-signature-version"
-TOLERANCE_MS = 300_000
 MAX_NOTIFICATIONS = 500  # HubSpot sends at most 100; more is not HubSpot
 MAX_SUBMISSIONS = 100  # per workflow delivery, the newest (older ones were delivered when they happened)
 MAX_URL = 2048
@@ -163,6 +163,7 @@ class HubSpotSecret(BaseModel):
     private_app_token: str | None = Field(default=None, min_length=1)
     api_base_url: str = DEFAULT_API_BASE_URL
     portal_id: int | None = None
+    tolerance_seconds: int = Field(default=DEFAULT_TOLERANCE_SECONDS, ge=1)  # the pipeline passes its own
 
     @field_validator("public_urls")
     @classmethod
@@ -221,10 +222,10 @@ def _check_v3(request: WebhookRequest, config: HubSpotSecret, signature: str) ->
     if not (sent.isascii() and sent.isdigit() and len(sent) <= 16):
         raise SignatureInvalid(f"{TIMESTAMP} header is not epoch milliseconds")
     skew_ms = int(request.received_at.timestamp() * 1000) - int(sent)
-    if abs(skew_ms) > TOLERANCE_MS:
+    if abs(skew_ms) > config.tolerance_seconds * 1000:
         raise StaleTimestamp(
             f"{TIMESTAMP} is {abs(skew_ms) // 1000}s {'old' if skew_ms > 0 else 'in the future'}; "
-            f"the tolerance is {TOLERANCE_MS // 1000}s"
+            f"the tolerance is {config.tolerance_seconds}s"
         )
     key = config.client_secret.encode()
     matched = False
