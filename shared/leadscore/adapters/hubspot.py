@@ -3,9 +3,10 @@
 Authenticity (checked on the raw bytes before anything is parsed):
 - v3 (default): `X-HubSpot-Signature-v3` = base64 HMAC-SHA256, keyed with the app's client secret,
   of `method + URI + body + X-HubSpot-Request-Timestamp` (epoch ms), refused (401 stale_timestamp)
-  more than 5 minutes from our clock either way. URI is the full public URL HubSpot called, with
-  only the 12 escapes HubSpot documents decoded (%3A %2F %3F %40 %21 %24 %27 %28 %29 %2A %2C %3B,
-  either case); every other escape (%20, %26, %3D ...) stays as sent.
+  more than 5 minutes (the deployment's signature tolerance) from our clock, either way. URI is
+  the full public URL HubSpot called, with only the 12 escapes HubSpot documents decoded (%3A %2F
+  %3F %40 %21 %24 %27 %28 %29 %2A %2C %3B, either case); every other escape (%20, %26, %3D ...)
+  stays as sent.
 - v2 (`X-HubSpot-Signature`, `X-HubSpot-Signature-Version: v2`): hex SHA-256 of client secret +
   method + URI (as sent) + body; v1: hex SHA-256 of client secret + body. Neither has a timestamp,
   so neither resists replay: accepted only when the secret's `accept_versions` lists them, and
@@ -22,9 +23,10 @@ Event mapping:
   event type, default `event_type`, form_submitted), at the submission's time, with the page URL;
   attributes from the contact's properties (see PROPERTY_ATTRIBUTES, extended by `properties`), and
   an identity link `hubspot:<portal>:contact` / vid -> email. A contact without form submissions
-  gives one profile_updated event. A workflow whose request body was customized (flat JSON of
-  chosen properties, no `properties` object) gives one `event_type` event. No email (properties,
-  then the EMAIL identity) -> the events are parked under the vid until its email is known.
+  gives one profile_updated event; at most the newest 100 submissions are read. A workflow whose
+  request body was customized (flat JSON of chosen properties, no `properties` object) gives one
+  `event_type` event, keyed by the body hash. No email (properties, then the EMAIL identity) ->
+  the events are parked under the vid until its email is known.
 - Webhooks API batch (a JSON array of notifications, up to 100): contact.creation -> a parked
   profile_updated (it names only the objectId); contact.propertyChange of `email` -> an identity
   link (the pipeline turns a changed link into email_changed); of a mapped property -> a parked
@@ -41,7 +43,8 @@ portal + `eventId` (Webhooks API; `attemptNumber` is not part of it, so retries 
 Retry behaviour: the Webhooks API retries any 4xx or 5xx (and timeouts over 5 s) up to 10 times
 over 24 hours; workflows retry 5xx and 429 for up to three days and stop on other 4xx. So refusals
 that can never succeed are acknowledged (200 with the reason, `acknowledge_refusals`), which stops
-both; 401 (a secret to fix) and 5xx (could not record) keep their status and are retried.
+both. 401 keeps its status (the Webhooks API retries it for a day, so fixing the secret recovers
+those deliveries; workflows give up on it) and 5xx (could not record) is retried by both.
 
 Secret (the `hubspot` entry): `{"client_secret": "...", "accept_versions": ["v3"],
 "public_urls": ["https://hooks.acme.com"], "forms": {"<form-guid>": "demo_requested"},
