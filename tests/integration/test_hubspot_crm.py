@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from leadscore.adapters.base import ExternalId
 from leadscore.adapters.hubspot import ADAPTER
+from leadscore.domain import ExternalId
 from leadscore.errors import ProviderNotConfigured, VerifierUnavailable
 
 pytestmark = [pytest.mark.integration, pytest.mark.loopback]

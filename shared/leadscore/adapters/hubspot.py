@@ -77,20 +77,14 @@ from leadscore.adapters._common import (
 )
 from leadscore.adapters._fields import build_attributes
 from leadscore.adapters._hubspot_crm import DEFAULT_API_BASE_URL, ContactLookup, safe_api_base_url
-from leadscore.adapters.base import (
-    Channel,
-    Delivery,
-    ExternalId,
-    IdentityLink,
-    PendingEvent,
-    Ports,
-    RetryRules,
-    WebhookRequest,
-)
+from leadscore.adapters.base import Adapter, Channel, Delivery, Ports, RetryRules, WebhookRequest
 from leadscore.domain import (
     FORM_EVENT_TYPES,
     EventType,
+    ExternalId,
+    IdentityLink,
     LeadAttributes,
+    PendingEvent,
     Provider,
     body_hash,
     ensure_utc,
@@ -450,7 +444,10 @@ class HubSpotAdapter:
         return Delivery(
             events=events,
             pending=[event for event in pending if event.external not in latest],
-            links=[IdentityLink(external=external, email=email) for (external, email), _ in ordered],
+            links=[
+                IdentityLink(external=external, email=email, occurred_at=at)
+                for (external, email), at in ordered
+            ],
             note=_batch_note(ignored, unreadable),
         )
 
@@ -535,4 +532,4 @@ def _batch_note(ignored: Mapping[str, int], unreadable: int) -> str | None:
     return "not recorded (CRM housekeeping, not lead activity): " + "; ".join(parts)
 
 
-ADAPTER = HubSpotAdapter()  # a ReadingAdapter: `read`, not `parse`
+ADAPTER: Adapter = HubSpotAdapter()

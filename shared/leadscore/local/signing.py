@@ -7,6 +7,10 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -62,6 +66,7 @@ def sendgrid_headers(body: bytes, private_key_pem: str, timestamp: int | None = 
     }
 
 
+HUBSPOT_PATH = "/v1/forms/hubspot"
 # HubSpot decodes only these escapes of the URI before a v3 signature (its request-validation docs).
 _HUBSPOT_DECODES = {
     "%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$",
@@ -106,3 +111,66 @@ def hubspot_v1_headers(body: bytes, secret: str) -> dict[str, str]:
         "x-hubspot-signature": digest,
         "x-hubspot-signature-version": "v1",
     }
+
+
+# --- one entry point per provider: `leadscore sign <provider>` and the loopback tests --------------
+@dataclass(frozen=True)
+class SignContext:
+    """What a signature may cover besides the body: the URL the provider calls (HubSpot signs it),
+    the time (default: now), and the generic provider's message id."""
+
+    url: str = "http://127.0.0.1:3000"
+    timestamp: int | None = None
+    msg_id: str | None = None
+    method: str = "POST"
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A request as the provider would send it: some providers sign inside the body (Mailgun, SNS)
+    or in the URL's query (Mailchimp), so all three may differ from what was given."""
+
+    body: bytes
+    headers: dict[str, str]
+    query: str = ""
+
+
+Signer = Callable[[bytes, Mapping[str, Any], SignContext], Signed]
+
+
+def _generic(body: bytes, secret: Mapping[str, Any], context: SignContext) -> Signed:
+    msg_id = context.msg_id or "msg_" + hashlib.sha256(body).hexdigest()[:24]
+    return Signed(body, standard_webhook_headers(body, str(secret["secret"]), msg_id, context.timestamp))
+
+
+def _typeform(body: bytes, secret: Mapping[str, Any], context: SignContext) -> Signed:
+    return Signed(body, typeform_headers(body, str(secret["secret"])))
+
+
+def _sendgrid(body: bytes, secret: Mapping[str, Any], context: SignContext) -> Signed:
+    return Signed(body, sendgrid_headers(body, str(secret["private_key_pem"]), context.timestamp))
+
+
+def _hubspot(body: bytes, secret: Mapping[str, Any], context: SignContext) -> Signed:
+    """v3 over the URL HubSpot calls: `context.url` as a base URL (the route's path appended) or,
+    when it has a path already, the full URL. `context.timestamp` is in seconds, like the others'."""
+    url = context.url.rstrip("/") + HUBSPOT_PATH if urlsplit(context.url).path in ("", "/") else context.url
+    sent_ms = None if context.timestamp is None else context.timestamp * 1000
+    client_secret = str(secret["client_secret"])
+    return Signed(body, hubspot_v3_headers(context.method, url, body, client_secret, sent_ms))
+
+
+SIGNERS: dict[str, Signer] = {
+    "generic": _generic,
+    "typeform": _typeform,
+    "sendgrid": _sendgrid,
+    "hubspot": _hubspot,
+}
+
+
+def sign(provider: str, body: bytes, secret: Mapping[str, Any], context: SignContext | None = None) -> Signed:
+    """Sign `body` as `provider` does with its entry of the webhook secret (SendGrid: add
+    `private_key_pem`, since the deployment only keeps the public key)."""
+    if provider not in SIGNERS:
+        raise ValueError(f"cannot sign for {provider!r}; signers: {', '.join(sorted(SIGNERS))}")
+    return SIGNERS[provider](body, secret, context or SignContext())

@@ -15,9 +15,9 @@ import pytest
 
 from leadscore.adapters import read_delivery
 from leadscore.adapters._hubspot_crm import ContactLookup
-from leadscore.adapters.base import Delivery, ExternalId, IdentityLink, WebhookRequest
+from leadscore.adapters.base import Delivery, WebhookRequest
 from leadscore.adapters.hubspot import ADAPTER, signed_uri
-from leadscore.domain import EventType, Provider, event_id_for
+from leadscore.domain import EventType, ExternalId, IdentityLink, Provider, event_id_for
 from leadscore.errors import (
     MalformedPayload,
     MissingEmail,
@@ -206,11 +206,12 @@ def test_batch_parks_contact_events_links_emails_and_skips_housekeeping(batch: b
     assert creation.event_id == event_id_for("hubspot", "webhook:62515:1921370181")
     assert creation.occurred_at == datetime(2026, 3, 2, 9, 15, 1, tzinfo=UTC)
     assert title.attributes.present() == {"job_title": "Head of Growth"}
-    # And the email change is a link (the pipeline turns it into email_changed)
+    # And the email change is a link at the time HubSpot made it (the pipeline records email_changed)
     assert delivery.links == [
         IdentityLink(
             external=ExternalId(namespace=CONTACTS, value="3751"),
             email="dana.okafor@northwind-traders.example",
+            occurred_at=datetime(2026, 3, 2, 9, 15, 12, tzinfo=UTC),
         )
     ]
     # And 3751's company change, whose email the same batch names, is recorded directly
