@@ -21,6 +21,8 @@ from leadscore.local.stack import Physical, Runner, provision
 
 GENERIC_SECRET = "whsec_" + base64.b64encode(b"integration-generic-key-0123456789").decode()
 TYPEFORM_SECRET = "tf-integration-secret"
+HUBSPOT_CLIENT_SECRET = "hs-integration-client-secret"
+HUBSPOT_PUBLIC_URL = "https://hooks.integration.example"
 HTML_SITE, HTML_TOKEN = "www", "site-token-123"
 MAILGUN_KEY = "integration-mailgun-signing-key"
 POSTMARK_USER, POSTMARK_PASSWORD = "postmark-it", "integration-postmark-password"
@@ -123,6 +125,7 @@ def stack(
         "generic": {"secret": GENERIC_SECRET},
         "html": {"sites": {HTML_SITE: HTML_TOKEN}},
         "typeform": {"secret": TYPEFORM_SECRET},
+        "hubspot": {"client_secret": HUBSPOT_CLIENT_SECRET, "public_urls": [HUBSPOT_PUBLIC_URL]},
         "sendgrid": {"public_key": public_b64},
         "mailgun": {"signing_key": MAILGUN_KEY},
         "postmark": {"username": POSTMARK_USER, "password": POSTMARK_PASSWORD},

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -95,6 +96,53 @@ def postmark_basic_auth(username: str, password: str) -> dict[str, str]:
     return {"content-type": "application/json", "authorization": f"Basic {credentials}"}
 
 
+HUBSPOT_PATH = "/v1/forms/hubspot"
+# HubSpot decodes only these escapes of the URI before a v3 signature (its request-validation docs).
+_HUBSPOT_DECODES = {
+    "%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$",
+    "%27": "'", "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";",
+}  # fmt: skip
+
+
+def hubspot_v3_headers(
+    method: str, url: str, body: bytes, secret: str, timestamp_ms: int | None = None
+) -> dict[str, str]:
+    """HubSpot v3: base64 HMAC-SHA256 (key: the app's client secret) over method + URI (the full URL
+    called, with HubSpot's documented escapes decoded) + body + the millisecond timestamp."""
+    sent = str(int(time.time() * 1000) if timestamp_ms is None else timestamp_ms)
+    uri = url
+    for escape, char in _HUBSPOT_DECODES.items():
+        uri = uri.replace(escape, char).replace(escape.lower(), char)
+    message = f"{method.upper()}{uri}".encode() + body + sent.encode()
+    return {
+        "content-type": "application/json",
+        "x-hubspot-signature-v3": base64.b64encode(
+            hmac.new(secret.encode(), message, hashlib.sha256).digest()
+        ).decode(),
+        "x-hubspot-request-timestamp": sent,
+    }
+
+
+def hubspot_v2_headers(method: str, url: str, body: bytes, secret: str) -> dict[str, str]:
+    """HubSpot v2 (workflow webhooks, legacy): hex SHA-256 of secret + method + URI + body."""
+    digest = hashlib.sha256(secret.encode() + f"{method.upper()}{url}".encode() + body).hexdigest()
+    return {
+        "content-type": "application/json",
+        "x-hubspot-signature": digest,
+        "x-hubspot-signature-version": "v2",
+    }
+
+
+def hubspot_v1_headers(body: bytes, secret: str) -> dict[str, str]:
+    """HubSpot v1 (Webhooks API, legacy): hex SHA-256 of secret + body."""
+    digest = hashlib.sha256(secret.encode() + body).hexdigest()
+    return {
+        "content-type": "application/json",
+        "x-hubspot-signature": digest,
+        "x-hubspot-signature-version": "v1",
+    }
+
+
 # --- one entry point per provider: `leadscore sign <provider>` and the loopback tests --------------
 @dataclass(frozen=True)
 class SignContext:
@@ -142,12 +190,22 @@ def _postmark(body: bytes, secret: Mapping[str, Any], context: SignContext) -> S
     return Signed(body, postmark_basic_auth(str(secret["username"]), str(secret["password"])))
 
 
+def _hubspot(body: bytes, secret: Mapping[str, Any], context: SignContext) -> Signed:
+    """v3 over the URL HubSpot calls: `context.url` as a base URL (the route's path appended) or,
+    when it has a path already, the full URL. `context.timestamp` is in seconds, like the others'."""
+    url = context.url.rstrip("/") + HUBSPOT_PATH if urlsplit(context.url).path in ("", "/") else context.url
+    sent_ms = None if context.timestamp is None else context.timestamp * 1000
+    client_secret = str(secret["client_secret"])
+    return Signed(body, hubspot_v3_headers(context.method, url, body, client_secret, sent_ms))
+
+
 SIGNERS: dict[str, Signer] = {
     "generic": _generic,
     "typeform": _typeform,
     "sendgrid": _sendgrid,
     "mailgun": _mailgun,
     "postmark": _postmark,
+    "hubspot": _hubspot,
 }
 
 

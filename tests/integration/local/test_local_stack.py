@@ -352,7 +352,7 @@ def test_hostile_generic_requests_are_refused_and_record_nothing(
     elif case == "truncated_json":
         body = body[:-7]
     elif case == "unknown_provider":
-        path = "/v1/forms/hubspot"
+        path = "/v1/forms/nosuch"
     headers = signing.standard_webhook_headers(body, secret, "msg_" + uuid.uuid4().hex, timestamp)
     if case == "wrong_content_type":
         headers["content-type"] = "text/plain"

@@ -61,7 +61,8 @@ def _send(api: Client, stack: LocalStack, provider: str, body: bytes) -> tuple[s
     secret: dict[str, Any] = dict(SECRETS[provider])
     if provider == "sendgrid":
         secret["private_key_pem"] = SENDGRID_KEY
-    signed = signing.sign(provider, body, secret, signing.SignContext(url=stack.url))
+    # HubSpot signs the public URL it calls: the local secret's (port 3000), as if through a proxy.
+    signed = signing.sign(provider, body, secret, signing.SignContext())
     path = PREFIX[_registry()[provider].channel] + provider
     return signed, path + (f"?{signed.query}" if signed.query else "")
 

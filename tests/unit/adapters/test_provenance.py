@@ -34,6 +34,7 @@ NOT_FORM_TYPES = sorted(set(EventType) - FORM_EVENT_TYPES)
 EXPECTED_ALLOW_LISTS = {
     "html": FORM_EVENT_TYPES,
     "typeform": FORM_EVENT_TYPES,
+    "hubspot": FORM_EVENT_TYPES | {EventType.PROFILE_UPDATED},  # CRM property changes earn nothing
     "generic": frozenset(EventType) - SUPPRESSION_CHANGES,
     "sendgrid": EMAIL_EVENT_TYPES,
     "ses": EMAIL_EVENT_TYPES,

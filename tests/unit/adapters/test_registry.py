@@ -13,7 +13,7 @@ def test_supported_lists_each_channels_providers_sorted() -> None:
     # Given the adapter modules shipped in leadscore.adapters
     # When listing the providers per channel
     # Then form and email providers are discovered and kept apart
-    assert supported("form") == ["generic", "html", "typeform"]
+    assert supported("form") == ["generic", "hubspot", "html", "typeform"]
     assert supported("email") == ["mailgun", "postmark", "sendgrid"]  # SES arrives through its queue only
 
 
@@ -23,6 +23,7 @@ def test_supported_lists_each_channels_providers_sorted() -> None:
         ("generic", "form"),
         ("html", "form"),
         ("typeform", "form"),
+        ("hubspot", "form"),
         ("sendgrid", "email"),
         ("ses", "email"),
         ("mailgun", "email"),
