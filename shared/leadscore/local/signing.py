@@ -60,3 +60,26 @@ def sendgrid_headers(body: bytes, private_key_pem: str, timestamp: int | None = 
         "x-twilio-email-event-webhook-signature": base64.b64encode(signature).decode(),
         "x-twilio-email-event-webhook-timestamp": sent,
     }
+
+
+def webflow_headers(body: bytes, secret: str, timestamp_ms: int | None = None) -> dict[str, str]:
+    """Webflow: hex HMAC-SHA256 of `{timestamp}:{body}` keyed with the webhook's secret key (or
+    the OAuth app's client secret), the timestamp in unix milliseconds."""
+    sent = str(int(time.time() * 1000) if timestamp_ms is None else timestamp_ms)
+    digest = hmac.new(secret.encode(), sent.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return {
+        "content-type": "application/json",
+        "x-webflow-timestamp": sent,
+        "x-webflow-signature": digest,
+    }
+
+
+def calendly_headers(body: bytes, signing_key: str, timestamp: int | None = None) -> dict[str, str]:
+    """Calendly: `Calendly-Webhook-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`
+    keyed with the webhook subscription's signing key."""
+    sent = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(signing_key.encode(), sent.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {
+        "content-type": "application/json; charset=utf-8",
+        "calendly-webhook-signature": f"t={sent},v1={digest}",
+    }
