@@ -13,7 +13,7 @@ def test_supported_lists_each_channels_providers_sorted() -> None:
     # Given the adapter modules shipped in leadscore.adapters
     # When listing the providers per channel
     # Then form and email providers are discovered and kept apart
-    assert supported("form") == ["generic", "html", "typeform"]
+    assert supported("form") == ["calendly", "generic", "html", "typeform", "webflow"]
     assert supported("email") == ["sendgrid"]  # SES arrives through its queue only
 
 
