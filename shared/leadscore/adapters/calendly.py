@@ -21,7 +21,9 @@ Event mapping:
 Attributes: first and last name (or the full name), each answer under its question's name
 (`attribute_key`: "Company size" -> company_size, "Job title" -> job_title), the UTM parameters and
 `salesforce_uuid` of `tracking`, the SMS reminder number as `phone` (answers win), and the
-scheduled event's `meeting_name` and `meeting_start` (ISO time); a cancel adds `cancel_reason`.
+scheduled event's `meeting_name` and `meeting_start` (ISO time). A cancel adds `cancel_reason` and
+`canceler_type` (host or invitee: a host's cancel is a lost meeting too, and the attribute lets a
+model tell the two apart).
 
 Dedup key: the invitee `uri` (or the routing form submission's `uri`) plus the webhook event name:
 a booking and its cancel are two events, a redelivery of either is the same one.
@@ -79,7 +81,7 @@ class _Lenient(BaseModel):
 
 class QuestionAndAnswer(_Lenient):
     question: str = Field(max_length=1024)
-    answer: str | None = None
+    answer: str | list[str] | None = None  # a checkbox question may list its choices
 
 
 class Tracking(_Lenient):
@@ -109,7 +111,7 @@ class Invitee(_Lenient):
     first_name: str | None = None
     last_name: str | None = None
     created_at: AwareDatetime | None = None
-    rescheduled: bool = False
+    rescheduled: bool | None = None
     text_reminder_number: str | None = None
     questions_and_answers: list[QuestionAndAnswer] = Field(default_factory=list)
     tracking: Tracking | None = None
@@ -191,7 +193,7 @@ class CalendlyAdapter:
 
     def _invitee(self, webhook: CalendlyWebhook, invitee: Invitee) -> Delivery:
         canceled = webhook.event == INVITEE_CANCELED
-        if canceled and invitee.rescheduled:
+        if canceled and invitee.rescheduled is True:
             return Delivery(note="invitee.canceled of a rescheduled meeting: it moved, nothing was lost")
         fields: dict[str, Any] = {
             "first_name": invitee.first_name,
@@ -210,6 +212,7 @@ class CalendlyAdapter:
         if canceled:
             cancellation = invitee.cancellation
             fields["cancel_reason"] = cancellation.reason if cancellation else None
+            fields["canceler_type"] = cancellation.canceler_type if cancellation else None
             occurred_at = (cancellation.created_at if cancellation else None) or webhook.created_at
         event = LeadEvent(
             event_id=event_id_for(self.name, f"{invitee.uri}\x1f{webhook.event}"),

@@ -119,6 +119,7 @@ def test_cancel_is_a_meeting_canceled_event_of_its_own(
     assert canceled.email == booked.email
     assert canceled.occurred_at == datetime(2026, 3, 2, 9, 15, 19, 851207, tzinfo=UTC)
     assert canceled.attributes.present()["cancel_reason"] == "Our budget review moved to next quarter."
+    assert canceled.attributes.present()["canceler_type"] == "invitee"
 
 
 def test_cancel_without_cancellation_object_uses_the_webhook_time(
@@ -385,3 +386,18 @@ def test_calendly_refusals_are_acknowledged_because_it_disables_failing_subscrip
     assert ADAPTER.event_types == frozenset(
         {EventType.MEETING_BOOKED, EventType.MEETING_CANCELED, EventType.FORM_SUBMITTED}
     )
+
+
+def test_list_answers_are_joined_and_a_null_rescheduled_flag_is_a_plain_cancel(
+    signed: Sign, sample: Callable[[str], dict[str, Any]]
+) -> None:
+    # Given a cancel whose checkbox answer lists its choices and whose rescheduled flag is null
+    body = sample(CANCELED)
+    body["payload"]["rescheduled"] = None
+    body["payload"]["questions_and_answers"].append(
+        {"question": "Interests", "answer": ["Scoring", "CRM sync"], "position": 4}
+    )
+    [event] = read(signed(body)).events
+    # Then it is a lost meeting, and the choices are kept as one attribute
+    assert event.event_type is EventType.MEETING_CANCELED
+    assert event.attributes.present()["interests"] == "Scoring, CRM sync"
