@@ -72,7 +72,7 @@ class CalendlySecret(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     signing_key: str = Field(min_length=1)
-    tolerance_seconds: int = Field(default=DEFAULT_TOLERANCE_SECONDS, ge=1, le=3600)
+    tolerance_seconds: int = Field(default=DEFAULT_TOLERANCE_SECONDS, ge=1, le=86_400)
 
 
 class _Lenient(BaseModel):

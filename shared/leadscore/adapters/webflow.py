@@ -84,7 +84,7 @@ class WebflowSecret(BaseModel):
     labels: dict[str, str | None] = Field(default_factory=dict)
     forms: dict[str, EventType] = Field(default_factory=dict)
     event_type: EventType = EventType.FORM_SUBMITTED
-    tolerance_seconds: int = Field(default=DEFAULT_TOLERANCE_SECONDS, ge=1, le=3600)
+    tolerance_seconds: int = Field(default=DEFAULT_TOLERANCE_SECONDS, ge=1, le=86_400)
 
     @field_validator("secret")
     @classmethod

@@ -22,6 +22,8 @@ ROUTES: dict[str, tuple[Channel, str]] = {
     "generic": ("form", "/v1/forms/generic"),
     "typeform": ("form", "/v1/forms/typeform"),
     "sendgrid": ("email", "/v1/email-events/sendgrid"),
+    "webflow": ("form", "/v1/forms/webflow"),
+    "calendly": ("form", "/v1/forms/calendly"),
 }
 
 
@@ -57,7 +59,8 @@ def test_a_sample_signed_by_the_command_is_accepted_and_the_signature_binds_the_
     adapter_secret = {k: v for k, v in SECRETS[provider].items() if k != "_comment"}
     delivery = read_delivery(get_adapter(provider, ROUTES[provider][0]), request, adapter_secret)
     assert delivery.events or delivery.pending or delivery.note
-    forged = request.model_copy(update={"body": request.body.replace(b"@", b"@x", 1)})
+    tampered = request.body.replace(b"@", b"@x", 1) if b"@" in request.body else request.body + b" "
+    forged = request.model_copy(update={"body": tampered})
     with pytest.raises(LeadScoreError) as refused:
         read_delivery(get_adapter(provider, ROUTES[provider][0]), forged, adapter_secret)
     assert refused.value.status == 401
