@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from leadscore.domain import CANONICAL, EventType, LeadAttributes, to_snake
+from leadscore.domain import CANONICAL, EventType, LeadAttributes, normalize_email, to_snake
 
 MAX_CUSTOM_ATTRIBUTES = 50
 MAX_VALUE_CHARS = 500
@@ -104,3 +104,28 @@ def build_attributes(fields: Mapping[str, Any], skip: Iterable[str] = ()) -> Lea
         for field in {str(error["loc"][0]) for error in exc.errors()}:
             data[f"{field}_text"] = str(data.pop(field))
         return LeadAttributes.model_validate(data)
+
+
+def _is_email(value: Any) -> bool:
+    if not isinstance(value, str) or "@" not in value:
+        return False
+    try:
+        normalize_email(value)
+    except ValueError:
+        return False
+    return True
+
+
+def find_email_field(fields: Mapping[str, Any]) -> str | None:
+    """The name of the field that holds the person's address, for forms whose fields are labels
+    ("Email", "Work Email", "Business email", "Email 2"): a known email label with a value, else a
+    label containing the word "email" whose value is an address, else the first field whose value
+    is an address. None when no field qualifies."""
+    labelled = [key for key, value in fields.items() if value not in (None, "")]
+    for key in labelled:
+        if to_snake(key) in EMAIL_KEYS:
+            return key
+    for key in labelled:
+        if "email" in to_snake(key).split("_") and _is_email(fields[key]):
+            return key
+    return next((key for key in labelled if _is_email(fields[key])), None)

@@ -250,7 +250,7 @@ class Replayer:
         elif kind == "wrong_content_type":
             headers["content-type"] = "text/plain"
         elif kind == "unknown_provider":
-            path = "/v1/forms/hubspot"
+            path = "/v1/forms/nosuch"
         elif kind in ("honeypot", "bad_site_token", "forged_unsubscribe"):
             path = "/v1/forms/html"
             fields = {

@@ -143,6 +143,29 @@ def hubspot_v1_headers(body: bytes, secret: str) -> dict[str, str]:
     }
 
 
+def webflow_headers(body: bytes, secret: str, timestamp_ms: int | None = None) -> dict[str, str]:
+    """Webflow: hex HMAC-SHA256 of `{timestamp}:{body}` keyed with the webhook's secret key (or
+    the OAuth app's client secret), the timestamp in unix milliseconds."""
+    sent = str(int(time.time() * 1000) if timestamp_ms is None else timestamp_ms)
+    digest = hmac.new(secret.encode(), sent.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return {
+        "content-type": "application/json",
+        "x-webflow-timestamp": sent,
+        "x-webflow-signature": digest,
+    }
+
+
+def calendly_headers(body: bytes, signing_key: str, timestamp: int | None = None) -> dict[str, str]:
+    """Calendly: `Calendly-Webhook-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`
+    keyed with the webhook subscription's signing key."""
+    sent = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(signing_key.encode(), sent.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {
+        "content-type": "application/json; charset=utf-8",
+        "calendly-webhook-signature": f"t={sent},v1={digest}",
+    }
+
+
 # --- one entry point per provider: `leadscore sign <provider>` and the loopback tests --------------
 @dataclass(frozen=True)
 class SignContext:
@@ -199,6 +222,17 @@ def _hubspot(body: bytes, secret: Mapping[str, Any], context: SignContext) -> Si
     return Signed(body, hubspot_v3_headers(context.method, url, body, client_secret, sent_ms))
 
 
+def _webflow(body: bytes, secret: Mapping[str, Any], context: SignContext) -> Signed:
+    keys = secret["secret"]
+    key = str(keys if isinstance(keys, str) else keys[0])
+    sent_ms = None if context.timestamp is None else context.timestamp * 1000
+    return Signed(body, webflow_headers(body, key, sent_ms))
+
+
+def _calendly(body: bytes, secret: Mapping[str, Any], context: SignContext) -> Signed:
+    return Signed(body, calendly_headers(body, str(secret["signing_key"]), context.timestamp))
+
+
 SIGNERS: dict[str, Signer] = {
     "generic": _generic,
     "typeform": _typeform,
@@ -206,6 +240,8 @@ SIGNERS: dict[str, Signer] = {
     "mailgun": _mailgun,
     "postmark": _postmark,
     "hubspot": _hubspot,
+    "webflow": _webflow,
+    "calendly": _calendly,
 }
 
 

@@ -14,6 +14,7 @@ from leadscore.adapters.base import WebhookRequest
 from leadscore.domain import (
     EMAIL_EVENT_TYPES,
     FORM_EVENT_TYPES,
+    MEETING_EVENT_TYPES,
     SUPPRESSION_CHANGES,
     EventType,
     LeadEvent,
@@ -35,6 +36,8 @@ EXPECTED_ALLOW_LISTS = {
     "html": FORM_EVENT_TYPES,
     "typeform": FORM_EVENT_TYPES,
     "hubspot": FORM_EVENT_TYPES | {EventType.PROFILE_UPDATED},  # CRM property changes earn nothing
+    "webflow": FORM_EVENT_TYPES,
+    "calendly": MEETING_EVENT_TYPES | {EventType.FORM_SUBMITTED},
     "generic": frozenset(EventType) - SUPPRESSION_CHANGES,
     "sendgrid": EMAIL_EVENT_TYPES,
     "ses": EMAIL_EVENT_TYPES,

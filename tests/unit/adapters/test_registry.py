@@ -13,7 +13,7 @@ def test_supported_lists_each_channels_providers_sorted() -> None:
     # Given the adapter modules shipped in leadscore.adapters
     # When listing the providers per channel
     # Then form and email providers are discovered and kept apart
-    assert supported("form") == ["generic", "hubspot", "html", "typeform"]
+    assert supported("form") == ["calendly", "generic", "hubspot", "html", "typeform", "webflow"]
     assert supported("email") == ["mailgun", "postmark", "sendgrid"]  # SES arrives through its queue only
 
 
@@ -24,6 +24,8 @@ def test_supported_lists_each_channels_providers_sorted() -> None:
         ("html", "form"),
         ("typeform", "form"),
         ("hubspot", "form"),
+        ("webflow", "form"),
+        ("calendly", "form"),
         ("sendgrid", "email"),
         ("ses", "email"),
         ("mailgun", "email"),
@@ -60,11 +62,11 @@ def test_unknown_provider_names_it_and_lists_supported_ones() -> None:
     # Given a provider nobody implemented
     # When asking for it
     with pytest.raises(UnknownProvider) as caught:
-        get_adapter("hubspot", "form")
+        get_adapter("salesloft", "form")
     # Then the 404 error names it and says what is supported
     assert caught.value.status == 404
-    assert "'hubspot'" in caught.value.message
-    assert "generic, html, typeform" in caught.value.message
+    assert "'salesloft'" in caught.value.message
+    assert "calendly, generic, hubspot, html, typeform, webflow" in caught.value.message
 
 
 @pytest.mark.parametrize(("name", "channel"), [("ses", "form"), ("typeform", "email")])

@@ -82,6 +82,31 @@ def test_a_once_only_rule_counts_once_however_often_it_happens(model: ScoringMod
     assert result.engagement == pytest.approx(25)
 
 
+def test_a_booked_meeting_outweighs_a_demo_request_once_and_fades_like_one(model: ScoringModel) -> None:
+    demo = engine.score(model, state_from(model, [event(EventType.DEMO_REQUESTED, NOW)]), NOW)
+    # Given a meeting booked, then booked again (a reschedule is a new booking)
+    booked = state_from(model, [event(EventType.MEETING_BOOKED, NOW), event(EventType.MEETING_BOOKED, NOW)])
+
+    result = engine.score(model, booked, NOW)
+
+    assert result.engagement == pytest.approx(30) and result.engagement >= demo.engagement
+    assert result.contributions[0].rule_id == "meeting_booked"
+    once = state_from(model, [event(EventType.MEETING_BOOKED, NOW)])
+    assert engine.score(model, once, NOW + timedelta(days=30)).engagement == pytest.approx(15)
+
+
+def test_a_canceled_meeting_takes_back_half_of_the_booking_in_any_order(model: ScoringModel) -> None:
+    booked = event(EventType.MEETING_BOOKED, NOW - timedelta(days=2))
+    canceled = event(EventType.MEETING_CANCELED, NOW - timedelta(days=1))
+
+    in_order = engine.score(model, state_from(model, [booked, canceled]), NOW)
+    reordered = engine.score(model, state_from(model, [canceled, booked]), NOW)
+
+    assert in_order.negative == pytest.approx(-15 * 2 ** (-1 / 30))
+    assert in_order.engagement + in_order.negative > 0  # the interest was real
+    assert reordered.total == pytest.approx(in_order.total, abs=1e-9)
+
+
 def test_repeatable_rules_stop_at_their_cap(model: ScoringModel) -> None:
     opens = [event(EventType.EMAIL_OPENED, NOW) for _ in range(40)]
 
