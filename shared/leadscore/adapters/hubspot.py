@@ -236,6 +236,8 @@ def _check_v3(request: WebhookRequest, config: HubSpotSecret, signature: str) ->
 
 
 def _check_legacy(request: WebhookRequest, config: HubSpotSecret) -> None:
+    if not (request.header(SIGNATURE_LEGACY) or "").strip():
+        raise SignatureInvalid(f"missing {SIGNATURE_V3} header")  # what a HubSpot app sends today
     signature = required_header(request, SIGNATURE_LEGACY).strip().lower()
     version = (request.header(SIGNATURE_VERSION) or "").strip().lower()
     if version not in ("v1", "v2") or version not in config.accept_versions:

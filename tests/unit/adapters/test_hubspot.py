@@ -365,7 +365,7 @@ def test_tampered_body_is_refused(batch: bytes) -> None:
 
 
 def test_missing_signature_and_missing_timestamp_are_refused(batch: bytes) -> None:
-    with pytest.raises(SignatureInvalid):
+    with pytest.raises(SignatureInvalid, match="missing x-hubspot-signature-v3 header"):
         _read(_request(batch, {"content-type": "application/json"}))
     headers = signing.hubspot_v3_headers("POST", URL, batch, CLIENT_SECRET, NOW_MS)
     del headers["x-hubspot-request-timestamp"]
