@@ -7,6 +7,9 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -60,3 +63,29 @@ def sendgrid_headers(body: bytes, private_key_pem: str, timestamp: int | None = 
         "x-twilio-email-event-webhook-signature": base64.b64encode(signature).decode(),
         "x-twilio-email-event-webhook-timestamp": sent,
     }
+
+
+# Mailchimp signs nothing: its list webhooks carry the receiver's secret `key` in the URL query and
+# post the event as PHP form data (`http_build_query`: bracket keys, brackets percent-encoded).
+MAILCHIMP_HEADERS = {"content-type": "application/x-www-form-urlencoded", "user-agent": "MailChimp"}
+
+
+def mailchimp_query(key: str) -> dict[str, str]:
+    """The query of the webhook URL Mailchimp is given (`...?key=<secret key>`)."""
+    return {"key": key}
+
+
+def mailchimp_body(payload: Mapping[str, Any]) -> bytes:
+    """A list webhook body as Mailchimp posts it: nested objects flattened to bracket keys
+    (`{"data": {"merges": {"FNAME": "Ann"}}}` -> `data%5Bmerges%5D%5BFNAME%5D=Ann`)."""
+    pairs: list[tuple[str, str]] = []
+
+    def flatten(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                flatten(f"{prefix}[{key}]" if prefix else str(key), item)
+        else:
+            pairs.append((prefix, str(value)))
+
+    flatten("", payload)
+    return urlencode(pairs).encode()
