@@ -37,6 +37,17 @@ EXPECTED_ALLOW_LISTS = {
     "generic": frozenset(EventType) - SUPPRESSION_CHANGES,
     "sendgrid": EMAIL_EVENT_TYPES,
     "ses": EMAIL_EVENT_TYPES,
+    # An audience webhook reports consent, deliverability, profile and address changes only
+    "mailchimp": frozenset(
+        {
+            EventType.EMAIL_RESUBSCRIBED,
+            EventType.EMAIL_UNSUBSCRIBED,
+            EventType.EMAIL_COMPLAINED,
+            EventType.EMAIL_BOUNCED_HARD,
+            EventType.PROFILE_UPDATED,
+            EventType.EMAIL_CHANGED,
+        }
+    ),
 }
 
 

@@ -14,12 +14,19 @@ def test_supported_lists_each_channels_providers_sorted() -> None:
     # When listing the providers per channel
     # Then form and email providers are discovered and kept apart
     assert supported("form") == ["generic", "html", "typeform"]
-    assert supported("email") == ["sendgrid"]  # SES arrives through its queue only
+    assert supported("email") == ["mailchimp", "sendgrid"]  # SES arrives through its queue only
 
 
 @pytest.mark.parametrize(
     ("name", "channel"),
-    [("generic", "form"), ("html", "form"), ("typeform", "form"), ("sendgrid", "email"), ("ses", "email")],
+    [
+        ("generic", "form"),
+        ("html", "form"),
+        ("typeform", "form"),
+        ("sendgrid", "email"),
+        ("ses", "email"),
+        ("mailchimp", "email"),
+    ],
 )
 def test_get_adapter_returns_the_named_adapter(name: str, channel: str) -> None:
     # Given a supported provider name and its channel
@@ -34,7 +41,7 @@ def test_get_adapter_returns_the_named_adapter(name: str, channel: str) -> None:
 def test_ses_cannot_be_fed_over_http() -> None:
     # SES events carry no signature: only its SQS queue (IAM-authenticated) may deliver them
     with pytest.raises(
-        UnknownProvider, match="unknown email provider 'ses'; supported email providers: sendgrid"
+        UnknownProvider, match="unknown email provider 'ses'; supported email providers: mailchimp, sendgrid"
     ):
         get_adapter("ses", "email")
 
