@@ -21,6 +21,7 @@ from leadscore.local.stack import Physical, Runner, provision
 
 GENERIC_SECRET = "whsec_" + base64.b64encode(b"integration-generic-key-0123456789").decode()
 TYPEFORM_SECRET = "tf-integration-secret"
+MAILCHIMP_KEY = "mc-integration-key-5e1d8a"
 HTML_SITE, HTML_TOKEN = "www", "site-token-123"
 _ids = itertools.count()
 
@@ -122,6 +123,7 @@ def stack(
         "html": {"sites": {HTML_SITE: HTML_TOKEN}},
         "typeform": {"secret": TYPEFORM_SECRET},
         "sendgrid": {"public_key": public_b64},
+        "mailchimp": {"key": MAILCHIMP_KEY},
     }
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "LeadScoreTest")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "leadscore")
