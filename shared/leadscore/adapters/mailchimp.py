@@ -143,8 +143,7 @@ def parse_form(body: bytes) -> dict[str, Any]:
     try:
         pairs = parse_qsl(
             body.decode("utf-8"),
-            keep_blank_values=True,
-            strict_parsing=bool(body),
+            keep_blank_values=True,  # an empty merge field is a value ("no last name"), not noise
             errors="strict",
             max_num_fields=MAX_FIELDS,
         )
