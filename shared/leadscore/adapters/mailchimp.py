@@ -202,6 +202,7 @@ class MailchimpAdapter:
         }
     )
     retry: RetryRules = RetryRules(acknowledge_refusals=True)
+    methods: tuple[str, ...] = ("POST", "GET")  # GET: Mailchimp's URL validator
 
     def parse(self, request: WebhookRequest, secret: Mapping[str, Any]) -> list[LeadEvent]:
         """The events alone (the registry calls `read`, which also says why a delivery is empty)."""

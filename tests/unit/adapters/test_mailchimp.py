@@ -405,6 +405,10 @@ def test_refusals_are_acknowledged_because_mailchimp_retries_every_non_2xx() -> 
     assert rules.stop_status is None  # 410 would disable the webhook for every later change
 
 
+def test_the_validator_get_is_a_method_the_pipeline_lets_through() -> None:
+    assert set(getattr(get_adapter("mailchimp", "email"), "methods", ())) == {"POST", "GET"}
+
+
 def test_parse_yields_the_same_events_as_read(
     post: Callable[..., WebhookRequest], load_sample: LoadSample
 ) -> None:
