@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import pytest
 
@@ -22,6 +23,7 @@ ROUTES: dict[str, tuple[Channel, str]] = {
     "generic": ("form", "/v1/forms/generic"),
     "typeform": ("form", "/v1/forms/typeform"),
     "sendgrid": ("email", "/v1/email-events/sendgrid"),
+    "mailchimp": ("email", "/v1/email-events/mailchimp"),  # samples are .urlencoded: tested below
 }
 
 
@@ -60,4 +62,30 @@ def test_a_sample_signed_by_the_command_is_accepted_and_the_signature_binds_the_
     forged = request.model_copy(update={"body": request.body.replace(b"@", b"@x", 1)})
     with pytest.raises(LeadScoreError) as refused:
         read_delivery(get_adapter(provider, ROUTES[provider][0]), forged, adapter_secret)
+    assert refused.value.status == 401
+
+
+@pytest.mark.parametrize("sample", sorted((SAMPLES / "mailchimp").glob("*.urlencoded")), ids=lambda p: p.name)
+def test_mailchimp_is_signed_by_the_key_in_the_url_query(
+    sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Mailchimp signs nothing: the command prints the content type and the URL query with the key
+    assert cli.main(["sign", "mailchimp", "--body", str(sample)]) == 0
+    printed = capsys.readouterr()
+    headers = dict(line.split(": ", 1) for line in printed.out.strip().splitlines())
+    query = printed.err.strip().removeprefix("# query: ?")
+    request = WebhookRequest(
+        provider="mailchimp",
+        body=sample.read_bytes(),
+        headers=headers,
+        query=dict(parse_qsl(query)),
+        received_at=datetime(2026, 3, 2, 9, 15, 30, tzinfo=UTC),
+    )
+    adapter = get_adapter("mailchimp", "email")
+    delivery = read_delivery(adapter, request, SECRETS["mailchimp"])
+    assert delivery.events or delivery.note
+    with pytest.raises(LeadScoreError) as refused:
+        read_delivery(
+            adapter, request.model_copy(update={"query": {"key": "not-the-key"}}), SECRETS["mailchimp"]
+        )
     assert refused.value.status == 401
