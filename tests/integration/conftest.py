@@ -23,6 +23,7 @@ GENERIC_SECRET = "whsec_" + base64.b64encode(b"integration-generic-key-012345678
 TYPEFORM_SECRET = "tf-integration-secret"
 HUBSPOT_CLIENT_SECRET = "hs-integration-client-secret"
 HUBSPOT_PUBLIC_URL = "https://hooks.integration.example"
+MAILCHIMP_KEY = "mc-integration-key-5e1d8a"
 HTML_SITE, HTML_TOKEN = "www", "site-token-123"
 MAILGUN_KEY = "integration-mailgun-signing-key"
 POSTMARK_USER, POSTMARK_PASSWORD = "postmark-it", "integration-postmark-password"
@@ -129,6 +130,7 @@ def stack(
         "sendgrid": {"public_key": public_b64},
         "mailgun": {"signing_key": MAILGUN_KEY},
         "postmark": {"username": POSTMARK_USER, "password": POSTMARK_PASSWORD},
+        "mailchimp": {"key": MAILCHIMP_KEY},
     }
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "LeadScoreTest")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "leadscore")

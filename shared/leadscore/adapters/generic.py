@@ -5,7 +5,7 @@ space-separated `v1,<base64>` entries). The signature is base64 HMAC-SHA256 over
 `{webhook-id}.{webhook-timestamp}.{raw body}`, keyed with the base64-decoded part of the secret
 after its `whsec_` prefix.
 
-Body, one event (unknown top-level keys are rejected so typos are not silently lost):
+Body, one event (unknown keys are rejected so typos are not silently lost):
 
     {"email": "ann@acme.com",                  required
      "event": "demo_requested",                an EventType value except the four suppression
@@ -14,11 +14,30 @@ Body, one event (unknown top-level keys are rejected so typos are not silently l
                                                default "form_submitted"
      "occurred_at": "2026-03-02T09:15:00Z",    ISO 8601 with timezone; default webhook-timestamp
      "url": "https://acme.com/demo",           optional page URL, at most 2048 characters
-     "attributes": {"job_title": "CTO"}}       optional flat object ("fields" is an alias);
+     "attributes": {"job_title": "CTO"},       optional flat object ("fields" is an alias);
                                                values: string, number, boolean, list or null
+     "previous_email": "ann@old.example"}      email_changed only, and required there: the
+                                               address the person used before (`email` is the
+                                               new one; the old one becomes an alias)
 
-or a batch of 1 to 100 such events: `{"events": [{...}, ...]}`. A batch is all-or-nothing: one
-invalid item rejects the request, naming the item (`events.3.email: ...`).
+`profile_updated` records attributes only (no points). Or the Standard Webhooks payload envelope
+(what Standard Webhooks libraries and Svix senders post):
+
+    {"type": "lead.demo_requested",            the event type, see below
+     "timestamp": "2026-03-02T09:15:00Z",      when it happened (ISO 8601 with timezone),
+                                               optional; the default occurred_at
+     "data": {"email": "ann@acme.com", ...}}   the one-event object above without "event"
+                                               (its own occurred_at wins over timestamp)
+
+`type` is full-stop delimited, as the spec recommends: it names an EventType either whole
+(`demo_requested`), with full stops for underscores (`demo.requested`, `email.changed`), or under
+a namespace (`lead.demo_requested`, `acme.lead.demo.requested`: the last one or two segments).
+Anything else is a 400 naming the type. Other top-level keys are ignored (the spec lets senders
+add metadata there); keys inside `data` follow the one-event schema.
+
+Or a batch of 1 to 100 one-event objects: `{"events": [{...}, ...]}`. A batch is all-or-nothing:
+one invalid item rejects the request, naming the item (`events.3.email: ...`). A body with
+`events` is a batch, one with `data` an envelope, anything else one event.
 
 Secret: `{"secret": "whsec_<base64 key>"}`; an optional `tolerance_seconds` (the pipeline passes
 SIGNATURE_TOLERANCE_SECONDS there) overrides the adapter's default window of 300 s.
@@ -50,7 +69,7 @@ from leadscore.adapters._common import (
 from leadscore.adapters._fields import build_attributes
 from leadscore.adapters.base import Adapter, Channel, WebhookRequest
 from leadscore.domain import SUPPRESSION_CHANGES, EventType, LeadEvent, Provider, event_id_for
-from leadscore.errors import EventTypeNotAllowed, SignatureInvalid, UnprocessableEvent
+from leadscore.errors import EventTypeNotAllowed, MalformedPayload, SignatureInvalid, UnprocessableEvent
 
 MAX_BATCH = 100
 AttributeInput = str | int | float | bool | None | list[str | int | float | bool]
@@ -73,15 +92,54 @@ class GenericSecret(BaseModel):
         return b64decode_strict(self.secret.removeprefix("whsec_"))
 
 
-class GenericEvent(BaseModel):
+class EventFields(BaseModel):
+    """One event's fields, as the `data` of a Standard Webhooks envelope carries them."""
+
     model_config = ConfigDict(extra="forbid")
 
     email: str | None = None
-    event: EventType = EventType.FORM_SUBMITTED
     occurred_at: AwareDatetime | None = None
     url: str | None = Field(default=None, max_length=2048)
     attributes: dict[str, AttributeInput] = Field(
         default_factory=dict, validation_alias=AliasChoices("attributes", "fields")
+    )
+    previous_email: str | None = None
+
+
+class GenericEvent(EventFields):
+    event: EventType = EventType.FORM_SUBMITTED
+
+
+class StandardWebhookEnvelope(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: str = Field(min_length=1, max_length=200)
+    timestamp: AwareDatetime | None = None
+    data: EventFields
+
+    def event(self) -> GenericEvent:
+        fields = self.data.model_dump(exclude={"attributes"})
+        return GenericEvent(
+            **fields | {"occurred_at": self.data.occurred_at or self.timestamp},
+            attributes=self.data.attributes,
+            event=envelope_event_type(self.type),
+        )
+
+
+_EVENT_TYPE_NAMES = frozenset(event_type.value for event_type in EventType)
+
+
+def envelope_event_type(name: str) -> EventType:
+    """`demo_requested`, `demo.requested`, `lead.demo_requested` and `acme.lead.demo.requested`
+    all name demo_requested; anything else is a 400 naming the type."""
+    parts = name.strip().lower().split(".")
+    for candidate in ("_".join(parts), parts[-1], "_".join(parts[-2:])):
+        if candidate in _EVENT_TYPE_NAMES:
+            return EventType(candidate)
+    raise MalformedPayload(
+        f"invalid payload: type: {name[:80]!r} names no event type; use one of "
+        f"{', '.join(sorted(_EVENT_TYPE_NAMES))}, optionally dotted or under a namespace "
+        "('demo.requested', 'lead.demo_requested')"
     )
 
 
@@ -134,7 +192,10 @@ class GenericAdapter:
                 )
                 for index, item in enumerate(items)
             ]
-        item = validate_payload(GenericEvent, data)
+        if isinstance(data, dict) and "data" in data:
+            item = validate_payload(StandardWebhookEnvelope, data).event()
+        else:
+            item = validate_payload(GenericEvent, data)
         return [self._event(item, webhook_id, sent_at, request, where="", tolerance=tolerance)]
 
     def _event(
@@ -153,6 +214,7 @@ class GenericAdapter:
                 "changes (complaint, hard bounce, unsubscribe, resubscribe) come only from email providers"
             )
         email = require_email(item.email, f"{where}email")
+        previous_email = self._previous_email(item, email, where)
         occurred_at = item.occurred_at or sent_at
         if occurred_at > request.received_at + timedelta(seconds=tolerance):
             raise UnprocessableEvent(f"{where}occurred_at is in the future")
@@ -164,7 +226,21 @@ class GenericAdapter:
             provider=Provider.GENERIC,
             url=item.url,
             attributes=build_attributes(item.attributes),
+            previous_email=previous_email,
         )
+
+    @staticmethod
+    def _previous_email(item: GenericEvent, email: str, where: str) -> str | None:
+        if item.event is not EventType.EMAIL_CHANGED:
+            if item.previous_email is not None:
+                raise MalformedPayload(
+                    f"invalid payload: {where}previous_email: only email_changed events carry it"
+                )
+            return None
+        previous = require_email(item.previous_email, f"{where}previous_email")
+        if previous == email:
+            raise UnprocessableEvent(f"{where}previous_email is the same address as email: nothing changed")
+        return previous
 
 
 ADAPTER: Adapter = GenericAdapter()

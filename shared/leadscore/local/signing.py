@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -166,6 +166,32 @@ def calendly_headers(body: bytes, signing_key: str, timestamp: int | None = None
     }
 
 
+# Mailchimp signs nothing: its list webhooks carry the receiver's secret `key` in the URL query and
+# post the event as PHP form data (`http_build_query`: bracket keys, brackets percent-encoded).
+MAILCHIMP_HEADERS = {"content-type": "application/x-www-form-urlencoded", "user-agent": "MailChimp"}
+
+
+def mailchimp_query(key: str) -> dict[str, str]:
+    """The query of the webhook URL Mailchimp is given (`...?key=<secret key>`)."""
+    return {"key": key}
+
+
+def mailchimp_body(payload: Mapping[str, Any]) -> bytes:
+    """A list webhook body as Mailchimp posts it: nested objects flattened to bracket keys
+    (`{"data": {"merges": {"FNAME": "Ann"}}}` -> `data%5Bmerges%5D%5BFNAME%5D=Ann`)."""
+    pairs: list[tuple[str, str]] = []
+
+    def flatten(prefix: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                flatten(f"{prefix}[{key}]" if prefix else str(key), item)
+        else:
+            pairs.append((prefix, str(value)))
+
+    flatten("", payload)
+    return urlencode(pairs).encode()
+
+
 # --- one entry point per provider: `leadscore sign <provider>` and the loopback tests --------------
 @dataclass(frozen=True)
 class SignContext:
@@ -233,6 +259,12 @@ def _calendly(body: bytes, secret: Mapping[str, Any], context: SignContext) -> S
     return Signed(body, calendly_headers(body, str(secret["signing_key"]), context.timestamp))
 
 
+def _mailchimp(body: bytes, secret: Mapping[str, Any], context: SignContext) -> Signed:
+    """Nothing is signed: the webhook URL carries the key (the validator's GET uses the same URL)."""
+    key = secret["key"] if "key" in secret else secret["secret"]  # `leadscore sign --secret` sets "secret"
+    return Signed(body, dict(MAILCHIMP_HEADERS), urlencode(mailchimp_query(str(key))))
+
+
 SIGNERS: dict[str, Signer] = {
     "generic": _generic,
     "typeform": _typeform,
@@ -242,6 +274,7 @@ SIGNERS: dict[str, Signer] = {
     "hubspot": _hubspot,
     "webflow": _webflow,
     "calendly": _calendly,
+    "mailchimp": _mailchimp,
 }
 
 

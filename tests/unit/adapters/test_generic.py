@@ -11,6 +11,7 @@ from leadscore.adapters.base import WebhookRequest
 from leadscore.adapters.generic import ADAPTER
 from leadscore.domain import EventType, Provider, event_id_for
 from leadscore.errors import (
+    EventTypeNotAllowed,
     MalformedPayload,
     MissingEmail,
     ProviderNotConfigured,
@@ -375,3 +376,187 @@ def test_attribute_names_are_bounded_snake_case(
     assert kept["job_title"] == "CTO"
     assert kept["a_b_c"] == 1
     assert all(len(name) <= 64 and name.isascii() for name in kept)
+
+
+# --- the Standard Webhooks payload envelope and identity changes (issue 9) -------------------------
+def test_standard_webhooks_envelope_becomes_one_event(
+    signed: Callable[..., WebhookRequest], load_sample: Callable[[str], bytes], secret: dict[str, Any]
+) -> None:
+    # Given the envelope sample: a namespaced type, its timestamp, and the event in data
+    request = signed(load_sample("generic/envelope_demo_request.json"), msg_id="msg_env_1")
+    # When parsing it
+    [event] = ADAPTER.parse(request, secret)
+    # Then type names the event, timestamp dates it, and data holds email, url and attributes
+    assert event.event_id == event_id_for("generic", "msg_env_1")
+    assert event.event_type is EventType.DEMO_REQUESTED
+    assert event.email == "priya.shah@contoso.example"
+    assert event.occurred_at == datetime(2026, 3, 2, 9, 14, 12, tzinfo=UTC)
+    assert event.url == "https://www.leadscore.example/demo?utm_source=google"
+    assert event.attributes.company_size == 51
+    assert event.attributes.job_title == "Head of Sales Operations"
+
+
+@pytest.mark.parametrize(
+    ("type_name", "expected"),
+    [
+        ("demo_requested", EventType.DEMO_REQUESTED),
+        ("demo.requested", EventType.DEMO_REQUESTED),
+        ("lead.demo_requested", EventType.DEMO_REQUESTED),
+        ("acme.lead.demo.requested", EventType.DEMO_REQUESTED),
+        ("Lead.Webinar_Attended", EventType.WEBINAR_ATTENDED),
+        ("page.viewed", EventType.PAGE_VIEWED),
+        ("lead.profile.updated", EventType.PROFILE_UPDATED),
+    ],
+)
+def test_envelope_type_may_be_dotted_or_namespaced(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any], type_name: str, expected: EventType
+) -> None:
+    body = body_of({"type": type_name, "data": {"email": "a@b.example"}})
+    [event] = ADAPTER.parse(signed(body), secret)
+    assert event.event_type is expected
+
+
+@pytest.mark.parametrize("type_name", ["contact.created", "lead.bought_a_yacht", "demo", ""])
+def test_envelope_type_naming_no_event_type_is_400_naming_it(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any], type_name: str
+) -> None:
+    body = body_of({"type": type_name, "timestamp": "2026-03-02T09:14:12Z", "data": {"email": "a@b.example"}})
+    with pytest.raises(MalformedPayload) as refused:
+        ADAPTER.parse(signed(body), secret)
+    assert refused.value.status == 400
+    assert "type" in refused.value.message
+    if type_name:
+        assert repr(type_name) in refused.value.message
+
+
+@pytest.mark.parametrize("type_name", ["email.unsubscribed", "lead.email_complained", "email.resubscribed"])
+def test_envelope_cannot_assert_a_suppression_change(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any], type_name: str
+) -> None:
+    body = body_of({"type": type_name, "data": {"email": "a@b.example"}})
+    with pytest.raises(EventTypeNotAllowed):
+        ADAPTER.parse(signed(body), secret)
+
+
+def test_envelope_data_occurred_at_wins_over_timestamp_and_the_header_is_the_last_default(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any], received_at: datetime
+) -> None:
+    own = {"email": "a@b.example", "occurred_at": "2026-03-02T08:00:00Z"}
+    envelope = {"type": "page.viewed", "timestamp": "2026-03-02T09:00:00+01:00"}
+    [with_own] = ADAPTER.parse(signed(body_of({**envelope, "data": own})), secret)
+    [with_timestamp] = ADAPTER.parse(signed(body_of({**envelope, "data": {"email": "a@b.example"}})), secret)
+    [bare] = ADAPTER.parse(signed(body_of({"type": "page.viewed", "data": {"email": "a@b.example"}})), secret)
+    assert with_own.occurred_at == datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    assert with_timestamp.occurred_at == datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    assert bare.occurred_at == received_at.replace(microsecond=0)
+
+
+def test_envelope_metadata_at_the_top_is_ignored_but_data_follows_the_event_schema(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any]
+) -> None:
+    data = {"email": "a@b.example"}
+    [event] = ADAPTER.parse(signed(body_of({"type": "page.viewed", "data": data, "version": 2})), secret)
+    assert event.email == "a@b.example"
+    for extra in ({"event": "demo_requested"}, {"emial": "typo@b.example"}):
+        with pytest.raises(MalformedPayload, match=f"data.{next(iter(extra))}"):
+            ADAPTER.parse(signed(body_of({"type": "page.viewed", "data": {**data, **extra}})), secret)
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"type": "page.viewed", "data": "a@b.example"}, "data"),
+        ({"data": {"email": "a@b.example"}}, "type"),
+        (
+            {"type": "page.viewed", "timestamp": "2026-03-02T09:00:00", "data": {"email": "a@b.example"}},
+            "timestamp",
+        ),
+        ({"type": ["page.viewed"], "data": {"email": "a@b.example"}}, "type"),
+    ],
+)
+def test_malformed_envelopes_name_the_field(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any], payload: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(MalformedPayload, match=rf"{field}\b"):
+        ADAPTER.parse(signed(body_of(payload)), secret)
+
+
+def test_envelope_without_email_is_missing_email(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any]
+) -> None:
+    with pytest.raises(MissingEmail):
+        ADAPTER.parse(signed(body_of({"type": "page.viewed", "data": {"url": "https://a.example"}})), secret)
+
+
+def test_email_changed_carries_the_previous_address(
+    signed: Callable[..., WebhookRequest], load_sample: Callable[[str], bytes], secret: dict[str, Any]
+) -> None:
+    # Given the email_changed sample: the new address in email, the old one in previous_email
+    [event] = ADAPTER.parse(signed(load_sample("generic/email_changed.json")), secret)
+    # Then the event says who the person was and who they are now
+    assert event.event_type is EventType.EMAIL_CHANGED
+    assert event.email == "ann.lee@northwind.example"
+    assert event.previous_email == "ann.lee@northwind-analytics.example"
+
+
+def test_email_changed_in_an_envelope(signed: Callable[..., WebhookRequest], secret: dict[str, Any]) -> None:
+    data = {"email": "New@B.example", "previous_email": "Old@B.example"}
+    [event] = ADAPTER.parse(signed(body_of({"type": "lead.email.changed", "data": data})), secret)
+    assert (event.event_type, event.email, event.previous_email) == (
+        EventType.EMAIL_CHANGED,
+        "new@b.example",
+        "old@b.example",
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "error", "named"),
+    [
+        ({"email": "a@b.example", "event": "email_changed"}, MissingEmail, "previous_email"),
+        (
+            {"email": "a@b.example", "event": "email_changed", "previous_email": "A@B.example"},
+            UnprocessableEvent,
+            "same",
+        ),
+        (
+            {"email": "a@b.example", "event": "email_changed", "previous_email": "nope"},
+            UnprocessableEvent,
+            "previous_email",
+        ),
+        (
+            {"email": "a@b.example", "event": "demo_requested", "previous_email": "o@b.example"},
+            MalformedPayload,
+            "previous_email",
+        ),
+        ({"email": "a@b.example", "previous_email": "o@b.example"}, MalformedPayload, "only email_changed"),
+    ],
+)
+def test_previous_email_is_required_for_email_changed_and_refused_elsewhere(
+    signed: Callable[..., WebhookRequest],
+    secret: dict[str, Any],
+    payload: dict[str, Any],
+    error: type[Exception],
+    named: str,
+) -> None:
+    with pytest.raises(error, match=named):
+        ADAPTER.parse(signed(body_of(payload)), secret)
+
+
+def test_email_changed_in_a_batch_names_the_item(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any]
+) -> None:
+    events = [{"email": "a@b.example"}, {"email": "c@b.example", "event": "email_changed"}]
+    with pytest.raises(MissingEmail, match=r"events\.1\.previous_email"):
+        ADAPTER.parse(signed(body_of({"events": events})), secret)
+
+
+def test_profile_update_records_attributes(
+    signed: Callable[..., WebhookRequest], load_sample: Callable[[str], bytes], secret: dict[str, Any]
+) -> None:
+    [event] = ADAPTER.parse(signed(load_sample("generic/profile_updated.json")), secret)
+    assert event.event_type is EventType.PROFILE_UPDATED
+    assert event.attributes.present() == {
+        "job_title": "VP Revenue Operations",
+        "company": "Northwind Analytics Ltd",
+        "company_size": 501,
+    }

@@ -43,6 +43,17 @@ EXPECTED_ALLOW_LISTS = {
     "ses": EMAIL_EVENT_TYPES,
     "mailgun": EMAIL_EVENT_TYPES,
     "postmark": EMAIL_EVENT_TYPES,
+    # An audience webhook reports consent, deliverability, profile and address changes only
+    "mailchimp": frozenset(
+        {
+            EventType.EMAIL_RESUBSCRIBED,
+            EventType.EMAIL_UNSUBSCRIBED,
+            EventType.EMAIL_COMPLAINED,
+            EventType.EMAIL_BOUNCED_HARD,
+            EventType.PROFILE_UPDATED,
+            EventType.EMAIL_CHANGED,
+        }
+    ),
 }
 
 

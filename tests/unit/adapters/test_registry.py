@@ -14,7 +14,12 @@ def test_supported_lists_each_channels_providers_sorted() -> None:
     # When listing the providers per channel
     # Then form and email providers are discovered and kept apart
     assert supported("form") == ["calendly", "generic", "hubspot", "html", "typeform", "webflow"]
-    assert supported("email") == ["mailgun", "postmark", "sendgrid"]  # SES arrives through its queue only
+    assert supported("email") == [
+        "mailchimp",
+        "mailgun",
+        "postmark",
+        "sendgrid",
+    ]  # SES arrives through its queue only
 
 
 @pytest.mark.parametrize(
@@ -30,6 +35,7 @@ def test_supported_lists_each_channels_providers_sorted() -> None:
         ("ses", "email"),
         ("mailgun", "email"),
         ("postmark", "email"),
+        ("mailchimp", "email"),
     ],
 )
 def test_get_adapter_returns_the_named_adapter(name: str, channel: str) -> None:
@@ -46,7 +52,7 @@ def test_ses_cannot_be_fed_over_http() -> None:
     # SES events carry no signature: only its SQS queue (IAM-authenticated) may deliver them
     with pytest.raises(
         UnknownProvider,
-        match="unknown email provider 'ses'; supported email providers: mailgun, postmark, sendgrid",
+        match="unknown email provider 'ses'; supported email providers: mailchimp, mailgun, postmark, send",
     ):
         get_adapter("ses", "email")
 

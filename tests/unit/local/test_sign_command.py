@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import pytest
 
@@ -67,4 +68,30 @@ def test_a_sample_signed_by_the_command_is_accepted_and_a_forged_body_is_not(
         return
     with pytest.raises(LeadScoreError) as refused:
         read_delivery(_registry()[provider], forged, adapter_secret)
+    assert refused.value.status == 401
+
+
+@pytest.mark.parametrize("sample", sorted((SAMPLES / "mailchimp").glob("*.urlencoded")), ids=lambda p: p.name)
+def test_mailchimp_is_signed_by_the_key_in_the_url_query(
+    sample: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Mailchimp signs nothing: the command prints the content type and the URL query with the key
+    assert cli.main(["sign", "mailchimp", "--body", str(sample)]) == 0
+    printed = capsys.readouterr()
+    headers = dict(line.split(": ", 1) for line in printed.out.strip().splitlines())
+    query = printed.err.strip().removeprefix("# query: ?")
+    request = WebhookRequest(
+        provider="mailchimp",
+        body=sample.read_bytes(),
+        headers=headers,
+        query=dict(parse_qsl(query)),
+        received_at=datetime(2026, 3, 2, 9, 15, 30, tzinfo=UTC),
+    )
+    adapter = _registry()["mailchimp"]
+    delivery = read_delivery(adapter, request, SECRETS["mailchimp"])
+    assert delivery.events or delivery.note
+    with pytest.raises(LeadScoreError) as refused:
+        read_delivery(
+            adapter, request.model_copy(update={"query": {"key": "not-the-key"}}), SECRETS["mailchimp"]
+        )
     assert refused.value.status == 401
