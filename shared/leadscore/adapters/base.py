@@ -179,7 +179,10 @@ class Adapter(Protocol):
     # (400) by `leadscore.adapters.parse_events`, whatever the adapter's code does.
     event_types: frozenset[EventType]
     # Optional: `retry: RetryRules` (default DEFAULT_RETRY_RULES), and either `parse` below or
-    # `read(request, secret, ports) -> Delivery` (see `ReadingAdapter`).
+    # `read(request, secret, ports) -> Delivery` (see `ReadingAdapter`). A provider that arrives both
+    # over public HTTP and through AWS itself (SES: SNS HTTPS, and SQS or SNS -> Lambda) registers
+    # its public adapter and gives the IAM-authenticated one as `trusted_route: Adapter` (queue_only,
+    # no secret), which `get_adapter(..., from_queue=True)` returns.
 
     def parse(self, request: WebhookRequest, secret: Mapping[str, Any]) -> list[LeadEvent]:
         """Verify and normalize. `secret` is this provider's entry of the webhook secret."""

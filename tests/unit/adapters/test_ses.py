@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from leadscore.adapters.base import WebhookRequest
-from leadscore.adapters.ses import ADAPTER
+from leadscore.adapters.ses import QUEUE_ADAPTER as ADAPTER
 from leadscore.domain import EventType, Provider
 from leadscore.errors import MalformedPayload
 
