@@ -77,7 +77,13 @@ from leadscore.adapters.base import (
     WebhookRequest,
 )
 from leadscore.domain import EMAIL_EVENT_TYPES, EventType, LeadEvent, Provider, event_id_for, normalize_email
-from leadscore.errors import MalformedPayload, SignatureInvalid, StaleTimestamp, TopicNotAllowed
+from leadscore.errors import (
+    InvalidRequest,
+    MalformedPayload,
+    SignatureInvalid,
+    StaleTimestamp,
+    TopicNotAllowed,
+)
 
 SNS_MAX_RETRY_SECONDS = (
     3600  # SNS: "The total policy retry time for an HTTP/S endpoint cannot be greater than 3,600 seconds"
@@ -265,7 +271,10 @@ class SesSecret(BaseModel):
     @classmethod
     def _arns(cls, value: list[str]) -> list[str]:
         for arn in value:
-            sns.topic_region(arn)
+            try:
+                sns.topic_region(arn)
+            except InvalidRequest:
+                raise ValueError(f"{arn[:80]!r} is not an SNS topic ARN") from None
         return value
 
 
