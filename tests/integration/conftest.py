@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import boto3
@@ -22,6 +23,8 @@ from leadscore.local.stack import Physical, Runner, provision
 GENERIC_SECRET = "whsec_" + base64.b64encode(b"integration-generic-key-0123456789").decode()
 TYPEFORM_SECRET = "tf-integration-secret"
 HTML_SITE, HTML_TOKEN = "www", "site-token-123"
+SES_TOPIC = "arn:aws:sns:us-east-1:123456789012:it-ses-events"
+SNS_CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-it0123456789.pem"
 _ids = itertools.count()
 
 
@@ -112,6 +115,12 @@ class Stack:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
+@cache
+def sns_identity() -> tuple[str, str]:
+    """A TEST SNS signing identity (private key PEM, certificate PEM), pinned for SES_TOPIC."""
+    return signing.new_sns_certificate()
+
+
 @pytest.fixture
 def stack(
     aws: None, transformed_template: dict[str, Any], monkeypatch: pytest.MonkeyPatch
@@ -122,6 +131,7 @@ def stack(
         "html": {"sites": {HTML_SITE: HTML_TOKEN}},
         "typeform": {"secret": TYPEFORM_SECRET},
         "sendgrid": {"public_key": public_b64},
+        "ses": {"topic_arns": [SES_TOPIC], "certificates": {SNS_CERT_URL: sns_identity()[1]}},
     }
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "LeadScoreTest")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "leadscore")
