@@ -142,14 +142,13 @@ def check_certificate_url(url: str, topic_arn: str) -> str:
     expected_host = f"sns.{region}.{suffix}"
     try:
         parts = urlsplit(url)
-        port = parts.port
     except ValueError:
         raise SignatureInvalid("SigningCertURL is not a valid URL") from None
     if parts.scheme != "https":
         raise SignatureInvalid("SigningCertURL must be an https URL")
-    if "@" in parts.netloc or port is not None or (parts.hostname or "") != expected_host:
+    if parts.netloc.lower() != expected_host:  # the whole authority: no user info, no port
         raise SignatureInvalid(f"SigningCertURL must be served by {expected_host}, the topic's SNS endpoint")
-    if parts.netloc.lower() != expected_host or parts.query or parts.fragment:
+    if parts.query or parts.fragment:
         raise SignatureInvalid("SigningCertURL must be a plain https URL of the SNS endpoint")
     if not parts.path.endswith(".pem") or "\\" in parts.path or "/../" in parts.path + "/":
         raise SignatureInvalid("SigningCertURL must name a .pem certificate")
