@@ -8,6 +8,9 @@ import hashlib
 import hmac
 import json
 import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
+
+from leadscore.local.glue import repo_root
 
 
 def standard_webhook_headers(
@@ -137,3 +142,90 @@ def sns_https_headers(body: bytes) -> dict[str, str]:
     if message["Type"] != "SubscriptionConfirmation":
         headers["x-amz-sns-subscription-arn"] = f"{message['TopicArn']}:0b4c7e2a-1f3d-4a5b-8c6d-9e0f1a2b3c4d"
     return headers
+
+
+# --- one entry point per provider: `leadscore sign <provider>` and the loopback tests --------------
+@dataclass(frozen=True)
+class SignContext:
+    """What a signature may cover besides the body: the URL the provider calls (HubSpot signs it),
+    the time (default: now), and the generic provider's message id."""
+
+    url: str = "http://127.0.0.1:3000"
+    timestamp: int | None = None
+    msg_id: str | None = None
+    method: str = "POST"
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A request as the provider would send it: some providers sign inside the body (Mailgun, SNS)
+    or in the URL's query (Mailchimp), so all three may differ from what was given."""
+
+    body: bytes
+    headers: dict[str, str]
+    query: str = ""
+
+
+Signer = Callable[[bytes, Mapping[str, Any], SignContext], Signed]
+
+
+def _generic(body: bytes, secret: Mapping[str, Any], context: SignContext) -> Signed:
+    msg_id = context.msg_id or "msg_" + hashlib.sha256(body).hexdigest()[:24]
+    return Signed(body, standard_webhook_headers(body, str(secret["secret"]), msg_id, context.timestamp))
+
+
+def _typeform(body: bytes, secret: Mapping[str, Any], context: SignContext) -> Signed:
+    return Signed(body, typeform_headers(body, str(secret["secret"])))
+
+
+def _sendgrid(body: bytes, secret: Mapping[str, Any], context: SignContext) -> Signed:
+    return Signed(body, sendgrid_headers(body, str(secret["private_key_pem"]), context.timestamp))
+
+
+LOCAL_SNS_KEY = "events/local/sns-test-key.pem"
+
+
+def _ses(body: bytes, secret: Mapping[str, Any], context: SignContext) -> Signed:
+    """SNS signs inside the body: `body` is an SES record (wrapped in a Notification for the first
+    of `topic_arns`) or an SNS envelope (re-signed); its Timestamp is the context's time (default
+    now), its certificate the first pinned one. The key: `private_key_pem`, else the local TEST key."""
+    data = json.loads(body)
+    moment = datetime.fromtimestamp(context.timestamp, UTC) if context.timestamp else datetime.now(UTC)
+    stamp = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(data, dict) and "Type" in data:
+        unsigned = {
+            k: v for k, v in data.items() if k not in ("Signature", "SigningCertURL", "SignatureVersion")
+        }
+        version = str(data.get("SignatureVersion", "1"))
+    else:
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        unsigned = {
+            "Type": "Notification",
+            "MessageId": str(uuid.uuid5(uuid.NAMESPACE_URL, "sns:" + text)),
+            "TopicArn": str(secret["topic_arns"][0]),
+            "Message": text,
+        }
+        version = "1"
+    key = secret.get("private_key_pem")
+    if not key:
+        key = (repo_root() / LOCAL_SNS_KEY).read_text(encoding="utf-8")
+    cert_url = next(iter(secret["certificates"]))
+    message = sign_sns_message({**unsigned, "Timestamp": stamp}, str(key), cert_url, version)
+    signed_body = json.dumps(message, indent=2).encode()
+    return Signed(signed_body, sns_https_headers(signed_body))
+
+
+SIGNERS: dict[str, Signer] = {
+    "generic": _generic,
+    "typeform": _typeform,
+    "sendgrid": _sendgrid,
+    "ses": _ses,
+}
+
+
+def sign(provider: str, body: bytes, secret: Mapping[str, Any], context: SignContext | None = None) -> Signed:
+    """Sign `body` as `provider` does with its entry of the webhook secret (SendGrid: add
+    `private_key_pem`, since the deployment only keeps the public key)."""
+    if provider not in SIGNERS:
+        raise ValueError(f"cannot sign for {provider!r}; signers: {', '.join(sorted(SIGNERS))}")
+    return SIGNERS[provider](body, secret, context or SignContext())
