@@ -259,6 +259,9 @@ class SesQueueAdapter:
         return [] if data is None else ses_events(data)
 
 
+QUEUE_ADAPTER = SesQueueAdapter()
+
+
 class SesSecret(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -288,7 +291,7 @@ class SesSnsAdapter:
     event_types: frozenset[EventType] = EMAIL_EVENT_TYPES
     retry: RetryRules = RetryRules()  # SNS retries only answers outside 2xx-4xx: any 4xx stops it
     # Deliveries through AWS itself (`get_adapter(..., from_queue=True)`): no signature to check.
-    trusted_route: Adapter = SesQueueAdapter()
+    trusted_route: Adapter = QUEUE_ADAPTER
 
     def read(self, request: WebhookRequest, secret: Mapping[str, Any], ports: Ports) -> Delivery:
         config = load_secret(SesSecret, secret, self.name)
@@ -374,5 +377,4 @@ def sns_lambda_requests(event: Mapping[str, Any]) -> list[WebhookRequest]:
     ]
 
 
-ADAPTER = SesSnsAdapter()  # `read`, not `parse`: see `ReadingAdapter`
-QUEUE_ADAPTER: Adapter = SesSnsAdapter.trusted_route
+ADAPTER: Adapter = SesSnsAdapter()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 import urllib.error
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -15,7 +15,7 @@ import pytest
 
 from leadscore.adapters import read_delivery
 from leadscore.adapters.base import Delivery, SubscriptionToConfirm, WebhookRequest
-from leadscore.adapters.ses import ADAPTER, QUEUE_ADAPTER
+from leadscore.adapters.ses import QUEUE_ADAPTER, SesSnsAdapter
 from leadscore.domain import EventType
 from leadscore.errors import (
     InvalidRequest,
@@ -38,6 +38,7 @@ SAMPLES = ROOT / "events" / "providers" / "ses"
 TOPIC = "arn:aws:sns:eu-west-1:111122223333:ses-events"
 OTHER_TOPIC = "arn:aws:sns:eu-west-1:111122223333:ses-events-eu"
 CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123456789abcdef.pem"
+ADAPTER = SesSnsAdapter()
 PUBLISHED = "2026-03-02T09:20:03.105Z"
 AT = datetime(2026, 3, 2, 9, 20, 3, 500000, tzinfo=UTC)
 
@@ -92,7 +93,7 @@ def envelope(kind: str = "Notification", **fields: Any) -> dict[str, Any]:
 
 
 def request(
-    body: dict[str, Any] | bytes, headers: dict[str, str] | None = None, at: datetime = AT
+    body: dict[str, Any] | bytes, headers: Mapping[str, str | None] | None = None, at: datetime = AT
 ) -> WebhookRequest:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     base = signing.sns_https_headers(raw) if not isinstance(body, bytes) else {}
