@@ -1,20 +1,18 @@
-"""Email engagement events: POST /v1/email-events/{provider} (e.g. SendGrid), and the SES event
-queue (SES -> SNS -> SQS), with partial batch failure reports."""
+"""Email engagement events: POST /v1/email-events/{provider}, the SES event queue (SQS, partial batch
+failure reports), and SES -> SNS -> Lambda (a failure raises: Lambda retries it, then dead-letters)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from leadscore.adapters.base import WebhookRequest
+from leadscore.adapters.ses import is_sns_event, sns_lambda_requests, sqs_request
 from leadscore.batching import ReportingBatchProcessor
 from leadscore.config import Settings
 from leadscore.http import json_response, register_error_handlers, webhook_request
@@ -38,13 +36,8 @@ def email_events(provider: str) -> Response:
 
 
 @tracer.capture_method
-def record_ses_message(record: SQSRecord, settings: Settings) -> None:
-    sent = int(record.attributes.sent_timestamp or 0)
-    request = WebhookRequest(
-        provider="ses",
-        body=record.body.encode("utf-8"),
-        received_at=datetime.fromtimestamp(sent / 1000, UTC) if sent else datetime.now(UTC),
-    )
+def record_ses_delivery(request: WebhookRequest, settings: Settings) -> None:
+    """One SES delivery AWS handed over (SQS, SNS -> Lambda): IAM-authenticated, no signature."""
     result = ingest_webhook(request, "email", settings, from_queue=True)
     metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=result.accepted)
 
@@ -53,9 +46,16 @@ def record_ses_message(record: SQSRecord, settings: Settings) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if is_sns_event(event):  # an asynchronous invocation: a failure raises (retried, then DLQ)
+        for request in sns_lambda_requests(event):
+            record_ses_delivery(request, Settings.from_env())
+        return {}
     if "Records" in event:
-        handler = partial(record_ses_message, settings=Settings.from_env())
+        settings = Settings.from_env()
         return process_partial_response(
-            event=event, record_handler=handler, processor=processor, context=context
+            event=event,
+            record_handler=lambda record: record_ses_delivery(sqs_request(record), settings),
+            processor=processor,
+            context=context,
         )
     return app.resolve(event, context)

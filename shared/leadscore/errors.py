@@ -137,3 +137,16 @@ class ModelError(LeadScoreError):
 
     status = 500
     code = "invalid_model"
+
+
+class TopicNotAllowed(LeadScoreError):
+    """An SNS delivery from a topic this endpoint does not accept: 403, so SNS stops retrying it."""
+
+    status = 403
+    code = "topic_not_allowed"
+
+
+class SubscriptionNotConfirmed(UnprocessableEvent):
+    """SNS refused to confirm a subscription (unknown topic, expired or invalid token): permanent."""
+
+    code = "subscription_not_confirmed"

@@ -13,9 +13,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from leadscore import antispam, clock, lifecycle
+from leadscore import antispam, clock, lifecycle, subscriptions
 from leadscore.adapters import get_adapter, read_delivery, retry_rules
 from leadscore.adapters.base import (
     Adapter,
@@ -103,6 +103,7 @@ def reset() -> None:
     """Forget cached clients (tests that start a fresh AWS emulator call this)."""
     _services.cache_clear()
     _profiles.cache_clear()
+    subscriptions.reset()
 
 
 class IngestResult(BaseModel):
@@ -113,10 +114,11 @@ class IngestResult(BaseModel):
     parked: int = 0  # authentic events kept until their person is known (see IdentityStore)
     note: str | None = None  # why an authentic delivery recorded nothing (a validator ping, ...)
     refused: str | None = None  # a permanent refusal answered 2xx: the provider retries any other
+    success_status: int = Field(default=202, exclude=True)  # the provider's idea of success
 
     @property
     def status(self) -> int:
-        return 200 if self.refused or self.note else 202
+        return 200 if self.refused or self.note else self.success_status
 
 
 # Refusals no retry can change: the provider is told to stop (RetryRules). Authentication (401),
@@ -132,10 +134,10 @@ def ingest_webhook(
     queue, `from_queue`). Raises a 4xx domain error for bad input (nothing recorded), mapped to the
     answer that stops this provider retrying, and StorageUnavailable (503) when recording failed."""
     adapter = get_adapter(request.provider, channel, from_queue=from_queue)
+    rules = retry_rules(adapter)
     try:
-        return _ingest(adapter, request, settings)
+        return _ingest(adapter, request, settings).model_copy(update={"success_status": rules.success_status})
     except LeadScoreError as exc:
-        rules = retry_rules(adapter)
         if exc.status not in PERMANENT_REFUSALS:
             raise
         if rules.acknowledge_refusals:
@@ -166,6 +168,9 @@ def _ingest(adapter: Adapter, request: WebhookRequest, settings: Settings) -> In
         antispam.enforce(delivery.guard, partial(antispam.counters, settings))
     if delivery.replay is not None:
         _claim(delivery.replay, settings)
+    if delivery.confirm is not None:  # a verified SNS subscription request: confirm it via the API
+        subscription = subscriptions.confirm_subscription(delivery.confirm.topic_arn, delivery.confirm.token)
+        logger.info("SNS subscription confirmed", extra={"subscription_arn": subscription})
     svc = services(settings)
     identified = (
         _identify(svc, adapter, delivery, options, request.received_at) if _names_ids(delivery) else None

@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import boto3
@@ -27,6 +28,8 @@ MAILCHIMP_KEY = "mc-integration-key-5e1d8a"
 HTML_SITE, HTML_TOKEN = "www", "site-token-123"
 MAILGUN_KEY = "integration-mailgun-signing-key"
 POSTMARK_USER, POSTMARK_PASSWORD = "postmark-it", "integration-postmark-password"
+SES_TOPIC = "arn:aws:sns:us-east-1:123456789012:it-ses-events"
+SNS_CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-it0123456789.pem"
 _ids = itertools.count()
 
 
@@ -117,6 +120,12 @@ class Stack:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
+@cache
+def sns_identity() -> tuple[str, str]:
+    """A TEST SNS signing identity (private key PEM, certificate PEM), pinned for SES_TOPIC."""
+    return signing.new_sns_certificate()
+
+
 @pytest.fixture
 def stack(
     aws: None, transformed_template: dict[str, Any], monkeypatch: pytest.MonkeyPatch
@@ -131,6 +140,7 @@ def stack(
         "mailgun": {"signing_key": MAILGUN_KEY},
         "postmark": {"username": POSTMARK_USER, "password": POSTMARK_PASSWORD},
         "mailchimp": {"key": MAILCHIMP_KEY},
+        "ses": {"topic_arns": [SES_TOPIC], "certificates": {SNS_CERT_URL: sns_identity()[1]}},
     }
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "LeadScoreTest")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "leadscore")

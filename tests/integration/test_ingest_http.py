@@ -180,7 +180,7 @@ def test_ses_events_arrive_through_the_queue(stack: Stack) -> None:
         ),
         ("/v1/forms/nosuch", b'{"email": "a@b.co"}', None, 404, "unknown_provider"),
         ("/v1/forms/sendgrid", b"[]", None, 404, "unknown_provider"),
-        ("/v1/email-events/ses", b'{"eventType": "Complaint"}', None, 404, "unknown_provider"),
+        ("/v1/email-events/ses", b'{"eventType": "Complaint"}', None, 400, "malformed_payload"),
         ("/v1/email-events/sendgrid", b"[]", {"content-type": "application/json"}, 401, "invalid_signature"),
     ],
 )

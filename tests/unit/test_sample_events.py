@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.parser.models import (
     APIGatewayProxyEventV2Model,
     DynamoDBStreamModel,
     EventBridgeModel,
+    SnsModel,
     SnsNotificationModel,
     SqsModel,
 )
@@ -26,6 +27,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "ingest_form_generic.json": APIGatewayProxyEventV2Model,
     "ingest_email_sendgrid.json": APIGatewayProxyEventV2Model,
     "ingest_email_ses_sqs.json": SqsModel,
+    "ingest_email_ses_sns.json": SnsModel,
     "score_events_ledger_stream.json": DynamoDBStreamModel,
     "evaluate_thresholds_profile_stream.json": DynamoDBStreamModel,
     "decay_scores_schedule.json": EventBridgeModel,
@@ -73,6 +75,16 @@ def test_ses_sample_carries_an_sns_envelope_of_an_ses_click() -> None:
     envelope = SnsNotificationModel.model_validate_json(record.body)
 
     assert json.loads(envelope.Message)["eventType"] == "Click"
+
+
+def test_ses_sns_lambda_sample_is_the_same_click_as_the_queue_sample() -> None:
+    queued = SnsNotificationModel.model_validate_json(
+        SqsModel.model_validate(_load("ingest_email_ses_sqs.json")).Records[0].body
+    )
+
+    direct = SnsModel.model_validate(_load("ingest_email_ses_sns.json")).Records[0].Sns
+
+    assert (direct.MessageId, direct.Message) == (queued.MessageId, queued.Message)
 
 
 def test_stream_samples_have_the_images_their_view_type_promises() -> None:

@@ -27,7 +27,7 @@ from leadscore.adapters.base import (
 )
 from leadscore.domain import LeadEvent
 from leadscore.errors import EventTypeNotAllowed, UnknownProvider
-from leadscore.ports import NetworkPorts
+from leadscore.ports import network_ports
 
 __all__ = [
     "Adapter",
@@ -64,8 +64,13 @@ def supported(channel: Channel) -> list[str]:
 def get_adapter(name: str, channel: Channel, *, from_queue: bool = False) -> Adapter:
     """The adapter for `name` on `channel`; UnknownProvider (404) for anything else, so a form URL
     cannot be used to feed email events and vice versa, and a queue-only source (SES, which
-    carries no signature) cannot be forged over the public HTTP route."""
+    carries no signature) cannot be forged over the public HTTP route. `from_queue` is for routes
+    AWS authenticates (a queue, an SNS -> Lambda subscription), never for a public request."""
     adapter = _registry().get(name)
+    if adapter is not None and from_queue:
+        # AWS itself delivers (SQS, SNS -> Lambda), authenticated by IAM: the provider's adapter for
+        # that route checks no signature (SES's `trusted_route`), so it is never the public one.
+        adapter = getattr(adapter, "trusted_route", adapter)
     if adapter is None or adapter.channel != channel or (adapter.queue_only and not from_queue):
         choices = ", ".join(supported(channel)) or "none"
         raise UnknownProvider(
@@ -87,7 +92,7 @@ def read_delivery(
     person filled a form", never "they unsubscribed"; a refused type fails the whole delivery
     (400), so nothing is half-recorded."""
     if isinstance(adapter, ReadingAdapter):
-        delivery = adapter.read(request, secret, ports or NetworkPorts())
+        delivery = adapter.read(request, secret, ports or network_ports())
     elif isinstance(adapter, GuardedAdapter):
         events, guard = adapter.parse_guarded(request, secret)
         delivery = Delivery(events=events, guard=guard)

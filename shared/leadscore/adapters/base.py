@@ -107,6 +107,7 @@ class RetryRules(BaseModel):
       403); permanent refusals of this provider are answered with it. None: any 4xx stops it.
     - `acknowledge_refusals`: the provider retries every non-2xx for hours and disables the hook
       on some (Typeform): permanent refusals are answered 200 with the reason in the body.
+    - `success_status`: the answer for a recorded delivery (202; 200 where only 200 is success).
     Authentication failures (401), rate limits (429) and 5xx keep their status: a secret fixed in
     the deployment or capacity coming back lets the retries succeed."""
 
@@ -114,6 +115,7 @@ class RetryRules(BaseModel):
 
     stop_status: int | None = Field(default=None, ge=400, le=499)
     acknowledge_refusals: bool = False
+    success_status: int = Field(default=202, ge=200, le=299)  # Webflow counts anything but 200 as failed
 
 
 DEFAULT_RETRY_RULES = RetryRules()
@@ -131,6 +133,9 @@ class Adapter(Protocol):
     event_types: frozenset[EventType]
     # And: `parse` (ParsingAdapter) or `read` (ReadingAdapter); optionally `retry: RetryRules`
     # (default DEFAULT_RETRY_RULES), `methods` (default ("POST",)) and `resolver` (ResolvingAdapter).
+    # A provider that arrives both over public HTTP and through AWS itself (SES: SNS HTTPS, and SQS
+    # or SNS -> Lambda) registers its public adapter and gives the IAM-authenticated one as
+    # `trusted_route: Adapter` (queue_only, no secret), which `get_adapter(..., from_queue=True)` returns.
 
 
 @runtime_checkable

@@ -151,7 +151,7 @@ class WebflowAdapter:
     needs_secret: bool = True
     queue_only: bool = False
     event_types: frozenset[EventType] = FORM_EVENT_TYPES
-    retry: RetryRules = RetryRules(acknowledge_refusals=True)
+    retry: RetryRules = RetryRules(acknowledge_refusals=True, success_status=200)
 
     def read(self, request: WebhookRequest, secret: Mapping[str, Any], ports: Ports) -> Delivery:
         config = load_secret(WebflowSecret, secret, self.name)

@@ -125,8 +125,8 @@ class EndpointSession:
             region_name=REGION,
         )
 
-    def client(self, service: str) -> Any:
-        return self._session.client(service, endpoint_url=self.endpoint_url)
+    def client(self, service: str, region_name: str | None = None) -> Any:
+        return self._session.client(service, endpoint_url=self.endpoint_url, region_name=region_name)
 
     def resource(self, service: str) -> Any:
         return self._session.resource(service, endpoint_url=self.endpoint_url)
@@ -278,9 +278,9 @@ class LocalStack:
         template = self.options.template if self.options.template is not None else load_template()
         self.transformed = transform(template, region=REGION)
         secrets_path = self.options.secrets_path or repo_root() / DEFAULT_SECRETS
-        self.physical = provision(
-            self.transformed, self.session, self.options.prefix, load_secrets(secrets_path)
-        )
+        secret_strings = load_secrets(secrets_path)
+        self.physical = provision(self.transformed, self.session, self.options.prefix, secret_strings)
+        self._create_ses_topics(json.loads(secret_strings["WebhookSecret"]))
         environment = {
             **FAKE_CREDENTIALS,
             "AWS_ENDPOINT_URL": self.endpoint_url,
@@ -314,6 +314,19 @@ class LocalStack:
                 url, _ = self.subscribe_queue(topic, name, raw=False)
                 self.watches[topic] = Watch(topic=topic, queue_url=url)
                 self.local_only[name] = f"SQS queue subscribed to {topic} (--watch)"
+
+    def _create_ses_topics(self, secrets: Mapping[str, Any]) -> None:
+        """The SES topics the secret allows over SNS HTTPS live in the team's account: create them
+        in the emulator, so a verified SubscriptionConfirmation can be confirmed there."""
+        assert self.session is not None
+        ses = secrets.get("ses")
+        for arn in ses.get("topic_arns", []) if isinstance(ses, dict) else []:
+            parts = str(arn).split(":")
+            if len(parts) == 6 and parts[2] == "sns":
+                client = self.session._session.client(
+                    "sns", endpoint_url=self.endpoint_url, region_name=parts[3]
+                )
+                client.create_topic(Name=parts[5])
 
     # ------------------------------------------------------------------------- helpers
     def subscribe_queue(

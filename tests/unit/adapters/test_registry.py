@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from leadscore.adapters import get_adapter, supported
+from leadscore.adapters.base import ReadingAdapter
 from leadscore.domain import Provider
 from leadscore.errors import UnknownProvider
 
@@ -13,13 +14,9 @@ def test_supported_lists_each_channels_providers_sorted() -> None:
     # Given the adapter modules shipped in leadscore.adapters
     # When listing the providers per channel
     # Then form and email providers are discovered and kept apart
-    assert supported("form") == ["calendly", "generic", "hubspot", "html", "typeform", "webflow"]
-    assert supported("email") == [
-        "mailchimp",
-        "mailgun",
-        "postmark",
-        "sendgrid",
-    ]  # SES arrives through its queue only
+    assert supported("form") == ["calendly", "generic", "html", "hubspot", "typeform", "webflow"]
+    # (SES: over SNS HTTPS, besides its queue and SNS -> Lambda)
+    assert supported("email") == ["mailchimp", "mailgun", "postmark", "sendgrid", "ses"]
 
 
 @pytest.mark.parametrize(
@@ -48,18 +45,19 @@ def test_get_adapter_returns_the_named_adapter(name: str, channel: str) -> None:
     assert adapter.queue_only is (name == "ses")
 
 
-def test_ses_cannot_be_fed_over_http() -> None:
-    # SES events carry no signature: only its SQS queue (IAM-authenticated) may deliver them
-    with pytest.raises(
-        UnknownProvider,
-        match="unknown email provider 'ses'; supported email providers: mailchimp, mailgun, postmark, send",
-    ):
-        get_adapter("ses", "email")
+def test_ses_over_http_is_the_signature_checking_adapter() -> None:
+    # SES events carry no signature of their own: over the public route only the SNS-verifying
+    # adapter serves them, and only AWS's own routes (queue, SNS -> Lambda) get the trusted one
+    public = get_adapter("ses", "email")
+    trusted = get_adapter("ses", "email", from_queue=True)
+    assert (public.needs_secret, public.queue_only) == (True, False)
+    assert (trusted.needs_secret, trusted.queue_only) == (False, True)
+    assert isinstance(public, ReadingAdapter) and not isinstance(trusted, ReadingAdapter)
 
 
 def test_every_adapter_name_is_a_provider_of_the_domain() -> None:
     # Given all discovered adapters
-    names = supported("form") + supported("email") + ["ses"]
+    names = supported("form") + supported("email")
     # Then each one can stamp its events with a domain Provider
     assert sorted(names) == sorted(provider.value for provider in Provider)
 
@@ -72,7 +70,7 @@ def test_unknown_provider_names_it_and_lists_supported_ones() -> None:
     # Then the 404 error names it and says what is supported
     assert caught.value.status == 404
     assert "'salesloft'" in caught.value.message
-    assert "calendly, generic, hubspot, html, typeform, webflow" in caught.value.message
+    assert "calendly, generic, html, hubspot, typeform, webflow" in caught.value.message
 
 
 @pytest.mark.parametrize(("name", "channel"), [("ses", "form"), ("typeform", "email")])

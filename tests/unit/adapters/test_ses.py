@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from leadscore.adapters.base import WebhookRequest
-from leadscore.adapters.ses import ADAPTER
+from leadscore.adapters.ses import QUEUE_ADAPTER as ADAPTER
 from leadscore.domain import EventType, Provider
 from leadscore.errors import MalformedPayload
 
@@ -184,3 +184,14 @@ def test_unreadable_bodies_are_malformed(body: Any, message: str, parse: Callabl
     # Then it is malformed (the SQS consumer reports it as a batch item failure -> DLQ)
     with pytest.raises(MalformedPayload, match=message):
         parse(body)
+
+
+def test_ses_topic_validation_notice_records_nothing(parse: Callable[[Any], list[Any]]) -> None:
+    # Given the plain-text notice SES publishes when a topic is set up (not an SES record)
+    notice = {
+        "Type": "Notification",
+        "MessageId": "a2b3c4d5-e6f7-5a8b-9c0d-1e2f3a4b5c6e",
+        "Message": "Successfully validated SNS topic for Amazon SES event publishing.",
+    }
+    # Then it is acknowledged with nothing recorded, not refused as malformed
+    assert parse(notice) == []
