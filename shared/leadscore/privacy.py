@@ -32,20 +32,19 @@ from leadscore.repository.personal import ErasureCounts, PersonalRecords
 from leadscore.repository.profiles import ERASED, RECENT_TRANSITIONS, is_tombstone
 from leadscore.scoring import engine
 
-EXPORT_VERSION = 1
-
 
 class ErasureReport(BaseModel):
     lead_id: str = Field(description="The lead erased (the canonical one when an alias id was given)")
     erased_at: datetime = Field(description="When the lead was first erased (its tombstone)")
     existed: bool = Field(description="Something of the lead was stored before this call")
+    already_erased: bool = Field(description="The lead was erased before this call (counts are then 0)")
     deleted: ErasureCounts
 
 
 class LeadExport(BaseModel):
     """Everything stored about one person, table by table, values as stored (version 1)."""
 
-    export_version: Literal[1] = EXPORT_VERSION
+    export_version: Literal[1] = 1
     lead_id: str
     requested_lead_id: str
     exported_at: datetime
@@ -78,12 +77,16 @@ def erase_lead(lead_id: str, settings: Settings, now: datetime | None = None) ->
     store = _records_for(lead_id, settings)
     try:
         canonical, _ = store.canonical(lead_id)
-        counts, existed = store.erase(canonical, now or clock.now())
-        tombstone = store.profile_item(canonical) or {}
+        outcome = store.erase(canonical, now or clock.now())
     except (ClientError, BotoCoreError) as exc:
         raise StorageUnavailable("could not finish the erasure; please retry (it resumes)") from exc
-    erased_at = parse_iso(str(tombstone[ERASED])) if ERASED in tombstone else now or clock.now()
-    return ErasureReport(lead_id=canonical, erased_at=erased_at, existed=existed, deleted=counts)
+    return ErasureReport(
+        lead_id=canonical,
+        erased_at=parse_iso(outcome.erased_at),
+        existed=outcome.existed,
+        already_erased=outcome.already_erased,
+        deleted=outcome.deleted,
+    )
 
 
 def export_lead(lead_id: str, settings: Settings, now: datetime | None = None) -> LeadExport:

@@ -55,6 +55,13 @@ class ErasureCounts(BaseModel):
     rate_limit_counters: int = 0
 
 
+class ErasureOutcome(BaseModel):
+    deleted: ErasureCounts
+    existed: bool  # something of the lead was stored before the call
+    already_erased: bool  # its tombstone was there before the call
+    erased_at: str  # the tombstone's time: the first erasure's
+
+
 class StoredRecords(BaseModel):
     """Raw items (as the resource layer reads them) of one lead, table by table."""
 
@@ -169,19 +176,19 @@ class PersonalRecords:
         yield from _paged(self._rate_limits.scan, {"FilterExpression": condition, "ConsistentRead": True})
 
     # --- erasing ------------------------------------------------------------------------------
-    def erase(self, lead_id: str, at: datetime) -> tuple[ErasureCounts, bool]:
-        """Erase the lead (`lead_id` already canonical) and its merged leads, leaving tombstones.
-        Returns the counts and whether anything of the lead was found (a live or half-erased
-        profile, events, links, records or counters)."""
+    def erase(self, lead_id: str, at: datetime) -> ErasureOutcome:
+        """Erase the lead (`lead_id` already canonical) and its merged leads, leaving tombstones."""
         counts = ErasureCounts()
         profile = self.profile_item(lead_id)
+        erased_at = iso(at)
         if profile is not None and is_tombstone(profile):
             pending = profile.get(ERASE_PENDING) or {}
             merged, transitions = set(pending.get("leads") or ()), set(pending.get("transitions") or ())
+            erased_at = str(profile[ERASED])
         else:
             merged, transitions = _merged_of(profile), transition_ids(profile or {})
             work = {k: v for k, v in (("leads", merged), ("transitions", transitions)) if v}
-            tombstone: dict[str, Any] = {"lead_id": lead_id, ERASED: iso(at)}
+            tombstone: dict[str, Any] = {"lead_id": lead_id, ERASED: erased_at}
             if work:
                 tombstone[ERASE_PENDING] = work
             self._profiles.put_item(Item=tombstone)  # ingestion honours it from now on
@@ -194,8 +201,14 @@ class PersonalRecords:
         counts.notification_records += self._delete_announcement_records(transitions)
         counts.rate_limit_counters += self._delete_rate_limit_counters([lead_id, *merged])
         self._finish(lead_id)
-        found = profile is not None and (not is_tombstone(profile) or ERASE_PENDING in profile)
-        return counts, found or any(counts.model_dump().values())
+        already = profile is not None and is_tombstone(profile)
+        found = profile is not None and (not already or ERASE_PENDING in profile)
+        return ErasureOutcome(
+            deleted=counts,
+            existed=found or any(counts.model_dump().values()),
+            already_erased=already,
+            erased_at=erased_at,
+        )
 
     def _replace_with_tombstone(self, lead_id: str, at: datetime) -> int:
         """Put a tombstone where a merged lead's alias item is (an erased person's old address is
