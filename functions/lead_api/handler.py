@@ -38,7 +38,11 @@ def list_leads() -> Response:
 @app.delete("/v1/leads/<lead_id>")
 @tracer.capture_method(capture_response=False, capture_error=False)
 def erase_lead(lead_id: str) -> Response:
-    return json_response(200, privacy.erase_lead(lead_id, Settings.from_env()).model_dump(mode="json"))
+    context = app.lambda_context
+    report = privacy.erase_lead(
+        lead_id, Settings.from_env(), time_left=lambda: context.get_remaining_time_in_millis() / 1000
+    )
+    return json_response(200, report.model_dump(mode="json"))
 
 
 @app.get("/v1/leads/<lead_id>/export")

@@ -13,7 +13,7 @@ kept, and a webhook already in flight must not create them a moment later.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -72,12 +72,18 @@ def lead_id_of(email: str) -> str:
         raise InvalidRequest("email: not a valid email address") from exc
 
 
-def erase_lead(lead_id: str, settings: Settings, now: datetime | None = None) -> ErasureReport:
-    """Erase the lead completely (idempotent). 400 for a malformed id."""
+def erase_lead(
+    lead_id: str,
+    settings: Settings,
+    now: datetime | None = None,
+    time_left: Callable[[], float] | None = None,
+) -> ErasureReport:
+    """Erase the lead completely (idempotent). 400 for a malformed id; 503 when `time_left`
+    (seconds) runs out first: the tombstone is in place, and the next call finishes."""
     store = _records_for(lead_id, settings)
     try:
         canonical, _ = store.canonical(lead_id)
-        outcome = store.erase(canonical, now or clock.now())
+        outcome = store.erase(canonical, now or clock.now(), time_left)
     except (ClientError, BotoCoreError) as exc:
         raise StorageUnavailable("could not finish the erasure; please retry (it resumes)") from exc
     return ErasureReport(

@@ -17,7 +17,8 @@ import pytest
 from leadscore import cli, pipeline, privacy
 from leadscore.antispam import GuardCheck, RateLimit, SiteGuard, check_rate_limits
 from leadscore.config import Settings
-from leadscore.domain import lead_id_for
+from leadscore.domain import EventType, LeadEvent, Provider, event_id_for, lead_id_for
+from leadscore.errors import StorageUnavailable
 from leadscore.repository import RateLimitCounters
 from leadscore.repository.personal import PersonalRecords
 from leadscore.rescore import rescore_lead
@@ -284,6 +285,55 @@ def test_an_interrupted_erasure_finishes_on_the_next_call(
     assert report.deleted.ledger_events == 5 and report.deleted.notification_records == 2
     assert set(stack.profile(person["lead"]) or {}) == {"lead_id", "erased_at"}
     assert _naming(stack, [person["email"], person["old_email"]]) == {}
+
+
+def test_an_erasure_short_of_time_answers_503_and_the_next_call_finishes(stack: Stack) -> None:
+    # Given a lead with 250 events, and an invocation with almost no time left
+    email = _email("busy")
+    lead = lead_id_for(email)
+    settings = _settings(stack)
+    ledger = pipeline.services(settings).ledger
+    now = stack.clock.now()
+    for n in range(250):
+        event = LeadEvent(
+            event_id=event_id_for("generic", f"busy-{n}"),
+            email=email,
+            event_type=EventType.PAGE_VIEWED,
+            provider=Provider.GENERIC,
+            occurred_at=now,
+        )
+        ledger.record(event, now)
+
+    # When the erasure runs out of time
+    with pytest.raises(StorageUnavailable) as refused:
+        privacy.erase_lead(lead, settings, time_left=lambda: 1.0)
+
+    # Then it answers 503 (retry) with the tombstone in place, and the next call finishes
+    assert refused.value.status == 503 and refused.value.code == "erasure_incomplete"
+    assert set(stack.profile(lead) or {}) == {"lead_id", "erased_at"}
+    report = privacy.erase_lead(lead, settings)
+    assert report.deleted.ledger_events == 150
+    assert [i for i in stack.ledger_items() if i["lead_id"] == lead] == []
+
+
+def test_the_profile_stream_makes_nothing_of_a_tombstone(stack: Stack) -> None:
+    # Given the stream images of a lead's erasure: its profile, then its tombstone
+    email = _email("stream")
+    lead = lead_id_for(email)
+    stack.post_generic({"email": email, "event": "demo_requested", "attributes": VP})
+    stack.settle()
+    before = stack.profile(lead)
+    assert _delete(stack, lead)[0] == 200
+    tombstone = stack.profile(lead)
+
+    # When threshold evaluation sees them
+    moved = pipeline.on_profile_change(
+        before, tombstone or {}, _settings(stack, "EvaluateThresholdsFunction")
+    )
+
+    # Then no stage is written: the tombstone stays as it is
+    assert moved is None
+    assert stack.profile(lead) == tombstone
 
 
 # --------------------------------------------------------------------------- tombstones are ignored

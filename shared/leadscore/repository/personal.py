@@ -17,7 +17,7 @@ the list is removed last.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +26,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
 
-from leadscore.errors import LeadScoreError
+from leadscore.errors import LeadScoreError, StorageUnavailable
 from leadscore.notifications import announcement_record_key
 from leadscore.repository.codec import condition_failed, iso, storage_error
 from leadscore.repository.profiles import ERASED, is_tombstone, transition_ids
@@ -35,6 +35,14 @@ ALIAS_OF = "alias_of"
 MERGED = "merged"
 ERASE_PENDING = "erase_pending"
 MAX_ALIAS_HOPS = 8
+TIME_RESERVE_SECONDS = 3.0  # stop deleting while the answer can still be sent
+
+
+class ErasureIncomplete(StorageUnavailable):
+    """The time ran out before everything was deleted (a lead with very many events): the tombstone
+    is in place and keeps the work list; calling again finishes."""
+
+    code = "erasure_incomplete"
 
 
 class AliasChainError(LeadScoreError):
@@ -90,6 +98,7 @@ class PersonalRecords:
         dynamodb: Any | None = None,
     ) -> None:
         resource = dynamodb or boto3.resource("dynamodb")
+        self._time_left: Callable[[], float] | None = None
         self._ledger = resource.Table(ledger_table)
         self._profiles = resource.Table(profiles_table)
         self._identity = resource.Table(identity_table)
@@ -176,8 +185,12 @@ class PersonalRecords:
         yield from _paged(self._rate_limits.scan, {"FilterExpression": condition, "ConsistentRead": True})
 
     # --- erasing ------------------------------------------------------------------------------
-    def erase(self, lead_id: str, at: datetime) -> ErasureOutcome:
-        """Erase the lead (`lead_id` already canonical) and its merged leads, leaving tombstones."""
+    def erase(
+        self, lead_id: str, at: datetime, time_left: Callable[[], float] | None = None
+    ) -> ErasureOutcome:
+        """Erase the lead (`lead_id` already canonical) and its merged leads, leaving tombstones.
+        Raises ErasureIncomplete when `time_left` (seconds) runs low first."""
+        self._time_left = time_left
         counts = ErasureCounts()
         profile = self.profile_item(lead_id)
         erased_at = iso(at)
@@ -233,6 +246,10 @@ class PersonalRecords:
             for item in self._ledger_items(lead_id, keys_only=True):
                 batch.delete_item(Key={"lead_id": item["lead_id"], "event_id": item["event_id"]})
                 deleted += 1
+                if deleted % 100 == 0 and self._time_left and self._time_left() < TIME_RESERVE_SECONDS:
+                    raise ErasureIncomplete(
+                        f"erasure in progress: {deleted} more events deleted; call again to finish"
+                    )
         return deleted
 
     def _erase_identity(self, lead_id: str, counts: ErasureCounts) -> None:
