@@ -32,8 +32,8 @@ class Settings(BaseModel):
     nurture_topic_arn: str | None = Field(default=None, alias="NURTURE_TOPIC_ARN")
     sales_topic_arn: str | None = Field(default=None, alias="SALES_TOPIC_ARN")
     webhook_secret_name: str | None = Field(default=None, alias="WEBHOOK_SECRET_NAME")
-    rate_limit_table: str | None = Field(default=None, alias="RATE_LIMIT_TABLE")  # form rate limits
-    identity_table: str | None = Field(default=None, alias="IDENTITY_TABLE")  # external ids, parked events
+    rate_limit_table: str | None = Field(default=None, alias="RATE_LIMIT_TABLE")  # rate limits, tokens
+    identity_table: str | None = Field(default=None, alias="IDENTITY_TABLE")  # provider ids, parked events
     scoring_model: str = Field(default="bundled:default", alias="SCORING_MODEL")
     event_retention_days: int = Field(default=400, ge=1, alias="EVENT_RETENTION_DAYS")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, alias="MAX_BODY_BYTES")
