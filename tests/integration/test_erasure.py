@@ -237,6 +237,28 @@ def test_a_form_submission_recreates_an_erased_person_as_a_new_lead(stack: Stack
     assert status == 200 and [e["event_type"] for e in lead_view["recent_events"]] == ["form_submitted"]
 
 
+def test_an_opt_in_during_a_running_erasure_starts_a_clean_lead(stack: Stack) -> None:
+    # Given a tombstone whose erasure is still running (it holds its work list)
+    email = _email("midway")
+    lead = lead_id_for(email)
+    _table(stack, "LeadProfilesTable").put_item(
+        Item={
+            "lead_id": lead,
+            "erased_at": "2026-01-01T00:00:00.000000Z",
+            "erase_pending": {"transitions": {"tr_x"}},
+        }
+    )
+
+    # When the person fills a form
+    stack.post_generic({"email": email, "event": "form_submitted"})
+    stack.settle()
+
+    # Then the new lead carries nothing of the erasure
+    profile = stack.profile(lead) or {}
+    assert profile.get("version") == 1
+    assert "erased_at" not in profile and "erase_pending" not in profile
+
+
 def test_erasing_twice_answers_the_same_with_nothing_left_to_delete(stack: Stack) -> None:
     person = _known_person(stack)
     first = _delete(stack, person["lead"])

@@ -29,11 +29,10 @@ from pydantic import BaseModel
 from leadscore.errors import LeadScoreError, StorageUnavailable
 from leadscore.notifications import announcement_record_key
 from leadscore.repository.codec import condition_failed, iso, storage_error
-from leadscore.repository.profiles import ERASED, is_tombstone, transition_ids
+from leadscore.repository.profiles import ERASE_PENDING, ERASED, is_tombstone, transition_ids
 
 ALIAS_OF = "alias_of"
 MERGED = "merged"
-ERASE_PENDING = "erase_pending"
 MAX_ALIAS_HOPS = 8
 TIME_RESERVE_SECONDS = 3.0  # stop deleting while the answer can still be sent
 

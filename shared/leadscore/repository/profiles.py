@@ -74,6 +74,7 @@ LEGACY_SNAPSHOT_PREFIX = "a:"
 LEGACY_MERGED_ATTRIBUTES = "attrs"
 LEGACY_SEEN_PREFIX = "seen:"
 ERASED = "erased_at"
+ERASE_PENDING = "erase_pending"  # a tombstone's work list while its erasure runs
 RECENT_TRANSITIONS = "recent_transitions"
 RECENT_TRANSITIONS_KEPT = timedelta(days=30)  # idempotency records live 7 days, plus TTL's lag
 MAX_RECENT_TRANSITIONS = 50
@@ -337,6 +338,7 @@ class LeadProfiles:
         if effect.attributes:
             expr.set(ATTRIBUTES_AT, stamp)
         expr.remove(ERASED)
+        expr.remove(ERASE_PENDING)  # an erasure still running finishes from its own list
         outcome = self._transact(marker, event.lead_id, expr, f"attribute_exists({expr.name(ERASED)})")
         return None if outcome.profile_guard_failed else outcome.applied
 
