@@ -1,5 +1,6 @@
-"""Lead API (IAM-authorized): GET /v1/leads/{lead_id}, GET /v1/leads?email=..., and
-GET /v1/leads?stage=SQL&limit=50&cursor=... (a stage's leads ranked by score)."""
+"""Lead API (IAM-authorized): GET /v1/leads/{lead_id}, GET /v1/leads?email=...,
+GET /v1/leads?stage=SQL&limit=50&cursor=... (a stage's leads ranked by score), and the privacy
+operations DELETE /v1/leads/{lead_id} (erase) and GET /v1/leads/{lead_id}/export."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadscore import leads
+from leadscore import leads, privacy
 from leadscore.config import Settings
 from leadscore.http import json_response, register_error_handlers
 
@@ -32,6 +33,22 @@ def get_lead(lead_id: str) -> Response:
 def list_leads() -> Response:
     query = leads.parse_query(app.current_event.query_string_parameters)
     return json_response(200, leads.search(query, Settings.from_env()).model_dump(mode="json"))
+
+
+@app.delete("/v1/leads/<lead_id>")
+@tracer.capture_method(capture_response=False, capture_error=False)
+def erase_lead(lead_id: str) -> Response:
+    context = app.lambda_context
+    report = privacy.erase_lead(
+        lead_id, Settings.from_env(), time_left=lambda: context.get_remaining_time_in_millis() / 1000
+    )
+    return json_response(200, report.model_dump(mode="json"))
+
+
+@app.get("/v1/leads/<lead_id>/export")
+@tracer.capture_method(capture_response=False, capture_error=False)
+def export_lead(lead_id: str) -> Response:
+    return json_response(200, privacy.export_lead(lead_id, Settings.from_env()).model_dump(mode="json"))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

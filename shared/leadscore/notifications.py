@@ -2,11 +2,15 @@
 
 Each transition is published once: the publish is wrapped in Powertools idempotency keyed by the
 transition id (unique for all time, stored with the stage change), so a retried stream batch, or
-the sweeper publishing what the stream could not, does not publish twice.
+the sweeper publishing what the stream could not, does not publish twice. The records' key has a
+fixed prefix (`ANNOUNCEMENT_KEY_PREFIX`), not Powertools' default of the Lambda function's name:
+the stream and the sweeper (two functions) share one record per transition, and an erasure can
+compute the key of each transition the profile lists (`announcement_record_key`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +33,7 @@ from leadscore.scoring.model import ScoringModel
 
 logger = Logger(child=True)
 SCHEMA_PATH = Path(__file__).parent / "contracts" / "stage_changed.v1.schema.json"
+ANNOUNCEMENT_KEY_PREFIX = "leadscore.stage_changed"
 PUBLIC_ATTRIBUTES = ("first_name", "last_name", "job_title", "company", "company_size", "industry", "country")
 
 
@@ -141,7 +146,10 @@ class Notifier:
         )
         self._publish_once = (
             idempotent_function(
-                data_keyword_argument="envelope", persistence_store=persistence, config=config
+                data_keyword_argument="envelope",
+                persistence_store=persistence,
+                config=config,
+                key_prefix=ANNOUNCEMENT_KEY_PREFIX,
             )(self._publish)
             if persistence is not None
             else self._publish
@@ -183,6 +191,13 @@ class Notifier:
             extra={"transition_id": envelope["transition_id"], "topic": envelope["topic_arn"]},
         )
         return {"message_id": response["MessageId"]}
+
+
+def announcement_record_key(transition_id: str) -> str:
+    """The id of the Powertools idempotency record of one transition's announcement (the layer's
+    default hashing: MD5 of the JSON of what `event_key_jmespath` selects, here the id)."""
+    digest = hashlib.md5(json.dumps(transition_id, sort_keys=True).encode(), usedforsecurity=False)
+    return f"{ANNOUNCEMENT_KEY_PREFIX}#{digest.hexdigest()}"
 
 
 def write_schema(path: Path = SCHEMA_PATH) -> None:

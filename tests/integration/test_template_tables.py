@@ -44,6 +44,7 @@ def test_every_template_table_exists_with_its_ttl(tables: dict[str, str]) -> Non
         "IdempotencyTable",
         "RescoreJobsTable",
         "RateLimitTable",
+        "IdentityTable",
     }
     assert set(client.list_tables()["TableNames"]) == set(tables.values())
     ttl = {
@@ -56,6 +57,7 @@ def test_every_template_table_exists_with_its_ttl(tables: dict[str, str]) -> Non
         "IdempotencyTable": "expiration",
         "RescoreJobsTable": None,
         "RateLimitTable": "expires_at",
+        "IdentityTable": "expires_at",
     }
 
 

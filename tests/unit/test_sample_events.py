@@ -33,6 +33,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "decay_scores_schedule.json": EventBridgeModel,
     "lead_api_get_lead.json": APIGatewayProxyEventV2Model,
     "lead_api_list_stage.json": APIGatewayProxyEventV2Model,
+    "lead_api_erase_lead.json": APIGatewayProxyEventV2Model,
+    "lead_api_export_lead.json": APIGatewayProxyEventV2Model,
     "rescore_work_item_sqs.json": SqsModel,
     "rescore_start_dry_run.json": RescoreCommand,
 }
@@ -66,6 +68,8 @@ def test_http_samples_route_to_the_template_routes() -> None:
         "ingest_email_sendgrid.json": "POST /v1/email-events/{provider}",
         "lead_api_get_lead.json": "GET /v1/leads/{lead_id}",
         "lead_api_list_stage.json": "GET /v1/leads",
+        "lead_api_erase_lead.json": "DELETE /v1/leads/{lead_id}",
+        "lead_api_export_lead.json": "GET /v1/leads/{lead_id}/export",
     }
 
 

@@ -61,6 +61,7 @@ COMMON_ENV = {
     "MAX_BODY_BYTES": {"Ref": "MaxBodyBytes"},
     "SIGNATURE_TOLERANCE_SECONDS": {"Ref": "SignatureToleranceSeconds"},
     "REVIEW_SHARDS": "8",
+    "IDENTITY_TABLE": {"Ref": "IdentityTable"},
 }
 # Least privilege: the only template resources each function's inline policies may name.
 # Functions that score may read the model from S3 or SSM, if configured.
@@ -78,7 +79,15 @@ POLICY_SCOPE = {
         *MODEL,
     },
     "DecayScoresFunction": {"LeadProfilesTable", "IdempotencyTable", "NurtureTopic", "SalesTopic", *MODEL},
-    "LeadApiFunction": {"LeadProfilesTable", "EventLedgerTable", *MODEL},
+    "LeadApiFunction": {
+        "LeadProfilesTable",
+        "EventLedgerTable",
+        # erasure and export reach every table that names a lead
+        "IdentityTable",
+        "IdempotencyTable",
+        "RateLimitTable",
+        *MODEL,
+    },
     "RescoreFunction": {"EventLedgerTable", "LeadProfilesTable", "RescoreJobsTable", "RescoreQueue", *MODEL},
 }
 # The exact DynamoDB access of each function: (action, table or "table/index/name").
@@ -111,6 +120,7 @@ DYNAMODB_ACCESS = {
     "ScoreEventsFunction": {
         ("dynamodb:UpdateItem", "EventLedgerTable"),
         ("dynamodb:UpdateItem", "LeadProfilesTable"),
+        ("dynamodb:DeleteItem", "EventLedgerTable"),  # an event dropped for an erased lead
     },
     "EvaluateThresholdsFunction": {("dynamodb:UpdateItem", "LeadProfilesTable"), *IDEMPOTENCY},
     "DecayScoresFunction": {
@@ -125,6 +135,17 @@ DYNAMODB_ACCESS = {
         ("dynamodb:BatchGetItem", "LeadProfilesTable"),
         ("dynamodb:Query", "LeadProfilesTable/index/by_stage_score"),
         ("dynamodb:Query", "EventLedgerTable/index/by_time"),
+        # erasure and export
+        ("dynamodb:Query", "EventLedgerTable"),
+        ("dynamodb:BatchWriteItem", "EventLedgerTable"),
+        ("dynamodb:PutItem", "LeadProfilesTable"),
+        ("dynamodb:UpdateItem", "LeadProfilesTable"),
+        ("dynamodb:Query", "IdentityTable"),
+        ("dynamodb:DeleteItem", "IdentityTable"),
+        ("dynamodb:GetItem", "IdempotencyTable"),
+        ("dynamodb:DeleteItem", "IdempotencyTable"),
+        ("dynamodb:Scan", "RateLimitTable"),
+        ("dynamodb:DeleteItem", "RateLimitTable"),
     },
     "RescoreFunction": {
         ("dynamodb:Query", "EventLedgerTable"),
@@ -453,9 +474,13 @@ def test_function_inline_policies_name_only_the_resources_it_uses(
     assert _referenced_ids([s["Resource"] for s in statements]) == expected
 
 
-def test_lead_api_policies_are_read_only(transformed_template: dict[str, Any]) -> None:
+def test_lead_api_writes_only_in_its_erasure_statements(transformed_template: dict[str, Any]) -> None:
     role = _props(transformed_template, "LeadApiFunctionRole")
-    actions = {a for s in _statements(role["Policies"]) for a in _as_list(s["Action"])}
+    statements = _statements(role["Policies"])
+    writes = {"dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    erasing = [s for s in statements if str(s.get("Sid", "")).startswith(("Erase", "LeaveTombstones"))]
+    assert {a for s in statements if s not in erasing for a in _as_list(s["Action"])}.isdisjoint(writes)
+    actions = {a for s in statements for a in _as_list(s["Action"])} - writes
     assert actions <= {
         "dynamodb:GetItem",
         "dynamodb:Query",
@@ -563,6 +588,8 @@ def test_webhook_routes_are_public_and_lead_routes_need_iam(transformed_template
     assert routes == webhooks | {
         ("LeadApiFunction", "GET", "/v1/leads", "AWS_IAM"),
         ("LeadApiFunction", "GET", "/v1/leads/{lead_id}", "AWS_IAM"),
+        ("LeadApiFunction", "DELETE", "/v1/leads/{lead_id}", "AWS_IAM"),
+        ("LeadApiFunction", "GET", "/v1/leads/{lead_id}/export", "AWS_IAM"),
     }
 
 
@@ -934,7 +961,7 @@ def test_lead_api_does_not_record_its_answers_in_x_ray(transformed_template: dic
     ]
     # Then responses (personal data) are never captured, by configuration and in code
     assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
-    assert len(decorators) == 3
+    assert len(decorators) == 5
     for decorator in decorators:
         keywords = {k.arg: ast.literal_eval(k.value) for k in decorator.keywords}
         assert keywords.get("capture_response") is False, ast.unparse(decorator)

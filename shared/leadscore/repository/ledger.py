@@ -107,6 +107,19 @@ class EventLedger:
             }
         }
 
+    def forget(self, lead_id: str, event_id: str) -> None:
+        """Delete an event that will never be applied (its lead was erased), unless it was applied
+        meanwhile: between being recorded and this, it was the only item naming the person."""
+        try:
+            self._table.delete_item(
+                Key={"lead_id": lead_id, "event_id": event_id},
+                ConditionExpression="attribute_not_exists(#applied)",
+                ExpressionAttributeNames={"#applied": APPLIED},
+            )
+        except ClientError as exc:
+            if not condition_failed(exc):
+                raise storage_error("delete the event of an erased lead", exc) from exc
+
     def recent(self, lead_id: str, limit: int = 20) -> list[dict[str, Any]]:
         """A lead's most recent events, newest first (the `by_time` local index).
 

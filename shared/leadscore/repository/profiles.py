@@ -19,6 +19,11 @@ Item layout (attribute names), every part bounded whatever arrives:
   last_transition   written by threshold evaluation, decay and rescoring
   announce_pending  id of the last transition until it is announced (the sweeper's work list)
   review_shard, review_at   sparse `review_due` index of leads whose score can still change
+  recent_transitions  "<time>#<transition id>" of the transitions of the last 30 days (at most 50):
+                    what an erasure needs to find their announcements' idempotency records
+A tombstone is the item of an erased lead: `{lead_id, erased_at}` and nothing else (the id is
+keyed, so it reveals nothing). Events are applied to a lead only while it is not a tombstone;
+see `LeadProfiles.apply` for what happens to the others.
 Items written before this layout may still hold `a:<time>#<event>` snapshots, an `attrs` map and
 `seen:<day>` sets: they are read, and folded away by the next guarded save.
 """
@@ -37,7 +42,15 @@ import boto3
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from leadscore.domain import MAX_TEXT, AttributeValue, EventType, LeadEvent
+from leadscore.domain import (
+    FORM_EVENT_TYPES,
+    MAX_TEXT,
+    MEETING_EVENT_TYPES,
+    AttributeValue,
+    EventType,
+    LeadEvent,
+    Provider,
+)
 from leadscore.errors import StorageUnavailable
 from leadscore.repository.codec import (
     Expression,
@@ -60,11 +73,40 @@ PENDING = "announce_pending"
 LEGACY_SNAPSHOT_PREFIX = "a:"
 LEGACY_MERGED_ATTRIBUTES = "attrs"
 LEGACY_SEEN_PREFIX = "seen:"
+ERASED = "erased_at"
+ERASE_PENDING = "erase_pending"  # a tombstone's work list while its erasure runs
+RECENT_TRANSITIONS = "recent_transitions"
+RECENT_TRANSITIONS_KEPT = timedelta(days=30)  # idempotency records live 7 days, plus TTL's lag
+MAX_RECENT_TRANSITIONS = 50
 _CONFLICT_RETRIES = 5
+_TOMBSTONE_RACES = 3
+# Who may bring an erased person back: someone who opts in again through a form or a booking.
+OPT_IN_PROVIDERS = frozenset(
+    {
+        Provider.HTML,
+        Provider.TYPEFORM,
+        Provider.GENERIC,
+        Provider.HUBSPOT,
+        Provider.WEBFLOW,
+        Provider.CALENDLY,
+    }
+)
+OPT_IN_EVENT_TYPES = FORM_EVENT_TYPES | MEETING_EVENT_TYPES
 
 
 def review_shard_for(lead_id: str, shards: int) -> str:
     return str(int(hashlib.sha256(lead_id.encode()).hexdigest()[:8], 16) % shards)
+
+
+def is_tombstone(item: Mapping[str, Any]) -> bool:
+    """The item of an erased lead (`{lead_id, erased_at}`)."""
+    return ERASED in item
+
+
+def opts_in(event: LeadEvent) -> bool:
+    """An event that re-creates an erased lead: a form submission or a booked meeting, from a form
+    provider. Everything else (email engagement, CRM updates) is dropped for an erased lead."""
+    return event.provider in OPT_IN_PROVIDERS and event.event_type in OPT_IN_EVENT_TYPES
 
 
 def new_transition_id() -> str:
@@ -108,6 +150,7 @@ class LeadProfile(BaseModel):
     rescored_by: str | None = None
     rescore_outcome: dict[str, Any] | None = None
     days: list[int] = Field(default_factory=list)
+    recent_transitions: list[str] = Field(default_factory=list)  # "<time>#<transition id>"
     legacy_keys: list[str] = Field(default_factory=list)
     attribute_times: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -177,6 +220,7 @@ def profile_from_item(item: Mapping[str, Any], initial_stage: str) -> LeadProfil
         rescored_by=data.get("rescored_by"),
         rescore_outcome=data.get("rescore_outcome"),
         days=days,
+        recent_transitions=[str(entry) for entry in data.get(RECENT_TRANSITIONS) or []],
         legacy_keys=sorted(k for k in data if k.startswith(legacy) or k == LEGACY_MERGED_ATTRIBUTES),
         attribute_times=history,
     )
@@ -209,6 +253,7 @@ class Evaluation(BaseModel):
 class _Outcome(BaseModel):
     applied: bool
     profile_guard_failed: bool = False
+    erased: bool = False  # the guard failed on a tombstone
 
 
 class LeadProfiles:
@@ -238,7 +283,23 @@ class LeadProfiles:
         not older than the newest attribute-carrying event applied (`attrs_at`, the usual case);
         an older event sets each attribute only where it is newer, one conditional update each
         (idempotent, so a retry after a crash in between is harmless), before its transaction.
+
+        Every profile write is conditioned on the lead not being erased; an event for a tombstone
+        takes the slow path of `_apply_to_tombstone` (an opt-in re-creates the lead, anything else
+        is dropped).
         """
+        for _ in range(_TOMBSTONE_RACES):
+            applied = self._apply_to_live_lead(event, effect, now)
+            if applied is None:
+                applied = self._apply_to_tombstone(event, effect, now)
+            if applied is not None:
+                return applied
+        raise StorageUnavailable(
+            "the lead was erased and re-created while its event was applied; please retry"
+        )
+
+    def _apply_to_live_lead(self, event: LeadEvent, effect: EventEffect, now: datetime) -> bool | None:
+        """The hot path; None when the lead is a tombstone (nothing written)."""
         marker = self._ledger.mark_applied(event.lead_id, event.event_id, now)
         stamp = f"{iso(event.occurred_at)}#{event.event_id}"
         if effect.attributes:
@@ -246,14 +307,40 @@ class LeadProfiles:
             for name, value in sorted(effect.attributes.items()):
                 expr.set(f"{ATTRIBUTE_PREFIX}{name}", {"at": stamp, "v": value})
             newest = expr.set(ATTRIBUTES_AT, stamp)
-            guard = f"attribute_not_exists({newest}) OR {newest} <= {expr.value(stamp)}"
+            guard = (
+                f"{_not_erased(expr)} AND (attribute_not_exists({newest}) OR {newest} <= {expr.value(stamp)})"
+            )
             outcome = self._transact(marker, event.lead_id, expr, guard)
+            if outcome.erased:
+                return None
             if not outcome.profile_guard_failed:
                 return outcome.applied
             for name, value in sorted(effect.attributes.items()):
                 self._set_attribute_if_newer(event.lead_id, name, value, stamp)
-        outcome = self._transact(marker, event.lead_id, self._additions(event, effect, now), None)
-        return outcome.applied
+        expr = self._additions(event, effect, now)
+        outcome = self._transact(marker, event.lead_id, expr, _not_erased(expr))
+        return None if outcome.profile_guard_failed else outcome.applied
+
+    def _apply_to_tombstone(self, event: LeadEvent, effect: EventEffect, now: datetime) -> bool | None:
+        """The slow path: the event's lead was erased. An opt-in (`opts_in`: a form submission or
+        a booked meeting from a form provider) replaces the tombstone with a new lead holding this
+        event, in one transaction; any other event is dropped and its ledger item deleted, so
+        nothing names the person afterwards. None when the tombstone was replaced meanwhile
+        (the caller applies the event to the live lead)."""
+        if not opts_in(event):
+            self._ledger.forget(event.lead_id, event.event_id)
+            return False
+        marker = self._ledger.mark_applied(event.lead_id, event.event_id, now)
+        stamp = f"{iso(event.occurred_at)}#{event.event_id}"
+        expr = self._additions(event, effect, now)
+        for name, value in sorted(effect.attributes.items()):
+            expr.set(f"{ATTRIBUTE_PREFIX}{name}", {"at": stamp, "v": value})
+        if effect.attributes:
+            expr.set(ATTRIBUTES_AT, stamp)
+        expr.remove(ERASED)
+        expr.remove(ERASE_PENDING)  # an erasure still running finishes from its own list
+        outcome = self._transact(marker, event.lead_id, expr, f"attribute_exists({expr.name(ERASED)})")
+        return None if outcome.profile_guard_failed else outcome.applied
 
     def _additions(self, event: LeadEvent, effect: EventEffect, now: datetime) -> Expression:
         lead_id = event.lead_id
@@ -280,7 +367,12 @@ class LeadProfiles:
         self, marker: dict[str, Any], lead_id: str, expr: Expression, guard: str | None
     ) -> _Outcome:
         update = {
-            "Update": {"TableName": self._table.name, "Key": {"lead_id": lead_id}, **expr.kwargs(guard)}
+            "Update": {
+                "TableName": self._table.name,
+                "Key": {"lead_id": lead_id},
+                **expr.kwargs(guard),
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",  # tells a tombstone apart
+            }
         }
         for attempt in range(_CONFLICT_RETRIES):
             try:
@@ -293,7 +385,8 @@ class LeadProfiles:
                 if reasons[0] == "ConditionalCheckFailed":
                     return _Outcome(applied=False)  # applied before (or no such ledger item)
                 if reasons[1] == "ConditionalCheckFailed":
-                    return _Outcome(applied=False, profile_guard_failed=True)
+                    old = (exc.response.get("CancellationReasons") or [{}, {}])[1].get("Item") or {}
+                    return _Outcome(applied=False, profile_guard_failed=True, erased=ERASED in old)
                 if "TransactionConflict" not in reasons or attempt == _CONFLICT_RETRIES - 1:
                     raise storage_error("update the lead profile", exc) from exc
                 time.sleep(0.05 * 2**attempt)  # another write to this lead is in flight
@@ -303,7 +396,8 @@ class LeadProfiles:
         expr = Expression()
         attribute = expr.set(f"{ATTRIBUTE_PREFIX}{name}", {"at": stamp, "v": value})
         condition = (
-            f"attribute_not_exists({attribute}) OR {attribute}.{expr.name('at')} < {expr.value(stamp)}"
+            f"{_not_erased(expr)} AND "
+            f"(attribute_not_exists({attribute}) OR {attribute}.{expr.name('at')} < {expr.value(stamp)})"
         )
         try:
             self._table.update_item(Key={"lead_id": lead_id}, **expr.kwargs(condition))
@@ -357,6 +451,7 @@ class LeadProfiles:
             expr.set("stage_seq", profile.stage_seq + 1)
             expr.set("last_transition", evaluation.transition.model_dump(mode="json"))
             expr.set(PENDING, evaluation.transition.id)
+            expr.set(RECENT_TRANSITIONS, recent_transitions(profile, evaluation.transition))
             # The sweeper (the decay job) announces it if the stream cannot: keep the lead due soon.
             soon = evaluation.at + timedelta(minutes=15)
             review_at = soon if review_at is None else min(review_at, soon)
@@ -417,26 +512,30 @@ class LeadProfiles:
         expr = Expression()
         expr.set("review_at", int(until.timestamp()))
         try:
-            self._table.update_item(Key={"lead_id": lead_id}, **expr.kwargs("attribute_exists(lead_id)"))
+            condition = f"attribute_exists(lead_id) AND {_not_erased(expr)}"
+            self._table.update_item(Key={"lead_id": lead_id}, **expr.kwargs(condition))
         except ClientError as exc:
             if not condition_failed(exc):
                 raise storage_error("postpone the lead's review", exc) from exc
 
     # --- reads ------------------------------------------------------------------------------------
     def get(self, lead_id: str) -> LeadProfile | None:
+        """The lead, or None when there is none (or only its tombstone)."""
         item = self._table.get_item(Key={"lead_id": lead_id}, ConsistentRead=True).get("Item")
-        return profile_from_item(item, self._initial_stage) if item else None
+        return profile_from_item(item, self._initial_stage) if item and not is_tombstone(item) else None
 
     def get_many_items(self, lead_ids: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
-        """(lead id, raw item) of the leads that exist, read in batches of 100; decoding is the
-        caller's, so one item that cannot be decoded spoils only itself."""
+        """(lead id, raw item) of the leads that exist (tombstones left out), read in batches of
+        100; decoding is the caller's, so one item that cannot be decoded spoils only itself."""
         items: list[tuple[str, dict[str, Any]]] = []
         for start in range(0, len(lead_ids), 100):
             request = {self._table.name: {"Keys": [{"lead_id": i} for i in lead_ids[start : start + 100]]}}
             while request:
                 response = self._resource.batch_get_item(RequestItems=request)
                 items.extend(
-                    (str(item["lead_id"]), item) for item in response["Responses"].get(self._table.name, [])
+                    (str(item["lead_id"]), item)
+                    for item in response["Responses"].get(self._table.name, [])
+                    if not is_tombstone(item)
                 )
                 request = response.get("UnprocessedKeys") or {}
         return items
@@ -503,6 +602,30 @@ class LeadProfiles:
         return [str(item["lead_id"]) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
 
 
+def _not_erased(expr: Expression) -> str:
+    return f"attribute_not_exists({expr.name(ERASED)})"
+
+
+def recent_transitions(profile: LeadProfile, transition: Transition) -> list[str]:
+    """The profile's list of recent transitions with `transition` added: those of the last
+    `RECENT_TRANSITIONS_KEPT`, at most `MAX_RECENT_TRANSITIONS` (the newest)."""
+    horizon = iso(transition.at - RECENT_TRANSITIONS_KEPT)
+    kept = {entry for entry in profile.recent_transitions if entry >= horizon}
+    kept.add(f"{iso(transition.at)}#{transition.id}")
+    return sorted(kept)[-MAX_RECENT_TRANSITIONS:]
+
+
+def transition_ids(profile_item: Mapping[str, Any]) -> set[str]:
+    """Ids of the transitions a profile item names: its recent ones, its last and a pending one."""
+    ids = {str(entry).rpartition("#")[2] for entry in profile_item.get(RECENT_TRANSITIONS) or []}
+    last = profile_item.get("last_transition")
+    if isinstance(last, Mapping) and last.get("id"):
+        ids.add(str(last["id"]))
+    if profile_item.get(PENDING):
+        ids.add(str(profile_item[PENDING]))
+    return ids
+
+
 # --- the bound -------------------------------------------------------------------------------------
 MAX_NUMBER = Decimal("-9.9999999999999999999999999999999999999E+125")  # 38 digits: the largest
 LONGEST_STAMP = "2026-01-01T00:00:00.000000Z#ev_" + "f" * 32
@@ -549,6 +672,7 @@ def worst_case_item(model: ScoringModel, retention_days: int = 400) -> dict[str,
             "skipped": False,
         },
         "days": {Decimal(99_999 + day) for day in range(min(STORED_DAYS, retention_days + 2))},
+        RECENT_TRANSITIONS: [f"{LONGEST_STAMP[:27]}#{new_transition_id()}"] * MAX_RECENT_TRANSITIONS,
     }
     for name in profile_attributes(model):
         item[f"{ATTRIBUTE_PREFIX}{name}"] = stamp
