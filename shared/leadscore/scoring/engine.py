@@ -42,6 +42,11 @@ STANDARD_ATTRIBUTES = frozenset(LeadAttributes.model_fields)
 SUPPRESSING_EVENTS = frozenset(
     {EventType.EMAIL_UNSUBSCRIBED, EventType.EMAIL_COMPLAINED, EventType.EMAIL_BOUNCED_HARD}
 )
+# The person's latest word on marketing email, kept like an attribute (the latest event wins,
+# whatever the arrival order) but set only by the consent events below, never by what a sender
+# puts in an event's attributes (a public form cannot resubscribe anyone).
+CONSENT_ATTRIBUTE = "email_consent"
+CONSENT_EVENTS = {EventType.EMAIL_UNSUBSCRIBED: False, EventType.EMAIL_RESUBSCRIBED: True}
 # Email plumbing: recorded and counted, but not something the lead did.
 PASSIVE_EVENTS = frozenset(
     {
@@ -68,11 +73,18 @@ class LeadState(BaseModel):
 
     @property
     def suppressed(self) -> bool:
-        """Unsubscribed (and not resubscribed since, counting both), complained or hard-bounced."""
-        unsubscribed = self.counts.get(f"type:{EventType.EMAIL_UNSUBSCRIBED}", 0)
-        resubscribed = self.counts.get(f"type:{EventType.EMAIL_RESUBSCRIBED}", 0)
+        """Complained, hard-bounced, or unsubscribed: the latest consent change wins (a Mailchimp
+        member subscribes, then unsubscribes: suppressed). Profiles from before `email_consent`
+        was kept fall back to counting (more unsubscribes than resubscribes)."""
+        consent = self.attributes.get(CONSENT_ATTRIBUTE)
+        if isinstance(consent, bool):
+            unsubscribed = not consent
+        else:
+            unsubscribed = self.counts.get(f"type:{EventType.EMAIL_UNSUBSCRIBED}", 0) > self.counts.get(
+                f"type:{EventType.EMAIL_RESUBSCRIBED}", 0
+            )
         return (
-            unsubscribed > resubscribed
+            unsubscribed
             or self.counts.get(f"type:{EventType.EMAIL_COMPLAINED}", 0) > 0
             or self.counts.get(f"type:{EventType.EMAIL_BOUNCED_HARD}", 0) > 0
         )
@@ -144,7 +156,7 @@ def profile_attributes(model: ScoringModel) -> frozenset[str]:
     """The attributes a lead profile keeps: the standard lead fields and those the model reads.
     Anything else a form sends stays on its ledger event (for a future model, via rescoring), so
     no sender can grow a lead's profile item with new field names."""
-    return STANDARD_ATTRIBUTES | model.attribute_names
+    return STANDARD_ATTRIBUTES | model.attribute_names | {CONSENT_ATTRIBUTE}
 
 
 def effect_of(model: ScoringModel, event: LeadEvent, recorded_at: datetime | None = None) -> EventEffect:
@@ -164,11 +176,14 @@ def effect_of(model: ScoringModel, event: LeadEvent, recorded_at: datetime | Non
                 accumulators[rule.id] = accumulators.get(rule.id, 0.0) + amount
         elif isinstance(rule, AggregateRule) and rule.matches(event.event_type, event.url):
             counts[rule.id] = counts.get(rule.id, 0) + 1
-    kept = profile_attributes(model)
+    kept = profile_attributes(model) - {CONSENT_ATTRIBUTE}
+    attributes = {k: v for k, v in event.attributes.present().items() if k in kept}
+    if event.event_type in CONSENT_EVENTS:
+        attributes[CONSENT_ATTRIBUTE] = CONSENT_EVENTS[event.event_type]
     return EventEffect(
         accumulators=accumulators,
         counts=counts,
-        attributes={k: v for k, v in event.attributes.present().items() if k in kept},
+        attributes=attributes,
         active=event.event_type not in PASSIVE_EVENTS,
     )
 

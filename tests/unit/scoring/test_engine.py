@@ -192,6 +192,34 @@ def test_resubscribing_lifts_the_unsubscribe_suppression(model: ScoringModel) ->
     assert not state_from(model, events).suppressed
 
 
+def test_the_latest_consent_change_wins_so_a_subscriber_who_unsubscribes_is_suppressed(
+    model: ScoringModel,
+) -> None:
+    # A Mailchimp member's history starts with a subscribe (email_resubscribed): one subscribe
+    # and one later unsubscribe is an opt-out, not a tie
+    subscribed_then_left = [
+        event(EventType.EMAIL_RESUBSCRIBED, NOW - timedelta(days=30)),
+        event(EventType.EMAIL_UNSUBSCRIBED, NOW),
+    ]
+    left_then_came_back = [
+        event(EventType.EMAIL_UNSUBSCRIBED, NOW - timedelta(days=30)),
+        event(EventType.EMAIL_RESUBSCRIBED, NOW - timedelta(days=2)),
+        event(EventType.EMAIL_RESUBSCRIBED, NOW),
+    ]
+
+    assert state_from(model, subscribed_then_left).suppressed
+    assert not state_from(model, left_then_came_back).suppressed
+
+
+def test_no_sender_can_set_consent_through_an_events_attributes(model: ScoringModel) -> None:
+    # A form cannot say "this person consents again": only consent events set it
+    claim = event(EventType.FORM_SUBMITTED, NOW, email_consent=True)
+    state = state_from(model, [event(EventType.EMAIL_UNSUBSCRIBED, NOW - timedelta(days=1)), claim])
+
+    assert engine.CONSENT_ATTRIBUTE not in engine.effect_of(model, claim).attributes
+    assert state.suppressed
+
+
 def test_inactivity_rule_fires_after_its_delay(model: ScoringModel) -> None:
     state = state_from(model, [event(EventType.FORM_SUBMITTED, NOW, **VP)])
 
