@@ -68,7 +68,14 @@ COMMON_ENV = {
 MODEL = {"ModelBucket", "ModelParameterName"}
 POLICY_SCOPE = {
     "IngestFormFunction": {"EventLedgerTable", "WebhookSecret", "RateLimitTable", "IdentityTable"},
-    "IngestEmailFunction": {"EventLedgerTable", "WebhookSecret", "RateLimitTable", "IdentityTable"},
+    "IngestEmailFunction": {
+        "EventLedgerTable",
+        "WebhookSecret",
+        "RateLimitTable",
+        "IdentityTable",
+        "SesHttpsTopicArns",  # sns:ConfirmSubscription, only on the topics the operator lists
+        "SesEventsDLQ",  # failed SNS -> Lambda invocations
+    },
     "ScoreEventsFunction": {"EventLedgerTable", "LeadProfilesTable", "ScoreEventsDLQ", *MODEL},
     "EvaluateThresholdsFunction": {
         "LeadProfilesTable",
@@ -335,6 +342,8 @@ def test_parameters_have_the_documented_defaults(sam_template: dict[str, Any]) -
         "AlarmTopicArn": "",
         "IteratorAgeAlarmSeconds": 600,
         "WafRequestsPer5Minutes": 0,
+        "SesHttpsTopicArns": "",
+        "SesLambdaTopicArn": "",
     }
 
 
