@@ -201,7 +201,7 @@ class MailchimpAdapter:
             EventType.EMAIL_CHANGED,
         }
     )
-    retry: RetryRules = RetryRules(acknowledge_refusals=True)
+    retry: RetryRules = RetryRules(acknowledge_refusals=True, success_status=200)  # Mailchimp asks for 200
     methods: tuple[str, ...] = ("POST", "GET")  # GET: Mailchimp's URL validator
 
     def parse(self, request: WebhookRequest, secret: Mapping[str, Any]) -> list[LeadEvent]:

@@ -172,7 +172,7 @@ class MailgunAdapter:
     needs_secret: bool = True
     queue_only: bool = False
     event_types: frozenset[EventType] = EMAIL_EVENT_TYPES
-    retry: RetryRules = RetryRules(stop_status=406)
+    retry: RetryRules = RetryRules(stop_status=406, success_status=200)  # only 200 is success
 
     def __init__(self, tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS) -> None:
         self.tolerance_seconds = tolerance_seconds

@@ -164,7 +164,7 @@ class PostmarkAdapter:
     needs_secret: bool = True
     queue_only: bool = False
     event_types: frozenset[EventType] = EMAIL_EVENT_TYPES
-    retry: RetryRules = RetryRules(stop_status=403)
+    retry: RetryRules = RetryRules(stop_status=403, success_status=200)  # only 200 is success
 
     def read(self, request: WebhookRequest, secret: Mapping[str, Any], ports: Ports) -> Delivery:
         config = load_secret(PostmarkSecret, secret, self.name)
