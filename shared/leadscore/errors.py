@@ -125,3 +125,11 @@ class ModelError(LeadScoreError):
 
     status = 500
     code = "invalid_model"
+
+
+class IdentityChainBroken(LeadScoreError):
+    """A lead's alias chain loops or is longer than any sequence of merges can make it: the stored
+    identity data is damaged. The stream batch reports the record as failed (never a webhook answer)."""
+
+    status = 500
+    code = "identity_chain_broken"

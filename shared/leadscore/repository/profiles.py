@@ -19,6 +19,14 @@ Item layout (attribute names), every part bounded whatever arrives:
   last_transition   written by threshold evaluation, decay and rescoring
   announce_pending  id of the last transition until it is announced (the sweeper's work list)
   review_shard, review_at   sparse `review_due` index of leads whose score can still change
+  email_at          "<time>#<event id>" of the newest `email_changed` that set `email` (guard)
+  merged            set of lead ids folded into this lead (at most MAX_MERGED; see
+                    `repository.identity`), `merged_overflow` once more were folded
+  addresses         set of the lead's email addresses once it changed address (same bound)
+An alias item (an address the lead left, or one that joined it) holds only lead_id, `alias_of`
+(the lead id it was folded into), aliased_at and merged_at: no stage, score or review attributes,
+so it is in neither index, and every write that adds to a lead is conditioned on
+`attribute_not_exists(alias_of)` (an alias is frozen; events for it go to its canonical lead).
 Items written before this layout may still hold `a:<time>#<event>` snapshots, an `attrs` map and
 `seen:<day>` sets: they are read, and folded away by the next guarded save.
 """
@@ -38,7 +46,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from leadscore.domain import MAX_TEXT, AttributeValue, EventType, LeadEvent
-from leadscore.errors import StorageUnavailable
+from leadscore.errors import IdentityChainBroken, StorageUnavailable
 from leadscore.repository.codec import (
     Expression,
     condition_failed,
@@ -60,6 +68,12 @@ PENDING = "announce_pending"
 LEGACY_SNAPSHOT_PREFIX = "a:"
 LEGACY_MERGED_ATTRIBUTES = "attrs"
 LEGACY_SEEN_PREFIX = "seen:"
+ALIAS_OF = "alias_of"
+MERGED_AT = "merged_at"  # on an alias: when its state was folded into the lead it points to
+NOT_ALIAS = f"attribute_not_exists({ALIAS_OF})"
+# Merges point an address at a canonical lead; reversed arrivals can chain aliases, and following
+# one compresses it, so a longer chain means damaged data, reported instead of followed.
+MAX_ALIAS_HOPS = 8
 _CONFLICT_RETRIES = 5
 
 
@@ -110,6 +124,10 @@ class LeadProfile(BaseModel):
     days: list[int] = Field(default_factory=list)
     legacy_keys: list[str] = Field(default_factory=list)
     attribute_times: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    alias_of: str | None = None  # an alias item: the lead it was folded into (nothing else is set)
+    merged: list[str] = Field(default_factory=list)  # lead ids folded into this lead
+    merged_overflow: bool = False  # more were folded than `merged` keeps: its history is partial
+    addresses: list[str] = Field(default_factory=list)  # every address, once the lead changed one
 
 
 def attribute_history(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -179,7 +197,24 @@ def profile_from_item(item: Mapping[str, Any], initial_stage: str) -> LeadProfil
         days=days,
         legacy_keys=sorted(k for k in data if k.startswith(legacy) or k == LEGACY_MERGED_ATTRIBUTES),
         attribute_times=history,
+        alias_of=data.get(ALIAS_OF),
+        merged=sorted(data.get("merged") or []),
+        merged_overflow=bool(data.get("merged_overflow")),
+        addresses=sorted(data.get("addresses") or []),
     )
+
+
+def check_hop(origin: str, walked: Sequence[str], target: str) -> None:
+    """Refuse to follow an alias chain that loops or is longer than any run of merges makes it."""
+    if target in walked:
+        raise IdentityChainBroken(f"lead {origin}: its aliases loop ({' -> '.join([*walked, target])})")
+    if len(walked) > MAX_ALIAS_HOPS:
+        raise IdentityChainBroken(f"lead {origin}: more than {MAX_ALIAS_HOPS} aliases")
+
+
+def is_alias(item: Mapping[str, Any] | None) -> bool:
+    """An alias item (see the module docstring): readers skip it or follow `alias_of`."""
+    return bool(item) and ALIAS_OF in item  # type: ignore[operator]
 
 
 def _transition(data: Mapping[str, Any], lead_id: str, stage_seq: int) -> Transition:
@@ -209,6 +244,17 @@ class Evaluation(BaseModel):
 class _Outcome(BaseModel):
     applied: bool
     profile_guard_failed: bool = False
+    alias_of: str | None = None  # the profile is an alias of this lead: apply the event there
+    folded: bool = False  # ...and its own state was already folded into that lead
+
+
+def old_attribute(reason: Mapping[str, Any], name: str) -> str | None:
+    """A string attribute of the item a cancelled transaction item found (ALL_OLD), in the wire
+    form a client returns it or already deserialized."""
+    value = (reason.get("Item") or {}).get(name)
+    if isinstance(value, Mapping):
+        value = value.get("S")
+    return None if value is None else str(value)
 
 
 class LeadProfiles:
@@ -229,6 +275,14 @@ class LeadProfiles:
         self._shards = review_shards
         self._ledger = ledger
 
+    @property
+    def table(self) -> Any:
+        return self._table
+
+    @property
+    def ledger(self) -> EventLedger:
+        return self._ledger
+
     # --- the hot path -------------------------------------------------------------------------
     def apply(self, event: LeadEvent, effect: EventEffect, now: datetime) -> bool:
         """Add one event's effect to its lead. Returns False if that event was already applied.
@@ -238,34 +292,95 @@ class LeadProfiles:
         not older than the newest attribute-carrying event applied (`attrs_at`, the usual case);
         an older event sets each attribute only where it is newer, one conditional update each
         (idempotent, so a retry after a crash in between is harmless), before its transaction.
+
+        The profile update is conditioned on the item not being an alias; when it is one (the
+        address was folded into another lead), the event goes to the lead the alias points to
+        (`_apply_via_aliases`): the ledger item stays where it is, marked in the same transaction.
         """
+        outcome = self._apply_to(event.lead_id, event, effect, now)
+        if outcome.alias_of is None:
+            return outcome.applied
+        return self._apply_via_aliases(event, effect, now, outcome)
+
+    def _apply_via_aliases(self, event: LeadEvent, effect: EventEffect, now: datetime, hop: _Outcome) -> bool:
+        """Follow `alias_of` from the event's address to its canonical lead (bounded: a loop or a
+        chain longer than MAX_ALIAS_HOPS is damaged data, reported), apply the event there, and
+        shorten the chain it walked (`shorten`)."""
+        path = [(event.lead_id, hop.folded)]
+        target = hop.alias_of
+        while target is not None:
+            check_hop(event.lead_id, [lead for lead, _ in path], target)
+            outcome = self._apply_to(target, event, effect, now)
+            path.append((target, outcome.folded))
+            if outcome.alias_of is None:
+                self.shorten(path)
+                return outcome.applied
+            target = outcome.alias_of
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def shorten(self, path: Sequence[tuple[str, bool]]) -> None:
+        """Point the first aliases of a walked chain [(lead id, folded), ..., (canonical, _)] at
+        its end, past aliases whose state is already folded (an unfolded one stays on the chain:
+        its email change, when retried, finds it there and finishes folding it). Conditional on
+        each still pointing where it did; an alias never becomes a lead again, so always safe."""
+        canonical = path[-1][0]
+        for index in range(len(path) - 2):
+            if not all(folded for _, folded in path[index + 1 : -1]):
+                continue
+            expr = Expression()
+            expr.set(ALIAS_OF, canonical)
+            condition = f"{expr.name(ALIAS_OF)} = {expr.value(path[index + 1][0])}"
+            try:
+                self._table.update_item(Key={"lead_id": path[index][0]}, **expr.kwargs(condition))
+            except ClientError as exc:
+                if not condition_failed(exc):
+                    raise storage_error("shorten an alias chain", exc) from exc
+
+    def _apply_to(self, lead_id: str, event: LeadEvent, effect: EventEffect, now: datetime) -> _Outcome:
         marker = self._ledger.mark_applied(event.lead_id, event.event_id, now)
         stamp = f"{iso(event.occurred_at)}#{event.event_id}"
         if effect.attributes:
-            expr = self._additions(event, effect, now)
+            expr = self._additions(lead_id, event, effect, now)
             for name, value in sorted(effect.attributes.items()):
                 expr.set(f"{ATTRIBUTE_PREFIX}{name}", {"at": stamp, "v": value})
             newest = expr.set(ATTRIBUTES_AT, stamp)
             guard = f"attribute_not_exists({newest}) OR {newest} <= {expr.value(stamp)}"
-            outcome = self._transact(marker, event.lead_id, expr, guard)
+            outcome = self._transact(marker, lead_id, expr, guard)
             if not outcome.profile_guard_failed:
-                return outcome.applied
+                return outcome
             for name, value in sorted(effect.attributes.items()):
-                self._set_attribute_if_newer(event.lead_id, name, value, stamp)
-        outcome = self._transact(marker, event.lead_id, self._additions(event, effect, now), None)
-        return outcome.applied
+                self._set_attribute_if_newer(lead_id, name, value, stamp)
+        return self._transact(marker, lead_id, self._additions(lead_id, event, effect, now), None)
 
-    def _additions(self, event: LeadEvent, effect: EventEffect, now: datetime) -> Expression:
-        lead_id = event.lead_id
-        expr = Expression()
-        expr.set("email", event.email, if_missing=True)
-        expr.set("created_at", iso(now), if_missing=True)
+    def new_lead_defaults(
+        self,
+        expr: Expression,
+        lead_id: str,
+        now: datetime,
+        *,
+        email: str | None,
+        created_at: bool = True,
+        touch: bool = True,
+    ) -> None:
+        """What a lead's first write sets (`if_not_exists`: `email` and `created_at` unless the
+        caller sets them itself), and, with `touch`, what every write of events sets."""
+        if email is not None:
+            expr.set("email", email, if_missing=True)
+        if created_at:
+            expr.set("created_at", iso(now), if_missing=True)
         expr.set("stage", self._initial_stage, if_missing=True)
         expr.set("stage_seq", 0, if_missing=True)
         expr.set("score", 0, if_missing=True)
         expr.set("review_shard", review_shard_for(lead_id, self._shards), if_missing=True)
-        expr.set("review_at", int(now.timestamp()))
-        expr.set("updated_at", iso(now))
+        if touch:
+            expr.set("review_at", int(now.timestamp()))
+            expr.set("updated_at", iso(now))
+        else:
+            expr.set("review_at", int(now.timestamp()), if_missing=True)
+
+    def _additions(self, lead_id: str, event: LeadEvent, effect: EventEffect, now: datetime) -> Expression:
+        expr = Expression()
+        self.new_lead_defaults(expr, lead_id, now, email=event.email)
         for rule_id, amount in sorted(effect.accumulators.items()):
             expr.add(f"r:{rule_id}", amount)
         for key, count in sorted(effect.counts.items()):
@@ -279,20 +394,31 @@ class LeadProfiles:
     def _transact(
         self, marker: dict[str, Any], lead_id: str, expr: Expression, guard: str | None
     ) -> _Outcome:
+        condition = NOT_ALIAS if guard is None else f"{NOT_ALIAS} AND ({guard})"
         update = {
-            "Update": {"TableName": self._table.name, "Key": {"lead_id": lead_id}, **expr.kwargs(guard)}
+            "Update": {
+                "TableName": self._table.name,
+                "Key": {"lead_id": lead_id},
+                **expr.kwargs(condition),
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",  # tells an alias from the guard
+            }
         }
         for attempt in range(_CONFLICT_RETRIES):
             try:
                 self._client.transact_write_items(TransactItems=[marker, update])
                 return _Outcome(applied=True)
             except ClientError as exc:
-                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
+                cancelled = exc.response.get("CancellationReasons") or []
+                reasons = [r.get("Code") for r in cancelled]
                 if error_code(exc) != "TransactionCanceledException" or len(reasons) != 2:
                     raise storage_error("update the lead profile", exc) from exc
                 if reasons[0] == "ConditionalCheckFailed":
                     return _Outcome(applied=False)  # applied before (or no such ledger item)
                 if reasons[1] == "ConditionalCheckFailed":
+                    alias_of = old_attribute(cancelled[1], ALIAS_OF)
+                    if alias_of is not None:
+                        folded = old_attribute(cancelled[1], MERGED_AT) is not None
+                        return _Outcome(applied=False, alias_of=alias_of, folded=folded)
                     return _Outcome(applied=False, profile_guard_failed=True)
                 if "TransactionConflict" not in reasons or attempt == _CONFLICT_RETRIES - 1:
                     raise storage_error("update the lead profile", exc) from exc
@@ -303,12 +429,15 @@ class LeadProfiles:
         expr = Expression()
         attribute = expr.set(f"{ATTRIBUTE_PREFIX}{name}", {"at": stamp, "v": value})
         condition = (
-            f"attribute_not_exists({attribute}) OR {attribute}.{expr.name('at')} < {expr.value(stamp)}"
+            f"{NOT_ALIAS} AND (attribute_not_exists({attribute}) OR "
+            f"{attribute}.{expr.name('at')} < {expr.value(stamp)})"
         )
         try:
             self._table.update_item(Key={"lead_id": lead_id}, **expr.kwargs(condition))
         except ClientError as exc:
-            if not condition_failed(exc):  # failed: a newer value is there, which is right
+            # failed: a newer value is there, which is right; or the lead became an alias, which
+            # the transaction that follows finds out and follows
+            if not condition_failed(exc):
                 raise storage_error("update a lead attribute", exc) from exc
 
     # --- deciders: threshold evaluation, decay, rescoring ----------------------------------------
@@ -417,7 +546,9 @@ class LeadProfiles:
         expr = Expression()
         expr.set("review_at", int(until.timestamp()))
         try:
-            self._table.update_item(Key={"lead_id": lead_id}, **expr.kwargs("attribute_exists(lead_id)"))
+            self._table.update_item(
+                Key={"lead_id": lead_id}, **expr.kwargs(f"attribute_exists(lead_id) AND {NOT_ALIAS}")
+            )
         except ClientError as exc:
             if not condition_failed(exc):
                 raise storage_error("postpone the lead's review", exc) from exc
