@@ -17,10 +17,10 @@ from leadscore import antispam, clock, lifecycle
 from leadscore.adapters import get_adapter, read_delivery
 from leadscore.adapters.base import Channel, WebhookRequest
 from leadscore.config import Settings
+from leadscore.domain import EventType, lead_id_for
 from leadscore.errors import PayloadTooLarge
 from leadscore.model_store import load_model
 from leadscore.notifications import Notifier
-from leadscore.domain import EventType, lead_id_for
 from leadscore.repository import (
     EventLedger,
     LeadProfile,

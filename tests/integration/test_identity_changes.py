@@ -430,9 +430,9 @@ def _connected(events: list[LeadEvent]) -> list[set[str]]:
     groups += [{e.email, e.previous_email} for e in events if e.previous_email]
     merged: list[set[str]] = []
     for group in groups:
-        touching = [g for g in merged if g & group]
-        for g in touching:
+        joined = set(group)
+        for g in [g for g in merged if g & group]:
             merged.remove(g)
-            group = group | g
-        merged.append(group)
+            joined |= g
+        merged.append(joined)
     return merged

@@ -289,7 +289,8 @@ class IdentityMerges:
             expr.set(MERGED_AT, iso(now))
             for name in sorted(set(alias) - ALIAS_KEEPS):
                 expr.remove(name)
-            guard = f"{expr.name(ALIAS_OF)} = {expr.value(pointed)} AND attribute_not_exists({expr.name(MERGED_AT)})"
+            once = f"attribute_not_exists({expr.name(MERGED_AT)})"
+            guard = f"{expr.name(ALIAS_OF)} = {expr.value(pointed)} AND {once}"
             items.append(self._update(alias_id, expr, guard))
         return self._transact(items, "fold a lead")
 
@@ -308,9 +309,8 @@ class IdentityMerges:
         expr.add("revision", 1)
         for name, entry in sorted(plan.attributes.items()):
             attribute = expr.set(f"{ATTRIBUTE_PREFIX}{name}", entry)
-            conditions.append(
-                f"(attribute_not_exists({attribute}) OR {attribute}.{expr.name('at')} < {expr.value(entry['at'])})"
-            )
+            older = f"{attribute}.{expr.name('at')} < {expr.value(entry['at'])}"
+            conditions.append(f"(attribute_not_exists({attribute}) OR {older})")
         if plan.attributes_at is not None:
             newest = expr.set(ATTRIBUTES_AT, plan.attributes_at)
             conditions.append(

@@ -558,6 +558,18 @@ class LeadProfiles:
         item = self._table.get_item(Key={"lead_id": lead_id}, ConsistentRead=True).get("Item")
         return profile_from_item(item, self._initial_stage) if item else None
 
+    def get_lead(self, lead_id: str) -> LeadProfile | None:
+        """The lead an id belongs to: its own profile, or the one its alias chain ends on."""
+        walked: list[str] = []
+        current = lead_id
+        while True:
+            item = self._table.get_item(Key={"lead_id": current}, ConsistentRead=True).get("Item")
+            if not item or ALIAS_OF not in item:
+                return profile_from_item(item, self._initial_stage) if item else None
+            walked.append(current)
+            current = str(item[ALIAS_OF])
+            check_hop(lead_id, walked, current)
+
     def get_many_items(self, lead_ids: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
         """(lead id, raw item) of the leads that exist, read in batches of 100; decoding is the
         caller's, so one item that cannot be decoded spoils only itself."""
@@ -613,7 +625,8 @@ class LeadProfiles:
         ranked = [
             found[lead_id].model_copy(update={"score": float(key["score"])})
             for key in keys
-            if (lead_id := str(key["lead_id"])) in found  # gone since the index was read
+            # gone, or folded into another lead (an email change), since the index was read
+            if (lead_id := str(key["lead_id"])) in found and found[lead_id].alias_of is None
         ]
         return ranked, response.get("LastEvaluatedKey")
 
