@@ -51,6 +51,7 @@ from leadscore.repository.profiles import (
     ALIAS_OF,
     ATTRIBUTE_PREFIX,
     ATTRIBUTES_AT,
+    MAX_MERGED,
     MERGED_AT,
     NOT_ALIAS,
     PENDING,
@@ -60,7 +61,6 @@ from leadscore.repository.profiles import (
 )
 from leadscore.scoring.engine import EventEffect
 
-MAX_MERGED = 50
 MERGED = "merged"
 ADDRESSES = "addresses"
 EMAIL_AT = "email_at"

@@ -74,6 +74,8 @@ NOT_ALIAS = f"attribute_not_exists({ALIAS_OF})"
 # Merges point an address at a canonical lead; reversed arrivals can chain aliases, and following
 # one compresses it, so a longer chain means damaged data, reported instead of followed.
 MAX_ALIAS_HOPS = 8
+# Lead ids a lead keeps in `merged` (and addresses, one more, in `addresses`): see repository.identity.
+MAX_MERGED = 50
 _CONFLICT_RETRIES = 5
 
 
@@ -657,7 +659,8 @@ def worst_case_item(model: ScoringModel, retention_days: int = 400) -> dict[str,
     """The largest profile item `model` can produce whatever arrives: every attribute it keeps at
     its longest (MAX_TEXT characters of 4-byte UTF-8), every counter and accumulator at 38 digits,
     the longest stage names, a full transition, rescore outcome and pending announcement, and
-    an active day for every day of the ledger's retention (guarded saves keep first and last)."""
+    an active day for every day of the ledger's retention (guarded saves keep first and last),
+    and the identity bookkeeping of a lead that changed address more than MAX_MERGED times."""
     text = "\U0001f600" * MAX_TEXT
     stage = max((s.name for s in model.stages), key=len)
     stamp = {"at": LONGEST_STAMP, "v": text}
@@ -693,6 +696,10 @@ def worst_case_item(model: ScoringModel, retention_days: int = 400) -> dict[str,
             "skipped": False,
         },
         "days": {Decimal(99_999 + day) for day in range(min(STORED_DAYS, retention_days + 2))},
+        "email_at": LONGEST_STAMP,
+        "merged": {f"ld_{n:024x}" for n in range(MAX_MERGED)},
+        "merged_overflow": True,
+        "addresses": {f"{n:064x}@" + "d" * 189 for n in range(MAX_MERGED + 1)},
     }
     for name in profile_attributes(model):
         item[f"{ATTRIBUTE_PREFIX}{name}"] = stamp
