@@ -206,6 +206,8 @@ def test_a_reversed_chain_ends_on_one_lead_with_the_newest_address(lab: Lab) -> 
     lead = assert_one_lead(lab, events, ["cy@a.example", "cy@b.example", "cy@c.example"])
     assert lead.state.email == "cy@c.example"
     assert set(lead.merged) == {lead_id_for("cy@b.example"), lead_id_for("cy@c.example")}
+    # c -> b -> a was walked by c's last event, and shortened: c now points at a
+    assert lab.raw("cy@c.example")[ALIAS_OF] == lead.lead_id
 
 
 def test_a_change_back_does_not_loop(lab: Lab) -> None:
@@ -272,9 +274,11 @@ def test_a_merge_that_stopped_after_aliasing_is_finished_by_the_retried_record(l
     moved = change("ho@old.example", "ho@new.example", hours_ago=20)
     lab.deliver(*events)
     (item,) = lab.record(moved)
-    IdentityMerges(lab.profiles).alias(
-        lead_id_for("ho@new.example"), lead_id_for("ho@old.example"), "ho@old.example", NOW
-    )  # step 1 only: the worker stopped here
+    merges = IdentityMerges(lab.profiles)
+    for _ in range(2):  # step 1 only (twice: a retried worker), then the worker stopped
+        assert merges.alias(
+            lead_id_for("ho@new.example"), lead_id_for("ho@old.example"), "ho@old.example", NOW
+        )
     late = event("ho@new.example", EventType.PAGE_VIEWED, hours_ago=2)
     lab.deliver(late)  # goes to the old address's lead: the new one is frozen
 
@@ -299,6 +303,16 @@ def test_a_merge_that_stopped_after_folding_is_not_folded_again(lab: Lab) -> Non
     assert merges.fold(events[1], effect, lead_id_for("iv@new.example"), NOW) is False
 
     assert_one_lead(lab, events, ["iv@old.example", "iv@new.example"])
+
+
+def test_two_opposite_merges_can_never_both_win(lab: Lab) -> None:
+    a, b = lead_id_for("no@a.example"), lead_id_for("no@b.example")
+    merges = IdentityMerges(lab.profiles)
+
+    assert merges.alias(b, a, "no@a.example", NOW)
+    assert not merges.alias(a, b, "no@b.example", NOW)  # b is an alias now: no loop can form
+
+    assert ALIAS_OF not in lab.raw("no@a.example")
 
 
 def test_a_damaged_alias_loop_is_reported_not_followed(lab: Lab) -> None:
@@ -363,14 +377,17 @@ def test_a_rescore_of_a_merged_lead_equals_its_live_score(lab: Lab) -> None:
     assert outcome.score_after == pytest.approx(engine.score(MODEL, live.state, NOW).total, abs=1e-9)
 
 
-def test_threshold_evaluation_ignores_alias_items(lab: Lab) -> None:
-    lab.deliver(
-        event("mo@new.example", EventType.DEMO_REQUESTED, hours_ago=5, job_title="VP", company_size=900),
-        change("mo@old.example", "mo@new.example", hours_ago=1),
-    )
-    alias = lab.raw("mo@new.example")
+def test_threshold_evaluation_ignores_alias_items(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    vp = {"job_title": "VP Sales", "company_size": 900, "industry": "Software", "country": "US"}
+    lab.deliver(event("mo@new.example", EventType.DEMO_REQUESTED, hours_ago=5, **vp))
+    merges = IdentityMerges(lab.profiles)
+    merges.alias(lead_id_for("mo@new.example"), lead_id_for("mo@old.example"), "mo@old.example", NOW)
+    alias = lab.raw("mo@new.example")  # aliased, not folded yet: it still holds a worthy state
+    decided: list[Any] = []
+    monkeypatch.setattr(LeadProfiles, "save", lambda self, *args: decided.append(args) or False)
 
     assert pipeline.on_profile_change(None, alias, lab.settings, NOW) is None
+    assert decided == []  # no stage is decided for an address folded into another lead
 
 
 # --- any order, any retries ----------------------------------------------------------------------
