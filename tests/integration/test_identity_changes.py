@@ -287,6 +287,26 @@ def test_a_merge_that_stopped_after_aliasing_is_finished_by_the_retried_record(l
     assert_one_lead(lab, [*events, moved, late], ["ho@old.example", "ho@new.example"])
 
 
+def test_a_change_through_another_changes_stopped_merge_still_joins_both_leads(lab: Lab) -> None:
+    events = [
+        event("pi@p.example", EventType.FORM_SUBMITTED, hours_ago=40),
+        event("pi@u.example", EventType.DEMO_REQUESTED, hours_ago=35),
+        event("pi@d.example", EventType.PAGE_VIEWED, hours_ago=30),
+    ]
+    lab.deliver(*events)
+    stopped = change("pi@d.example", "pi@u.example", hours_ago=25)
+    (stopped_item,) = lab.record(stopped)
+    IdentityMerges(lab.profiles).alias(
+        lead_id_for("pi@u.example"), lead_id_for("pi@d.example"), "pi@d.example", NOW
+    )  # d -> u stopped after step 1: u is an alias of d, not folded yet
+    moved = change("pi@p.example", "pi@u.example", hours_ago=20)
+
+    assert lab.deliver(moved) == [True]
+    assert lab.apply([stopped_item]) == [True]  # the stopped change's record, retried
+
+    assert_one_lead(lab, [*events, stopped, moved], ["pi@p.example", "pi@u.example", "pi@d.example"])
+
+
 def test_a_merge_that_stopped_after_folding_is_not_folded_again(lab: Lab) -> None:
     events = [
         event("iv@new.example", EventType.DEMO_REQUESTED, hours_ago=25),

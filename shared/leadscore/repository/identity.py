@@ -119,25 +119,27 @@ def plan_fold(
     canonical: Mapping[str, Any],
     folded_id: str | None,
     folded: Mapping[str, Any] | None,
-    event: LeadEvent,
-    effect: EventEffect,
+    event: LeadEvent | None,
+    effect: EventEffect | None,
     max_merged: int = MAX_MERGED,
 ) -> FoldPlan:
     """Fold `folded` (the item of lead `folded_id`, None when only the event is applied) and the
-    `email_changed` event into `canonical`: exactly what one lead that had received all their
-    events would hold (sums add, days unite, latest attribute and address win)."""
+    `email_changed` event (None when finishing a fold another change started) into `canonical`:
+    exactly what one lead that had received all their events would hold (sums add, days unite,
+    latest attribute and address win)."""
     folded = folded or {}
-    stamp = stamp_of(event)
+    stamp = stamp_of(event) if event is not None else ""
+    effect = effect or EventEffect(active=False)
     additions: dict[str, Decimal] = {}
     for key, amount in [
         *((f"r:{k}", v) for k, v in effect.accumulators.items()),
         *((f"n:{k}", v) for k, v in effect.counts.items()),
-        ("version", 1),
+        *([("version", 1)] if event is not None else []),
         *((k, v) for k, v in folded.items() if k.startswith(("r:", "n:")) or k == "version"),
     ]:
         additions[key] = additions.get(key, Decimal(0)) + _number(amount)
     days = {int(d) for d in folded.get("days") or ()}
-    if effect.active:
+    if event is not None and effect.active:
         days.add(day_number(event.occurred_at))
 
     theirs = attribute_history(folded)
@@ -151,10 +153,10 @@ def plan_fold(
     if newest_attributes is not None and str(canonical.get(ATTRIBUTES_AT, "")) >= newest_attributes:
         newest_attributes = None
 
-    candidates = [(event.email, stamp)]
+    candidates = [(event.email, stamp)] if event is not None else []
     if folded.get(EMAIL_AT) and folded.get("email"):
         candidates.append((str(folded["email"]), str(folded[EMAIL_AT])))
-    email: tuple[str, str] | None = max(candidates, key=lambda c: c[1])
+    email = max(candidates, key=lambda c: c[1], default=None)
     if email is not None and str(canonical.get(EMAIL_AT, "")) >= email[1]:
         email = None
     created = folded.get("created_at")
@@ -165,7 +167,7 @@ def plan_fold(
     joining = [i for i in dict.fromkeys(joining) if i not in have_merged and i != canonical_id]
     room = max(0, max_merged - len(have_merged))
     have_addresses = {str(a) for a in canonical.get(ADDRESSES) or ()}
-    joining_addresses = {event.email, event.previous_email or event.email}
+    joining_addresses = {event.email, event.previous_email or event.email} if event is not None else set()
     if not have_addresses and canonical.get("email"):  # its first change: its own address too
         joining_addresses.add(str(canonical["email"]))
     joining_addresses |= {str(a) for a in folded.get(ADDRESSES) or ()}
@@ -230,16 +232,18 @@ class IdentityMerges:
         assert event.previous_email is not None
         for _ in range(_ATTEMPTS):
             new_lead, _, unfolded = self.resolve(event.lead_id)
-            if unfolded is not None:  # a merge stopped after step 1: finish it with this event
-                result = self.fold(event, effect, unfolded, now)
+            if unfolded is not None:
+                # A merge stopped after step 1 (this change's, retried, or another's): finish it
+                # first, then apply this change to the leads as they are.
+                self.fold(None, None, unfolded, now)
+                continue
+            lead, item, _ = self.resolve(previous_lead_id)
+            if lead == new_lead:  # one lead already (a repeat, or a change back)
+                result = self._write(event, effect, lead, item or {}, None, None, None, now)
+            elif self.alias(new_lead, lead, event.previous_email, now):
+                result = self.fold(event, effect, new_lead, now)
             else:
-                lead, item, _ = self.resolve(previous_lead_id)
-                if lead == new_lead:  # one lead already (a repeat, or a change back)
-                    result = self._write(event, effect, lead, item or {}, None, None, None, now)
-                elif self.alias(new_lead, lead, event.previous_email, now):
-                    result = self.fold(event, effect, new_lead, now)
-                else:
-                    result = None
+                result = None
             if result is not None:
                 return result
         raise StorageUnavailable("could not apply the email change (busy leads); please retry")
@@ -258,22 +262,27 @@ class IdentityMerges:
         items = [self._update(into, target, NOT_ALIAS), self._update(lead_id, alias, condition)]
         return self._transact(items, "alias a lead") is True
 
-    def fold(self, event: LeadEvent, effect: EventEffect, alias_id: str, now: datetime) -> bool | None:
-        """Steps 2 and 3: fold the alias `alias_id` into its lead with the change event, once.
-        None when a concurrent write got in the way (resolve and try again)."""
+    def fold(
+        self, event: LeadEvent | None, effect: EventEffect | None, alias_id: str, now: datetime
+    ) -> bool | None:
+        """Steps 2 and 3: fold the alias `alias_id` into its lead, once, with the change event
+        (None: finish a fold a stopped merge left). None when a concurrent write got in the way
+        (resolve and try again)."""
         alias = self._item(alias_id)
         if alias is None or ALIAS_OF not in alias:
             return None  # step 1 has not happened: start over
         pointed = str(alias[ALIAS_OF])
         lead, item, _ = self.resolve(pointed)
         if MERGED_AT in alias:  # folded already (by another change naming it): apply the event only
+            if event is None:
+                return False
             return self._write(event, effect, lead, item or {}, None, None, None, now)
         return self._write(event, effect, lead, item or {}, alias_id, alias, pointed, now)
 
     def _write(
         self,
-        event: LeadEvent,
-        effect: EventEffect,
+        event: LeadEvent | None,
+        effect: EventEffect | None,
         lead: str,
         item: Mapping[str, Any],
         alias_id: str | None,
@@ -282,8 +291,9 @@ class IdentityMerges:
         now: datetime,
     ) -> bool | None:
         plan = plan_fold(lead, item, alias_id, alias, event, effect)
-        items = [self._ledger.mark_applied(event.lead_id, event.event_id, now)]
-        items.append(self._update(lead, *self._lead_update(lead, item, plan, event.email, now)))
+        items = [] if event is None else [self._ledger.mark_applied(event.lead_id, event.event_id, now)]
+        email = event.email if event is not None else None
+        items.append(self._update(lead, *self._lead_update(lead, item, plan, email, now)))
         if alias_id is not None and alias is not None:
             expr = Expression()
             expr.set(MERGED_AT, iso(now))
@@ -295,7 +305,7 @@ class IdentityMerges:
         return self._transact(items, "fold a lead")
 
     def _lead_update(
-        self, lead: str, item: Mapping[str, Any], plan: FoldPlan, event_email: str, now: datetime
+        self, lead: str, item: Mapping[str, Any], plan: FoldPlan, event_email: str | None, now: datetime
     ) -> tuple[Expression, str]:
         expr = Expression()
         self._profiles.new_lead_defaults(
