@@ -140,3 +140,19 @@ def test_a_change_on_one_lead_already_only_adds_the_event() -> None:
 
     assert plan.additions == {"n:type:email_changed": 1, "version": 1}
     assert plan.merged == []
+
+
+def test_finishing_another_changes_fold_adds_only_the_folded_lead() -> None:
+    folded = {
+        "email": NEW,
+        "r:demo": Decimal("2.5"),
+        "version": Decimal(2),
+        "email_at": "2026-01-01T00:00:00Z#x",
+    }
+
+    plan = plan_fold(C, {"lead_id": C, "email": OLD}, N, folded, None, None)
+
+    assert plan.additions == {"r:demo": Decimal("2.5"), "version": 2}
+    assert plan.days == set()
+    assert plan.email == (NEW, "2026-01-01T00:00:00Z#x")
+    assert plan.merged == [N]
