@@ -150,3 +150,11 @@ class SubscriptionNotConfirmed(UnprocessableEvent):
     """SNS refused to confirm a subscription (unknown topic, expired or invalid token): permanent."""
 
     code = "subscription_not_confirmed"
+
+
+class IdentityChainBroken(LeadScoreError):
+    """A lead's alias chain loops or is longer than any sequence of merges can make it: the stored
+    identity data is damaged. The stream batch reports the record as failed (never a webhook answer)."""
+
+    status = 500
+    code = "identity_chain_broken"

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from leadscore import clock
 from leadscore.config import Settings
-from leadscore.domain import AttributeValue, lead_id_for
+from leadscore.domain import AttributeValue, lead_id_for, normalize_email
 from leadscore.errors import InvalidRequest, NotFound, StorageUnavailable, describe_validation
 from leadscore.pipeline import Services, services
 from leadscore.repository import LeadProfile
@@ -82,7 +82,12 @@ class LeadView(BaseModel):
 
 
 class LeadDetail(LeadView):
-    recent_events: list[EventView] = Field(description="Newest first")
+    asked_for: str = Field(
+        description="The address (or lead id) asked for: an old or new address of the lead is "
+        "answered with the lead it belongs to"
+    )
+    addresses: list[str] = Field(description="The lead's addresses, the current one (`email`) first")
+    recent_events: list[EventView] = Field(description="Newest first, from every address of the lead")
 
 
 class RankedLead(LeadView):
@@ -211,21 +216,38 @@ def _event_view(item: Mapping[str, Any]) -> EventView:
     )
 
 
-def lead_detail(lead_id: str, settings: Settings) -> LeadDetail:
-    """One lead, scored now, with its recent events. 400 for a malformed id, 404 when unknown."""
+def lead_detail(lead_id: str, settings: Settings, asked_for: str | None = None) -> LeadDetail:
+    """One lead, scored now, with its recent events. 400 for a malformed id, 404 when unknown.
+    The id of an address folded into another lead (an email change) answers with that lead."""
     if not LEAD_ID.fullmatch(lead_id):
         raise InvalidRequest("lead ids look like `ld_` followed by 24 hexadecimal characters")
     svc = services(settings)
     try:
-        profile = svc.profiles.get(lead_id)
+        profile = svc.profiles.get_lead(lead_id)
         if profile is None:
             raise NotFound(f"no lead {lead_id}")
-        recent = svc.ledger.recent(lead_id, RECENT_EVENTS)
+        recent = _recent_events(svc, profile)
     except (ClientError, BotoCoreError) as exc:
         raise StorageUnavailable("could not read the lead; please retry") from exc
+    current = profile.state.email
     return LeadDetail(
-        **_view_fields(svc, profile, clock.now()), recent_events=[_event_view(i) for i in recent]
+        **_view_fields(svc, profile, clock.now()),
+        asked_for=asked_for or lead_id,
+        addresses=[current, *sorted(set(profile.addresses) - {current})],
+        recent_events=[_event_view(i) for i in recent],
     )
+
+
+def _recent_events(svc: Services, profile: LeadProfile) -> list[dict[str, Any]]:
+    """The newest events of the lead and of every lead folded into it (each kept in the ledger
+    partition of the address it was sent to)."""
+    found = [
+        item
+        for lead_id in [profile.lead_id, *profile.merged]
+        for item in svc.ledger.recent(lead_id, RECENT_EVENTS)
+    ]
+    found.sort(key=lambda i: (str(i.get("occurred_at", "")), str(i["event_id"])), reverse=True)
+    return found[:RECENT_EVENTS]
 
 
 def find_by_email(email: str, settings: Settings) -> LeadDetail:
@@ -234,7 +256,7 @@ def find_by_email(email: str, settings: Settings) -> LeadDetail:
     except ValueError as exc:
         raise InvalidRequest("email: not a valid email address") from exc
     try:
-        return lead_detail(lead_id, settings)
+        return lead_detail(lead_id, settings, asked_for=normalize_email(email))
     except NotFound as exc:
         raise NotFound("no lead with that email address") from exc
 

@@ -43,6 +43,8 @@ from leadscore.repository import (
     parse_iso,
     profile_from_item,
 )
+from leadscore.repository.identity import IdentityMerges
+from leadscore.repository.profiles import is_alias
 from leadscore.scoring import engine
 from leadscore.scoring.model import ScoringModel
 from leadscore.secrets import provider_secret
@@ -69,6 +71,10 @@ class Services:
     @property
     def profiles(self) -> LeadProfiles:
         return _profiles(self.settings, self.model.initial_stage, self.ledger)
+
+    @property
+    def identity(self) -> IdentityMerges:
+        return IdentityMerges(self.profiles)
 
     @cached_property
     def notifier(self) -> Notifier:
@@ -295,12 +301,17 @@ def _email_change(adapter: Adapter, link: IdentityLink, previous: str, at: datet
 def apply_ledger_record(
     new_image: Mapping[str, Any], settings: Settings, now: datetime | None = None
 ) -> bool:
-    """Add one newly recorded event to its lead's profile (one transaction, no read). Returns
-    False when the event had already been applied (a redelivered stream record, a replay)."""
+    """Add one newly recorded event to its lead's profile (one transaction, no read; an address
+    folded into another lead costs one more). Returns False when the event had already been
+    applied (a redelivered stream record, a replay). An `email_changed` event folds the new
+    address's lead into the old address's one (`repository.identity`)."""
     svc = services(settings)
     event = event_from_item(new_image)
     received_at = parse_iso(str(new_image["received_at"]))
     effect = engine.effect_of(svc.model, event, received_at)
+    if event.event_type is EventType.EMAIL_CHANGED and event.previous_email is not None:
+        previous = lead_id_for(event.previous_email)
+        return svc.identity.change_email(event, previous, effect, now or clock.now())
     return svc.profiles.apply(event, effect, now or clock.now())
 
 
@@ -314,6 +325,8 @@ def on_profile_change(
     """React to one profile change: announce a stage transition it contains (exactly once), then
     apply thresholds to the new state and record a new transition if one is due. Returns the stage
     the lead was moved to, if any."""
+    if is_alias(new_image):
+        return None  # an address folded into another lead: it has no stage of its own
     svc = services(settings)
     model = svc.model
     new = profile_from_item(new_image, model.initial_stage)
@@ -412,6 +425,8 @@ def _review(
     context: Any,
 ) -> None:
     model = svc.model
+    if is_alias(item):
+        return  # folded into another lead since the review index was read
     profile = profile_from_item(item, model.initial_stage)
     transition = profile.last_transition
     if profile.announce_pending and transition is not None and profile.announce_pending == transition.id:

@@ -257,14 +257,22 @@ def rescore_lead(
     dry_run: bool,
 ) -> LeadOutcome | None:
     profile = profiles.get(lead_id)
-    if profile is None:
-        return None
+    if profile is None or profile.alias_of is not None:
+        return None  # an alias is an address folded into another lead: rescored with that lead
     if profile.rescored_by == job_id and profile.rescore_outcome:  # a redelivered page: already done
         return LeadOutcome.model_validate(profile.rescore_outcome)
     # Exactly the events the profile holds: one recorded but not yet applied is added by the
-    # stream later, to the rescored state (counting it here too would count it twice).
-    events = list(ledger.events_of(lead_id, applied_only=True))
-    if len(events) != profile.version:  # some expired from the ledger: cannot replay exactly
+    # stream later, to the rescored state (counting it here too would count it twice). A lead
+    # that changed address holds the events of every lead folded into it (`merged`), each in
+    # the ledger partition of the address it was sent to.
+    events = [
+        event
+        for partition in [lead_id, *profile.merged]
+        for event in ledger.events_of(partition, applied_only=True)
+    ]
+    # some expired from the ledger, or more leads were folded than `merged` lists: cannot
+    # replay exactly
+    if len(events) != profile.version or profile.merged_overflow:
         return LeadOutcome(
             from_stage=profile.stage,
             to_stage=profile.stage,

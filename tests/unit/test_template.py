@@ -128,6 +128,7 @@ DYNAMODB_ACCESS = {
         ("dynamodb:UpdateItem", "EventLedgerTable"),
         ("dynamodb:UpdateItem", "LeadProfilesTable"),
         ("dynamodb:DeleteItem", "EventLedgerTable"),  # an event dropped for an erased lead
+        ("dynamodb:GetItem", "LeadProfilesTable"),  # an email change folds one lead into another
     },
     "EvaluateThresholdsFunction": {("dynamodb:UpdateItem", "LeadProfilesTable"), *IDEMPOTENCY},
     "DecayScoresFunction": {

@@ -2,7 +2,8 @@
 `attribute_not_exists` so each event is recorded once however often it is delivered.
 
 Item layout: lead_id, event_id, email, event_type, provider, occurred_at, received_at, url,
-attributes (bounded per event by `LeadAttributes.present`), expires_at (TTL), and
+attributes (bounded per event by `LeadAttributes.present`), expires_at (TTL), previous_email (an
+`email_changed` event only: the address left; `email` is the new one), and
   reported_at  the time the provider gave, when it was outside the window we count (see `item_for`)
   applied_at   when `score_events` added the event to its lead's profile (in the same transaction as
                that addition): the ledger is also the de-duplication record of the profile, for as
@@ -68,6 +69,8 @@ class EventLedger:
             item["reported_at"] = iso(event.occurred_at)
         if event.url:
             item["url"] = event.url
+        if event.previous_email is not None:  # email_changed: the address the person left
+            item["previous_email"] = event.previous_email
         return item
 
     def record(self, event: LeadEvent, received_at: datetime) -> RecordOutcome:
@@ -191,5 +194,6 @@ def event_from_item(item: Mapping[str, Any]) -> LeadEvent:
             "provider": data["provider"],
             "url": data.get("url"),
             "attributes": data.get("attributes") or {},
+            "previous_email": data.get("previous_email"),
         }
     )

@@ -21,6 +21,14 @@ Item layout (attribute names), every part bounded whatever arrives:
   review_shard, review_at   sparse `review_due` index of leads whose score can still change
   recent_transitions  "<time>#<transition id>" of the transitions of the last 30 days (at most 50):
                     what an erasure needs to find their announcements' idempotency records
+  email_at          "<time>#<event id>" of the newest `email_changed` that set `email` (guard)
+  merged            set of lead ids folded into this lead (at most MAX_MERGED; see
+                    `repository.identity`), `merged_overflow` once more were folded
+  addresses         set of the lead's email addresses once it changed address (same bound)
+An alias item (an address the lead left, or one that joined it) holds only lead_id, `alias_of`
+(the lead id it was folded into), aliased_at and merged_at: no stage, score or review attributes,
+so it is in neither index, and every write that adds to a lead is conditioned on
+`attribute_not_exists(alias_of)` (an alias is frozen; events for it go to its canonical lead).
 A tombstone is the item of an erased lead: `{lead_id, erased_at}` and nothing else (the id is
 keyed, so it reveals nothing). Events are applied to a lead only while it is not a tombstone;
 see `LeadProfiles.apply` for what happens to the others.
@@ -51,7 +59,7 @@ from leadscore.domain import (
     LeadEvent,
     Provider,
 )
-from leadscore.errors import StorageUnavailable
+from leadscore.errors import IdentityChainBroken, StorageUnavailable
 from leadscore.repository.codec import (
     Expression,
     condition_failed,
@@ -73,8 +81,18 @@ PENDING = "announce_pending"
 LEGACY_SNAPSHOT_PREFIX = "a:"
 LEGACY_MERGED_ATTRIBUTES = "attrs"
 LEGACY_SEEN_PREFIX = "seen:"
+ALIAS_OF = "alias_of"
+MERGED_AT = "merged_at"  # on an alias: when its state was folded into the lead it points to
+NOT_ALIAS = f"attribute_not_exists({ALIAS_OF})"
+# Merges point an address at a canonical lead; reversed arrivals can chain aliases, and following
+# one compresses it, so a longer chain means damaged data, reported instead of followed.
+MAX_ALIAS_HOPS = 8
+# Lead ids a lead keeps in `merged` (and addresses, one more, in `addresses`): see repository.identity.
+MAX_MERGED = 50
 ERASED = "erased_at"
 ERASE_PENDING = "erase_pending"  # a tombstone's work list while its erasure runs
+NOT_ERASED = f"attribute_not_exists({ERASED})"
+LIVE = f"{NOT_ALIAS} AND {NOT_ERASED}"  # a lead that takes events: neither an alias nor erased
 RECENT_TRANSITIONS = "recent_transitions"
 RECENT_TRANSITIONS_KEPT = timedelta(days=30)  # idempotency records live 7 days, plus TTL's lag
 MAX_RECENT_TRANSITIONS = 50
@@ -153,6 +171,10 @@ class LeadProfile(BaseModel):
     recent_transitions: list[str] = Field(default_factory=list)  # "<time>#<transition id>"
     legacy_keys: list[str] = Field(default_factory=list)
     attribute_times: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    alias_of: str | None = None  # an alias item: the lead it was folded into (nothing else is set)
+    merged: list[str] = Field(default_factory=list)  # lead ids folded into this lead
+    merged_overflow: bool = False  # more were folded than `merged` keeps: its history is partial
+    addresses: list[str] = Field(default_factory=list)  # every address, once the lead changed one
 
 
 def attribute_history(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -223,7 +245,24 @@ def profile_from_item(item: Mapping[str, Any], initial_stage: str) -> LeadProfil
         recent_transitions=[str(entry) for entry in data.get(RECENT_TRANSITIONS) or []],
         legacy_keys=sorted(k for k in data if k.startswith(legacy) or k == LEGACY_MERGED_ATTRIBUTES),
         attribute_times=history,
+        alias_of=data.get(ALIAS_OF),
+        merged=sorted(data.get("merged") or []),
+        merged_overflow=bool(data.get("merged_overflow")),
+        addresses=sorted(data.get("addresses") or []),
     )
+
+
+def check_hop(origin: str, walked: Sequence[str], target: str) -> None:
+    """Refuse to follow an alias chain that loops or is longer than any run of merges makes it."""
+    if target in walked:
+        raise IdentityChainBroken(f"lead {origin}: its aliases loop ({' -> '.join([*walked, target])})")
+    if len(walked) > MAX_ALIAS_HOPS:
+        raise IdentityChainBroken(f"lead {origin}: more than {MAX_ALIAS_HOPS} aliases")
+
+
+def is_alias(item: Mapping[str, Any] | None) -> bool:
+    """An alias item (see the module docstring): readers skip it or follow `alias_of`."""
+    return bool(item) and ALIAS_OF in item  # type: ignore[operator]
 
 
 def _transition(data: Mapping[str, Any], lead_id: str, stage_seq: int) -> Transition:
@@ -253,7 +292,18 @@ class Evaluation(BaseModel):
 class _Outcome(BaseModel):
     applied: bool
     profile_guard_failed: bool = False
-    erased: bool = False  # the guard failed on a tombstone
+    erased: bool = False  # the lead is a tombstone
+    alias_of: str | None = None  # the profile is an alias of this lead: apply the event there
+    folded: bool = False  # ...and its own state was already folded into that lead
+
+
+def old_attribute(reason: Mapping[str, Any], name: str) -> str | None:
+    """A string attribute of the item a cancelled transaction item found (ALL_OLD), in the wire
+    form a client returns it or already deserialized."""
+    value = (reason.get("Item") or {}).get(name)
+    if isinstance(value, Mapping):
+        value = value.get("S")
+    return None if value is None else str(value)
 
 
 class LeadProfiles:
@@ -274,6 +324,14 @@ class LeadProfiles:
         self._shards = review_shards
         self._ledger = ledger
 
+    @property
+    def table(self) -> Any:
+        return self._table
+
+    @property
+    def ledger(self) -> EventLedger:
+        return self._ledger
+
     # --- the hot path -------------------------------------------------------------------------
     def apply(self, event: LeadEvent, effect: EventEffect, now: datetime) -> bool:
         """Add one event's effect to its lead. Returns False if that event was already applied.
@@ -284,42 +342,77 @@ class LeadProfiles:
         an older event sets each attribute only where it is newer, one conditional update each
         (idempotent, so a retry after a crash in between is harmless), before its transaction.
 
-        Every profile write is conditioned on the lead not being erased; an event for a tombstone
-        takes the slow path of `_apply_to_tombstone` (an opt-in re-creates the lead, anything else
-        is dropped).
+        The profile update is conditioned on the item being neither an alias nor a tombstone.
+        For an alias (the address was folded into another lead), the event goes to the lead the
+        alias points to (`_apply_via_aliases`): the ledger item stays where it is, marked in the
+        same transaction. For a tombstone, `_apply_to_tombstone`: an opt-in re-creates the lead,
+        anything else is dropped.
         """
         for _ in range(_TOMBSTONE_RACES):
-            applied = self._apply_to_live_lead(event, effect, now)
-            if applied is None:
-                applied = self._apply_to_tombstone(event, effect, now)
+            outcome = self._apply_to(event.lead_id, event, effect, now)
+            if outcome.alias_of is not None:
+                return self._apply_via_aliases(event, effect, now, outcome)
+            if not outcome.erased:
+                return outcome.applied
+            applied = self._apply_to_tombstone(event, effect, now)
             if applied is not None:
                 return applied
         raise StorageUnavailable(
             "the lead was erased and re-created while its event was applied; please retry"
         )
 
-    def _apply_to_live_lead(self, event: LeadEvent, effect: EventEffect, now: datetime) -> bool | None:
-        """The hot path; None when the lead is a tombstone (nothing written)."""
+    def _apply_via_aliases(self, event: LeadEvent, effect: EventEffect, now: datetime, hop: _Outcome) -> bool:
+        """Follow `alias_of` from the event's address to its canonical lead (bounded: a loop or a
+        chain longer than MAX_ALIAS_HOPS is damaged data, reported), apply the event there, and
+        shorten the chain it walked (`shorten`)."""
+        path = [(event.lead_id, hop.folded)]
+        target = hop.alias_of
+        while target is not None:
+            check_hop(event.lead_id, [lead for lead, _ in path], target)
+            outcome = self._apply_to(target, event, effect, now)
+            if outcome.erased:  # the lead this address joined was erased: forget the event
+                self._ledger.forget(event.lead_id, event.event_id)
+                return False
+            path.append((target, outcome.folded))
+            if outcome.alias_of is None:
+                self.shorten(path)
+                return outcome.applied
+            target = outcome.alias_of
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def shorten(self, path: Sequence[tuple[str, bool]]) -> None:
+        """Point the first aliases of a walked chain [(lead id, folded), ..., (canonical, _)] at
+        its end, past aliases whose state is already folded (an unfolded one stays on the chain:
+        its email change, when retried, finds it there and finishes folding it). Conditional on
+        each still pointing where it did; an alias never becomes a lead again, so always safe."""
+        canonical = path[-1][0]
+        for index in range(len(path) - 2):
+            if not all(folded for _, folded in path[index + 1 : -1]):
+                continue
+            expr = Expression()
+            expr.set(ALIAS_OF, canonical)
+            condition = f"{expr.name(ALIAS_OF)} = {expr.value(path[index + 1][0])}"
+            try:
+                self._table.update_item(Key={"lead_id": path[index][0]}, **expr.kwargs(condition))
+            except ClientError as exc:
+                if not condition_failed(exc):
+                    raise storage_error("shorten an alias chain", exc) from exc
+
+    def _apply_to(self, lead_id: str, event: LeadEvent, effect: EventEffect, now: datetime) -> _Outcome:
         marker = self._ledger.mark_applied(event.lead_id, event.event_id, now)
         stamp = f"{iso(event.occurred_at)}#{event.event_id}"
         if effect.attributes:
-            expr = self._additions(event, effect, now)
+            expr = self._additions(lead_id, event, effect, now)
             for name, value in sorted(effect.attributes.items()):
                 expr.set(f"{ATTRIBUTE_PREFIX}{name}", {"at": stamp, "v": value})
             newest = expr.set(ATTRIBUTES_AT, stamp)
-            guard = (
-                f"{_not_erased(expr)} AND (attribute_not_exists({newest}) OR {newest} <= {expr.value(stamp)})"
-            )
-            outcome = self._transact(marker, event.lead_id, expr, guard)
-            if outcome.erased:
-                return None
+            guard = f"attribute_not_exists({newest}) OR {newest} <= {expr.value(stamp)}"
+            outcome = self._transact(marker, lead_id, expr, guard)
             if not outcome.profile_guard_failed:
-                return outcome.applied
+                return outcome  # applied, a duplicate, an alias or a tombstone
             for name, value in sorted(effect.attributes.items()):
-                self._set_attribute_if_newer(event.lead_id, name, value, stamp)
-        expr = self._additions(event, effect, now)
-        outcome = self._transact(marker, event.lead_id, expr, _not_erased(expr))
-        return None if outcome.profile_guard_failed else outcome.applied
+                self._set_attribute_if_newer(lead_id, name, value, stamp)
+        return self._transact(marker, lead_id, self._additions(lead_id, event, effect, now), None)
 
     def _apply_to_tombstone(self, event: LeadEvent, effect: EventEffect, now: datetime) -> bool | None:
         """The slow path: the event's lead was erased. An opt-in (`opts_in`: a form submission or
@@ -332,27 +425,45 @@ class LeadProfiles:
             return False
         marker = self._ledger.mark_applied(event.lead_id, event.event_id, now)
         stamp = f"{iso(event.occurred_at)}#{event.event_id}"
-        expr = self._additions(event, effect, now)
+        expr = self._additions(event.lead_id, event, effect, now)
         for name, value in sorted(effect.attributes.items()):
             expr.set(f"{ATTRIBUTE_PREFIX}{name}", {"at": stamp, "v": value})
         if effect.attributes:
             expr.set(ATTRIBUTES_AT, stamp)
         expr.remove(ERASED)
         expr.remove(ERASE_PENDING)  # an erasure still running finishes from its own list
-        outcome = self._transact(marker, event.lead_id, expr, f"attribute_exists({expr.name(ERASED)})")
+        outcome = self._transact(marker, event.lead_id, expr, f"attribute_exists({ERASED})", live=False)
         return None if outcome.profile_guard_failed else outcome.applied
 
-    def _additions(self, event: LeadEvent, effect: EventEffect, now: datetime) -> Expression:
-        lead_id = event.lead_id
-        expr = Expression()
-        expr.set("email", event.email, if_missing=True)
-        expr.set("created_at", iso(now), if_missing=True)
+    def new_lead_defaults(
+        self,
+        expr: Expression,
+        lead_id: str,
+        now: datetime,
+        *,
+        email: str | None,
+        created_at: bool = True,
+        touch: bool = True,
+    ) -> None:
+        """What a lead's first write sets (`if_not_exists`: `email` and `created_at` unless the
+        caller sets them itself), and, with `touch`, what every write of events sets."""
+        if email is not None:
+            expr.set("email", email, if_missing=True)
+        if created_at:
+            expr.set("created_at", iso(now), if_missing=True)
         expr.set("stage", self._initial_stage, if_missing=True)
         expr.set("stage_seq", 0, if_missing=True)
         expr.set("score", 0, if_missing=True)
         expr.set("review_shard", review_shard_for(lead_id, self._shards), if_missing=True)
-        expr.set("review_at", int(now.timestamp()))
-        expr.set("updated_at", iso(now))
+        if touch:
+            expr.set("review_at", int(now.timestamp()))
+            expr.set("updated_at", iso(now))
+        else:
+            expr.set("review_at", int(now.timestamp()), if_missing=True)
+
+    def _additions(self, lead_id: str, event: LeadEvent, effect: EventEffect, now: datetime) -> Expression:
+        expr = Expression()
+        self.new_lead_defaults(expr, lead_id, now, email=event.email)
         for rule_id, amount in sorted(effect.accumulators.items()):
             expr.add(f"r:{rule_id}", amount)
         for key, count in sorted(effect.counts.items()):
@@ -364,14 +475,17 @@ class LeadProfiles:
         return expr
 
     def _transact(
-        self, marker: dict[str, Any], lead_id: str, expr: Expression, guard: str | None
+        self, marker: dict[str, Any], lead_id: str, expr: Expression, guard: str | None, *, live: bool = True
     ) -> _Outcome:
+        """`live`: the lead must take events (neither an alias nor a tombstone), and `guard` too."""
+        live_guard = LIVE if guard is None else f"{LIVE} AND ({guard})"
+        condition = live_guard if live else guard
         update = {
             "Update": {
                 "TableName": self._table.name,
                 "Key": {"lead_id": lead_id},
-                **expr.kwargs(guard),
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",  # tells a tombstone apart
+                **expr.kwargs(condition),
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",  # tells an alias from the guard
             }
         }
         for attempt in range(_CONFLICT_RETRIES):
@@ -379,14 +493,20 @@ class LeadProfiles:
                 self._client.transact_write_items(TransactItems=[marker, update])
                 return _Outcome(applied=True)
             except ClientError as exc:
-                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
+                cancelled = exc.response.get("CancellationReasons") or []
+                reasons = [r.get("Code") for r in cancelled]
                 if error_code(exc) != "TransactionCanceledException" or len(reasons) != 2:
                     raise storage_error("update the lead profile", exc) from exc
                 if reasons[0] == "ConditionalCheckFailed":
                     return _Outcome(applied=False)  # applied before (or no such ledger item)
                 if reasons[1] == "ConditionalCheckFailed":
-                    old = (exc.response.get("CancellationReasons") or [{}, {}])[1].get("Item") or {}
-                    return _Outcome(applied=False, profile_guard_failed=True, erased=ERASED in old)
+                    alias_of = old_attribute(cancelled[1], ALIAS_OF)
+                    if live and alias_of is not None:
+                        folded = old_attribute(cancelled[1], MERGED_AT) is not None
+                        return _Outcome(applied=False, alias_of=alias_of, folded=folded)
+                    if live and old_attribute(cancelled[1], ERASED) is not None:
+                        return _Outcome(applied=False, erased=True)
+                    return _Outcome(applied=False, profile_guard_failed=True)
                 if "TransactionConflict" not in reasons or attempt == _CONFLICT_RETRIES - 1:
                     raise storage_error("update the lead profile", exc) from exc
                 time.sleep(0.05 * 2**attempt)  # another write to this lead is in flight
@@ -396,13 +516,15 @@ class LeadProfiles:
         expr = Expression()
         attribute = expr.set(f"{ATTRIBUTE_PREFIX}{name}", {"at": stamp, "v": value})
         condition = (
-            f"{_not_erased(expr)} AND "
-            f"(attribute_not_exists({attribute}) OR {attribute}.{expr.name('at')} < {expr.value(stamp)})"
+            f"{LIVE} AND (attribute_not_exists({attribute}) OR "
+            f"{attribute}.{expr.name('at')} < {expr.value(stamp)})"
         )
         try:
             self._table.update_item(Key={"lead_id": lead_id}, **expr.kwargs(condition))
         except ClientError as exc:
-            if not condition_failed(exc):  # failed: a newer value is there, which is right
+            # failed: a newer value is there, which is right; or the lead became an alias, which
+            # the transaction that follows finds out and follows
+            if not condition_failed(exc):
                 raise storage_error("update a lead attribute", exc) from exc
 
     # --- deciders: threshold evaluation, decay, rescoring ----------------------------------------
@@ -512,8 +634,9 @@ class LeadProfiles:
         expr = Expression()
         expr.set("review_at", int(until.timestamp()))
         try:
-            condition = f"attribute_exists(lead_id) AND {_not_erased(expr)}"
-            self._table.update_item(Key={"lead_id": lead_id}, **expr.kwargs(condition))
+            self._table.update_item(
+                Key={"lead_id": lead_id}, **expr.kwargs(f"attribute_exists(lead_id) AND {LIVE}")
+            )
         except ClientError as exc:
             if not condition_failed(exc):
                 raise storage_error("postpone the lead's review", exc) from exc
@@ -523,6 +646,19 @@ class LeadProfiles:
         """The lead, or None when there is none (or only its tombstone)."""
         item = self._table.get_item(Key={"lead_id": lead_id}, ConsistentRead=True).get("Item")
         return profile_from_item(item, self._initial_stage) if item and not is_tombstone(item) else None
+
+    def get_lead(self, lead_id: str) -> LeadProfile | None:
+        """The lead an id belongs to: its own profile, or the one its alias chain ends on."""
+        walked: list[str] = []
+        current = lead_id
+        while True:
+            item = self._table.get_item(Key={"lead_id": current}, ConsistentRead=True).get("Item")
+            if not item or ALIAS_OF not in item:
+                live = item and not is_tombstone(item)
+                return profile_from_item(item, self._initial_stage) if live else None
+            walked.append(current)
+            current = str(item[ALIAS_OF])
+            check_hop(lead_id, walked, current)
 
     def get_many_items(self, lead_ids: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
         """(lead id, raw item) of the leads that exist (tombstones left out), read in batches of
@@ -581,7 +717,8 @@ class LeadProfiles:
         ranked = [
             found[lead_id].model_copy(update={"score": float(key["score"])})
             for key in keys
-            if (lead_id := str(key["lead_id"])) in found  # gone since the index was read
+            # gone, or folded into another lead (an email change), since the index was read
+            if (lead_id := str(key["lead_id"])) in found and found[lead_id].alias_of is None
         ]
         return ranked, response.get("LastEvaluatedKey")
 
@@ -602,8 +739,10 @@ class LeadProfiles:
         return [str(item["lead_id"]) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
 
 
-def _not_erased(expr: Expression) -> str:
-    return f"attribute_not_exists({expr.name(ERASED)})"
+# --- the bound -------------------------------------------------------------------------------------
+MAX_NUMBER = Decimal("-9.9999999999999999999999999999999999999E+125")  # 38 digits: the largest
+LONGEST_STAMP = "2026-01-01T00:00:00.000000Z#ev_" + "f" * 32
+STORED_DAYS = 402  # first + last kept by every guarded save, plus a retention period of new days
 
 
 def recent_transitions(profile: LeadProfile, transition: Transition) -> list[str]:
@@ -626,17 +765,12 @@ def transition_ids(profile_item: Mapping[str, Any]) -> set[str]:
     return ids
 
 
-# --- the bound -------------------------------------------------------------------------------------
-MAX_NUMBER = Decimal("-9.9999999999999999999999999999999999999E+125")  # 38 digits: the largest
-LONGEST_STAMP = "2026-01-01T00:00:00.000000Z#ev_" + "f" * 32
-STORED_DAYS = 402  # first + last kept by every guarded save, plus a retention period of new days
-
-
 def worst_case_item(model: ScoringModel, retention_days: int = 400) -> dict[str, Any]:
     """The largest profile item `model` can produce whatever arrives: every attribute it keeps at
     its longest (MAX_TEXT characters of 4-byte UTF-8), every counter and accumulator at 38 digits,
     the longest stage names, a full transition, rescore outcome and pending announcement, and
-    an active day for every day of the ledger's retention (guarded saves keep first and last)."""
+    an active day for every day of the ledger's retention (guarded saves keep first and last),
+    and the identity bookkeeping of a lead that changed address more than MAX_MERGED times."""
     text = "\U0001f600" * MAX_TEXT
     stage = max((s.name for s in model.stages), key=len)
     stamp = {"at": LONGEST_STAMP, "v": text}
@@ -663,6 +797,7 @@ def worst_case_item(model: ScoringModel, retention_days: int = 400) -> dict[str,
         ATTRIBUTES_AT: LONGEST_STAMP,
         PENDING: new_transition_id(),
         "last_transition": transition,
+        RECENT_TRANSITIONS: [f"{LONGEST_STAMP[:27]}#{new_transition_id()}"] * MAX_RECENT_TRANSITIONS,
         "rescored_by": str(uuid.uuid4()),
         "rescore_outcome": {
             "from_stage": stage,
@@ -672,7 +807,10 @@ def worst_case_item(model: ScoringModel, retention_days: int = 400) -> dict[str,
             "skipped": False,
         },
         "days": {Decimal(99_999 + day) for day in range(min(STORED_DAYS, retention_days + 2))},
-        RECENT_TRANSITIONS: [f"{LONGEST_STAMP[:27]}#{new_transition_id()}"] * MAX_RECENT_TRANSITIONS,
+        "email_at": LONGEST_STAMP,
+        "merged": {f"ld_{n:024x}" for n in range(MAX_MERGED)},
+        "merged_overflow": True,
+        "addresses": {f"{n:064x}@" + "d" * 189 for n in range(MAX_MERGED + 1)},
     }
     for name in profile_attributes(model):
         item[f"{ATTRIBUTE_PREFIX}{name}"] = stamp
