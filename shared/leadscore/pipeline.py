@@ -18,6 +18,7 @@ from leadscore.adapters import get_adapter, read_delivery
 from leadscore.adapters.base import Channel, WebhookRequest
 from leadscore.config import Settings
 from leadscore.errors import PayloadTooLarge
+from leadscore.keys import LeadKeys
 from leadscore.model_store import load_model
 from leadscore.notifications import Notifier
 from leadscore.repository import (
@@ -100,9 +101,12 @@ def ingest_webhook(
     delivery = read_delivery(
         adapter, request, {"tolerance_seconds": settings.signature_tolerance_seconds, **secret}
     )
-    if delivery.guard is not None:  # a public form's rate limits and CAPTCHA, before recording
-        antispam.enforce(delivery.guard, partial(antispam.counters, settings))
-    events = delivery.events
+    # Ids are keyed with the deployment's secret, which adapters never see: assigned here.
+    keys = LeadKeys.from_settings(settings) if delivery.events or delivery.guard else None
+    if delivery.guard is not None and keys is not None:  # a public form's rate limits and CAPTCHA
+        guard = delivery.guard.keyed(keys.lead_id_for(delivery.guard.email))
+        antispam.enforce(guard, partial(antispam.counters, settings))
+    events = keys.assign(delivery.events) if keys is not None else []
     outcomes = services(settings).ledger.record_all(events, request.received_at)
     duplicates = sum(1 for o in outcomes if o.duplicate)
     logger.info(

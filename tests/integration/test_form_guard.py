@@ -19,7 +19,10 @@ from leadscore import pipeline
 from leadscore.adapters.base import WebhookRequest
 from leadscore.config import Settings
 from leadscore.errors import CaptchaRejected, RateLimited, VerifierUnavailable
+from leadscore.local.stack import local_generated_secrets
 from leadscore.repository import RateLimitCounters
+
+from ..conftest import TEST_NAME_PREFIX
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +56,10 @@ def verifier_url() -> Iterator[str]:
 
 
 def _settings(tables: dict[str, str], site: dict[str, Any]) -> Settings:
+    lead_key_secret = f"{TEST_NAME_PREFIX}LeadKeySecret"
+    boto3.client("secretsmanager").create_secret(
+        Name=lead_key_secret, SecretString=local_generated_secrets()["LeadKeySecret"]
+    )
     secret = {"html": {"sites": {"www": {"token": TOKEN, **site}}}}
     boto3.client("secretsmanager").create_secret(Name="guard-webhooks", SecretString=json.dumps(secret))
     pipeline.reset()
@@ -63,6 +70,7 @@ def _settings(tables: dict[str, str], site: dict[str, Any]) -> Settings:
             "PROFILES_TABLE": tables["LeadProfilesTable"],
             "RATE_LIMIT_TABLE": tables["RateLimitTable"],
             "WEBHOOK_SECRET_NAME": "guard-webhooks",
+            "LEAD_KEY_SECRET": lead_key_secret,
         }
     )
 

@@ -171,6 +171,7 @@ def event_from_item(item: Mapping[str, Any]) -> LeadEvent:
         occurred_at = min(occurred_at, parse_iso(data["received_at"]))
     return LeadEvent.model_validate(
         {
+            "lead_id": data["lead_id"],
             "event_id": data["event_id"],
             "email": data["email"],
             "event_type": data["event_type"],
