@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "leadscore.commands.model",
     "leadscore.commands.rescore",
     "leadscore.commands.replay",
+    "leadscore.commands.migrate",
     "leadscore.learn.commands",
     "leadscore.local.commands",
 )

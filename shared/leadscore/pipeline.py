@@ -29,6 +29,7 @@ from leadscore.repository import (
     parse_iso,
     profile_from_item,
 )
+from leadscore.repository.relabel import MIGRATED_FROM
 from leadscore.scoring import engine
 from leadscore.scoring.model import ScoringModel
 from leadscore.secrets import provider_secret
@@ -145,7 +146,10 @@ def on_profile_change(
     svc = services(settings)
     model = svc.model
     new = profile_from_item(new_image, model.initial_stage)
-    old_seq = profile_from_item(old_image, model.initial_stage).stage_seq if old_image else 0
+    if old_image:
+        old_seq = profile_from_item(old_image, model.initial_stage).stage_seq
+    else:  # a new lead; or a profile `migrate-lead-ids` copied, whose stage was announced already
+        old_seq = new.stage_seq if new_image.get(MIGRATED_FROM) else 0
     if new.stage_seq > old_seq and new.last_transition is not None:
         _announce(svc, model, new, lambda_context)
     # The hot path: decide from the stream image alone and write only when the stage changes, and
