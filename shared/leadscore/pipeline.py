@@ -105,8 +105,11 @@ def ingest_webhook(
     # Ids are keyed with the deployment's secret, which adapters never see: assigned here.
     keys = LeadKeys.from_settings(settings) if delivery.events or delivery.guard else None
     if delivery.guard is not None and keys is not None:  # a public form's rate limits and CAPTCHA
-        guard = delivery.guard.keyed(keys.lead_id_for(delivery.guard.email))
-        antispam.enforce(guard, partial(antispam.counters, settings))
+        guard = delivery.guard
+        antispam.enforce(
+            guard.keyed(keys.lead_id_for(guard.email)) if guard.email else guard,
+            partial(antispam.counters, settings),
+        )
     events = keys.assign(delivery.events) if keys is not None else []
     outcomes = services(settings).ledger.record_all(events, request.received_at)
     duplicates = sum(1 for o in outcomes if o.duplicate)
