@@ -18,23 +18,23 @@ from leadscore.adapters.base import WebhookRequest
 from leadscore.batching import ReportingBatchProcessor
 from leadscore.config import Settings
 from leadscore.http import json_response, register_error_handlers, webhook_request
-from leadscore.pipeline import ingest_webhook
+from leadscore.pipeline import ingest_webhook, record_metrics
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
-register_error_handlers(app)
+register_error_handlers(app, metrics)
 processor = ReportingBatchProcessor(EventType.SQS, metrics)
 
 
 @app.post("/v1/email-events/<provider>")
+@app.get("/v1/email-events/<provider>")  # a provider's URL check (Mailchimp's validator); others 405
 @tracer.capture_method(capture_error=False)  # a 4xx is an answer, not an error
 def email_events(provider: str) -> Response:
     result = ingest_webhook(webhook_request(app.current_event, provider), "email", Settings.from_env())
-    metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=result.accepted)
-    metrics.add_metric(name="DuplicatesIgnored", unit=MetricUnit.Count, value=result.duplicates)
-    return json_response(202, result.model_dump())
+    record_metrics(metrics, result)
+    return json_response(result.status, result.model_dump(exclude_none=True))
 
 
 @tracer.capture_method

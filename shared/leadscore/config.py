@@ -36,7 +36,8 @@ class Settings(BaseModel):
     # Lead ids (leadscore.keys): the secret holding the deployment's id key, and the id scheme.
     lead_key_secret: str | None = Field(default=None, alias="LEAD_KEY_SECRET")
     lead_id_scheme: Literal["keyed", "legacy-sha256"] = Field(default="keyed", alias="LEAD_ID_SCHEME")
-    rate_limit_table: str | None = Field(default=None, alias="RATE_LIMIT_TABLE")  # form rate limits
+    rate_limit_table: str | None = Field(default=None, alias="RATE_LIMIT_TABLE")  # rate limits, tokens
+    identity_table: str | None = Field(default=None, alias="IDENTITY_TABLE")  # provider ids, parked events
     scoring_model: str = Field(default="bundled:default", alias="SCORING_MODEL")
     event_retention_days: int = Field(default=400, ge=1, alias="EVENT_RETENTION_DAYS")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, alias="MAX_BODY_BYTES")

@@ -348,3 +348,54 @@ class LeadEvent(BaseModel):
         if not re.fullmatch(LEAD_ID_PATTERN, lead_id):
             raise ValueError(f"not a lead id: {lead_id[:40]!r}")
         return self.model_copy(update={"assigned_lead_id": lead_id})
+
+
+# --- people a provider names by its own id --------------------------------------------------------
+class ExternalId(BaseModel):
+    """Someone known to a provider by its own id, not (yet) by email: a HubSpot contact's objectId
+    in one portal (`namespace="hubspot:<portalId>:contact"`), a Typeform response token."""
+
+    model_config = ConfigDict(frozen=True)
+
+    namespace: str = Field(min_length=1, max_length=128)
+    value: str = Field(min_length=1, max_length=256)
+
+
+class IdentityLink(BaseModel):
+    """A delivery that names both: from now on `external` is this email address."""
+
+    model_config = ConfigDict(frozen=True)
+
+    external: ExternalId
+    email: str
+    occurred_at: datetime | None = None  # when the provider made the link (orders link changes)
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _normalize(cls, value: str) -> str:
+        return normalize_email(value)
+
+
+class PendingEvent(BaseModel):
+    """An authentic event whose person is not known yet (a HubSpot contact event carries only an
+    objectId; a Typeform response may have no email). It is acknowledged and parked, never scored
+    against a guess, and recorded (once, with its real time) when its external id is linked to an
+    email. Same fields as a `LeadEvent`, without the email."""
+
+    model_config = ConfigDict(frozen=True)
+
+    external: ExternalId
+    event_id: str = Field(pattern=r"^ev_[0-9a-f]{32}$")
+    event_type: EventType
+    occurred_at: datetime
+    provider: Provider
+    url: str | None = Field(default=None, max_length=2048)
+    attributes: LeadAttributes = Field(default_factory=LeadAttributes)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return ensure_utc(value)
+
+    def identified(self, email: str) -> LeadEvent:
+        return LeadEvent(email=email, **self.model_dump(exclude={"external"}))

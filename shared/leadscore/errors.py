@@ -64,6 +64,18 @@ class SignatureInvalid(LeadScoreError):
     code = "invalid_signature"
 
 
+class ReplayedToken(LeadScoreError):
+    """A one-time token the signature covers came back with another body: a captured signature."""
+
+    status = 401
+    code = "replayed_token"
+
+
+class MethodNotAllowed(LeadScoreError):
+    status = 405
+    code = "method_not_allowed"
+
+
 class StaleTimestamp(LeadScoreError):
     status = 401
     code = "stale_timestamp"

@@ -7,8 +7,9 @@ import binascii
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from leadscore.adapters.base import WebhookRequest
@@ -39,6 +40,9 @@ def webhook_request(event: APIGatewayProxyEventV2, provider: str) -> WebhookRequ
         if context.time_epoch
         else datetime.now(UTC),
         source_ip=context.http.source_ip,
+        method=context.http.method or "POST",
+        path=event.raw_path or "",
+        raw_query=event.raw_query_string or "",
     )
 
 
@@ -48,11 +52,15 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     )
 
 
-def register_error_handlers(app: APIGatewayHttpResolver) -> None:
-    """Domain errors become their 4xx/5xx answer, naming the problem; nothing internal leaks."""
+def register_error_handlers(app: APIGatewayHttpResolver, metrics: Metrics | None = None) -> None:
+    """Domain errors become their 4xx/5xx answer, naming the problem; nothing internal leaks.
+    With `metrics`, refused requests are counted (RequestsRefused), so a misconfigured provider
+    shows on a graph, not only in logs."""
 
     @app.exception_handler(LeadScoreError)
     def _domain_error(exc: LeadScoreError) -> Response:
+        if metrics is not None and exc.status < 500:
+            metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
         if exc.status >= 500:
             logger.exception("request failed", extra={"error": exc.code})
         else:

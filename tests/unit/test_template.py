@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from cfnlint.api import lint_file
 
+from leadscore.adapters import Channel, supported
 from leadscore.local.template import (
     TEMPLATE_ENV,
     DynamoDBStreamSource,
@@ -65,8 +66,20 @@ COMMON_ENV = {
 # Functions that score may read the model from S3 or SSM, if configured.
 MODEL = {"ModelBucket", "ModelParameterName"}
 POLICY_SCOPE = {
-    "IngestFormFunction": {"EventLedgerTable", "WebhookSecret", "LeadKeySecret", "RateLimitTable"},
-    "IngestEmailFunction": {"EventLedgerTable", "WebhookSecret", "LeadKeySecret"},
+    "IngestFormFunction": {
+        "EventLedgerTable",
+        "WebhookSecret",
+        "LeadKeySecret",
+        "RateLimitTable",
+        "IdentityTable",
+    },
+    "IngestEmailFunction": {
+        "EventLedgerTable",
+        "WebhookSecret",
+        "LeadKeySecret",
+        "RateLimitTable",
+        "IdentityTable",
+    },
     "ScoreEventsFunction": {"EventLedgerTable", "LeadProfilesTable", "ScoreEventsDLQ", *MODEL},
     "EvaluateThresholdsFunction": {
         "LeadProfilesTable",
@@ -85,9 +98,28 @@ IDEMPOTENCY = {
     (action, "IdempotencyTable")
     for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 }
+# Identity links and parked events (leadscore.repository.identities).
+IDENTITIES = {
+    (action, "IdentityTable")
+    for action in (
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:Query",
+        "dynamodb:BatchWriteItem",
+    )
+}
 DYNAMODB_ACCESS = {
-    "IngestFormFunction": {("dynamodb:PutItem", "EventLedgerTable")},
-    "IngestEmailFunction": {("dynamodb:PutItem", "EventLedgerTable")},
+    "IngestFormFunction": {
+        ("dynamodb:PutItem", "EventLedgerTable"),
+        ("dynamodb:UpdateItem", "RateLimitTable"),  # per-site/per-IP/per-lead form rate limits
+        *IDENTITIES,
+    },
+    "IngestEmailFunction": {
+        ("dynamodb:PutItem", "EventLedgerTable"),
+        ("dynamodb:PutItem", "RateLimitTable"),  # Mailgun's one-time signature tokens
+        *IDENTITIES,
+    },
     "ScoreEventsFunction": {
         ("dynamodb:UpdateItem", "EventLedgerTable"),
         ("dynamodb:UpdateItem", "LeadProfilesTable"),
@@ -119,11 +151,12 @@ DYNAMODB_ACCESS = {
 }
 # Webhook routes: one per provider that exists, each with its own throttling bucket, and the
 # `{provider}` catch-alls (unknown providers get the product's 404) with a smaller one.
+FORM_PROVIDERS = ("generic", "html", "typeform", "hubspot", "webflow", "calendly")
+EMAIL_PROVIDERS = ("sendgrid", "mailgun", "postmark", "mailchimp", "ses")
 PROVIDER_ROUTES = {
-    "POST /v1/forms/generic",
-    "POST /v1/forms/html",
-    "POST /v1/forms/typeform",
-    "POST /v1/email-events/sendgrid",
+    *(f"POST /v1/forms/{name}" for name in FORM_PROVIDERS),
+    *(f"POST /v1/email-events/{name}" for name in EMAIL_PROVIDERS),
+    "GET /v1/email-events/mailchimp",  # Mailchimp's URL validator
 }
 CATCH_ALL_ROUTES = {"POST /v1/forms/{provider}", "POST /v1/email-events/{provider}"}
 INGEST_FUNCTIONS = ("IngestFormFunction", "IngestEmailFunction")
@@ -430,8 +463,6 @@ def test_function_inline_policies_name_only_the_resources_it_uses(
     assert statements, "the function has no inline policy"
     assert not [s for s in statements if "*" in _as_list(s.get("Resource"))]
     expected = set(POLICY_SCOPE[logical_id])
-    if logical_id == "IngestFormFunction" and "RateLimitTable" in transformed_template["Resources"]:
-        expected.add("RateLimitTable")  # per-site/per-IP form rate limits
     assert _referenced_ids([s["Resource"] for s in statements]) == expected
 
 
@@ -539,13 +570,11 @@ def test_webhook_routes_are_public_and_lead_routes_need_iam(transformed_template
         for event in spec.events
         if isinstance(event, HttpRoute)
     }
-    assert routes == {
-        ("IngestFormFunction", "POST", "/v1/forms/generic", "NONE"),
-        ("IngestFormFunction", "POST", "/v1/forms/html", "NONE"),
-        ("IngestFormFunction", "POST", "/v1/forms/typeform", "NONE"),
-        ("IngestFormFunction", "POST", "/v1/forms/{provider}", "NONE"),
-        ("IngestEmailFunction", "POST", "/v1/email-events/sendgrid", "NONE"),
-        ("IngestEmailFunction", "POST", "/v1/email-events/{provider}", "NONE"),
+    webhooks = {
+        ("IngestFormFunction" if "/forms/" in route else "IngestEmailFunction", *route.split(" "), "NONE")
+        for route in PROVIDER_ROUTES | CATCH_ALL_ROUTES
+    }
+    assert routes == webhooks | {
         ("LeadApiFunction", "GET", "/v1/leads", "AWS_IAM"),
         ("LeadApiFunction", "GET", "/v1/leads/{lead_id}", "AWS_IAM"),
     }
@@ -746,8 +775,6 @@ def test_function_gets_exactly_the_dynamodb_actions_it_calls_on_the_tables_and_i
     # Ingest: PutItem on the ledger only; score_events: UpdateItem only; evaluate/decay: no
     # PutItem, DeleteItem or Scan on profiles; lead_api: reads on the indexes it queries.
     expected = set(DYNAMODB_ACCESS[logical_id])
-    if logical_id == "IngestFormFunction" and "RateLimitTable" in transformed_template["Resources"]:
-        expected.add(("dynamodb:UpdateItem", "RateLimitTable"))  # per-site/per-IP form rate limits
     assert _grants(transformed_template, logical_id, "dynamodb") == expected
 
 
@@ -808,6 +835,13 @@ def test_no_statement_of_ours_allows_every_resource(transformed_template: dict[s
 
 
 # ------------------------------------------------------------------------- throttling and concurrency
+@pytest.mark.parametrize("channel", ["form", "email"])
+def test_every_provider_has_a_route_of_its_own(channel: Channel) -> None:
+    """A provider left to the catch-all would share its small throttle with every scanner."""
+    prefix = {"form": "POST /v1/forms/", "email": "POST /v1/email-events/"}[channel]
+    assert {f"{prefix}{name}" for name in supported(channel)} <= PROVIDER_ROUTES
+
+
 def test_each_provider_route_has_its_own_throttle_and_unknown_providers_a_smaller_one(
     transformed_template: dict[str, Any], sam_template: dict[str, Any]
 ) -> None:

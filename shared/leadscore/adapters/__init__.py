@@ -18,11 +18,14 @@ from leadscore.adapters.base import (
     Channel,
     Delivery,
     GuardedAdapter,
+    ParsingAdapter,
+    PendingEvent,
     Ports,
     ReadingAdapter,
     RetryRules,
     WebhookRequest,
 )
+from leadscore.domain import LeadEvent
 from leadscore.errors import EventTypeNotAllowed, UnknownProvider
 from leadscore.ports import NetworkPorts
 
@@ -88,9 +91,12 @@ def read_delivery(
     elif isinstance(adapter, GuardedAdapter):
         events, guard = adapter.parse_guarded(request, secret)
         delivery = Delivery(events=events, guard=guard)
-    else:
+    elif isinstance(adapter, ParsingAdapter):
         delivery = Delivery(events=adapter.parse(request, secret))
-    for event in [*delivery.events, *delivery.pending]:
+    else:
+        raise TypeError(f"adapter {adapter.name!r} implements neither read nor parse")
+    asserted: list[LeadEvent | PendingEvent] = [*delivery.events, *delivery.pending]
+    for event in asserted:
         if event.event_type not in adapter.event_types:
             raise EventTypeNotAllowed(
                 f"event type {event.event_type.value!r} may not come from provider {adapter.name!r}; "

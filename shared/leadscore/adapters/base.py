@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from leadscore.antispam import GuardCheck
-from leadscore.domain import EventType, LeadAttributes, LeadEvent, Provider, ensure_utc, normalize_email
+from leadscore.domain import EventType, ExternalId, IdentityLink, LeadEvent, PendingEvent
 
 Channel = Literal["form", "email"]
 
@@ -50,55 +50,6 @@ class WebhookRequest(BaseModel):
 
 
 # --- what an adapter hands back besides events -------------------------------------------------
-class ExternalId(BaseModel):
-    """Someone known to a provider by its own id, not (yet) by email: a HubSpot contact's objectId
-    in one portal (`namespace="hubspot:<portalId>:contact"`), a Typeform response token."""
-
-    model_config = ConfigDict(frozen=True)
-
-    namespace: str = Field(min_length=1, max_length=128)
-    value: str = Field(min_length=1, max_length=256)
-
-
-class IdentityLink(BaseModel):
-    """A delivery that names both: from now on `external` is this email address."""
-
-    model_config = ConfigDict(frozen=True)
-
-    external: ExternalId
-    email: str
-
-    @field_validator("email", mode="before")
-    @classmethod
-    def _normalize(cls, value: str) -> str:
-        return normalize_email(value)
-
-
-class PendingEvent(BaseModel):
-    """An authentic event whose person is not known yet (a HubSpot contact event carries only an
-    objectId; a Typeform response may have no email). It is acknowledged and parked, never scored
-    against a guess, and recorded (once, with its real time) when its external id is linked to an
-    email. Same fields as a `LeadEvent`, without the email."""
-
-    model_config = ConfigDict(frozen=True)
-
-    external: ExternalId
-    event_id: str = Field(pattern=r"^ev_[0-9a-f]{32}$")
-    event_type: EventType
-    occurred_at: datetime
-    provider: Provider
-    url: str | None = Field(default=None, max_length=2048)
-    attributes: LeadAttributes = Field(default_factory=LeadAttributes)
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return ensure_utc(value)
-
-    def identified(self, email: str) -> LeadEvent:
-        return LeadEvent(email=email, **self.model_dump(exclude={"external"}))
-
-
 class ReplayToken(BaseModel):
     """A one-time value the provider's signature covers but the body does not (Mailgun's `token`):
     the pipeline claims it before recording. The same token with the same `fingerprint` (the body's
@@ -178,8 +129,13 @@ class Adapter(Protocol):
     # Provenance: the event types this source may assert. Anything else it produces is refused
     # (400) by `leadscore.adapters.parse_events`, whatever the adapter's code does.
     event_types: frozenset[EventType]
-    # Optional: `retry: RetryRules` (default DEFAULT_RETRY_RULES), and either `parse` below or
-    # `read(request, secret, ports) -> Delivery` (see `ReadingAdapter`).
+    # And: `parse` (ParsingAdapter) or `read` (ReadingAdapter); optionally `retry: RetryRules`
+    # (default DEFAULT_RETRY_RULES), `methods` (default ("POST",)) and `resolver` (ResolvingAdapter).
+
+
+@runtime_checkable
+class ParsingAdapter(Protocol):
+    """An adapter whose deliveries are events only."""
 
     def parse(self, request: WebhookRequest, secret: Mapping[str, Any]) -> list[LeadEvent]:
         """Verify and normalize. `secret` is this provider's entry of the webhook secret."""

@@ -9,11 +9,21 @@ Answers map to attributes through `field_refs` (field ref or id -> attribute nam
 form author named it (auto-generated UUID/ULID refs are dropped as meaningless). Hidden fields
 (`utm_source`, ...) are kept too; answers win over hidden fields of the same name.
 Email: the answer mapped to "email", else the first email-type answer, else `hidden.email`.
-Other webhook event types are acknowledged and ignored (`[]`).
+A response without one is authentic but cannot be scored yet: it is acknowledged and parked under the
+person's id from a hidden field (`identity_fields`, default user_id, contact_id, visitor_id,
+anonymous_id: namespace `typeform:<field>`), else under its response token. A later response that
+carries that hidden id and an email links them, and the parked response is recorded with its own
+time. Other webhook event types are acknowledged and ignored.
+
+Retries: Typeform retries any non-2xx answer for hours and disables the webhook after repeated 404 or
+410. A delivery that can never succeed (malformed, not a form type, ...) is therefore answered 200 with
+the reason (`refused`, and a DeliveriesRefused metric); a wrong signature stays 401 (a secret fixed in
+the deployment lets the retries succeed), storage trouble 503.
 
 Secret: `{"secret": "...", "field_refs": {...}, "event_type": "form_submitted",
-"forms": {"<form_id>": "demo_requested"}}` (all but `secret` optional; event types must be form
-types: form_submitted, demo_requested, contact_requested, content_downloaded, webinar_registered).
+"forms": {"<form_id>": "demo_requested"}, "identity_fields": ["user_id"]}` (all but `secret`
+optional; event types must be form types: form_submitted, demo_requested, contact_requested,
+content_downloaded, webinar_registered).
 """
 
 from __future__ import annotations
@@ -35,14 +45,25 @@ from leadscore.adapters._common import (
     validate_payload,
 )
 from leadscore.adapters._fields import build_attributes
-from leadscore.adapters.base import Adapter, Channel, WebhookRequest
-from leadscore.domain import FORM_EVENT_TYPES, EventType, LeadEvent, Provider, body_hash, event_id_for
+from leadscore.adapters.base import Adapter, Channel, Delivery, Ports, RetryRules, WebhookRequest
+from leadscore.domain import (
+    FORM_EVENT_TYPES,
+    EventType,
+    ExternalId,
+    IdentityLink,
+    LeadEvent,
+    PendingEvent,
+    Provider,
+    body_hash,
+    event_id_for,
+)
 from leadscore.errors import MalformedPayload, SignatureInvalid
 
 _GENERATED_REF = re.compile(
     r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9A-HJKMNP-TV-Z]{26})$", re.IGNORECASE
 )
 AnswerValue = str | int | float | bool | list[str] | None
+IDENTITY_FIELDS = ("user_id", "contact_id", "visitor_id", "anonymous_id")
 
 
 class TypeformSecret(BaseModel):
@@ -52,6 +73,7 @@ class TypeformSecret(BaseModel):
     field_refs: dict[str, str] = Field(default_factory=dict)
     event_type: EventType = EventType.FORM_SUBMITTED
     forms: dict[str, EventType] = Field(default_factory=dict)
+    identity_fields: list[str] = Field(default_factory=lambda: list(IDENTITY_FIELDS), max_length=10)
 
     @field_validator("event_type")
     @classmethod
@@ -132,8 +154,9 @@ class TypeformAdapter:
     needs_secret: bool = True
     queue_only: bool = False
     event_types: frozenset[EventType] = FORM_EVENT_TYPES
+    retry: RetryRules = RetryRules(acknowledge_refusals=True)
 
-    def parse(self, request: WebhookRequest, secret: Mapping[str, Any]) -> list[LeadEvent]:
+    def read(self, request: WebhookRequest, secret: Mapping[str, Any], ports: Ports) -> Delivery:
         config = load_secret(TypeformSecret, secret, self.name)
         scheme, _, signature = required_header(request, "typeform-signature").partition("=")
         expected = hmac_sha256_b64(config.secret.encode(), request.body)
@@ -142,7 +165,7 @@ class TypeformAdapter:
         require_content_type(request, "application/json")
         webhook = validate_payload(TypeformWebhook, parse_json(request.body))
         if webhook.event_type != "form_response":
-            return []
+            return Delivery(note=f"typeform event type {webhook.event_type[:40]!r} carries no form response")
         response = webhook.form_response
         if response is None:
             raise MalformedPayload("invalid payload: form_response: Field required")
@@ -165,18 +188,34 @@ class TypeformAdapter:
         for key, value in response.hidden.items():
             fields.setdefault(key, value)
 
-        email = require_email(mapped_email or typed_email or response.hidden.get("email"))
         dedup_key = response.token or webhook.event_id or body_hash(request.body)
-        return [
-            LeadEvent(
-                event_id=event_id_for(self.name, dedup_key),
-                email=email,
-                event_type=config.forms.get(response.form_id, config.event_type),
-                occurred_at=response.submitted_at,
-                provider=Provider.TYPEFORM,
-                attributes=build_attributes(fields),
-            )
-        ]
+        ids = set(config.identity_fields)  # a person's id in another system: not an attribute
+        known = _identity(response, config.identity_fields)
+        given = mapped_email or typed_email or response.hidden.get("email")
+        event = {
+            "event_id": event_id_for(self.name, dedup_key),
+            "event_type": config.forms.get(response.form_id, config.event_type),
+            "occurred_at": response.submitted_at,
+            "provider": Provider.TYPEFORM,
+            "attributes": build_attributes({k: v for k, v in fields.items() if k not in ids}),
+        }
+        if given is None or (isinstance(given, str) and not given.strip()):
+            external = known or ExternalId(namespace="typeform:response", value=dedup_key)
+            return Delivery(pending=[PendingEvent(external=external, **event)])
+        email = require_email(given)
+        links = (
+            [IdentityLink(external=known, email=email, occurred_at=response.submitted_at)] if known else []
+        )
+        return Delivery(events=[LeadEvent(email=email, **event)], links=links)
+
+
+def _identity(response: FormResponse, fields: list[str]) -> ExternalId | None:
+    """The person's id from the first configured hidden field that holds one."""
+    for name in fields:
+        value = response.hidden.get(name)
+        if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
+            return ExternalId(namespace=f"typeform:{name}", value=str(value).strip()[:256])
+    return None
 
 
 ADAPTER: Adapter = TypeformAdapter()

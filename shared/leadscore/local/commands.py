@@ -66,7 +66,7 @@ def register(subparsers: Any) -> None:
         description="Reads the body from stdin (or --body) and prints one `name: value` header per line, "
         "for `curl -H @headers.txt --data-binary @body`. Test secrets come from --secrets.",
     )
-    sign.add_argument("provider", choices=["generic", "typeform", "sendgrid"])
+    sign.add_argument("provider", choices=sorted(signing.SIGNERS))
     sign.add_argument("--body", type=Path, default=None, help="body file (default: stdin)")
     sign.add_argument("--secrets", type=Path, default=None, help=f"secrets JSON (default {DEFAULT_SECRETS})")
     sign.add_argument(
@@ -79,6 +79,17 @@ def register(subparsers: Any) -> None:
     sign.add_argument("--timestamp", type=int, default=None, help="unix seconds (default: now)")
     sign.add_argument(
         "--curl", metavar="URL", default=None, help="print a complete curl command for URL instead"
+    )
+    sign.add_argument(
+        "--url",
+        default=f"http://127.0.0.1:{DEFAULT_PORT}",
+        help="the public base URL the provider calls (HubSpot signs it; default: the local stack)",
+    )
+    sign.add_argument(
+        "--out-body",
+        type=Path,
+        default=None,
+        help="where to write the body for providers that sign inside it",
     )
     sign.set_defaults(run=_sign)
 
@@ -153,8 +164,6 @@ def _local_fire(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------- sign
 def _sign(args: argparse.Namespace) -> int:
-    import hashlib
-
     from leadscore.cli import CommandError
 
     body = args.body.read_bytes() if args.body else sys.stdin.buffer.read()
@@ -165,32 +174,40 @@ def _sign(args: argparse.Namespace) -> int:
         if args.secret is None and args.provider != "sendgrid":
             raise CommandError(f"cannot read secrets from {secrets_path}: {exc}") from exc
         secrets = {}
-    if args.provider == "generic":
-        secret = args.secret or (secrets.get("generic") or {}).get("secret")
-        if not secret:
-            raise CommandError("no generic secret: pass --secret whsec_... or --secrets FILE")
-        msg_id = args.id or "msg_" + hashlib.sha256(body).hexdigest()[:24]
-        headers = signing.standard_webhook_headers(body, secret, msg_id, args.timestamp)
-    elif args.provider == "typeform":
-        secret = args.secret or (secrets.get("typeform") or {}).get("secret")
-        if not secret:
-            raise CommandError("no typeform secret: pass --secret or --secrets FILE")
-        headers = signing.typeform_headers(body, secret)
-    else:
+    entry = dict(secrets.get(args.provider) or {})
+    if args.secret is not None:
+        entry["secret"] = args.secret
+    if args.provider == "sendgrid":
         key_path = args.key or repo_root() / DEFAULT_SENDGRID_KEY
         try:
-            headers = signing.sendgrid_headers(
-                body, Path(key_path).read_text(encoding="utf-8"), args.timestamp
+            entry["private_key_pem"] = Path(key_path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(f"cannot read the SendGrid key {key_path}: {exc}") from exc
+    url = args.curl or args.url
+    context = signing.SignContext(url=url, timestamp=args.timestamp, msg_id=args.id)
+    try:
+        signed = signing.sign(args.provider, body, entry, context)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CommandError(
+            f"cannot sign for {args.provider}: {exc} (check its entry in {secrets_path}, or pass --secret)"
+        ) from exc
+    if signed.body != body:
+        if not args.out_body:
+            raise CommandError(
+                f"{args.provider} signs inside the body: pass --out-body FILE for the body to send"
             )
-        except (OSError, ValueError) as exc:
-            raise CommandError(f"cannot sign with {key_path}: {exc}") from exc
+        args.out_body.write_bytes(signed.body)
     if args.curl:
-        flags = " ".join(f"-H {shlex.quote(f'{k}: {v}')}" for k, v in headers.items())
-        source = shlex.quote(f"@{args.body}") if args.body else "@-"
-        print(f"curl -sS -X POST {flags} --data-binary {source} {shlex.quote(args.curl)}")
+        flags = " ".join(f"-H {shlex.quote(f'{k}: {v}')}" for k, v in signed.headers.items())
+        given = args.out_body if signed.body != body else args.body
+        source = shlex.quote(f"@{given}") if given else "@-"
+        target = f"{args.curl}?{signed.query}" if signed.query else args.curl
+        print(f"curl -sS -X POST {flags} --data-binary {source} {shlex.quote(target)}")
     else:
-        for name, value in headers.items():
+        for name, value in signed.headers.items():
             print(f"{name}: {value}")
+        if signed.query:
+            print(f"# query: ?{signed.query}", file=sys.stderr)
     return 0
 
 

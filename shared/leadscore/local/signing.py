@@ -7,6 +7,9 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -60,3 +63,52 @@ def sendgrid_headers(body: bytes, private_key_pem: str, timestamp: int | None = 
         "x-twilio-email-event-webhook-signature": base64.b64encode(signature).decode(),
         "x-twilio-email-event-webhook-timestamp": sent,
     }
+
+
+# --- one entry point per provider: `leadscore sign <provider>` and the loopback tests --------------
+@dataclass(frozen=True)
+class SignContext:
+    """What a signature may cover besides the body: the URL the provider calls (HubSpot signs it),
+    the time (default: now), and the generic provider's message id."""
+
+    url: str = "http://127.0.0.1:3000"
+    timestamp: int | None = None
+    msg_id: str | None = None
+    method: str = "POST"
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A request as the provider would send it: some providers sign inside the body (Mailgun, SNS)
+    or in the URL's query (Mailchimp), so all three may differ from what was given."""
+
+    body: bytes
+    headers: dict[str, str]
+    query: str = ""
+
+
+Signer = Callable[[bytes, Mapping[str, Any], SignContext], Signed]
+
+
+def _generic(body: bytes, secret: Mapping[str, Any], context: SignContext) -> Signed:
+    msg_id = context.msg_id or "msg_" + hashlib.sha256(body).hexdigest()[:24]
+    return Signed(body, standard_webhook_headers(body, str(secret["secret"]), msg_id, context.timestamp))
+
+
+def _typeform(body: bytes, secret: Mapping[str, Any], context: SignContext) -> Signed:
+    return Signed(body, typeform_headers(body, str(secret["secret"])))
+
+
+def _sendgrid(body: bytes, secret: Mapping[str, Any], context: SignContext) -> Signed:
+    return Signed(body, sendgrid_headers(body, str(secret["private_key_pem"]), context.timestamp))
+
+
+SIGNERS: dict[str, Signer] = {"generic": _generic, "typeform": _typeform, "sendgrid": _sendgrid}
+
+
+def sign(provider: str, body: bytes, secret: Mapping[str, Any], context: SignContext | None = None) -> Signed:
+    """Sign `body` as `provider` does with its entry of the webhook secret (SendGrid: add
+    `private_key_pem`, since the deployment only keeps the public key)."""
+    if provider not in SIGNERS:
+        raise ValueError(f"cannot sign for {provider!r}; signers: {', '.join(sorted(SIGNERS))}")
+    return SIGNERS[provider](body, secret, context or SignContext())

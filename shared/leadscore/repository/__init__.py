@@ -3,6 +3,7 @@
 times and update expressions for all of them)."""
 
 from leadscore.repository.codec import from_dynamo, iso, parse_iso, to_dynamo
+from leadscore.repository.identities import IdentityStore
 from leadscore.repository.ledger import EventLedger, RecordOutcome, event_from_item
 from leadscore.repository.profiles import (
     Evaluation,
@@ -17,6 +18,7 @@ from leadscore.repository.ratelimits import RateLimitCounters
 __all__ = [
     "Evaluation",
     "EventLedger",
+    "IdentityStore",
     "LeadProfile",
     "LeadProfiles",
     "RateLimitCounters",

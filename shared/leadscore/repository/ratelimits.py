@@ -1,6 +1,6 @@
-"""Fixed-window counters for the public forms' rate limits (RateLimitTable: pk `pk`, TTL
-`expires_at`). One conditional UpdateItem per hit, no read; DynamoDB's TTL removes finished
-windows."""
+"""Short-lived edge state (RateLimitTable: pk `pk`, TTL `expires_at`): fixed-window counters for the
+public forms' rate limits, and one-time tokens a provider's signature covers (Mailgun's). One
+conditional write per hit or claim, no read; DynamoDB's TTL removes finished windows and tokens."""
 
 from __future__ import annotations
 
@@ -29,4 +29,19 @@ class RateLimitCounters:
             if condition_failed(exc):
                 return False
             raise storage_error("count the form submission", exc) from exc
+        return True
+
+    def claim(self, key: str, fingerprint: str, expires_at: int) -> bool:
+        """Claim a one-time token for the request whose body has `fingerprint`. True the first time
+        and for a retry of the same body; False when the token was used with another body."""
+        try:
+            self._table.put_item(
+                Item={"pk": key, "fingerprint": fingerprint, "expires_at": expires_at},
+                ConditionExpression="attribute_not_exists(pk) OR fingerprint = :fingerprint",
+                ExpressionAttributeValues={":fingerprint": fingerprint},
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                return False
+            raise storage_error("claim the signature token", exc) from exc
         return True

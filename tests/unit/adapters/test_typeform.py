@@ -7,16 +7,21 @@ from typing import Any
 
 import pytest
 
+from leadscore.adapters import read_delivery
 from leadscore.adapters.base import WebhookRequest
 from leadscore.adapters.typeform import ADAPTER
-from leadscore.domain import EventType, Provider, event_id_for
-from leadscore.errors import MalformedPayload, MissingEmail, SignatureInvalid, UnsupportedMediaType
+from leadscore.domain import EventType, ExternalId, LeadEvent, Provider, event_id_for
+from leadscore.errors import MalformedPayload, SignatureInvalid, UnsupportedMediaType
 
 pytestmark = pytest.mark.unit
 
 Sign = Callable[..., dict[str, str]]
 MakeRequest = Callable[..., WebhookRequest]
 COMPANY_REF = "3f1d6a52-9c1e-4c6b-8f0e-7d2b9a4c5e11"
+
+
+def _events(request: WebhookRequest, secret: dict[str, Any]) -> list[LeadEvent]:
+    return read_delivery(ADAPTER, request, secret).events
 
 
 @pytest.fixture
@@ -41,7 +46,7 @@ def test_form_response_becomes_one_event_with_mapped_answers(
     # Given the sample response and field_refs naming the company and role questions
     request = signed(load_sample("typeform/form_response.json"))
     # When parsing it
-    [event] = ADAPTER.parse(request, secret)
+    [event] = _events(request, secret)
     # Then the answers, by type, and the hidden UTM fields become attributes
     assert event.event_id == event_id_for("typeform", "a3a12ec67a1365927098a606107fac15")
     assert event.provider is Provider.TYPEFORM
@@ -68,7 +73,7 @@ def test_unmapped_answer_with_generated_ref_is_dropped(
     signed: Callable[[bytes], WebhookRequest], load_sample: Callable[[str], bytes], typeform_secret: str
 ) -> None:
     # Given no field_refs, so the company question is known only by its UUID ref
-    [event] = ADAPTER.parse(signed(load_sample("typeform/form_response.json")), {"secret": typeform_secret})
+    [event] = _events(signed(load_sample("typeform/form_response.json")), {"secret": typeform_secret})
     # Then it is not stored under a meaningless key, while the author-named "role" ref still maps
     attributes = event.attributes.present()
     assert "company" not in attributes
@@ -80,9 +85,9 @@ def test_redelivered_response_keeps_its_event_id(
     signed: Callable[[bytes], WebhookRequest], sample: dict[str, Any], secret: dict[str, Any]
 ) -> None:
     # Given the same response delivered twice, the second time with a new webhook event_id
-    first = ADAPTER.parse(signed(json.dumps(sample).encode()), secret)
+    first = _events(signed(json.dumps(sample).encode()), secret)
     sample["event_id"] = "01JNQ9AAAAAAAAAAAAAAAAAAAA"
-    second = ADAPTER.parse(signed(json.dumps(sample).encode()), secret)
+    second = _events(signed(json.dumps(sample).encode()), secret)
     # Then both map to the response token's id
     assert first[0].event_id == second[0].event_id
 
@@ -98,7 +103,7 @@ def test_wrong_secret_is_rejected(
     request = make_request("typeform", body, sign_typeform(body, secret="someone-else"))
     # Then it is not authentic
     with pytest.raises(SignatureInvalid):
-        ADAPTER.parse(request, secret)
+        _events(request, secret)
 
 
 @pytest.mark.parametrize("mangle", ["drop", "sha1", "empty"])
@@ -116,7 +121,7 @@ def test_missing_or_foreign_signature_header_is_rejected(
             headers["typeform-signature"] = ""
     # Then it is rejected
     with pytest.raises(SignatureInvalid):
-        ADAPTER.parse(make_request("typeform", body, headers), secret)
+        _events(make_request("typeform", body, headers), secret)
 
 
 def test_tampered_body_is_rejected(
@@ -127,7 +132,7 @@ def test_tampered_body_is_rejected(
     sample["form_response"]["answers"][0]["email"] = "attacker@evil.example"
     # Then it is rejected
     with pytest.raises(SignatureInvalid):
-        ADAPTER.parse(make_request("typeform", json.dumps(sample).encode(), headers), secret)
+        _events(make_request("typeform", json.dumps(sample).encode(), headers), secret)
 
 
 def test_truncated_json_is_malformed(
@@ -136,7 +141,7 @@ def test_truncated_json_is_malformed(
     # Given a validly signed but truncated body
     # Then it is a 400
     with pytest.raises(MalformedPayload, match="not valid JSON"):
-        ADAPTER.parse(signed(b'{"event_id": "01J", "event_type": "form_resp'), secret)
+        _events(signed(b'{"event_id": "01J", "event_type": "form_resp'), secret)
 
 
 def test_response_without_submitted_at_names_the_field(
@@ -146,7 +151,7 @@ def test_response_without_submitted_at_names_the_field(
     del sample["form_response"]["submitted_at"]
     # Then the 400 names it
     with pytest.raises(MalformedPayload, match=r"form_response\.submitted_at"):
-        ADAPTER.parse(signed(json.dumps(sample).encode()), secret)
+        _events(signed(json.dumps(sample).encode()), secret)
 
 
 def test_form_encoded_body_is_unsupported(
@@ -157,7 +162,7 @@ def test_form_encoded_body_is_unsupported(
     headers = sign_typeform(body) | {"content-type": "application/x-www-form-urlencoded"}
     # Then it is a 415
     with pytest.raises(UnsupportedMediaType):
-        ADAPTER.parse(make_request("typeform", body, headers), secret)
+        _events(make_request("typeform", body, headers), secret)
 
 
 def test_email_from_mapped_field_wins_then_typed_answer_then_hidden(
@@ -170,22 +175,45 @@ def test_email_from_mapped_field_wins_then_typed_answer_then_hidden(
     mapped = {"secret": typeform_secret, "field_refs": {"first_name": "email"}}
     body = json.dumps(sample).encode()
     # Then the mapped answer wins over the email-type answer
-    assert ADAPTER.parse(signed(body), mapped)[0].email == "mapped@contoso.example"
-    assert ADAPTER.parse(signed(body), {"secret": typeform_secret})[0].email == "priya.shah@contoso.example"
+    assert _events(signed(body), mapped)[0].email == "mapped@contoso.example"
+    assert _events(signed(body), {"secret": typeform_secret})[0].email == "priya.shah@contoso.example"
     # And without any email answer the hidden field is used
     response["answers"] = response["answers"][1:]
     body = json.dumps(sample).encode()
-    assert ADAPTER.parse(signed(body), {"secret": typeform_secret})[0].email == "hidden@contoso.example"
+    assert _events(signed(body), {"secret": typeform_secret})[0].email == "hidden@contoso.example"
 
 
-def test_response_without_any_email_is_rejected(
+def test_response_without_any_email_is_parked_under_its_token_not_scored(
     signed: Callable[[bytes], WebhookRequest], sample: dict[str, Any], secret: dict[str, Any]
 ) -> None:
     # Given a response with no email answer and no hidden email
     sample["form_response"]["answers"] = sample["form_response"]["answers"][1:]
-    # Then it cannot be tied to a lead
-    with pytest.raises(MissingEmail):
-        ADAPTER.parse(signed(json.dumps(sample).encode()), secret)
+    delivery = read_delivery(ADAPTER, signed(json.dumps(sample).encode()), secret)
+    # Then nothing is scored, and the response waits under its token for a later identification
+    assert delivery.events == []
+    [pending] = delivery.pending
+    assert pending.external == ExternalId(
+        namespace="typeform:response", value=sample["form_response"]["token"]
+    )
+    assert pending.occurred_at == datetime.fromisoformat(sample["form_response"]["submitted_at"])
+
+
+def test_a_hidden_person_id_parks_an_anonymous_response_and_links_a_later_one(
+    signed: Callable[[bytes], WebhookRequest], sample: dict[str, Any], secret: dict[str, Any]
+) -> None:
+    # Given two responses carrying the same hidden user id, the first without an email
+    anonymous = json.loads(json.dumps(sample))
+    anonymous["form_response"]["answers"] = anonymous["form_response"]["answers"][1:]
+    for response in (anonymous, sample):
+        response["form_response"]["hidden"]["user_id"] = "u-42"
+    parked = read_delivery(ADAPTER, signed(json.dumps(anonymous).encode()), secret)
+    named = read_delivery(ADAPTER, signed(json.dumps(sample).encode()), secret)
+    # Then the first waits under that id, and the second links the id to its email
+    person = ExternalId(namespace="typeform:user_id", value="u-42")
+    assert [p.external for p in parked.pending] == [person]
+    assert [(link.external, link.email) for link in named.links] == [(person, named.events[0].email)]
+    # And the id is not kept as a lead attribute
+    assert "user_id" not in named.events[0].attributes.present()
 
 
 def test_event_type_comes_from_the_form_override_then_the_default(
@@ -200,8 +228,8 @@ def test_event_type_comes_from_the_form_override_then_the_default(
     }
     default_only = {"secret": typeform_secret, "event_type": "webinar_registered"}
     # Then the per-form type wins, else the default applies
-    assert ADAPTER.parse(signed(body), per_form)[0].event_type is EventType.DEMO_REQUESTED
-    assert ADAPTER.parse(signed(body), default_only)[0].event_type is EventType.WEBINAR_REGISTERED
+    assert _events(signed(body), per_form)[0].event_type is EventType.DEMO_REQUESTED
+    assert _events(signed(body), default_only)[0].event_type is EventType.WEBINAR_REGISTERED
 
 
 def test_other_webhook_event_types_are_acknowledged_and_ignored(
@@ -210,4 +238,4 @@ def test_other_webhook_event_types_are_acknowledged_and_ignored(
     # Given an authentic webhook of another type
     body = json.dumps({"event_id": "01J", "event_type": "form_response_partial"}).encode()
     # Then nothing is recorded (and no error makes Typeform retry)
-    assert ADAPTER.parse(signed(body), secret) == []
+    assert _events(signed(body), secret) == []

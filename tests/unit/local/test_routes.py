@@ -51,7 +51,8 @@ def _runner(transformed_template: dict[str, Any]) -> tuple[Runner, list[dict[str
         ("/v1/forms/generic", "POST /v1/forms/generic"),
         ("/v1/email-events/sendgrid", "POST /v1/email-events/sendgrid"),
         ("/v1/forms/nobody-knows", "POST /v1/forms/{provider}"),
-        ("/v1/email-events/mailgun", "POST /v1/email-events/{provider}"),
+        ("/v1/email-events/mailgun", "POST /v1/email-events/mailgun"),
+        ("/v1/email-events/elsewhere", "POST /v1/email-events/{provider}"),
     ],
 )
 def test_a_request_takes_the_most_specific_route(

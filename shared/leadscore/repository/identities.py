@@ -1,0 +1,119 @@
+"""Who a provider's own ids are (IdentityTable: pk/sk strings, TTL `expires_at`).
+
+Some deliveries name a person only by the provider's id (a HubSpot contact's objectId), or by
+nothing we can score yet (a Typeform response without an email). They are authentic, so they are
+acknowledged, and parked here until a later delivery links that id to an email; then they are
+recorded in the ledger, once, with their real times. Items:
+
+  pk = "ext#<digest>", sk = "link"              lead_id, email, linked_at: the id's current email
+  pk = "lead#<lead_id>", sk = "ext#<digest>"    the reverse entry, so erasure finds a person's ids
+  pk = "ext#<digest>", sk = "parked#<event_id>" event (JSON without email), expires_at
+
+`<digest>` is a SHA-256 of the namespace and value: the table never holds a provider's id in clear.
+A link only moves to a newer email (`linked_at`), so link updates arriving out of order settle on
+the latest; the caller learns the email it replaced and records the change as `email_changed`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+import boto3
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from leadscore.domain import ExternalId, PendingEvent
+from leadscore.repository.codec import condition_failed, iso, storage_error
+
+
+def digest(external: ExternalId) -> str:
+    return hashlib.sha256(f"{external.namespace}\x1f{external.value}".encode()).hexdigest()
+
+
+class IdentityStore:
+    def __init__(self, table_name: str, retention_days: int, dynamodb: Any | None = None) -> None:
+        self._table = (dynamodb or boto3.resource("dynamodb")).Table(table_name)
+        self._retention_seconds = retention_days * 86_400
+
+    def email_of(self, external: ExternalId) -> str | None:
+        """The email the id is linked to now (one consistent read), or None."""
+        try:
+            item = self._table.get_item(
+                Key={"pk": f"ext#{digest(external)}", "sk": "link"}, ConsistentRead=True
+            ).get("Item")
+        except ClientError as exc:
+            raise storage_error("look up an identity", exc) from exc
+        return str(item["email"]) if item else None
+
+    def link(self, external: ExternalId, email: str, lead_id: str, at: datetime) -> str | None:
+        """Link the id to `email` as of `at`, unless a newer link exists. Returns the email the link
+        replaced (None when it is new, unchanged, or older than the stored one)."""
+        key = digest(external)
+        try:
+            response = self._table.update_item(
+                Key={"pk": f"ext#{key}", "sk": "link"},
+                UpdateExpression="SET email = :email, lead_id = :lead, linked_at = :at",
+                ConditionExpression="attribute_not_exists(linked_at) OR linked_at <= :at",
+                ExpressionAttributeValues={":email": email, ":lead": lead_id, ":at": iso(at)},
+                ReturnValues="ALL_OLD",
+            )
+            self._table.put_item(Item={"pk": f"lead#{lead_id}", "sk": f"ext#{key}", "linked_at": iso(at)})
+        except ClientError as exc:
+            if condition_failed(exc):
+                return None  # a newer link already holds: this one is history
+            raise storage_error("link an identity", exc) from exc
+        previous = response.get("Attributes", {}).get("email")
+        return str(previous) if previous and previous != email else None
+
+    def park(self, event: PendingEvent, received_at: datetime) -> bool:
+        """Keep an event until its id is linked. False when it was already parked (a retry)."""
+        body = event.model_dump(mode="json", exclude={"external"})
+        try:
+            self._table.put_item(
+                Item={
+                    "pk": f"ext#{digest(event.external)}",
+                    "sk": f"parked#{event.event_id}",
+                    "event": json.dumps(body, separators=(",", ":"), sort_keys=True),
+                    "namespace": event.external.namespace,
+                    "parked_at": iso(received_at),
+                    "expires_at": int(received_at.timestamp()) + self._retention_seconds,
+                },
+                ConditionExpression="attribute_not_exists(sk)",
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                return False
+            raise storage_error("park the event", exc) from exc
+        return True
+
+    def parked(self, external: ExternalId) -> list[PendingEvent]:
+        """The events parked for this id (every page), oldest first."""
+        query: dict[str, Any] = {
+            "KeyConditionExpression": Key("pk").eq(f"ext#{digest(external)}")
+            & Key("sk").begins_with("parked#"),
+            "ConsistentRead": True,
+        }
+        items: list[dict[str, Any]] = []
+        try:
+            while True:
+                response = self._table.query(**query)
+                items.extend(response.get("Items", []))
+                if "LastEvaluatedKey" not in response:
+                    break
+                query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        except ClientError as exc:
+            raise storage_error("read parked events", exc) from exc
+        events = [PendingEvent(external=external, **json.loads(str(item["event"]))) for item in items]
+        return sorted(events, key=lambda event: event.occurred_at)
+
+    def unpark(self, external: ExternalId, event_ids: list[str]) -> None:
+        """Forget parked events once they are in the ledger (idempotent)."""
+        try:
+            with self._table.batch_writer() as batch:
+                for event_id in event_ids:
+                    batch.delete_item(Key={"pk": f"ext#{digest(external)}", "sk": f"parked#{event_id}"})
+        except ClientError as exc:
+            raise storage_error("remove resolved parked events", exc) from exc
