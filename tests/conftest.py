@@ -16,10 +16,19 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from leadscore.keys import LeadKeys
+from leadscore.local.stack import local_generated_secrets
 from leadscore.local.template import load_template, table_specs, topic_specs, transform, ttl_attribute
 
 TEST_REGION = "us-east-1"
 TEST_NAME_PREFIX = "test-"
+# The TEST-ONLY lead-id key every provisioned test stack gets (events/local/generated-secrets.json).
+TEST_LEAD_KEYS = LeadKeys.keyed(local_generated_secrets()["LeadKeySecret"])
+
+
+def lead_id_for(email: str) -> str:
+    """The id a test stack gives the lead with this email (keyed with the test key)."""
+    return TEST_LEAD_KEYS.lead_id_for(email)
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +51,12 @@ def sam_template(_parsed_template: dict[str, Any]) -> dict[str, Any]:
 def transformed_template(_transformed_template: dict[str, Any]) -> dict[str, Any]:
     """template.yaml after the SAM transform (plain CloudFormation). A private copy per test."""
     return copy.deepcopy(_transformed_template)
+
+
+@pytest.fixture
+def lead_keys() -> LeadKeys:
+    """The test stacks' lead-id scheme and key."""
+    return TEST_LEAD_KEYS
 
 
 @pytest.fixture
@@ -89,6 +104,16 @@ def tables(aws: None, transformed_template: dict[str, Any]) -> dict[str, str]:
             )
         names[logical_id] = spec["TableName"]
     return names
+
+
+@pytest.fixture
+def lead_key_secret(aws: None) -> str:
+    """The template's LeadKeySecret in moto with the TEST-ONLY key: its name (LEAD_KEY_SECRET)."""
+    name = f"{TEST_NAME_PREFIX}LeadKeySecret"
+    boto3.client("secretsmanager", region_name=TEST_REGION).create_secret(
+        Name=name, SecretString=local_generated_secrets()["LeadKeySecret"]
+    )
+    return name
 
 
 @pytest.fixture

@@ -124,9 +124,13 @@ class GuardCheck(BaseModel):
     site: str
     guard: SiteGuard
     source_ip: str | None
-    lead_id: str = ""
+    email: str = ""  # the submitter; its lead id (keyed, so the pipeline's) counts per-lead limits
+    lead_id: str = ""  # set by the pipeline (`keyed`) before `enforce`
     captcha_token: str | None
     received_at: datetime
+
+    def keyed(self, lead_id: str) -> GuardCheck:
+        return self.model_copy(update={"lead_id": lead_id})
 
 
 # --- fill time (pure) --------------------------------------------------------------------------
@@ -174,6 +178,8 @@ def counters(settings: Settings) -> Counters:
 
 def check_rate_limits(check: GuardCheck, counters: Counters) -> None:
     now = check.received_at.timestamp()
+    if not check.lead_id and any(rule.per == "lead" for rule in check.guard.rate_limits):
+        raise RuntimeError("per-lead rate limits need the submitter's lead id (GuardCheck.keyed)")
     for rule in check.guard.rate_limits:
         window = int(now // rule.window_seconds)
         who = {

@@ -168,8 +168,10 @@ def _hot_path(pipe: _Pipeline, emails: list[str], events: int, rng: random.Rando
 
 def _stage_changes(pipe: _Pipeline, profiles: Any, leads: int) -> dict[str, Any]:
     """Good-fit leads that request a demo and look at pricing: lead -> MQL -> SQL."""
-    from leadscore.domain import lead_id_for
+    from leadscore.keys import LeadKeys
+    from leadscore.local.stack import local_generated_secrets
 
+    keys = LeadKeys.keyed(local_generated_secrets()["LeadKeySecret"])  # what `provision` gave the stack
     pipe.counter.clear()
     promoted = [f"vp{i}@globex{i}.com" for i in range(leads)]
     attributes = {"job_title": "VP Sales", "company_size": 900, "industry": "Software", "country": "US"}
@@ -181,7 +183,7 @@ def _stage_changes(pipe: _Pipeline, profiles: Any, leads: int) -> dict[str, Any]
     pipe.runner.settle()
     writes, reads = pipe.counter.totals(WRITE_OPERATIONS), pipe.counter.totals(READ_OPERATIONS)
     transitions = sum(
-        int(profiles.get_item(Key={"lead_id": lead_id_for(e)})["Item"]["stage_seq"]) for e in promoted
+        int(profiles.get_item(Key={"lead_id": keys.lead_id_for(e)})["Item"]["stage_seq"]) for e in promoted
     )
     return {
         "events": 2 * len(promoted),

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "leadscore.commands.rescore",
     "leadscore.commands.replay",
     "leadscore.commands.privacy",
+    "leadscore.commands.migrate",
     "leadscore.learn.commands",
     "leadscore.local.commands",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -32,6 +33,9 @@ class Settings(BaseModel):
     nurture_topic_arn: str | None = Field(default=None, alias="NURTURE_TOPIC_ARN")
     sales_topic_arn: str | None = Field(default=None, alias="SALES_TOPIC_ARN")
     webhook_secret_name: str | None = Field(default=None, alias="WEBHOOK_SECRET_NAME")
+    # Lead ids (leadscore.keys): the secret holding the deployment's id key, and the id scheme.
+    lead_key_secret: str | None = Field(default=None, alias="LEAD_KEY_SECRET")
+    lead_id_scheme: Literal["keyed", "legacy-sha256"] = Field(default="keyed", alias="LEAD_ID_SCHEME")
     rate_limit_table: str | None = Field(default=None, alias="RATE_LIMIT_TABLE")  # rate limits, tokens
     identity_table: str | None = Field(default=None, alias="IDENTITY_TABLE")  # provider ids, parked events
     scoring_model: str = Field(default="bundled:default", alias="SCORING_MODEL")

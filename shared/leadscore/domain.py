@@ -8,6 +8,7 @@ body), so a retried webhook maps to the same ledger item and is recorded once.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import re
 from datetime import UTC, datetime
@@ -119,9 +120,30 @@ def normalize_email(value: str) -> str:
     return f"{local}@{domain}"
 
 
-def lead_id_for(email: str) -> str:
-    """Stable, opaque lead id derived from the normalized email (no lookup table needed)."""
-    return "ld_" + hashlib.sha256(normalize_email(email).encode()).hexdigest()[:24]
+LEAD_ID_PATTERN = r"^ld_[0-9a-f]{24}$"
+LEAD_ID_HEX_CHARS = 24  # 96 bits: ids, indexes, rankings and URLs keep this format whatever the scheme
+MIN_LEAD_KEY_BYTES = 32
+
+
+def lead_id_for(email: str, key: bytes) -> str:
+    """The lead's stable, opaque id: HMAC-SHA256 of the normalized email under the deployment's
+    lead-id key (`leadscore.keys`), so nobody can map a list of emails to ids without the key.
+    The same key always gives the same id; the key must therefore never rotate (ids would split)."""
+    if len(key) < MIN_LEAD_KEY_BYTES:
+        raise ValueError(f"a lead-id key must be at least {MIN_LEAD_KEY_BYTES} bytes")
+    digest = hmac.new(key, normalize_email(email).encode(), hashlib.sha256).hexdigest()
+    return "ld_" + digest[:LEAD_ID_HEX_CHARS]
+
+
+def legacy_lead_id_for(email: str) -> str:
+    """The id deployments before keyed ids used (unkeyed SHA-256: reversible by hashing a list of
+    emails). Only for stacks that keep `LeadIdScheme=legacy-sha256` until `leadscore
+    migrate-lead-ids` has moved their tables, and for that migration."""
+    return "ld_" + hashlib.sha256(normalize_email(email).encode()).hexdigest()[:LEAD_ID_HEX_CHARS]
+
+
+class LeadIdUnassigned(RuntimeError):
+    """An event's lead id was read before the pipeline keyed it (a programming error)."""
 
 
 def event_id_for(provider: str, dedup_key: str) -> str:
@@ -269,9 +291,14 @@ class LeadAttributes(BaseModel):
 
 
 class LeadEvent(BaseModel):
-    """One normalized, validated thing that happened to one lead."""
+    """One normalized, validated thing that happened to one lead.
 
-    model_config = ConfigDict(frozen=True)
+    Adapters build it without a lead id (they do not know the deployment's key); the pipeline
+    assigns it at ingest (`LeadKeys.assign`), the ledger stores it and `event_from_item` reads it
+    back. Reading `lead_id` before that raises `LeadIdUnassigned`: an event is never recorded or
+    counted under an id computed some other way."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
 
     event_id: Annotated[str, Field(pattern=r"^ev_[0-9a-f]{32}$")]
     email: str
@@ -282,6 +309,10 @@ class LeadEvent(BaseModel):
     attributes: LeadAttributes = Field(default_factory=LeadAttributes)
     # email_changed only: the address the person used before (`email` is the new one).
     previous_email: str | None = None
+    assigned_lead_id: str | None = Field(default=None, alias="lead_id", pattern=LEAD_ID_PATTERN)
+    # email_changed only: the lead id of `previous_email`, assigned with `lead_id` (keyed at ingest,
+    # so score_events, which holds no key, can find the lead the person leaves).
+    previous_lead_id: str | None = Field(default=None, pattern=LEAD_ID_PATTERN)
 
     @field_validator("email", mode="before")
     @classmethod
@@ -309,7 +340,19 @@ class LeadEvent(BaseModel):
 
     @property
     def lead_id(self) -> str:
-        return lead_id_for(self.email)
+        if self.assigned_lead_id is None:
+            raise LeadIdUnassigned(
+                f"event {self.event_id} has no lead id yet: the pipeline assigns it (LeadKeys.assign)"
+            )
+        return self.assigned_lead_id
+
+    def with_lead_id(self, lead_id: str, previous_lead_id: str | None = None) -> LeadEvent:
+        """This event, attributed to `lead_id` (which must have the `ld_` + 24 hex format), and
+        for an email change, the lead id of the address it leaves."""
+        for value in (lead_id, previous_lead_id or lead_id):
+            if not re.fullmatch(LEAD_ID_PATTERN, value):
+                raise ValueError(f"not a lead id: {value[:40]!r}")
+        return self.model_copy(update={"assigned_lead_id": lead_id, "previous_lead_id": previous_lead_id})
 
 
 # --- people a provider names by its own id --------------------------------------------------------

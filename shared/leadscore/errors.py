@@ -125,6 +125,14 @@ class StorageUnavailable(LeadScoreError):
     code = "storage_unavailable"
 
 
+class LeadKeyUnavailable(LeadScoreError):
+    """The deployment's lead-id key is missing, unreadable or too short: events cannot be attributed
+    to a lead, so nothing is recorded and the provider retries (fixed in the deployment, they pass)."""
+
+    status = 503
+    code = "lead_key_unavailable"
+
+
 class VerifierUnavailable(LeadScoreError):
     """The CAPTCHA verifier is down or answered nonsense: fail closed, the sender may retry."""
 

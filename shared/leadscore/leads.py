@@ -26,13 +26,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from leadscore import clock
 from leadscore.config import Settings
-from leadscore.domain import AttributeValue, lead_id_for, normalize_email
+from leadscore.domain import LEAD_ID_PATTERN, AttributeValue, normalize_email
 from leadscore.errors import InvalidRequest, NotFound, StorageUnavailable, describe_validation
+from leadscore.keys import LeadKeys
 from leadscore.pipeline import Services, services
 from leadscore.repository import LeadProfile
 from leadscore.scoring import engine
 
-LEAD_ID = re.compile(r"^ld_[0-9a-f]{24}$")
+LEAD_ID = re.compile(LEAD_ID_PATTERN)
 RECENT_EVENTS = 20
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
@@ -251,8 +252,9 @@ def _recent_events(svc: Services, profile: LeadProfile) -> list[dict[str, Any]]:
 
 
 def find_by_email(email: str, settings: Settings) -> LeadDetail:
+    keys = LeadKeys.from_settings(settings)
     try:
-        lead_id = lead_id_for(email)
+        lead_id = keys.lead_id_for(email)
     except ValueError as exc:
         raise InvalidRequest("email: not a valid email address") from exc
     try:

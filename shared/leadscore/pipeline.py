@@ -28,8 +28,9 @@ from leadscore.adapters.base import (
     WebhookRequest,
 )
 from leadscore.config import ConfigurationError, Settings
-from leadscore.domain import EventType, LeadEvent, Provider, event_id_for, lead_id_for
+from leadscore.domain import EventType, LeadEvent, Provider, event_id_for
 from leadscore.errors import LeadScoreError, MethodNotAllowed, PayloadTooLarge, ReplayedToken
+from leadscore.keys import LeadKeys
 from leadscore.model_store import load_model
 from leadscore.notifications import Notifier
 from leadscore.ports import NetworkPorts
@@ -45,6 +46,7 @@ from leadscore.repository import (
 )
 from leadscore.repository.identity import IdentityMerges
 from leadscore.repository.profiles import is_alias
+from leadscore.repository.relabel import MIGRATED_FROM
 from leadscore.scoring import engine
 from leadscore.scoring.model import ScoringModel
 from leadscore.secrets import provider_secret
@@ -170,8 +172,15 @@ def _ingest(adapter: Adapter, request: WebhookRequest, settings: Settings) -> In
     secret = provider_secret(settings.webhook_secret_name, adapter.name) if adapter.needs_secret else {}
     options = {"tolerance_seconds": settings.signature_tolerance_seconds, **secret}
     delivery = read_delivery(adapter, request, options, services(settings).ports)
-    if delivery.guard is not None:  # a public form's rate limits and CAPTCHA, before recording
-        antispam.enforce(delivery.guard, partial(antispam.counters, settings))
+    # Ids are keyed with the deployment's secret, which adapters never see: assigned here.
+    needs_ids = bool(delivery.events or delivery.guard or _names_ids(delivery))
+    keys = LeadKeys.from_settings(settings) if needs_ids else None
+    if delivery.guard is not None and keys is not None:  # a public form's rate limits and CAPTCHA
+        guard = delivery.guard
+        antispam.enforce(
+            guard.keyed(keys.lead_id_for(guard.email)) if guard.email else guard,
+            partial(antispam.counters, settings),
+        )
     if delivery.replay is not None:
         _claim(delivery.replay, settings)
     if delivery.confirm is not None:  # a verified SNS subscription request: confirm it via the API
@@ -179,9 +188,12 @@ def _ingest(adapter: Adapter, request: WebhookRequest, settings: Settings) -> In
         logger.info("SNS subscription confirmed", extra={"subscription_arn": subscription})
     svc = services(settings)
     identified = (
-        _identify(svc, adapter, delivery, options, request.received_at) if _names_ids(delivery) else None
+        _identify(svc, adapter, delivery, options, request.received_at, keys)
+        if keys is not None and _names_ids(delivery)
+        else None
     )
-    events = [*delivery.events, *(identified.events if identified else [])]
+    found = [*delivery.events, *(identified.events if identified else [])]
+    events = keys.assign(found) if keys is not None else []
     outcomes = svc.ledger.record_all(events, request.received_at)
     if identified is not None:
         identified.finish()
@@ -252,7 +264,12 @@ class _Identified:
 
 
 def _identify(
-    svc: Services, adapter: Adapter, delivery: Delivery, secret: Mapping[str, Any], received_at: datetime
+    svc: Services,
+    adapter: Adapter,
+    delivery: Delivery,
+    secret: Mapping[str, Any],
+    received_at: datetime,
+    keys: LeadKeys,
 ) -> _Identified:
     result = _Identified(svc.identities)
     store = result.store
@@ -261,7 +278,7 @@ def _identify(
         previous = store.email_of(link.external)
         if previous is not None and previous != link.email:
             result.events.append(_email_change(adapter, link, previous, at))
-        store.link(link.external, link.email, lead_id_for(link.email), at)
+        store.link(link.external, link.email, keys.lead_id_for(link.email), at)
         result.release(link.external, link.email)
     resolve = adapter.resolver(secret) if isinstance(adapter, ResolvingAdapter) else None
     known: dict[ExternalId, str | None] = {link.external: link.email for link in delivery.links}
@@ -271,7 +288,7 @@ def _identify(
             if email is None and resolve is not None:
                 email = resolve(pending.external)
                 if email is not None:
-                    store.link(pending.external, email, lead_id_for(email), received_at)
+                    store.link(pending.external, email, keys.lead_id_for(email), received_at)
             known[pending.external] = email
         email = known[pending.external]
         if email is not None:
@@ -310,8 +327,9 @@ def apply_ledger_record(
     received_at = parse_iso(str(new_image["received_at"]))
     effect = engine.effect_of(svc.model, event, received_at)
     if event.event_type is EventType.EMAIL_CHANGED and event.previous_email is not None:
-        previous = lead_id_for(event.previous_email)
-        return svc.identity.change_email(event, previous, effect, now or clock.now())
+        if event.previous_lead_id is None:  # recorded before ids were assigned with the event
+            raise ValueError(f"email change {event.event_id} has no previous_lead_id; it cannot be applied")
+        return svc.identity.change_email(event, event.previous_lead_id, effect, now or clock.now())
     return svc.profiles.apply(event, effect, now or clock.now())
 
 
@@ -330,7 +348,10 @@ def on_profile_change(
     svc = services(settings)
     model = svc.model
     new = profile_from_item(new_image, model.initial_stage)
-    old_seq = profile_from_item(old_image, model.initial_stage).stage_seq if old_image else 0
+    if old_image:
+        old_seq = profile_from_item(old_image, model.initial_stage).stage_seq
+    else:  # a new lead; or a profile `migrate-lead-ids` copied, whose stage was announced already
+        old_seq = new.stage_seq if new_image.get(MIGRATED_FROM) else 0
     if new.stage_seq > old_seq and new.last_transition is not None:
         _announce(svc, model, new, lambda_context)
     # The hot path: decide from the stream image alone and write only when the stage changes, and

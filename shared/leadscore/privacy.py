@@ -23,8 +23,8 @@ from pydantic import BaseModel, Field
 
 from leadscore import clock
 from leadscore.config import ConfigurationError, Settings
-from leadscore.domain import lead_id_for
 from leadscore.errors import InvalidRequest, NotFound, StorageUnavailable
+from leadscore.keys import LeadKeys
 from leadscore.leads import LEAD_ID
 from leadscore.model_store import load_model
 from leadscore.repository import from_dynamo, iso, parse_iso, profile_from_item
@@ -65,9 +65,9 @@ class LeadExport(BaseModel):
     rate_limit_counters: list[dict[str, Any]]
 
 
-def lead_id_of(email: str) -> str:
+def lead_id_of(email: str, settings: Settings) -> str:
     try:
-        return lead_id_for(email)
+        return LeadKeys.from_settings(settings).lead_id_for(email)
     except ValueError as exc:
         raise InvalidRequest("email: not a valid email address") from exc
 

@@ -10,12 +10,12 @@ import pytest
 
 from leadscore import pipeline
 from leadscore.config import Settings
-from leadscore.domain import lead_id_for
 from leadscore.repository import profile_from_item
 from leadscore.repository.profiles import worst_case_size
 from leadscore.repository.sizes import item_size
 from leadscore.scoring import engine
 
+from ..conftest import lead_id_for
 from .conftest import Stack
 
 pytestmark = pytest.mark.integration

@@ -12,12 +12,12 @@ import pytest
 from leadscore import pipeline
 from leadscore.adapters.base import WebhookRequest
 from leadscore.config import Settings
-from leadscore.domain import lead_id_for
 from leadscore.local import signing
 from leadscore.model_store import load_model
 from leadscore.repository import profile_from_item
 from leadscore.scoring import engine
 
+from ..conftest import lead_id_for
 from .conftest import GENERIC_SECRET, Stack
 
 pytestmark = pytest.mark.integration

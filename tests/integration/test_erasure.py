@@ -17,12 +17,13 @@ import pytest
 from leadscore import cli, pipeline, privacy
 from leadscore.antispam import GuardCheck, RateLimit, SiteGuard, check_rate_limits
 from leadscore.config import Settings
-from leadscore.domain import EventType, LeadEvent, Provider, event_id_for, lead_id_for
+from leadscore.domain import EventType, LeadEvent, Provider, event_id_for
 from leadscore.errors import StorageUnavailable
 from leadscore.repository import RateLimitCounters
 from leadscore.repository.personal import PersonalRecords
 from leadscore.rescore import rescore_lead
 
+from ..conftest import lead_id_for
 from .conftest import Stack
 
 pytestmark = pytest.mark.integration
@@ -323,7 +324,7 @@ def test_an_erasure_short_of_time_answers_503_and_the_next_call_finishes(stack: 
             event_type=EventType.PAGE_VIEWED,
             provider=Provider.GENERIC,
             occurred_at=now,
-        )
+        ).with_lead_id(lead)
         ledger.record(event, now)
 
     # When the erasure runs out of time

@@ -10,9 +10,9 @@ import pytest
 
 from leadscore import pipeline, rescore
 from leadscore.config import Settings
-from leadscore.domain import lead_id_for
 from leadscore.model_store import load_model
 
+from ..conftest import lead_id_for
 from .conftest import Stack
 
 pytestmark = pytest.mark.integration

@@ -18,8 +18,12 @@ from aws_lambda_powertools.utilities import parameters
 from leadscore import pipeline
 from leadscore.adapters.base import WebhookRequest
 from leadscore.config import Settings
+from leadscore.domain import legacy_lead_id_for
 from leadscore.errors import CaptchaRejected, RateLimited, VerifierUnavailable
+from leadscore.local.stack import local_generated_secrets
 from leadscore.repository import RateLimitCounters
+
+from ..conftest import TEST_NAME_PREFIX, lead_id_for
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +57,10 @@ def verifier_url() -> Iterator[str]:
 
 
 def _settings(tables: dict[str, str], site: dict[str, Any]) -> Settings:
+    lead_key_secret = f"{TEST_NAME_PREFIX}LeadKeySecret"
+    boto3.client("secretsmanager").create_secret(
+        Name=lead_key_secret, SecretString=local_generated_secrets()["LeadKeySecret"]
+    )
     secret = {"html": {"sites": {"www": {"token": TOKEN, **site}}}}
     boto3.client("secretsmanager").create_secret(Name="guard-webhooks", SecretString=json.dumps(secret))
     pipeline.reset()
@@ -63,6 +71,7 @@ def _settings(tables: dict[str, str], site: dict[str, Any]) -> Settings:
             "PROFILES_TABLE": tables["LeadProfilesTable"],
             "RATE_LIMIT_TABLE": tables["RateLimitTable"],
             "WEBHOOK_SECRET_NAME": "guard-webhooks",
+            "LEAD_KEY_SECRET": lead_key_secret,
         }
     )
 
@@ -109,6 +118,19 @@ def test_the_per_ip_limit_answers_429_and_records_nothing_more(
     assert int(refused.value.headers["Retry-After"]) > 0
     _post(settings, "b1@acme.example", ip="198.51.100.4")  # another client still gets through
     assert _ledger_emails(tables) == ["a1@acme.example", "a2@acme.example", "b1@acme.example"]
+
+
+def test_the_per_lead_limit_counts_the_keyed_lead_id_never_the_plain_hash_of_the_email(
+    tables: dict[str, str], clean_caches: None
+) -> None:
+    settings = _settings(tables, {"rate_limits": [{"per": "lead", "limit": 1, "window_seconds": 3600}]})
+    _post(settings, "ann@acme.example")
+    with pytest.raises(RateLimited):
+        _post(settings, "Ann@acme.example", ip="198.51.100.4")  # same person, another address
+
+    (counter,) = boto3.resource("dynamodb").Table(tables["RateLimitTable"]).scan()["Items"]
+    assert f"#{lead_id_for('ann@acme.example')}#" in counter["pk"]
+    assert legacy_lead_id_for("ann@acme.example") not in counter["pk"]
 
 
 @pytest.mark.loopback

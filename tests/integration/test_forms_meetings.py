@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
-from leadscore.domain import lead_id_for
 from leadscore.local import signing
 from leadscore.model_store import load_model
 from leadscore.repository import profile_from_item
 from leadscore.scoring import engine
 
+from ..conftest import lead_id_for
 from .conftest import Stack
 
 pytestmark = pytest.mark.integration

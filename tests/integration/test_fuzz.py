@@ -324,7 +324,9 @@ class Harness:
 
 
 @pytest.fixture
-def harness(tables: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+def harness(
+    tables: dict[str, str], lead_key_secret: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Harness]:
     private_pem, public_b64 = signing.new_sendgrid_key()
     secret = {
         "generic": {"secret": GENERIC_SECRET},
@@ -338,6 +340,7 @@ def harness(tables: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator
         "LEDGER_TABLE": tables["EventLedgerTable"],
         "PROFILES_TABLE": tables["LeadProfilesTable"],
         "WEBHOOK_SECRET_NAME": "fuzz-webhooks",
+        "LEAD_KEY_SECRET": lead_key_secret,
     }
     pipeline.reset()
     parameters.clear_caches()

@@ -15,10 +15,10 @@ import pytest
 
 from leadscore import lifecycle, pipeline
 from leadscore.config import Settings
-from leadscore.domain import lead_id_for
 from leadscore.repository import LeadProfiles, profile_from_item
 from leadscore.scoring import engine
 
+from ..conftest import lead_id_for
 from .conftest import Stack
 
 pytestmark = pytest.mark.integration

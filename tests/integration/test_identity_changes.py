@@ -18,7 +18,7 @@ from moto import mock_aws
 
 from leadscore import pipeline
 from leadscore.config import Settings
-from leadscore.domain import EventType, LeadAttributes, LeadEvent, Provider, event_id_for, lead_id_for
+from leadscore.domain import EventType, LeadAttributes, LeadEvent, Provider, event_id_for
 from leadscore.model_store import load_model
 from leadscore.repository import EventLedger, LeadProfiles, event_from_item, profile_from_item
 from leadscore.repository.identity import IdentityMerges
@@ -26,6 +26,8 @@ from leadscore.repository.profiles import ALIAS_OF, LeadProfile
 from leadscore.scoring import engine
 from leadscore.scoring.model import ScoringModel
 from tests.conftest import TEST_NAME_PREFIX, TEST_REGION
+
+from ..conftest import TEST_LEAD_KEYS, lead_id_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +39,7 @@ _ids = itertools.count()
 def event(
     email: str, kind: EventType = EventType.DEMO_REQUESTED, *, hours_ago: float = 1, **attributes: Any
 ) -> LeadEvent:
-    return LeadEvent(
+    made = LeadEvent(
         event_id=event_id_for("identity-test", str(next(_ids))),
         email=email,
         event_type=kind,
@@ -45,10 +47,11 @@ def event(
         provider=Provider.GENERIC,
         attributes=LeadAttributes.model_validate(attributes),
     )
+    return TEST_LEAD_KEYS.assign([made])[0]  # as the pipeline does at ingest
 
 
 def change(previous: str, new: str, *, hours_ago: float) -> LeadEvent:
-    return LeadEvent(
+    made = LeadEvent(
         event_id=event_id_for("identity-test", str(next(_ids))),
         email=new,
         previous_email=previous,
@@ -56,6 +59,7 @@ def change(previous: str, new: str, *, hours_ago: float) -> LeadEvent:
         occurred_at=NOW - timedelta(hours=hours_ago),
         provider=Provider.MAILCHIMP,
     )
+    return TEST_LEAD_KEYS.assign([made])[0]
 
 
 @dataclass
@@ -345,9 +349,12 @@ def test_a_damaged_alias_loop_is_reported_not_followed(lab: Lab) -> None:
 
 
 # --- readers ---------------------------------------------------------------------------------------
-def test_the_lead_api_finds_the_lead_by_either_address_and_by_the_alias_id(lab: Lab) -> None:
+def test_the_lead_api_finds_the_lead_by_either_address_and_by_the_alias_id(
+    lab: Lab, lead_key_secret: str
+) -> None:
     from leadscore import leads
 
+    lab.settings = lab.settings.model_copy(update={"lead_key_secret": lead_key_secret})
     events = [
         event("ka@old.example", EventType.FORM_SUBMITTED, hours_ago=30),
         change("ka@old.example", "ka@new.example", hours_ago=20),

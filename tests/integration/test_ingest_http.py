@@ -10,9 +10,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from leadscore.domain import lead_id_for
 from leadscore.local import signing
 
+from ..conftest import lead_id_for
 from .conftest import HTML_SITE, HTML_TOKEN, TYPEFORM_SECRET, Stack
 
 pytestmark = pytest.mark.integration

@@ -4,8 +4,7 @@ import time
 
 import pytest
 
-from leadscore.domain import lead_id_for
-
+from ..conftest import lead_id_for
 from .conftest import Stack
 
 pytestmark = pytest.mark.integration

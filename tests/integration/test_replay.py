@@ -14,9 +14,11 @@ import pytest
 
 from leadscore import cli, pipeline
 from leadscore.config import Settings
-from leadscore.domain import LeadAttributes, LeadEvent, Provider, event_id_for, lead_id_for
+from leadscore.domain import LeadAttributes, LeadEvent, Provider, event_id_for
 from leadscore.replay import DeadLetterQueue, Replayer
 from leadscore.repository import iso
+
+from ..conftest import lead_id_for
 
 pytestmark = pytest.mark.integration
 
@@ -77,6 +79,7 @@ def _send(queue_url: str, body: str | dict[str, Any]) -> None:
 
 def _event(email: str, event_type: str = "demo_requested", **attributes: Any) -> LeadEvent:
     return LeadEvent(
+        lead_id=lead_id_for(email),
         event_id=event_id_for("test", f"replay-{next(_ids)}"),
         email=email,
         event_type=event_type,

@@ -19,6 +19,7 @@ from leadscore.repository import LeadProfile
 from leadscore.rescore import PAGE_SIZE, JobCommand, StartRescore, recompute, run_command
 from leadscore.scoring import engine
 
+from ..conftest import lead_id_for
 from .conftest import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -43,6 +44,7 @@ def _seed_events(now: datetime) -> Seed:
         title = ("Director of IT", "Analyst", "Marketing Intern")[i // 3 % 3]
         events = [
             LeadEvent(
+                lead_id=lead_id_for(f"lead{i}@company{i % 50}.com"),
                 event_id=event_id_for("seed", f"{i}-{n}"),
                 email=f"lead{i}@company{i % 50}.com",
                 event_type=kind,

@@ -14,7 +14,6 @@ from leadscore import antispam
 from leadscore.adapters.base import WebhookRequest
 from leadscore.adapters.html import ADAPTER
 from leadscore.antispam import CaptchaConfig, GuardCheck, RateLimit, SiteGuard
-from leadscore.domain import lead_id_for
 from leadscore.errors import (
     CaptchaMissing,
     CaptchaRejected,
@@ -24,6 +23,8 @@ from leadscore.errors import (
     VerifierUnavailable,
 )
 from leadscore.http import register_error_handlers
+
+from ..conftest import lead_id_for
 
 pytestmark = pytest.mark.unit
 
@@ -162,12 +163,22 @@ def test_the_per_lead_limit_caps_one_address_whatever_the_ip() -> None:
     post("192.0.2.3", "ld_someone_else")
 
 
-def test_the_html_form_hands_the_guard_the_lead_it_names() -> None:
+def test_the_html_form_hands_the_guard_the_person_it_names_for_the_pipeline_to_key() -> None:
     limits = [{"per": "lead", "limit": 5, "window_seconds": 3600}]
 
     events, check = ADAPTER.parse_guarded(_request(FORM), _secret(rate_limits=limits))
 
-    assert check is not None and check.lead_id == events[0].lead_id == lead_id_for("ann@acme.example")
+    # The adapter does not know the deployment's key: the pipeline keys the guard (GuardCheck.keyed)
+    assert check is not None and check.email == events[0].email == "ann@acme.example"
+    assert check.keyed(lead_id_for(check.email)).lead_id == lead_id_for("ann@acme.example")
+
+
+def test_a_per_lead_limit_is_never_counted_without_the_lead_id() -> None:
+    # Given a guard nobody keyed: all submitters would share one counter, so it is a bug, not a pass
+    check = _check(rate_limits=[RateLimit(per="lead", limit=2, window_seconds=3600)])
+
+    with pytest.raises(RuntimeError, match="lead id"):
+        antispam.check_rate_limits(check, MemoryCounters())
 
 
 def test_a_rate_limit_answer_carries_retry_after_over_http() -> None:

@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 
-from leadscore.domain import EventType, LeadEvent, Provider, event_id_for, lead_id_for
+from leadscore.domain import EventType, LeadEvent, Provider, event_id_for
 from leadscore.model_store import load_model
 from leadscore.repository.identity import FoldPlan, plan_fold, stamp_of
 from leadscore.repository.profiles import MAX_MERGED
 from leadscore.scoring import engine
+
+from ..conftest import lead_id_for
 
 pytestmark = pytest.mark.unit
 

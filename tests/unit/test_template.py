@@ -67,10 +67,17 @@ COMMON_ENV = {
 # Functions that score may read the model from S3 or SSM, if configured.
 MODEL = {"ModelBucket", "ModelParameterName"}
 POLICY_SCOPE = {
-    "IngestFormFunction": {"EventLedgerTable", "WebhookSecret", "RateLimitTable", "IdentityTable"},
+    "IngestFormFunction": {
+        "EventLedgerTable",
+        "WebhookSecret",
+        "LeadKeySecret",
+        "RateLimitTable",
+        "IdentityTable",
+    },
     "IngestEmailFunction": {
         "EventLedgerTable",
         "WebhookSecret",
+        "LeadKeySecret",
         "RateLimitTable",
         "IdentityTable",
         "SesHttpsTopicArns",  # sns:ConfirmSubscription, only on the topics the operator lists
@@ -89,6 +96,7 @@ POLICY_SCOPE = {
     "LeadApiFunction": {
         "LeadProfilesTable",
         "EventLedgerTable",
+        "LeadKeySecret",
         # erasure and export reach every table that names a lead
         "IdentityTable",
         "IdempotencyTable",
@@ -345,6 +353,7 @@ def test_parameters_have_the_documented_defaults(sam_template: dict[str, Any]) -
         "WafRequestsPer5Minutes": 0,
         "SesHttpsTopicArns": "",
         "SesLambdaTopicArn": "",
+        "LeadIdScheme": "keyed",
     }
 
 
@@ -497,6 +506,7 @@ def test_lead_api_writes_only_in_its_erasure_statements(transformed_template: di
         "dynamodb:Scan",
         "dynamodb:BatchGetItem",
         "dynamodb:DescribeTable",
+        "secretsmanager:GetSecretValue",  # the lead-id key (GET /v1/leads?email=)
         # reading the scoring model, granted only when it lives in S3 or SSM (Fn::If)
         "s3:GetObject",
         "s3:ListBucket",
@@ -669,6 +679,52 @@ def test_webhook_secret_is_generated_with_one_object_per_provider(sam_template: 
     assert providers == {"generic": {}, "html": {"sites": {}}, "typeform": {}, "sendgrid": {}}
 
 
+# Functions that compute lead ids (ingest keys each event; the lead API finds a lead by email).
+LEAD_ID_FUNCTIONS = ("IngestFormFunction", "IngestEmailFunction", "LeadApiFunction")
+
+
+def test_lead_id_key_is_generated_never_in_plaintext_and_outlives_the_stack(
+    sam_template: dict[str, Any],
+) -> None:
+    resource = sam_template["Resources"]["LeadKeySecret"]
+    assert resource["Type"] == "AWS::SecretsManager::Secret"
+    # Losing or replacing the key gives every person a new id: it survives deletion and replacement.
+    assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    properties = resource["Properties"]
+    assert "SecretString" not in properties
+    generated = properties["GenerateSecretString"]
+    assert generated["PasswordLength"] >= 32 and "SecretStringTemplate" not in generated
+    assert "RotationRules" not in properties  # an id key must never rotate
+    rotations = [r for r in sam_template["Resources"].values() if "Rotation" in str(r["Type"])]
+    assert rotations == []
+
+
+def test_lead_id_scheme_parameter_offers_keyed_and_the_legacy_ids(sam_template: dict[str, Any]) -> None:
+    parameter = sam_template["Parameters"]["LeadIdScheme"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("keyed", ["keyed", "legacy-sha256"])
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_only_the_functions_that_compute_lead_ids_get_the_key_and_may_read_it(
+    transformed_template: dict[str, Any], logical_id: str
+) -> None:
+    variables = _props(transformed_template, logical_id)["Environment"]["Variables"]
+    statements = _statements(_props(transformed_template, f"{logical_id}Role").get("Policies", []))
+    key_grants = {
+        action
+        for s in statements
+        if "LeadKeySecret" in _referenced_ids(s.get("Resource"))
+        for action in _as_list(s["Action"])
+    }
+    if logical_id in LEAD_ID_FUNCTIONS:
+        assert variables["LEAD_KEY_SECRET"] == {"Ref": "LeadKeySecret"}
+        assert variables["LEAD_ID_SCHEME"] == {"Ref": "LeadIdScheme"}
+        assert key_grants == {"secretsmanager:GetSecretValue"}
+    else:
+        assert "LEAD_KEY_SECRET" not in variables
+        assert key_grants == set()
+
+
 def _dead_letter_queues(template: dict[str, Any]) -> list[str]:
     return [
         name
@@ -700,6 +756,8 @@ def test_outputs_expose_what_operators_and_subscribers_need(sam_template: dict[s
         "WebAclArn",
         "IdempotencyTableName",
         "SesEventsQueueUrl",
+        "LeadKeySecretArn",
+        "LeadIdScheme",
         *(f"{name}Url" for name in _dead_letter_queues(sam_template)),
     }
     assert sam_template["Outputs"]["WebAclArn"]["Condition"] == "CreateWaf"

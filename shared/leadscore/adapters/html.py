@@ -229,7 +229,7 @@ class HtmlFormAdapter:
             site=site,
             guard=guard,
             source_ip=request.source_ip,
-            lead_id=event.lead_id,
+            email=event.email,
             captcha_token=first(guard.captcha.token_field) if guard.captcha else None,
             received_at=request.received_at,
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets as random_secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -39,6 +40,9 @@ from leadscore.local.template import (
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+# TEST-ONLY values of the secrets CloudFormation would generate (the lead-id key): fixed, so local
+# runs are reproducible (the same email, the same lead id).
+GENERATED_SECRETS_FILE = "events/local/generated-secrets.json"
 # Resource types the runner plays itself rather than creating them in the emulator.
 PLAYED = {
     "AWS::Lambda::Function": "run in-process by the local runner",
@@ -128,10 +132,11 @@ def provision(
             Attributes=attributes,
         )
     secrets = session.client("secretsmanager")
+    fixed = local_generated_secrets()
     for logical_id, resource in resources_of_type(dict(transformed), "AWS::SecretsManager::Secret").items():
-        properties = resource.get("Properties") or {}
-        generated = properties.get("GenerateSecretString") or {}
-        value = (secret_strings or {}).get(logical_id) or generated.get("SecretStringTemplate") or "{}"
+        value = (secret_strings or {}).get(logical_id) or _initial_value(
+            resource.get("Properties") or {}, fixed.get(logical_id)
+        )
         physical.secrets[logical_id] = secrets.create_secret(
             Name=f"{prefix}{logical_id}", SecretString=value
         )["ARN"]
@@ -144,6 +149,26 @@ def provision(
                 f"{kind}: {PLAYED.get(kind, 'not emulated by the local stack')}"
             )
     return physical
+
+
+def local_generated_secrets() -> dict[str, str]:
+    """Logical id -> the TEST-ONLY value the local stack gives a secret CloudFormation generates."""
+    document = json.loads((glue.repo_root() / GENERATED_SECRETS_FILE).read_text(encoding="utf-8"))
+    return {name: str(value) for name, value in document.items() if not name.startswith("_")}
+
+
+def _initial_value(properties: Mapping[str, Any], fixed: str | None) -> str:
+    """A secret's value as CloudFormation would create it: its SecretString; for a generated one
+    with a template, the template (the generated key is not needed locally); for a generated plain
+    string, the fixed TEST-ONLY value, or a random one like CloudFormation's."""
+    if "SecretString" in properties:
+        return str(properties["SecretString"])
+    generated = properties.get("GenerateSecretString")
+    if generated is None:
+        return "{}"
+    if "SecretStringTemplate" in generated:
+        return str(generated["SecretStringTemplate"])
+    return fixed or random_secrets.token_hex(int(generated.get("PasswordLength", 32)) // 2)
 
 
 class Resolver:

@@ -71,6 +71,8 @@ class EventLedger:
             item["url"] = event.url
         if event.previous_email is not None:  # email_changed: the address the person left
             item["previous_email"] = event.previous_email
+            if event.previous_lead_id is not None:
+                item["previous_lead_id"] = event.previous_lead_id
         return item
 
     def record(self, event: LeadEvent, received_at: datetime) -> RecordOutcome:
@@ -187,6 +189,7 @@ def event_from_item(item: Mapping[str, Any]) -> LeadEvent:
         occurred_at = min(occurred_at, parse_iso(data["received_at"]))
     return LeadEvent.model_validate(
         {
+            "lead_id": data["lead_id"],
             "event_id": data["event_id"],
             "email": data["email"],
             "event_type": data["event_type"],
@@ -195,5 +198,6 @@ def event_from_item(item: Mapping[str, Any]) -> LeadEvent:
             "url": data.get("url"),
             "attributes": data.get("attributes") or {},
             "previous_email": data.get("previous_email"),
+            "previous_lead_id": data.get("previous_lead_id"),
         }
     )

@@ -12,11 +12,11 @@ from urllib.parse import urlencode
 
 import pytest
 
-from leadscore.domain import lead_id_for
 from leadscore.local.glue import repo_root
 from leadscore.local.replay import Client
 from leadscore.local.server import LocalOptions, LocalStack
 
+from ...conftest import lead_id_for
 from .test_local_stack import lead_when, post_generic, unique_email
 
 pytestmark = [pytest.mark.integration, pytest.mark.loopback]

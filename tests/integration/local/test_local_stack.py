@@ -17,12 +17,13 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from leadscore.domain import lead_id_for
 from leadscore.local import signing
 from leadscore.local.glue import repo_root
 from leadscore.local.replay import Client
 from leadscore.local.server import LocalOptions, LocalStack, StackError, wait_until
 from leadscore.local.template import load_template, resources_of_type, transform
+
+from ...conftest import lead_id_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.loopback]
 WAIT = 30.0
