@@ -54,14 +54,16 @@ def _erase(args: argparse.Namespace) -> int:
     from leadscore import privacy
 
     settings = _settings(args)
-    return _print(privacy.erase_lead(privacy.lead_id_of(args.email, settings), settings).model_dump(mode="json"))
+    lead_id = privacy.lead_id_of(args.email, settings)
+    return _print(privacy.erase_lead(lead_id, settings).model_dump(mode="json"))
 
 
 def _export(args: argparse.Namespace) -> int:
     from leadscore import privacy
 
     settings = _settings(args)
-    return _print(privacy.export_lead(privacy.lead_id_of(args.email, settings), settings).model_dump(mode="json"))
+    lead_id = privacy.lead_id_of(args.email, settings)
+    return _print(privacy.export_lead(lead_id, settings).model_dump(mode="json"))
 
 
 def _print(answer: Mapping[str, Any]) -> int:
