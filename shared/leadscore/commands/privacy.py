@@ -1,7 +1,8 @@
 """`leadscore erase EMAIL` and `leadscore export-lead EMAIL`: the lead API's erasure and export, for
-an operator. The tables come from the usual environment variables (the stack's outputs), from a
-deployed stack (`--stack NAME`: its resources, read through CloudFormation) or from a running
-`leadscore local` (`--local [URL]`). Prints the answer as JSON; exit 0, or 2 with the reason."""
+an operator. The tables and the lead-id key come from the usual environment variables (the stack's
+outputs), from a deployed stack (`--stack NAME`: its resources, read through CloudFormation) or
+from a running `leadscore local` (`--local [URL]`); `stack_environment` and `local_environment`
+serve every operator command. Prints the answer as JSON; exit 0, or 2 with the reason."""
 
 from __future__ import annotations
 
@@ -101,9 +102,12 @@ def stack_environment(stack_name: str, cloudformation: Any | None = None) -> dic
     if missing:
         raise CommandError(f"stack {stack_name} has no {', '.join(missing)}: deploy this version first")
     env = {variable: resources[logical] for logical, variable in TABLE_VARIABLES.items()}
+    if "LeadKeySecret" in resources:  # the secret's physical id is its ARN
+        env["LEAD_KEY_SECRET"] = resources["LeadKeySecret"]
+    parameters = {"ScoringModel": "SCORING_MODEL", "LeadIdScheme": "LEAD_ID_SCHEME"}
     for parameter in stack.get("Parameters", []):
-        if parameter["ParameterKey"] == "ScoringModel":
-            env["SCORING_MODEL"] = parameter["ParameterValue"]
+        if parameter["ParameterKey"] in parameters:
+            env[parameters[parameter["ParameterKey"]]] = parameter["ParameterValue"]
     return env
 
 
@@ -118,6 +122,9 @@ def local_environment(url: str) -> dict[str, str]:
         raise CommandError(f"no local stack at {url} ({exc}); start it with `make local`") from exc
     tables = described.get("tables") or {}
     env = {variable: tables[logical] for logical, variable in TABLE_VARIABLES.items() if logical in tables}
+    secrets = described.get("secrets") or {}
+    if "LeadKeySecret" in secrets:
+        env["LEAD_KEY_SECRET"] = str(secrets["LeadKeySecret"])
     env["AWS_ENDPOINT_URL"] = str(described["emulator"])
     env["AWS_DEFAULT_REGION"] = str(described["region"])
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
