@@ -166,12 +166,17 @@ def _hot_path(pipe: _Pipeline, emails: list[str], events: int, rng: random.Rando
     }
 
 
-def _stage_changes(pipe: _Pipeline, profiles: Any, leads: int) -> dict[str, Any]:
-    """Good-fit leads that request a demo and look at pricing: lead -> MQL -> SQL."""
+def _stack_keys() -> Any:
+    """The lead-id keys `provision` gave the bench's stack (the TEST-ONLY key)."""
     from leadscore.keys import LeadKeys
     from leadscore.local.stack import local_generated_secrets
 
-    keys = LeadKeys.keyed(local_generated_secrets()["LeadKeySecret"])  # what `provision` gave the stack
+    return LeadKeys.keyed(local_generated_secrets()["LeadKeySecret"])
+
+
+def _stage_changes(pipe: _Pipeline, profiles: Any, leads: int) -> dict[str, Any]:
+    """Good-fit leads that request a demo and look at pricing: lead -> MQL -> SQL."""
+    keys = _stack_keys()
     pipe.counter.clear()
     promoted = [f"vp{i}@globex{i}.com" for i in range(leads)]
     attributes = {"job_title": "VP Sales", "company_size": 900, "industry": "Software", "country": "US"}
@@ -216,7 +221,7 @@ def _identity(
             occurred_at=now - timedelta(minutes=1),
             provider=Provider.GENERIC,
         )
-        ledger.record(change, now)
+        ledger.record(_stack_keys().assign([change])[0], now)  # ids as ingest would assign them
     pipe.runner.settle()
     writes, reads = pipe.counter.totals(WRITE_OPERATIONS), pipe.counter.totals(READ_OPERATIONS)
     merge = {
