@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
 
-from leadscore.domain import CANONICAL, EventType, LeadAttributes, normalize_email, to_snake
+from leadscore.domain import CANONICAL, FORM_EVENT_TYPES, EventType, LeadAttributes, normalize_email, to_snake
 
 MAX_CUSTOM_ATTRIBUTES = 50
 MAX_VALUE_CHARS = 500
@@ -129,3 +129,14 @@ def find_email_field(fields: Mapping[str, Any]) -> str | None:
         if "email" in to_snake(key).split("_") and _is_email(fields[key]):
             return key
     return next((key for key in labelled if _is_email(fields[key])), None)
+
+
+def _form_type(value: EventType) -> EventType:
+    if value not in FORM_EVENT_TYPES:
+        raise ValueError(f"{value.value!r} is not a form event type")
+    return value
+
+
+# A form provider's secret may choose what its forms record (a default, or per form), but only
+# among the form event types: provenance holds for configuration too.
+FormEventType = Annotated[EventType, AfterValidator(_form_type)]

@@ -75,7 +75,7 @@ from leadscore.adapters._common import (
     signature_matches,
     validate_payload,
 )
-from leadscore.adapters._fields import build_attributes
+from leadscore.adapters._fields import FormEventType, build_attributes
 from leadscore.adapters._hubspot_crm import DEFAULT_API_BASE_URL, ContactLookup, safe_api_base_url
 from leadscore.adapters.base import Adapter, Channel, Delivery, Ports, RetryRules, WebhookRequest
 from leadscore.domain import (
@@ -142,20 +142,14 @@ def signed_uri(uri: str) -> str:
     return _SIGNED_ESCAPE.sub(lambda match: _SIGNED_DECODES[match.group(0).upper()], uri)
 
 
-def _form_type(value: EventType) -> EventType:
-    if value not in FORM_EVENT_TYPES:
-        raise ValueError(f"{value.value!r} is not a form event type")
-    return value
-
-
 class HubSpotSecret(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     client_secret: str = Field(min_length=1)
     accept_versions: tuple[SignatureVersion, ...] = Field(default=("v3",), min_length=1)
     public_urls: tuple[str, ...] = ()
-    forms: dict[str, EventType] = Field(default_factory=dict)
-    event_type: EventType = EventType.FORM_SUBMITTED
+    forms: dict[str, FormEventType] = Field(default_factory=dict)
+    event_type: FormEventType = EventType.FORM_SUBMITTED
     properties: dict[str, str] = Field(default_factory=dict)
     private_app_token: str | None = Field(default=None, min_length=1)
     api_base_url: str = DEFAULT_API_BASE_URL
@@ -170,18 +164,6 @@ class HubSpotSecret(BaseModel):
             if parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment:
                 raise ValueError("each public URL must be a base URL like https://hooks.acme.com")
         return tuple(url.rstrip("/") for url in value)
-
-    @field_validator("event_type")
-    @classmethod
-    def _event_type(cls, value: EventType) -> EventType:
-        return _form_type(value)
-
-    @field_validator("forms")
-    @classmethod
-    def _form_types(cls, value: dict[str, EventType]) -> dict[str, EventType]:
-        for event_type in value.values():
-            _form_type(event_type)
-        return value
 
     @field_validator("api_base_url")
     @classmethod

@@ -32,7 +32,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from leadscore.adapters._common import (
     hmac_sha256_b64,
@@ -44,7 +44,7 @@ from leadscore.adapters._common import (
     signature_matches,
     validate_payload,
 )
-from leadscore.adapters._fields import build_attributes
+from leadscore.adapters._fields import FormEventType, build_attributes
 from leadscore.adapters.base import Adapter, Channel, Delivery, Ports, RetryRules, WebhookRequest
 from leadscore.domain import (
     FORM_EVENT_TYPES,
@@ -71,23 +71,9 @@ class TypeformSecret(BaseModel):
 
     secret: str = Field(min_length=1)
     field_refs: dict[str, str] = Field(default_factory=dict)
-    event_type: EventType = EventType.FORM_SUBMITTED
-    forms: dict[str, EventType] = Field(default_factory=dict)
+    event_type: FormEventType = EventType.FORM_SUBMITTED
+    forms: dict[str, FormEventType] = Field(default_factory=dict)
     identity_fields: list[str] = Field(default_factory=lambda: list(IDENTITY_FIELDS), max_length=10)
-
-    @field_validator("event_type")
-    @classmethod
-    def _form_type(cls, value: EventType) -> EventType:
-        if value not in FORM_EVENT_TYPES:
-            raise ValueError(f"{value.value!r} is not a form event type")
-        return value
-
-    @field_validator("forms")
-    @classmethod
-    def _form_types(cls, value: dict[str, EventType]) -> dict[str, EventType]:
-        for event_type in value.values():
-            cls._form_type(event_type)
-        return value
 
 
 class _Lenient(BaseModel):

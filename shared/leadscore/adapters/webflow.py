@@ -50,7 +50,7 @@ from leadscore.adapters._common import (
     signature_matches,
     validate_payload,
 )
-from leadscore.adapters._fields import build_attributes, find_email_field
+from leadscore.adapters._fields import FormEventType, build_attributes, find_email_field
 from leadscore.adapters.base import Channel, Delivery, Ports, RetryRules, WebhookRequest
 from leadscore.domain import (
     ATTRIBUTE_NAME,
@@ -71,19 +71,13 @@ EMAIL_TARGET = "email"
 _MAX_TIMESTAMP_DIGITS = 16  # milliseconds until the year 2286; longer is not a timestamp
 
 
-def _form_type(value: EventType) -> EventType:
-    if value not in FORM_EVENT_TYPES:
-        raise ValueError(f"{value.value!r} is not a form event type")
-    return value
-
-
 class WebflowSecret(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     secret: str | list[str] = Field(min_length=1)
     labels: dict[str, str | None] = Field(default_factory=dict)
-    forms: dict[str, EventType] = Field(default_factory=dict)
-    event_type: EventType = EventType.FORM_SUBMITTED
+    forms: dict[str, FormEventType] = Field(default_factory=dict)
+    event_type: FormEventType = EventType.FORM_SUBMITTED
     tolerance_seconds: int = Field(default=DEFAULT_TOLERANCE_SECONDS, ge=1, le=86_400)
 
     @field_validator("secret")
@@ -99,18 +93,6 @@ class WebflowSecret(BaseModel):
         for label, target in value.items():
             if target is not None and not ATTRIBUTE_NAME.fullmatch(target):
                 raise ValueError(f"label {label[:40]!r} maps to {target[:40]!r}, not a snake_case attribute")
-        return value
-
-    @field_validator("event_type")
-    @classmethod
-    def _default_form_type(cls, value: EventType) -> EventType:
-        return _form_type(value)
-
-    @field_validator("forms")
-    @classmethod
-    def _form_types(cls, value: dict[str, EventType]) -> dict[str, EventType]:
-        for event_type in value.values():
-            _form_type(event_type)
         return value
 
     def signing_keys(self) -> list[str]:
