@@ -45,7 +45,7 @@ from leadscore.repository import (
     profile_from_item,
 )
 from leadscore.repository.identity import IdentityMerges
-from leadscore.repository.profiles import is_alias
+from leadscore.repository.profiles import is_alias, opts_in
 from leadscore.repository.relabel import MIGRATED_FROM
 from leadscore.scoring import engine
 from leadscore.scoring.model import ScoringModel
@@ -273,22 +273,38 @@ def _identify(
 ) -> _Identified:
     result = _Identified(svc.identities)
     store = result.store
+    # An erased person is named by no link again until they opt in through a form: then this
+    # delivery's own form event brings them back (as it re-creates their lead in score_events).
+    opted_in = {event.email for event in delivery.events if opts_in(event)}
+    known: dict[ExternalId, str | None] = {}
+    erased: set[ExternalId] = set()
     for link in delivery.links:
         at = link.occurred_at or received_at
+        lead_id = keys.lead_id_for(link.email)
+        if link.email in opted_in:
+            store.clear_erased(lead_id)
         previous = store.email_of(link.external)
+        if store.link(link.external, link.email, lead_id, at) == "erased":
+            erased.add(link.external)
+            continue
         if previous is not None and previous != link.email:
             result.events.append(_email_change(adapter, link, previous, at))
-        store.link(link.external, link.email, keys.lead_id_for(link.email), at)
         result.release(link.external, link.email)
+        known[link.external] = link.email
     resolve = adapter.resolver(secret) if isinstance(adapter, ResolvingAdapter) else None
-    known: dict[ExternalId, str | None] = {link.external: link.email for link in delivery.links}
     for pending in delivery.pending:
+        if pending.external in erased:
+            continue  # an erased person's events are dropped, not kept
         if pending.external not in known:
             email = store.email_of(pending.external)
             if email is None and resolve is not None:
                 email = resolve(pending.external)
-                if email is not None:
-                    store.link(pending.external, email, keys.lead_id_for(email), received_at)
+                if (
+                    email is not None
+                    and store.link(pending.external, email, keys.lead_id_for(email), received_at) == "erased"
+                ):
+                    erased.add(pending.external)
+                    continue
             known[pending.external] = email
         email = known[pending.external]
         if email is not None:

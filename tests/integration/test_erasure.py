@@ -188,13 +188,19 @@ def test_after_erasure_no_item_in_any_table_names_the_person(stack: Stack) -> No
         "rate_limit_counters": 2,
     }
     left = _naming(stack, needles)
-    assert list(left) == ["LeadProfilesTable"]
+    assert sorted(left) == ["IdentityTable", "LeadProfilesTable"]
     tombstones = [json.loads(text) for text in left["LeadProfilesTable"]]
     assert sorted(t["lead_id"] for t in tombstones) == sorted([person["lead"], person["old_lead"]])
     assert all(set(t) == {"lead_id", "erased_at"} for t in tombstones)
+    # ...and the identity table's marks that keep any link from naming them again (keyed ids only)
+    marks = [json.loads(text) for text in left["IdentityTable"]]
+    assert sorted(m["pk"] for m in marks) == sorted(
+        f"erased#{lead}" for lead in (person["lead"], person["old_lead"])
+    )
+    assert all(set(m) == {"pk", "sk", "erased_at"} for m in marks)
     assert _scan_all(stack)["IdempotencyTable"] == []
     # Items of other people are untouched
-    assert len(_scan_all(stack)["IdentityTable"]) == 1
+    assert len([i for i in _scan_all(stack)["IdentityTable"] if not str(i["pk"]).startswith("erased#")]) == 1
     assert len(_scan_all(stack)["RateLimitTable"]) == 2  # someone else's lead counter, the IP counter
 
 

@@ -173,3 +173,37 @@ def test_with_a_private_app_token_unknown_contacts_are_looked_up(stack: Stack, c
     # Then the known one is recorded for its email at once, and the other waits
     assert (status, answer["accepted"], answer["parked"]) == (202, 1, 1)
     assert [item["email"] for item in _hubspot_items(stack)] == ["ola@northwind.example"]
+
+
+def test_after_erasure_no_contact_event_names_the_person_until_a_form_brings_them_back(stack: Stack) -> None:
+    from leadscore import privacy
+    from leadscore.config import Settings
+
+    from ..conftest import lead_id_for
+
+    # Given a contact a workflow named, then erased
+    email = "erased.contact@globex.example"
+    assert _post(stack, _workflow(5101, email, "conv-5101-a"))[0] == 202
+    stack.settle()
+    privacy.erase_lead(lead_id_for(email), Settings.from_env(stack.runner.environments["LeadApiFunction"]))
+    identity = stack.session.resource("dynamodb").Table(stack.physical.tables["IdentityTable"])
+
+    def naming() -> list[dict[str, Any]]:
+        return [i for i in identity.scan()["Items"] if email in json.dumps(i, default=str)]
+
+    # When the CRM says the contact's email is that address again, and the contact changed
+    batch = [
+        _notification(91, 5101, "contact.propertyChange", propertyName="email", propertyValue=email),
+        _notification(92, 5101, "contact.propertyChange", propertyName="jobtitle", propertyValue="CFO"),
+    ]
+    status, answer = _post(stack, json.dumps(batch).encode())
+    stack.settle()
+    # Then nothing names the person again: no link, nothing parked, and the event the batch names
+    # them in is dropped by score_events like any other event for an erased person
+    assert (status, answer["parked"]) == (202, 0)
+    assert naming() == []
+    assert [i for i in stack.ledger_items() if i["email"] == email] == []
+    assert [i for i in identity.scan()["Items"] if str(i["sk"]).startswith("parked#")] == []
+    # But a form submission is an opt-in: the contact is linked again
+    assert _post(stack, _workflow(5101, email, "conv-5101-b"))[0] == 202
+    assert [i["sk"] for i in naming()] == ["link"]

@@ -117,6 +117,8 @@ IDENTITIES = {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
+        "dynamodb:ConditionCheckItem",  # a link checks the person was not erased
+        "dynamodb:DeleteItem",  # an opt-in through a form clears that mark
         "dynamodb:Query",
         "dynamodb:BatchWriteItem",
     )
@@ -158,6 +160,7 @@ DYNAMODB_ACCESS = {
         ("dynamodb:UpdateItem", "LeadProfilesTable"),
         ("dynamodb:Query", "IdentityTable"),
         ("dynamodb:DeleteItem", "IdentityTable"),
+        ("dynamodb:PutItem", "IdentityTable"),  # the erasure mark
         ("dynamodb:GetItem", "IdempotencyTable"),
         ("dynamodb:DeleteItem", "IdempotencyTable"),
         ("dynamodb:Scan", "RateLimitTable"),

@@ -8,6 +8,8 @@ recorded in the ledger, once, with their real times. Items:
   pk = "ext#<digest>", sk = "link"              lead_id, email, linked_at: the id's current email
   pk = "lead#<lead_id>", sk = "ext#<digest>"    the reverse entry, so erasure finds a person's ids
   pk = "ext#<digest>", sk = "parked#<event_id>" event (JSON without email), expires_at
+  pk = "erased#<lead_id>", sk = "erased"        the person was erased: no link names them again
+                                                until they opt in through a form (`clear_erased`)
 
 `<digest>` is a SHA-256 of the namespace and value: the table never holds a provider's id in clear.
 A link only moves to a newer email (`linked_at`), so link updates arriving out of order settle on
@@ -19,23 +21,27 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from leadscore.domain import ExternalId, PendingEvent
-from leadscore.repository.codec import condition_failed, iso, storage_error
+from leadscore.repository.codec import condition_failed, error_code, iso, storage_error
 
 
 def digest(external: ExternalId) -> str:
     return hashlib.sha256(f"{external.namespace}\x1f{external.value}".encode()).hexdigest()
 
 
+Linked = Literal["linked", "stale", "erased"]
+
+
 class IdentityStore:
     def __init__(self, table_name: str, retention_days: int, dynamodb: Any | None = None) -> None:
         self._table = (dynamodb or boto3.resource("dynamodb")).Table(table_name)
+        self._client = self._table.meta.client  # keeps the resource's type conversion
         self._retention_seconds = retention_days * 86_400
 
     def email_of(self, external: ExternalId) -> str | None:
@@ -48,25 +54,57 @@ class IdentityStore:
             raise storage_error("look up an identity", exc) from exc
         return str(item["email"]) if item else None
 
-    def link(self, external: ExternalId, email: str, lead_id: str, at: datetime) -> str | None:
-        """Link the id to `email` as of `at`, unless a newer link exists. Returns the email the link
-        replaced (None when it is new, unchanged, or older than the stored one)."""
+    def link(self, external: ExternalId, email: str, lead_id: str, at: datetime) -> Linked:
+        """Link the id to `email` as of `at`, in one transaction with its reverse entry, unless a
+        newer link exists ("stale") or the person was erased and has not opted in since ("erased":
+        nothing is written, so no item names them)."""
         key = digest(external)
+        name = self._table.name
         try:
-            response = self._table.update_item(
-                Key={"pk": f"ext#{key}", "sk": "link"},
-                UpdateExpression="SET email = :email, lead_id = :lead, linked_at = :at",
-                ConditionExpression="attribute_not_exists(linked_at) OR linked_at <= :at",
-                ExpressionAttributeValues={":email": email, ":lead": lead_id, ":at": iso(at)},
-                ReturnValues="ALL_OLD",
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "ConditionCheck": {
+                            "TableName": name,
+                            "Key": {"pk": f"erased#{lead_id}", "sk": "erased"},
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": name,
+                            "Key": {"pk": f"ext#{key}", "sk": "link"},
+                            "UpdateExpression": "SET email = :email, lead_id = :lead, linked_at = :at",
+                            "ConditionExpression": "attribute_not_exists(linked_at) OR linked_at <= :at",
+                            "ExpressionAttributeValues": {":email": email, ":lead": lead_id, ":at": iso(at)},
+                        }
+                    },
+                    {"Put": {"TableName": name, "Item": {"pk": f"lead#{lead_id}", "sk": f"ext#{key}"}}},
+                ]
             )
-            self._table.put_item(Item={"pk": f"lead#{lead_id}", "sk": f"ext#{key}", "linked_at": iso(at)})
         except ClientError as exc:
-            if condition_failed(exc):
-                return None  # a newer link already holds: this one is history
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
+            if error_code(exc) == "TransactionCanceledException" and len(reasons) == 3:
+                if reasons[0] == "ConditionalCheckFailed":
+                    return "erased"
+                if reasons[1] == "ConditionalCheckFailed":
+                    return "stale"  # a newer link already holds: this one is history
             raise storage_error("link an identity", exc) from exc
-        previous = response.get("Attributes", {}).get("email")
-        return str(previous) if previous and previous != email else None
+        return "linked"
+
+    def mark_erased(self, lead_id: str, at: datetime) -> None:
+        """From now on no link names this lead (erasure writes it before deleting the links)."""
+        try:
+            self._table.put_item(Item={"pk": f"erased#{lead_id}", "sk": "erased", "erased_at": iso(at)})
+        except ClientError as exc:
+            raise storage_error("mark the lead erased", exc) from exc
+
+    def clear_erased(self, lead_id: str) -> None:
+        """The person opted in again through a form: links may name them again."""
+        try:
+            self._table.delete_item(Key={"pk": f"erased#{lead_id}", "sk": "erased"})
+        except ClientError as exc:
+            raise storage_error("clear the erasure mark", exc) from exc
 
     def park(self, event: PendingEvent, received_at: datetime) -> bool:
         """Keep an event until its id is linked. False when it was already parked (a retry)."""

@@ -205,6 +205,8 @@ class PersonalRecords:
                 tombstone[ERASE_PENDING] = work
             self._profiles.put_item(Item=tombstone)  # ingestion honours it from now on
             counts.profiles += profile is not None
+        for lead in [lead_id, *sorted(merged)]:  # before the links go: none is written again
+            self._mark_erased(lead, erased_at)
         for merged_id in sorted(merged):
             counts.aliases += self._replace_with_tombstone(merged_id, at)
         for lead in [lead_id, *sorted(merged)]:
@@ -221,6 +223,13 @@ class PersonalRecords:
             already_erased=already,
             erased_at=erased_at,
         )
+
+    def _mark_erased(self, lead_id: str, erased_at: str) -> None:
+        """The identity table's own tombstone (`IdentityStore.link` checks it): the keyed id only."""
+        try:
+            self._identity.put_item(Item={"pk": f"erased#{lead_id}", "sk": "erased", "erased_at": erased_at})
+        except ClientError as exc:
+            raise storage_error("mark the lead erased", exc) from exc
 
     def _replace_with_tombstone(self, lead_id: str, at: datetime) -> int:
         """Put a tombstone where a merged lead's alias item is (an erased person's old address is
