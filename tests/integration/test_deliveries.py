@@ -15,9 +15,10 @@ import pytest
 from leadscore import pipeline
 from leadscore.adapters import WebhookRequest
 from leadscore.config import Settings
+from leadscore.domain import EventType, ExternalId, LeadAttributes, PendingEvent, Provider, event_id_for
 from leadscore.errors import MethodNotAllowed
 from leadscore.local import signing
-from leadscore.repository import RateLimitCounters
+from leadscore.repository import IdentityStore, RateLimitCounters
 
 from .conftest import TYPEFORM_SECRET, Stack
 
@@ -117,3 +118,21 @@ def test_a_one_time_token_passes_for_retries_of_its_body_and_never_for_another(
     assert counters.claim("replay#mailgun#t1", "body-a", expires)  # the provider's retry
     assert not counters.claim("replay#mailgun#t1", "body-b", expires)  # a captured token, forged body
     assert counters.claim("replay#mailgun#t2", "body-b", expires)
+
+
+def test_a_parked_event_is_stored_bounded_whatever_attributes_it_carries(tables: dict[str, str]) -> None:
+    # Adapters bound attributes today; the store does not rely on it: a pending event carrying
+    # 200 attributes of 5,000 characters (1 MB) is parked as the ledger would keep it
+    store = IdentityStore(tables["IdentityTable"], retention_days=400)
+    person = ExternalId(namespace="typeform:user_id", value="u-huge")
+    pending = PendingEvent(
+        external=person,
+        event_id=event_id_for("typeform", "tok-huge"),
+        event_type=EventType.FORM_SUBMITTED,
+        occurred_at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+        provider=Provider.TYPEFORM,
+        attributes=LeadAttributes.model_validate({f"note_{n}": "x" * 5_000 for n in range(200)}),
+    )
+    assert store.park(pending, datetime.now(UTC))
+    [kept] = store.parked(person)
+    assert kept.attributes.present() == pending.attributes.present()  # at most 60, 500 characters each

@@ -107,8 +107,11 @@ class IdentityStore:
             raise storage_error("clear the erasure mark", exc) from exc
 
     def park(self, event: PendingEvent, received_at: datetime) -> bool:
-        """Keep an event until its id is linked. False when it was already parked (a retry)."""
-        body = event.model_dump(mode="json", exclude={"external"})
+        """Keep an event until its id is linked. False when it was already parked (a retry).
+        Attributes are kept bounded as the ledger keeps them (`LeadAttributes.present`): whatever
+        an authentic sender puts in a response, the parked item fits DynamoDB's 400 KB."""
+        body = event.model_dump(mode="json", exclude={"external", "attributes"})
+        body["attributes"] = event.attributes.present()
         try:
             self._table.put_item(
                 Item={
