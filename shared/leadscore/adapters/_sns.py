@@ -18,6 +18,7 @@ Every refusal is a domain error with a 4xx status; only fetching the certificate
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
@@ -136,6 +137,9 @@ def topic_region(topic_arn: str) -> tuple[str, str]:
     return PARTITION_SUFFIXES[parts[1]], region.lower()
 
 
+_CERTIFICATE_PATH = re.compile(r"/SimpleNotificationService-[0-9A-Za-z]{1,64}\.pem")
+
+
 def check_certificate_url(url: str, topic_arn: str) -> str:
     """The URL, if SNS of the topic's own region serves it over https; SignatureInvalid otherwise."""
     suffix, region = topic_region(topic_arn)
@@ -150,8 +154,12 @@ def check_certificate_url(url: str, topic_arn: str) -> str:
         raise SignatureInvalid(f"SigningCertURL must be served by {expected_host}, the topic's SNS endpoint")
     if parts.query or parts.fragment:
         raise SignatureInvalid("SigningCertURL must be a plain https URL of the SNS endpoint")
-    if not parts.path.endswith(".pem") or "\\" in parts.path or "/../" in parts.path + "/":
-        raise SignatureInvalid("SigningCertURL must name a .pem certificate")
+    # SNS serves its signing certificates as /SimpleNotificationService-<id>.pem: anything else on
+    # that host is not one, and is refused before it is fetched (no request of ours to other paths).
+    if not _CERTIFICATE_PATH.fullmatch(parts.path):
+        raise SignatureInvalid(
+            "SigningCertURL must name an SNS certificate (/SimpleNotificationService-<id>.pem)"
+        )
     return url
 
 

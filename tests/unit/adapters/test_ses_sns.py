@@ -276,6 +276,8 @@ def test_a_body_that_is_not_a_certificate_is_refused(signed: Callable[..., dict[
         "https://sns.eu-west-1.amazonaws.com:8443/SimpleNotificationService-0123.pem",
         "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123.pem?x=.pem",
         "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123.txt",
+        "https://sns.eu-west-1.amazonaws.com/some/other/path.pem",  # the host, but not a certificate
+        "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123.pem/../x.pem",
         "https://sns.eu-west-1.amazonaws.com:99999/a.pem",
         "ftp://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0123.pem",
     ],
