@@ -49,6 +49,12 @@ class EventType(StrEnum):
     PROFILE_UPDATED = "profile_updated"
     # Identity: the person now uses `email`; `previous_email` becomes an alias of the same lead.
     EMAIL_CHANGED = "email_changed"
+    # Outcomes: what sales (the CRM) decided about the lead. Recorded and announced, never scored:
+    # they are what a learned model predicts, so a rule may not name them.
+    OPPORTUNITY_CREATED = "opportunity_created"
+    DEAL_WON = "deal_won"
+    DEAL_LOST = "deal_lost"
+    DISQUALIFIED = "disqualified"
 
 
 # Provenance: what each kind of source may assert about a lead (see leadscore.adapters).
@@ -76,6 +82,12 @@ EMAIL_EVENT_TYPES = frozenset(
     t for t in EventType if t.value.startswith("email_") and t is not EventType.EMAIL_CHANGED
 )
 MEETING_EVENT_TYPES = frozenset({EventType.MEETING_BOOKED, EventType.MEETING_CANCELED})
+# Sales' verdicts. Only an authenticated source (the signed generic provider, a CRM provider,
+# `leadscore outcomes import`) may assert them; a public form never can.
+OUTCOME_EVENT_TYPES = frozenset(
+    {EventType.OPPORTUNITY_CREATED, EventType.DEAL_WON, EventType.DEAL_LOST, EventType.DISQUALIFIED}
+)
+NEGATIVE_OUTCOME_TYPES = frozenset({EventType.DEAL_LOST, EventType.DISQUALIFIED})
 
 
 class Provider(StrEnum):

@@ -379,6 +379,18 @@ class CalibrationPoint(_Strict):
     probability: Annotated[float, Field(ge=0, le=1)]
 
 
+class AverageLead(_Strict):
+    """The average lead of the history a model was calibrated on: what explanations compare with.
+
+    `rules` holds each rule's mean points over those leads (a rule absent is worth 0 on average);
+    a lead's reason for a rule is its points minus that mean, so the reasons add up to
+    `score - average.score` (see `leadscore.scoring.explain`)."""
+
+    score: float
+    leads: int = Field(ge=1)
+    rules: dict[str, float] = Field(default_factory=dict)
+
+
 class Reference(_Strict):
     """Lookup data for derived attributes; defaults ship with the code, a model may extend them."""
 
@@ -418,6 +430,7 @@ class ScoringModel(_Strict):
     grades: list[Grade] = Field(min_length=1)
     stages: list[Stage] = Field(min_length=1)
     calibration: list[CalibrationPoint] = Field(default_factory=list)
+    average: AverageLead | None = None
     reference: Reference = Field(default_factory=Reference)
     metadata: dict[str, object] = Field(default_factory=dict)
 
