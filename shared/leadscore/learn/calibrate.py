@@ -33,7 +33,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
@@ -47,13 +46,12 @@ from leadscore.learn.dataset import History, is_numeric, looks_like_identifier, 
 from leadscore.learn.evaluate import score_rows
 from leadscore.learn.leadstate import builder_from_metadata, count_value
 from leadscore.learn.mapping import Mapping
-from leadscore.model_store import dump_model, parse_model
-from leadscore.scoring.engine import PAIR_SEPARATOR, ScoreResult, grade_for, probability_for
+from leadscore.learn.thresholds import POINT_DECIMALS, Learned, _round, finish
+from leadscore.scoring.engine import PAIR_SEPARATOR
 from leadscore.scoring.model import (
     AggregateRule,
     AttributeRule,
     Bin,
-    CalibrationPoint,
     Category,
     Grade,
     PairRule,
@@ -63,14 +61,10 @@ from leadscore.scoring.model import (
     Stage,
 )
 
-POINT_DECIMALS = 4
 SCORE_SPAN = 100.0
 BIN_GRID = (12, 24, 40)
 C_GRID = (0.03, 0.1, 0.3, 1.0)
 FOLDS = 5
-CALIBRATION_POINTS = 15
-HYSTERESIS = 3.0
-SCORING_FIELDS = {"version", "epoch", "offset", "total_min", "total_max", "fit", "engagement", "negative"}
 FeatureKind = Literal["categorical", "numeric", "events"]
 
 
@@ -104,15 +98,6 @@ class Options:
     mql_share: float = 0.30
     name: str | None = None
     seed: int = 0
-
-
-@dataclass
-class Learned:
-    model: ScoringModel
-    text: str  # the YAML written to --out
-    results: list[ScoreResult]  # training leads, scored by the engine from `text`
-    timings: dict[str, float]
-    warnings: list[str]
 
 
 # ---------------------------------------------------------------- features
@@ -408,10 +393,6 @@ def tree_inputs(
 # ---------------------------------------------------------------- model building
 
 
-def _round(value: float) -> float:
-    return round(float(value), POINT_DECIMALS) + 0.0
-
-
 @dataclass
 class _Shape:
     """A feature's per-value log-odds (before scaling)."""
@@ -495,36 +476,6 @@ def _rule(
         )
         constant = set(values.values()) | {missing, other}
     return None if constant == {0.0} else rule
-
-
-def _floor(value: float, decimals: int = 2) -> float:
-    factor = 10**decimals
-    return math.floor(value * factor) / factor
-
-
-def _calibration_table(scores: np.ndarray, y: np.ndarray) -> list[CalibrationPoint]:
-    """Monotone score -> probability: isotonic fit on out-of-fold scores, read at quantile bins."""
-    order = np.argsort(scores, kind="stable")
-    points: list[tuple[float, float]] = []
-    chunks = [c for c in np.array_split(order, CALIBRATION_POINTS) if c.size]
-    means = np.array([scores[c].mean() for c in chunks])
-    rates = np.array([y[c].mean() for c in chunks])
-    weights = np.array([c.size for c in chunks], dtype=float)
-    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True).fit(
-        means, rates, sample_weight=weights
-    )
-    for s, p in zip(means, fitted.predict(means), strict=True):
-        s_r, p_r = round(float(s), 2), round(float(p), 4)
-        if points and s_r <= points[-1][0]:
-            continue
-        points.append((s_r, p_r))
-    return [CalibrationPoint(score=s, probability=min(1.0, max(0.0, p))) for s, p in points]
-
-
-def _threshold(scores: np.ndarray, share: float) -> float:
-    ranked = np.sort(scores)[::-1]
-    k = max(1, math.ceil(share * len(ranked)))
-    return _floor(float(ranked[k - 1]))
 
 
 def learn(history: History, mapping: Mapping, options: Options) -> Learned:
@@ -667,7 +618,6 @@ def _learn(history: History, mapping: Mapping, options: Options) -> Learned:  # 
 
     low = offset + sum(extremes(r)[0] for r in all_rules)
     high = offset + sum(extremes(r)[1] for r in all_rules)
-    fit_low = sum(extremes(r)[0] for r in rules["fit"])
     created = datetime.now(UTC)
     digest = hashlib.sha256(history.path.read_bytes()).hexdigest()
     version = f"learned-{created:%Y%m%d%H%M%S}-{digest[:8]}"
@@ -732,78 +682,17 @@ def _learn(history: History, mapping: Mapping, options: Options) -> Learned:  # 
     )
     timings["fit_s"] = time.perf_counter() - t
 
-    # Thresholds, grades and calibration come from the scores the runtime will compute.
-    t = time.perf_counter()
-    builder = builder_from_metadata(draft)
-    assert builder is not None
-    results = score_rows(draft, frame, history.ids, builder)
-    scores = np.array([r.total for r in results])
-    fits = np.array([r.fit for r in results])
-    sql, mql = _threshold(scores, options.sql_share), _threshold(scores, options.mql_share)
-    if not mql < sql:
-        raise CommandError(
-            f"the history gives too few distinct scores to separate MQL ({options.mql_share:.0%}) from SQL "
-            f"({options.sql_share:.0%}); use more history or other shares"
-        )
-    stages = [
-        Stage(name="lead"),
-        Stage(name="MQL", enter=mql, exit=_round(mql - HYSTERESIS), on_enter="nurture", on_exit="nurture"),
-        Stage(
-            name="SQL",
-            enter=sql,
-            exit=_round(max(sql - HYSTERESIS, mql)),
-            on_enter="sales",
-            on_exit="nurture",
-        ),
-    ]
-    quartiles = [_floor(float(np.quantile(fits, q))) for q in (0.75, 0.5, 0.25)]
-    grades = [
-        Grade(grade="A", min_fit=quartiles[0]),
-        Grade(grade="B", min_fit=quartiles[1]),
-        Grade(grade="C", min_fit=quartiles[2]),
-        Grade(grade="D", min_fit=math.floor(fit_low) - 1),
-    ]
-    oof_scores = span * (blend.oof_logits - float(logits.min()))
-    calibration = _calibration_table(oof_scores, y)
-    sent = {name: scores >= value for name, value in (("MQL", mql), ("SQL", sql))}
-    metadata["thresholds"] = {
-        "rule": (
-            "capacity: SQL enters at the score of the top --sql-share of historical leads, MQL at the top "
-            "--mql-share; exit = enter - 3 points (hysteresis)"
-        ),
-        "sql_share": options.sql_share,
-        "mql_share": options.mql_share,
-        **{
-            name: {
-                "enter": stage.enter,
-                "share_sent": round(float(mask.mean()), 4),
-                "conversion_rate": round(float(y[mask].mean()), 4),
-                "recall": round(float(y[mask].sum() / y.sum()), 4),
-            }
-            for (name, mask), stage in zip(sent.items(), stages[1:], strict=True)
-        },
-    }
-    metadata["grades_rule"] = "fit-section quartiles of the historical leads: A top 25%, B, C, D bottom 25%"
-    metadata["calibration_rule"] = (
-        "isotonic regression of outcome on out-of-fold scores, read at 15 quantile bins"
+    timings["fit_s"] = time.perf_counter() - t
+    scored = builder_from_metadata(draft)
+    assert scored is not None
+    results = score_rows(draft, frame, history.ids, scored)
+    return finish(
+        draft,
+        results,
+        y,
+        span * (blend.oof_logits - float(logits.min())),
+        options,
+        timings,
+        warnings,
+        started,
     )
-    metadata["train_auc"] = round(float(roc_auc_score(y, scores)), 5)
-    model = draft.model_copy(
-        update={"stages": stages, "grades": grades, "calibration": calibration, "metadata": metadata}
-    )
-    model = ScoringModel.model_validate(model.model_dump())
-    text = dump_model(model)
-    reloaded = parse_model(text, "learned model")
-    # The written file scores exactly like the draft the scores came from (same points, bounds and
-    # epoch); only the grades and probabilities the final model adds are read again.
-    if reloaded.model_dump(include=SCORING_FIELDS) != draft.model_dump(include=SCORING_FIELDS):
-        raise CommandError("internal error: the written model does not reproduce the learned scores")
-    final_results = [
-        r.model_copy(
-            update={"grade": grade_for(reloaded, r.fit), "probability": probability_for(reloaded, r.total)}
-        )
-        for r in results
-    ]
-    timings["scoring_s"] = time.perf_counter() - t
-    timings["total_s"] = time.perf_counter() - started
-    return Learned(model=reloaded, text=text, results=final_results, timings=timings, warnings=warnings)
