@@ -130,8 +130,9 @@ def generate(
         if won:
             emit(email, "opportunity_created", decision)
             emit(email, "deal_won", decision + float(rng.uniform(5, 30)))
+            clicks = int(rng.integers(3, 12))  # drawn either way: the same leads with or without them
             if after_decision:  # customers keep engaging: bait for a learner that leaks
-                for k in range(int(rng.integers(3, 12))):
+                for k in range(clicks):
                     emit(email, "email_clicked", decision + 1 + k)
         elif has_outcome:
             emit(email, "deal_lost" if rng.random() < 0.6 else "disqualified", decision)

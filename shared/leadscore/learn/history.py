@@ -239,7 +239,8 @@ def label_leads(history: EventHistory, options: LabelOptions) -> Labelled:
     def exclude(reason: str) -> None:
         labelled.excluded[reason] = labelled.excluded.get(reason, 0) + 1
 
-    for email, events in history.leads.items():
+    for email in sorted(history.leads):  # the file's order never changes what is learned
+        events = history.leads[email]
         outcomes = [e for e in events if e.event in OUTCOME_EVENT_TYPES]
         first = events[0].occurred_at
         if outcomes:

@@ -1,0 +1,183 @@
+"""Event histories: reading JSON Lines, labelling leads, decision moments, replay."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leadscore.cli import CommandError
+from leadscore.domain import EventType
+from leadscore.learn.history import (
+    EXCLUDED_NO_ACTIVITY,
+    EXCLUDED_PENDING,
+    EXCLUDED_RECENT,
+    HistoryEvent,
+    LabelOptions,
+    before,
+    label_leads,
+    load_events,
+    replay,
+)
+from leadscore.model_store import load_model
+from leadscore.scoring import engine
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _line(email: str, event: str, day: float, **extra: Any) -> str:
+    at = (T0 + timedelta(days=day)).isoformat().replace("+00:00", "Z")
+    return json.dumps({"email": email, "event": event, "occurred_at": at, **extra})
+
+
+def _write(tmp_path: Path, lines: list[str]) -> Path:
+    path = tmp_path / "history.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_events_are_read_grouped_by_lead_and_sorted_by_time(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        [
+            _line("Ann@Acme.com", "email_opened", 3),
+            "",
+            _line("ann@acme.com", "form_submitted", 1, attributes={"job_title": "CTO"}),
+            _line("bob@acme.com", "page_viewed", 2, url="https://acme.com/pricing"),
+        ],
+    )
+    history = load_events(path)
+    assert list(history.leads) == ["ann@acme.com", "bob@acme.com"]
+    assert [e.event for e in history.leads["ann@acme.com"]] == [
+        EventType.FORM_SUBMITTED,
+        EventType.EMAIL_OPENED,
+    ]
+    assert history.leads["ann@acme.com"][0].attributes == {"job_title": "CTO"}
+    assert history.lines == 3
+    assert history.end == T0 + timedelta(days=3)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("{not json", "line 2: not a JSON object"),
+        (_line("a@b.com", "teleported", 1), "line 2: event:"),
+        (_line("not-an-email", "email_opened", 1), "line 2: email:"),
+        (_line("a@b.com", "email_opened", 1, score=99), "line 2: score: Extra inputs are not permitted"),
+        (json.dumps({"email": "a@b.com", "event": "email_opened"}), "line 2: occurred_at: Field required"),
+    ],
+)
+def test_a_bad_line_is_refused_with_its_line_number(tmp_path: Path, line: str, expected: str) -> None:
+    path = _write(tmp_path, [_line("ok@b.com", "email_opened", 0), line])
+    with pytest.raises(CommandError) as caught:
+        load_events(path)
+    assert expected in caught.value.message
+    assert "1 line(s) are not valid" in caught.value.message
+
+
+def test_an_empty_or_missing_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="holds no events"):
+        load_events(_write(tmp_path, ["", "  "]))
+    with pytest.raises(CommandError, match="no such file"):
+        load_events(tmp_path / "absent.jsonl")
+
+
+def test_an_event_serialises_to_the_documented_shape() -> None:
+    event = HistoryEvent.model_validate(
+        {"email": "A@B.com", "event": "page_viewed", "occurred_at": "2026-03-02T10:00:00+00:00",
+         "url": "https://b.com/x", "attributes": {"Job Title": "CTO", "company_size": "51-200"}}
+    )  # fmt: skip
+    assert json.loads(event.to_line()) == {
+        "email": "a@b.com",
+        "event": "page_viewed",
+        "occurred_at": "2026-03-02T10:00:00Z",
+        "url": "https://b.com/x",
+        "attributes": {"company_size": 51},
+    }
+
+
+def _labels(tmp_path: Path, lines: list[str], **options: Any) -> Any:
+    return label_leads(load_events(_write(tmp_path, lines)), LabelOptions(**options))
+
+
+def test_labels_and_decision_moments(tmp_path: Path) -> None:
+    lines = [
+        # won after an opportunity: positive, decided at the opportunity (its first outcome)
+        _line("won@x.com", "form_submitted", 0),
+        _line("won@x.com", "opportunity_created", 10),
+        _line("won@x.com", "deal_lost", 20),
+        _line("won@x.com", "deal_won", 40),
+        # only negative verdicts: negative, decided at the first one
+        _line("lost@x.com", "form_submitted", 0),
+        _line("lost@x.com", "disqualified", 5),
+        # open opportunity: no verdict yet, left out
+        _line("open@x.com", "form_submitted", 0),
+        _line("open@x.com", "opportunity_created", 5),
+        # no outcome, older than the maturity window: negative at first event + 90 days
+        _line("quiet@x.com", "form_submitted", 1),
+        # no outcome, too young: left out
+        _line("young@x.com", "form_submitted", 150),
+        # an outcome with nothing before it: left out
+        _line("imported@x.com", "deal_won", 30),
+        _line("imported@x.com", "email_opened", 31),
+        _line("end@x.com", "email_opened", 200),
+    ]
+    labelled = _labels(tmp_path, lines)
+    got = dict(zip(labelled.emails, zip(labelled.y, labelled.cuts, strict=True), strict=True))
+    assert got == {
+        "won@x.com": (1, T0 + timedelta(days=10)),
+        "lost@x.com": (0, T0 + timedelta(days=5)),
+        "quiet@x.com": (0, T0 + timedelta(days=91)),
+    }
+    assert labelled.excluded == {
+        EXCLUDED_PENDING: 1,
+        EXCLUDED_RECENT: 2,
+        EXCLUDED_NO_ACTIVITY: 1,
+    }
+
+
+def test_the_positive_outcome_and_the_maturity_window_are_options(tmp_path: Path) -> None:
+    lines = [
+        _line("open@x.com", "form_submitted", 0),
+        _line("open@x.com", "opportunity_created", 5),
+        _line("quiet@x.com", "form_submitted", 100),
+        _line("end@x.com", "email_opened", 200),
+    ]
+    labelled = _labels(tmp_path, lines, positive=(EventType.OPPORTUNITY_CREATED,), maturity_days=30)
+    assert dict(zip(labelled.emails, labelled.y, strict=True)) == {"open@x.com": 1, "quiet@x.com": 0}
+    with pytest.raises(CommandError, match="--positive must name outcome events"):
+        LabelOptions(positive=(EventType.EMAIL_OPENED,))
+    with pytest.raises(CommandError, match="--maturity-days"):
+        LabelOptions(maturity_days=0)
+
+
+def test_a_score_at_the_decision_moment_never_sees_later_events_or_outcomes(tmp_path: Path) -> None:
+    history = load_events(
+        _write(
+            tmp_path,
+            [
+                _line("a@x.com", "form_submitted", 0, attributes={"job_title": "VP Sales"}),
+                _line("a@x.com", "demo_requested", 1),
+                _line("a@x.com", "deal_won", 2),
+                _line("a@x.com", "demo_requested", 2),  # same moment as the outcome: not before it
+                _line("a@x.com", "form_submitted", 3, attributes={"job_title": "Intern"}),
+            ],
+        )
+    )
+    events = history.leads["a@x.com"]
+    cut = T0 + timedelta(days=2)
+    assert [e.event for e in before(events, cut)] == [EventType.FORM_SUBMITTED, EventType.DEMO_REQUESTED]
+    model = load_model("bundled:default")
+    state = replay(model, "a@x.com", events, cut)
+    assert state.attributes["job_title"] == "VP Sales"
+    assert state.counts["type:demo_requested"] == 1
+    assert "type:deal_won" not in state.counts
+    # the same state the runtime folds event by event
+    folded = engine.score(model, state, cut)
+    later = engine.score(
+        model, replay(model, "a@x.com", events, cut + timedelta(days=5)), cut + timedelta(days=5)
+    )
+    assert folded.total != later.total
