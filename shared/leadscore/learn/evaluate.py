@@ -154,7 +154,7 @@ def evaluate(model: ScoringModel, results: Sequence[ScoreResult], y: np.ndarray)
     probs = None if not model.calibration else np.array([r.probability for r in results], dtype=float)
     deciles = _deciles(scores, y, base_rate)
     report: dict[str, Any] = {
-        "model": {"name": model.name, "version": model.version, "learned": "mapping" in model.metadata},
+        "model": {"name": model.name, "version": model.version, "learned": "learned_by" in model.metadata},
         "leads": len(scores),
         "conversions": int(y.sum()),
         "base_rate": round(base_rate, 4),

@@ -181,3 +181,60 @@ def test_a_score_at_the_decision_moment_never_sees_later_events_or_outcomes(tmp_
         model, replay(model, "a@x.com", events, cut + timedelta(days=5)), cut + timedelta(days=5)
     )
     assert folded.total != later.total
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["calibrate", "--history", "h.jsonl", "--target", "y", "--out", "m.yaml"], "--target is for CSV"),
+        (["calibrate", "--out", "m.yaml"], "give an event history (--history FILE.jsonl) or a CSV file"),
+        (["calibrate", "h.csv", "--id-column", "id", "--out", "m.yaml"], "a CSV history needs --target"),
+        (["calibrate", "h.csv", "--history", "h.jsonl", "--out", "m.yaml"], "not both"),
+        (
+            [
+                "calibrate",
+                "h.csv",
+                "--target",
+                "y",
+                "--id-column",
+                "id",
+                "--positive",
+                "deal_won",
+                "--out",
+                "m.yaml",
+            ],
+            "--positive and --maturity-days are for event histories",
+        ),
+        (
+            ["backtest", "bundled:default", "--history", "h.jsonl", "--mapping", "m.yaml"],
+            "--mapping is for CSV",
+        ),
+    ],
+)
+def test_the_two_modes_refuse_each_others_options(
+    argv: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from leadscore.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "m.yaml").exists()
+
+
+def test_a_history_with_too_few_outcomes_is_refused_with_the_counts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from leadscore.cli import main
+
+    lines = [_line(f"l{i}@x.com", "form_submitted", i) for i in range(30)]
+    lines += [_line("l0@x.com", "deal_won", 40), _line("young@x.com", "email_opened", 200)]
+    path = _write(tmp_path, lines)
+    assert main(["calibrate", "--history", str(path), "--out", str(tmp_path / "m.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "1 positive and 29 negative leads" in err and "1 with no outcome yet" in err
+    assert not (tmp_path / "m.yaml").exists()
