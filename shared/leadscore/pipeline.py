@@ -364,18 +364,25 @@ def on_profile_change(
     svc = services(settings)
     model = svc.model
     new = profile_from_item(new_image, model.initial_stage)
-    if old_image:
-        old_seq = profile_from_item(old_image, model.initial_stage).stage_seq
-    else:  # a new lead; or a profile `migrate-lead-ids` copied, whose stage was announced already
-        old_seq = new.stage_seq if new_image.get(MIGRATED_FROM) else 0
+    old = profile_from_item(old_image, model.initial_stage) if old_image else None
+    if old is not None:
+        old_seq, old_outcome = old.stage_seq, old.outcome_event
+    elif new_image.get(MIGRATED_FROM):  # a profile `migrate-lead-ids` copied: announced already
+        old_seq, old_outcome = new.stage_seq, new.outcome_event
+    else:  # a new lead
+        old_seq, old_outcome = 0, None
     if new.stage_seq > old_seq and new.last_transition is not None:
         _announce(svc, model, new, lambda_context)
-    # The hot path: decide from the stream image alone and write only when the stage changes, and
-    # only if the item is still what the image shows (an image older than the item, say one from
-    # before a spam complaint was applied, must not promote the lead: its successor decides).
     # Never at a time before the one the item was last scored for: a decay run fired for a later
     # moment (a catch-up, or `local-fire --at`) must not be undone by scoring its result earlier.
     at = max(now or clock.now(), new.scored_at or datetime.min.replace(tzinfo=UTC))
+    if new.outcome_event is not None and new.outcome_event != old_outcome:
+        # This write applied an outcome event: announce it (once per event id, whoever calls).
+        svc.notifier.bind(lambda_context)
+        svc.notifier.announce_outcome(model, new, new.outcome_event, at)
+    # The hot path: decide from the stream image alone and write only when the stage changes, and
+    # only if the item is still what the image shows (an image older than the item, say one from
+    # before a spam complaint was applied, must not promote the lead: its successor decides).
     evaluation = lifecycle.evaluate(model, new, at, "threshold", review_horizon=None)
     if evaluation.transition is None:
         return None
