@@ -187,3 +187,19 @@ def test_the_model_names_the_topic_or_none(stack: Stack, announce_on: str | None
     # Then only the named topic hears of it
     heard = {name for name, queue in queues.items() if stack.messages(queue)}
     assert heard == topics
+
+
+def test_an_email_change_keeps_the_outcomes_of_both_addresses_on_the_one_lead(stack: Stack) -> None:
+    # Given sales' verdicts recorded under a person's old address and under their new one
+    old, new = "ines@old-globex.com", "ines@globex.com"
+    _outcome(stack, old, "opportunity_created", T0)
+    _outcome(stack, new, "deal_won", T0 + timedelta(days=3))
+    stack.settle()
+    # When the person's address changes from the old to the new one (the leads fold into one)
+    stack.post_generic({"email": new, "event": "email_changed", "previous_email": old})
+    stack.settle()
+    # Then the lead, asked for by either address, carries both verdicts, the latest first
+    for address in (old, new):
+        detail = leads.lead_detail(lead_id_for(address), _settings(stack, "LeadApiFunction"))
+        assert detail.last_outcome is not None and detail.last_outcome.outcome == "deal_won"
+        assert [o.outcome for o in detail.outcomes] == ["deal_won", "opportunity_created"]
