@@ -203,3 +203,37 @@ def test_an_email_change_keeps_the_outcomes_of_both_addresses_on_the_one_lead(st
         detail = leads.lead_detail(lead_id_for(address), _settings(stack, "LeadApiFunction"))
         assert detail.last_outcome is not None and detail.last_outcome.outcome == "deal_won"
         assert [o.outcome for o in detail.outcomes] == ["deal_won", "opportunity_created"]
+
+
+def test_an_outcome_whose_publish_failed_is_announced_once_by_the_sweeper(stack: Stack) -> None:
+    # Given the sales topic gone while a deal is won (every publish fails, the stream gives up)
+    sns = stack.session.client("sns")
+    arn = stack.physical.topics["SalesTopic"]
+    sns.delete_topic(TopicArn=arn)
+    email = "swept@globex.com"
+    _outcome(stack, email, "deal_won", T0)
+    stack.settle()
+    item = stack.profile(lead_id_for(email))
+    assert item is not None and item["outcome_pending"] == item["outcome_event"]["id"]
+    # When the topic is back and the decay job runs twice
+    assert sns.create_topic(Name=arn.rsplit(":", 1)[1])["TopicArn"] == arn
+    sales = stack.subscribe("SalesTopic")
+    first = stack.runner.fire_schedule("DecayScoresFunction", at=stack.clock.advance(timedelta(minutes=20)))
+    second = stack.runner.fire_schedule("DecayScoresFunction", at=stack.clock.advance(timedelta(hours=25)))
+    stack.settle()
+    # Then the outcome is announced once, and nothing is left pending
+    assert [(m["outcome"], m["outcome_id"]) for m in stack.messages(sales)] == [
+        ("deal_won", item["outcome_event"]["id"])
+    ]
+    assert (first["announced"], second["announced"]) == (1, 0)
+    assert "outcome_pending" not in (stack.profile(lead_id_for(email)) or {})
+
+
+def test_an_announced_outcome_leaves_nothing_pending(stack: Stack) -> None:
+    sales = stack.subscribe("SalesTopic")
+    _outcome(stack, "clean-outcome@globex.com", "deal_lost", T0)
+    stack.settle()
+    report = stack.runner.fire_schedule("DecayScoresFunction", at=stack.clock.advance(timedelta(minutes=20)))
+    assert len(stack.messages(sales)) == 1
+    assert report["announced"] == 0
+    assert "outcome_pending" not in (stack.profile(lead_id_for("clean-outcome@globex.com")) or {})

@@ -27,6 +27,7 @@ Item layout (attribute names), every part bounded whatever arrives:
   oc:<outcome type> "<time>#<event id>" of the latest outcome of that type (one per outcome type)
   outcome_event     {"id", "type", "at"} of the outcome event the last outcome write applied:
                     the profile stream's cue to announce it (`pipeline.on_profile_change`)
+  outcome_pending   the id of `outcome_event` until it is announced (the sweeper's work list)
   merged            set of lead ids folded into this lead (at most MAX_MERGED; see
                     `repository.identity`), `merged_overflow` once more were folded
   addresses         set of the lead's email addresses once it changed address (same bound)
@@ -91,6 +92,7 @@ ALIAS_OF = "alias_of"
 OUTCOME = "outcome"
 OUTCOME_TYPE_PREFIX = "oc:"
 OUTCOME_EVENT = "outcome_event"
+OUTCOME_PENDING = "outcome_pending"
 MERGED_AT = "merged_at"  # on an alias: when its state was folded into the lead it points to
 NOT_ALIAS = f"attribute_not_exists({ALIAS_OF})"
 # Merges point an address at a canonical lead; reversed arrivals can chain aliases, and following
@@ -230,6 +232,7 @@ class LeadProfile(BaseModel):
     last_outcome: OutcomeMark | None = None  # sales' latest verdict
     outcomes: dict[str, OutcomeMark] = Field(default_factory=dict)  # outcome type -> its latest
     outcome_event: OutcomeMark | None = None  # the outcome applied by the last outcome write
+    outcome_pending: str | None = None  # its event id until it is announced
 
 
 def attribute_history(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -308,6 +311,7 @@ def profile_from_item(item: Mapping[str, Any], initial_stage: str) -> LeadProfil
         last_outcome=last_outcome,
         outcomes=outcomes,
         outcome_event=outcome_event,
+        outcome_pending=data.get(OUTCOME_PENDING),
     )
 
 
@@ -490,10 +494,7 @@ class LeadProfiles:
         conditional update, idempotent), before its transaction. Either way the transaction names
         it in `outcome_event`, so the profile stream announces it once (`pipeline`)."""
         expr = self._additions(lead_id, event, effect, now)
-        expr.set(
-            OUTCOME_EVENT,
-            {"id": event.event_id, "type": event.event_type.value, "at": iso(event.occurred_at)},
-        )
+        self._applied_outcome(expr, event)
         latest = expr.set(OUTCOME, {"at": stamp, "v": event.event_type.value})
         expr.set(f"{OUTCOME_TYPE_PREFIX}{event.event_type.value}", stamp)
         guard = f"attribute_not_exists({latest}) OR {latest}.{expr.name('at')} <= {expr.value(stamp)}"
@@ -502,11 +503,18 @@ class LeadProfiles:
             return outcome  # applied, a duplicate, an alias or a tombstone
         self._set_if_newer(lead_id, f"{OUTCOME_TYPE_PREFIX}{event.event_type.value}", stamp)
         expr = self._additions(lead_id, event, effect, now)
+        self._applied_outcome(expr, event)
+        return self._transact(marker, lead_id, expr, None)
+
+    @staticmethod
+    def _applied_outcome(expr: Expression, event: LeadEvent) -> None:
+        """Name the outcome this write applies (for the stream) and keep it pending until announced
+        (for the sweeper, as a stage change is)."""
         expr.set(
             OUTCOME_EVENT,
             {"id": event.event_id, "type": event.event_type.value, "at": iso(event.occurred_at)},
         )
-        return self._transact(marker, lead_id, expr, None)
+        expr.set(OUTCOME_PENDING, event.event_id)
 
     def _set_if_newer(self, lead_id: str, name: str, stamp: str) -> None:
         expr = Expression()
@@ -733,6 +741,17 @@ class LeadProfiles:
             if not condition_failed(exc):  # failed: already cleared, or a newer transition pending
                 raise storage_error("clear the pending announcement", exc) from exc
 
+    def clear_outcome_pending(self, lead_id: str, event_id: str) -> None:
+        """The outcome was announced (or goes to no topic): take it off the sweeper's list."""
+        expr = Expression()
+        expr.remove(OUTCOME_PENDING)
+        condition = f"{expr.name(OUTCOME_PENDING)} = {expr.value(event_id)}"
+        try:
+            self._table.update_item(Key={"lead_id": lead_id}, **expr.kwargs(condition))
+        except ClientError as exc:
+            if not condition_failed(exc):  # failed: already cleared, or a newer outcome pending
+                raise storage_error("clear the pending outcome announcement", exc) from exc
+
     def postpone(self, lead_id: str, until: datetime) -> None:
         """Move a lead whose review failed to the back of the review index (no read, no guard)."""
         expr = Expression()
@@ -931,6 +950,7 @@ def worst_case_item(model: ScoringModel, retention_days: int = 400) -> dict[str,
         "type": max(OUTCOME_EVENT_TYPES, key=len).value,
         "at": LONGEST_STAMP[:27],
     }
+    item[OUTCOME_PENDING] = LONGEST_STAMP[28:]
     for outcome in OUTCOME_EVENT_TYPES:
         item[f"{OUTCOME_TYPE_PREFIX}{outcome}"] = LONGEST_STAMP
     return item
