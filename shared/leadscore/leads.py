@@ -55,6 +55,11 @@ class TransitionView(BaseModel):
     score: float
 
 
+class OutcomeView(BaseModel):
+    outcome: str = Field(description="opportunity_created, deal_won, deal_lost or disqualified")
+    at: datetime = Field(description="When it happened (the latest of its kind)")
+
+
 class EventView(BaseModel):
     event_id: str
     event_type: str
@@ -78,6 +83,12 @@ class LeadView(BaseModel):
     suppressed: bool
     contributions: list[ContributionView] = Field(description="Largest first; they add up to `total`")
     last_transition: TransitionView | None
+    last_outcome: OutcomeView | None = Field(
+        default=None, description="Sales' latest verdict on the lead; outcomes never change the score"
+    )
+    outcomes: list[OutcomeView] = Field(
+        default_factory=list, description="The latest time of each outcome the lead has had, newest first"
+    )
     scored_at: datetime
     model_version: str
 
@@ -186,8 +197,19 @@ def _view_fields(svc: Services, profile: LeadProfile, at: datetime) -> dict[str,
             )
         ],
         "last_transition": TransitionView.model_validate(transition.model_dump()) if transition else None,
+        **outcome_fields(profile),
         "scored_at": result.at,
         "model_version": result.model_version,
+    }
+
+
+def outcome_fields(profile: LeadProfile) -> dict[str, Any]:
+    """`last_outcome` and `outcomes` of a lead view (the export of a lead shows the same)."""
+    latest = profile.last_outcome
+    marks = sorted(profile.outcomes.values(), key=lambda m: (m.at, m.outcome), reverse=True)
+    return {
+        "last_outcome": OutcomeView(outcome=latest.outcome, at=latest.at) if latest else None,
+        "outcomes": [OutcomeView(outcome=m.outcome, at=m.at) for m in marks],
     }
 
 

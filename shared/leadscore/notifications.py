@@ -28,12 +28,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from leadscore.config import Settings
 from leadscore.lifecycle import announcement_topic
 from leadscore.repository import LeadProfile
+from leadscore.repository.profiles import OutcomeMark
 from leadscore.scoring import engine
 from leadscore.scoring.model import ScoringModel
 
 logger = Logger(child=True)
 SCHEMA_PATH = Path(__file__).parent / "contracts" / "stage_changed.v1.schema.json"
 ANNOUNCEMENT_KEY_PREFIX = "leadscore.stage_changed"
+OUTCOME_SCHEMA_PATH = Path(__file__).parent / "contracts" / "lead_outcome.v1.schema.json"
+OUTCOME_KEY_PREFIX = "leadscore.lead_outcome"
+IDEMPOTENCY_SECONDS = 7 * 86_400
 PUBLIC_ATTRIBUTES = ("first_name", "last_name", "job_title", "company", "company_size", "industry", "country")
 
 
@@ -72,6 +76,26 @@ class StageChanged(BaseModel):
     score: ScoreSummary
     top_reasons: list[Reason] = Field(max_length=5, description="Largest contributions first")
     attributes: dict[str, str | int | float | bool]
+    suppressed: bool = Field(description="Unsubscribed, complained or hard-bounced")
+    model_version: str
+
+
+class LeadOutcome(BaseModel):
+    """Published once per outcome event on the topic the model names (`outcomes.announce_on`):
+    sales' verdict next to marketing's score (contract v1)."""
+
+    model_config = ConfigDict(title="leadscore.lead_outcome v1")
+
+    schema_: Literal["leadscore.lead_outcome"] = Field(default="leadscore.lead_outcome", alias="schema")
+    version: Literal[1] = 1
+    outcome_id: str = Field(description="The outcome event's id, unique: subscribers can de-duplicate on it")
+    outcome: Literal["opportunity_created", "deal_won", "deal_lost", "disqualified"]
+    occurred_at: datetime = Field(description="When the outcome happened, as its source said")
+    lead_id: str
+    email: str
+    stage: str = Field(description="The lead's lifecycle stage when the outcome was recorded")
+    score: ScoreSummary = Field(description="The lead's score at `scored_at` (outcomes never change it)")
+    scored_at: datetime
     suppressed: bool = Field(description="Unsubscribed, complained or hard-bounced")
     model_version: str
 
@@ -115,9 +139,54 @@ def message_for(model: ScoringModel, profile: LeadProfile) -> StageChanged:
     )
 
 
+def _summary(result: engine.ScoreResult) -> ScoreSummary:
+    return ScoreSummary(
+        total=round(result.total, 2),
+        fit=round(result.fit, 2),
+        engagement=round(result.engagement, 2),
+        negative=round(result.negative, 2),
+        grade=result.grade,
+        probability=None if result.probability is None else round(result.probability, 4),
+    )
+
+
+def outcome_message(
+    model: ScoringModel, profile: LeadProfile, outcome: OutcomeMark, at: datetime
+) -> LeadOutcome:
+    """The message announcing `outcome` of the lead, with its score at `at`."""
+    result = engine.score(model, profile.state, at)
+    return LeadOutcome(
+        outcome_id=outcome.event_id,
+        outcome=outcome.outcome.value,
+        occurred_at=outcome.at,
+        lead_id=profile.lead_id,
+        email=profile.state.email,
+        stage=profile.stage,
+        score=_summary(result),
+        scored_at=result.at,
+        suppressed=result.suppressed,
+        model_version=model.version,
+    )
+
+
+def outcome_attributes(message: LeadOutcome) -> dict[str, dict[str, str]]:
+    """SNS message attributes of an outcome, for filter policies (`schema` tells it from a stage
+    change on the same topic)."""
+    values = {
+        "schema": message.schema_,
+        "outcome": message.outcome,
+        "stage": message.stage,
+        "grade": message.score.grade,
+        "score_band": score_band(message.score.total),
+        "model_version": message.model_version,
+    }
+    return {k: {"DataType": "String", "StringValue": v} for k, v in values.items()}
+
+
 def message_attributes(message: StageChanged) -> dict[str, dict[str, str]]:
     """SNS message attributes for subscribers' filter policies."""
     values = {
+        "schema": message.schema_,
         "stage": message.to_stage,
         "previous_stage": message.from_stage,
         "direction": message.direction,
@@ -142,7 +211,7 @@ class Notifier:
         if persistence is None and settings.idempotency_table:
             persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
         self._config = config = IdempotencyConfig(
-            event_key_jmespath="transition_id", expires_after_seconds=7 * 86_400
+            event_key_jmespath="transition_id", expires_after_seconds=IDEMPOTENCY_SECONDS
         )
         self._publish_once = (
             idempotent_function(
@@ -154,11 +223,56 @@ class Notifier:
             if persistence is not None
             else self._publish
         )
+        # Outcomes: one record per outcome event id, under their own prefix.
+        self._outcome_config = outcome_config = IdempotencyConfig(
+            event_key_jmespath="outcome_id", expires_after_seconds=IDEMPOTENCY_SECONDS
+        )
+        self._publish_outcome_once = (
+            idempotent_function(
+                data_keyword_argument="envelope",
+                persistence_store=persistence,
+                config=outcome_config,
+                key_prefix=OUTCOME_KEY_PREFIX,
+            )(self._publish_outcome)
+            if persistence is not None
+            else self._publish_outcome
+        )
 
     def bind(self, lambda_context: Any) -> None:
         """Let idempotency records expire with the invocation that writes them."""
         if lambda_context is not None:
             self._config.register_lambda_context(lambda_context)
+            self._outcome_config.register_lambda_context(lambda_context)
+
+    def announce_outcome(
+        self, model: ScoringModel, profile: LeadProfile, outcome: OutcomeMark, at: datetime
+    ) -> str | None:
+        """Publish one outcome of the lead, once per outcome event, to the topic the model names;
+        returns the SNS message id, or None when the model announces no outcomes."""
+        topic = model.outcomes.announce_on
+        if topic is None:
+            return None
+        message = outcome_message(model, profile, outcome, at)
+        envelope = {
+            "outcome_id": message.outcome_id,
+            "topic_arn": self._settings.topic_arn(topic),
+            "body": message.model_dump_json(by_alias=True),
+        }
+        result = self._publish_outcome_once(envelope=envelope)
+        return str(result["message_id"])
+
+    def _publish_outcome(self, envelope: dict[str, Any]) -> dict[str, str]:
+        message = LeadOutcome.model_validate_json(envelope["body"])
+        response = self._sns.publish(
+            TopicArn=envelope["topic_arn"],
+            Message=envelope["body"],
+            MessageAttributes=outcome_attributes(message),
+        )
+        logger.info(
+            "lead outcome published",
+            extra={"outcome_id": envelope["outcome_id"], "topic": envelope["topic_arn"]},
+        )
+        return {"message_id": response["MessageId"]}
 
     def announce(self, model: ScoringModel, profile: LeadProfile) -> str | None:
         """Publish the profile's last transition to the topic the model names; returns the SNS
@@ -200,5 +314,19 @@ def announcement_record_key(transition_id: str) -> str:
     return f"{ANNOUNCEMENT_KEY_PREFIX}#{digest.hexdigest()}"
 
 
+def outcome_record_key(outcome_id: str) -> str:
+    """The id of the Powertools idempotency record of one outcome's announcement."""
+    digest = hashlib.md5(json.dumps(outcome_id, sort_keys=True).encode(), usedforsecurity=False)
+    return f"{OUTCOME_KEY_PREFIX}#{digest.hexdigest()}"
+
+
+def outcome_contract_schema() -> dict[str, Any]:
+    return LeadOutcome.model_json_schema(by_alias=True)
+
+
 def write_schema(path: Path = SCHEMA_PATH) -> None:
     path.write_text(json.dumps(contract_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def write_outcome_schema(path: Path = OUTCOME_SCHEMA_PATH) -> None:
+    path.write_text(json.dumps(outcome_contract_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8")

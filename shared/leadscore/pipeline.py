@@ -364,18 +364,23 @@ def on_profile_change(
     svc = services(settings)
     model = svc.model
     new = profile_from_item(new_image, model.initial_stage)
-    if old_image:
-        old_seq = profile_from_item(old_image, model.initial_stage).stage_seq
-    else:  # a new lead; or a profile `migrate-lead-ids` copied, whose stage was announced already
-        old_seq = new.stage_seq if new_image.get(MIGRATED_FROM) else 0
+    old = profile_from_item(old_image, model.initial_stage) if old_image else None
+    if old is not None:
+        old_seq, old_outcome = old.stage_seq, old.outcome_event
+    elif new_image.get(MIGRATED_FROM):  # a profile `migrate-lead-ids` copied: announced already
+        old_seq, old_outcome = new.stage_seq, new.outcome_event
+    else:  # a new lead
+        old_seq, old_outcome = 0, None
     if new.stage_seq > old_seq and new.last_transition is not None:
         _announce(svc, model, new, lambda_context)
-    # The hot path: decide from the stream image alone and write only when the stage changes, and
-    # only if the item is still what the image shows (an image older than the item, say one from
-    # before a spam complaint was applied, must not promote the lead: its successor decides).
     # Never at a time before the one the item was last scored for: a decay run fired for a later
     # moment (a catch-up, or `local-fire --at`) must not be undone by scoring its result earlier.
     at = max(now or clock.now(), new.scored_at or datetime.min.replace(tzinfo=UTC))
+    if new.outcome_event is not None and new.outcome_event != old_outcome:
+        _announce_outcome(svc, model, new, at, lambda_context)  # this write applied an outcome
+    # The hot path: decide from the stream image alone and write only when the stage changes, and
+    # only if the item is still what the image shows (an image older than the item, say one from
+    # before a spam complaint was applied, must not promote the lead: its successor decides).
     evaluation = lifecycle.evaluate(model, new, at, "threshold", review_horizon=None)
     if evaluation.transition is None:
         return None
@@ -394,11 +399,24 @@ def _announce(svc: Services, model: ScoringModel, profile: LeadProfile, lambda_c
         svc.profiles.clear_pending(profile.lead_id, transition.id)
 
 
+def _announce_outcome(
+    svc: Services, model: ScoringModel, profile: LeadProfile, at: datetime, context: Any
+) -> None:
+    """Publish the outcome the profile's last outcome write applied (once per event id, whoever
+    calls), then take it off the sweeper's list."""
+    outcome = profile.outcome_event
+    assert outcome is not None
+    svc.notifier.bind(context)
+    svc.notifier.announce_outcome(model, profile, outcome, at)
+    if profile.outcome_pending == outcome.event_id:
+        svc.profiles.clear_outcome_pending(profile.lead_id, outcome.event_id)
+
+
 class DecayReport(BaseModel):
     reviewed: int = 0
     updated: int = 0
     transitions: int = 0
-    announced: int = 0  # pending announcements the stream had not published (the sweeper)
+    announced: int = 0  # pending announcements (stage changes, outcomes) the stream had not published
     skipped_busy: int = 0
     failed: int = 0
     finished: bool = True
@@ -468,6 +486,10 @@ def _review(
     transition = profile.last_transition
     if profile.announce_pending and transition is not None and profile.announce_pending == transition.id:
         _announce(svc, model, profile, context)
+        report.announced += 1
+    outcome = profile.outcome_event
+    if outcome is not None and profile.outcome_pending == outcome.event_id:
+        _announce_outcome(svc, model, profile, moment, context)
         report.announced += 1
     evaluation = lifecycle.evaluate(
         model, profile, moment, "decay", timedelta(hours=settings.review_horizon_hours)

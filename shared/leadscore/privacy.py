@@ -25,7 +25,7 @@ from leadscore import clock
 from leadscore.config import ConfigurationError, Settings
 from leadscore.errors import InvalidRequest, NotFound, StorageUnavailable
 from leadscore.keys import LeadKeys
-from leadscore.leads import LEAD_ID
+from leadscore.leads import LEAD_ID, OutcomeView, outcome_fields
 from leadscore.model_store import load_model
 from leadscore.repository import from_dynamo, iso, parse_iso, profile_from_item
 from leadscore.repository.personal import ErasureCounts, PersonalRecords
@@ -54,6 +54,10 @@ class LeadExport(BaseModel):
     score: dict[str, Any] | None = Field(description="The score computed now from the stored state")
     stage_history: list[dict[str, Any]] = Field(
         description="Recent transitions, oldest first; the last one whole"
+    )
+    last_outcome: OutcomeView | None = Field(default=None, description="Sales' latest verdict on the lead")
+    outcomes: list[OutcomeView] = Field(
+        default_factory=list, description="The latest time of each outcome the lead has had, newest first"
     )
     events: list[dict[str, Any]] = Field(description="Every ledger item of the lead and its merged leads")
     merged_leads: list[str]
@@ -118,6 +122,7 @@ def export_lead(lead_id: str, settings: Settings, now: datetime | None = None) -
         profile=_plain(profile) if profile else None,
         score=_score(profile, settings, at),
         stage_history=_stage_history(profile or {}),
+        **_outcomes(profile),
         events=[_plain(item) for item in stored.ledger],
         merged_leads=stored.merged,
         aliases=[_plain(item) for item in stored.aliases],
@@ -150,6 +155,12 @@ def _score(profile: Mapping[str, Any] | None, settings: Settings, at: datetime) 
             for c in result.contributions
         ],
     }
+
+
+def _outcomes(profile: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not profile or is_tombstone(profile) or profile.get("alias_of"):
+        return {}
+    return outcome_fields(profile_from_item(profile, ""))
 
 
 def _stage_history(profile: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -138,6 +138,13 @@ def test_an_email_change_in_hubspot_keeps_one_lead(stack: Stack) -> None:
 
 class _FakeCrm(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.path.startswith("/crm/v4/objects/deals/7001/associations/contacts?"):
+            body = json.dumps({"results": [{"toObjectId": 4303, "associationTypes": []}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+            return
         known = self.path.startswith("/crm/v3/objects/contacts/4303?")
         body = json.dumps({"id": "4303", "properties": {"email": "ola@northwind.example"}}).encode()
         self.send_response(200 if known else 404)
@@ -158,15 +165,20 @@ def crm_url() -> Iterator[str]:
     server.server_close()
 
 
-@pytest.mark.loopback
-def test_with_a_private_app_token_unknown_contacts_are_looked_up(stack: Stack, crm_url: str) -> None:
-    # Given a deployment whose hubspot entry has a private-app token (CRM API: a fake on 127.0.0.1)
+def _use_token(stack: Stack, crm_url: str) -> None:
+    """The deployment's hubspot entry gets a private-app token (CRM API: a fake on 127.0.0.1)."""
     secrets = stack.session.client("secretsmanager")
     name = stack.physical.secrets["WebhookSecret"]
     document = json.loads(secrets.get_secret_value(SecretId=name)["SecretString"])
     document["hubspot"] |= {"private_app_token": "pat-test", "api_base_url": crm_url, "portal_id": 62515}
     secrets.put_secret_value(SecretId=name, SecretString=json.dumps(document))
     parameters.clear_caches()
+
+
+@pytest.mark.loopback
+def test_with_a_private_app_token_unknown_contacts_are_looked_up(stack: Stack, crm_url: str) -> None:
+    # Given a deployment whose hubspot entry has a private-app token (CRM API: a fake on 127.0.0.1)
+    _use_token(stack, crm_url)
     # When a batch names a contact the CRM knows and one it does not
     batch = [_notification(91, 4303, "contact.creation"), _notification(92, 4304, "contact.creation")]
     status, answer = _post(stack, json.dumps(batch).encode())
@@ -207,3 +219,34 @@ def test_after_erasure_no_contact_event_names_the_person_until_a_form_brings_the
     # But a form submission is an opt-in: the contact is linked again
     assert _post(stack, _workflow(5101, email, "conv-5101-b"))[0] == 202
     assert [i["sk"] for i in naming()] == ["link"]
+
+
+def _won(event_id: int, deal: int) -> dict[str, Any]:
+    return _notification(
+        event_id, deal, "deal.propertyChange", propertyName="dealstage", propertyValue="closedwon"
+    )
+
+
+@pytest.mark.loopback
+def test_a_won_deal_is_recorded_once_for_its_contact_and_announced_on_sales(
+    stack: Stack, crm_url: str
+) -> None:
+    # Given a token, and deal 7001 whose contact (4303) the CRM knows
+    _use_token(stack, crm_url)
+    sales = stack.subscribe("SalesTopic", {"schema": ["leadscore.lead_outcome"]})
+    # When HubSpot reports the deal won, twice (a retry)
+    first = _post(stack, json.dumps([_won(7101, 7001)]).encode())
+    again = _post(stack, json.dumps([_won(7101, 7001)]).encode())
+    stack.settle()
+    # Then one deal_won is recorded for the contact's email, and announced once
+    assert (first[0], first[1]["accepted"], again[1]["accepted"]) == (202, 1, 0)
+    [item] = _hubspot_items(stack)
+    assert (item["event_type"], item["email"]) == ("deal_won", "ola@northwind.example")
+    assert [m["outcome"] for m in stack.messages(sales)] == ["deal_won"]
+
+
+def test_without_a_token_a_won_deal_is_acknowledged_with_the_reason(stack: Stack) -> None:
+    status, answer = _post(stack, json.dumps([_won(7201, 7001)]).encode())
+    assert (status, answer["accepted"]) == (200, 0)
+    assert "private_app_token" in str(answer["note"])
+    assert _hubspot_items(stack) == []

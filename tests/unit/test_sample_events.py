@@ -4,6 +4,7 @@ parser model of its trigger (so `sam local invoke -e` and the tests use realisti
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,10 @@ from aws_lambda_powertools.utilities.parser.models import (
 )
 from pydantic import BaseModel
 
+from leadscore.adapters import get_adapter, read_delivery
+from leadscore.adapters.base import Delivery, WebhookRequest
+from leadscore.domain import EventType
+from leadscore.local import signing
 from leadscore.local.glue import repo_root
 from leadscore.rescore import RescoreCommand, WorkItem
 
@@ -111,3 +116,34 @@ def test_rescore_work_item_sample_carries_a_work_item() -> None:
     item = WorkItem.model_validate_json(record.body)
 
     assert (item.segment, item.page) == (3, 2)
+
+
+# --- outcome samples (issue 10): signed as `leadscore sign` signs them, read through the gate -------
+OUTCOME_SAMPLES = {"generic": "generic/deal_won.json", "hubspot": "hubspot/deal_stage_batch.json"}
+
+
+def _signed_sample(provider: str) -> Delivery:
+    secret = json.loads((EVENTS / "local" / "secrets.json").read_text(encoding="utf-8"))[provider]
+    body = (EVENTS / "providers" / OUTCOME_SAMPLES[provider]).read_bytes()
+    now = datetime.now(UTC)
+    signed = signing.sign(provider, body, secret, signing.SignContext(timestamp=int(now.timestamp())))
+    request = WebhookRequest(
+        provider=provider,
+        body=signed.body,
+        headers={k.lower(): v for k, v in signed.headers.items()},
+        received_at=now,
+        method="POST",
+        path=f"/v1/forms/{provider}",
+    )
+    return read_delivery(get_adapter(provider, "form"), request, secret)
+
+
+def test_the_generic_outcome_sample_is_a_signed_deal_won() -> None:
+    [event] = _signed_sample("generic").events
+    assert (event.event_type, event.email) == (EventType.DEAL_WON, "ann.lee@northwind-analytics.example")
+
+
+def test_the_hubspot_deal_sample_is_a_signed_batch_acknowledged_without_a_token() -> None:
+    delivery = _signed_sample("hubspot")
+    assert (delivery.events, delivery.pending) == ([], [])
+    assert delivery.note is not None and "private_app_token" in delivery.note

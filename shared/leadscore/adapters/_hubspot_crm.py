@@ -7,6 +7,11 @@ none), 404 -> None (deleted, merged away, or another portal's id), anything else
 timeout, 429, 5xx, 401/403 of a revoked token, garbage) -> `VerifierUnavailable` (503), so the
 delivery is retried later instead of being scored against a guess or dropped.
 
+Deals (`contacts_of_deal`): `GET {api_base_url}/crm/v4/objects/deals/{id}/associations/contacts
+?limit=100[&after=...]` (the v4 associations API: `{"results": [{"toObjectId": 3751, ...}],
+"paging": {"next": {"after": "..."}}}`), at most MAX_DEAL_CONTACTS contacts (MAX_PAGES pages);
+404 -> no contacts (the deal was deleted), other failures as above (503, retried).
+
 The HTTP call goes through a `Transport` (like `leadscore.antispam`'s CAPTCHA check), so unit tests
 pass a fake one and integration tests point `api_base_url` at a fake HubSpot on 127.0.0.1.
 """
@@ -19,6 +24,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from leadscore.domain import normalize_email
@@ -27,6 +33,8 @@ from leadscore.errors import VerifierUnavailable
 DEFAULT_API_BASE_URL = "https://api.hubapi.com"
 TIMEOUT_SECONDS = 5.0
 MAX_ANSWER_BYTES = 262_144
+MAX_DEAL_CONTACTS = 100  # a deal's buying committee, not a mailing list
+MAX_PAGES = 5
 
 # (url, headers, timeout) -> (status, body); raises OSError / HTTPException when there is no answer.
 Transport = Callable[[str, dict[str, str], float], tuple[int, bytes]]
@@ -63,10 +71,8 @@ class ContactLookup:
     transport: Transport = urllib_transport
     timeout_seconds: float = TIMEOUT_SECONDS
 
-    def email_of(self, contact_id: str) -> str | None:
-        if not contact_id.isascii() or not contact_id.isdigit():
-            return None  # HubSpot contact ids are numbers: nothing else can name a contact
-        url = f"{self.api_base_url}/crm/v3/objects/contacts/{quote(contact_id)}?properties=email"
+    def _get(self, url: str, what: str, scope: str) -> Any:
+        """The JSON answer of one GET; None for a 404; VerifierUnavailable (503) for the rest."""
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
         try:
             status, body = self.transport(url, headers, self.timeout_seconds)
@@ -76,18 +82,50 @@ class ContactLookup:
             return None
         if status != 200 or len(body) > MAX_ANSWER_BYTES:
             raise VerifierUnavailable(
-                f"the HubSpot CRM API answered {status} to a contact lookup"
-                + (
-                    " (check the private app token and its crm.objects.contacts.read scope)"
-                    if status in (401, 403)
-                    else ""
-                )
+                f"the HubSpot CRM API answered {status} to a {what}"
+                + (f" (check the private app token and its {scope} scope)" if status in (401, 403) else "")
                 + "; please retry"
             )
         try:
-            answer = json.loads(body)
+            return json.loads(body)
+        except ValueError:
+            raise VerifierUnavailable("the HubSpot CRM API gave no valid answer; please retry") from None
+
+    def contacts_of_deal(self, deal_id: str) -> list[str]:
+        """The ids of the contacts associated with a deal (at most MAX_DEAL_CONTACTS), in the
+        order HubSpot lists them; [] for a deal that no longer exists."""
+        if not deal_id.isascii() or not deal_id.isdigit():
+            return []
+        contacts: list[str] = []
+        after: str | None = None
+        for _ in range(MAX_PAGES):
+            query = "limit=100" + (f"&after={quote(after)}" if after else "")
+            url = f"{self.api_base_url}/crm/v4/objects/deals/{quote(deal_id)}/associations/contacts?{query}"
+            answer = self._get(url, "deal's contacts lookup", "crm.objects.deals.read")
+            if answer is None:
+                return contacts
+            if not isinstance(answer, dict) or not isinstance(answer.get("results"), list):
+                raise VerifierUnavailable("the HubSpot CRM API gave no valid answer; please retry")
+            for result in answer["results"]:
+                contact = str(result.get("toObjectId", "")) if isinstance(result, dict) else ""
+                if contact.isascii() and contact.isdigit() and contact not in contacts:
+                    contacts.append(contact)
+            after_value = ((answer.get("paging") or {}).get("next") or {}).get("after")
+            if len(contacts) >= MAX_DEAL_CONTACTS or not after_value:
+                break
+            after = str(after_value)[:200]
+        return contacts[:MAX_DEAL_CONTACTS]
+
+    def email_of(self, contact_id: str) -> str | None:
+        if not contact_id.isascii() or not contact_id.isdigit():
+            return None  # HubSpot contact ids are numbers: nothing else can name a contact
+        url = f"{self.api_base_url}/crm/v3/objects/contacts/{quote(contact_id)}?properties=email"
+        answer = self._get(url, "contact lookup", "crm.objects.contacts.read")
+        if answer is None:
+            return None
+        try:
             email = answer.get("properties", {}).get("email") if isinstance(answer, dict) else None
-        except (ValueError, AttributeError):
+        except AttributeError:
             raise VerifierUnavailable("the HubSpot CRM API gave no valid answer; please retry") from None
         if not isinstance(email, str) or not email.strip():
             return None

@@ -33,12 +33,25 @@ Event mapping:
   profile_updated with that attribute. The generic `object.*` notifications of contacts (objectTypeId
   0-1) are read the same way. Deletions, privacy deletions, merges, restores, association changes,
   other objects (companies, deals...) and unmapped properties are acknowledged and recorded
-  nothing (`note` says which): they are CRM housekeeping, not lead activity. Events of a batch
+  nothing (`note` says which): they are CRM housekeeping, not lead activity. Deals are sales'
+  verdicts (below). Events of a batch
   whose objectId the same batch links to an email are recorded directly. One unreadable
   notification is skipped (counted in the note), not allowed to block the others.
 
+Deals (outcomes; `deal.*` or `object.*` with objectTypeId 0-3): `deal.creation` ->
+opportunity_created; `deal.propertyChange` of `dealstage` -> the outcome its new stage id maps to:
+HubSpot's default pipeline `closedwon` -> deal_won, `closedlost` -> deal_lost, extended (or
+overridden) by the secret's `deal_stages` ({"<stage id>": "deal_won" | "deal_lost" |
+"disqualified" | "opportunity_created"}); other stages record nothing. A notification names only
+the deal, so its contacts come from the CRM API (`private_app_token`: the deal's associated
+contacts, then each contact's email through the resolver or the identity map): one event per
+(deal notification, contact), parked like a contact event while the contact has no known email.
+Without a token (or for another portal than `portal_id`), deal notifications are acknowledged and
+the note says why nothing was recorded.
+
 Dedup keys: `conversion-id`, else portal + form id + timestamp, else the body hash (workflow);
-portal + `eventId` (Webhooks API; `attemptNumber` is not part of it, so retries collapse).
+portal + `eventId` (Webhooks API; `attemptNumber` is not part of it, so retries collapse), + the
+contact id for a deal's outcome.
 
 Retry behaviour: the Webhooks API retries any 4xx or 5xx (and timeouts over 5 s) up to 10 times
 over 24 hours; workflows retry 5xx and 429 for up to three days and stop on other 4xx. So refusals
@@ -49,7 +62,8 @@ those deliveries; workflows give up on it) and 5xx (could not record) is retried
 Secret (the `hubspot` entry): `{"client_secret": "...", "accept_versions": ["v3"],
 "public_urls": ["https://hooks.acme.com"], "forms": {"<form-guid>": "demo_requested"},
 "event_type": "form_submitted", "properties": {"hs_persona": "persona"},
-"private_app_token": "pat-...", "api_base_url": "https://api.hubapi.com", "portal_id": 62515}`;
+"private_app_token": "pat-...", "api_base_url": "https://api.hubapi.com", "portal_id": 62515,
+"deal_stages": {"contractsigned": "deal_won", "unqualified": "disqualified"}}`;
 all but `client_secret` optional. With `private_app_token`, `resolver` looks unknown contact ids up
 in the CRM API (`leadscore.adapters._hubspot_crm`); `portal_id` restricts it to the token's portal.
 """
@@ -63,7 +77,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from leadscore.adapters._common import (
     DEFAULT_TOLERANCE_SECONDS,
@@ -76,10 +90,17 @@ from leadscore.adapters._common import (
     validate_payload,
 )
 from leadscore.adapters._fields import FormEventType, build_attributes
-from leadscore.adapters._hubspot_crm import DEFAULT_API_BASE_URL, ContactLookup, safe_api_base_url
+from leadscore.adapters._hubspot_crm import (
+    DEFAULT_API_BASE_URL,
+    ContactLookup,
+    Transport,
+    safe_api_base_url,
+    urllib_transport,
+)
 from leadscore.adapters.base import Adapter, Channel, Delivery, Ports, RetryRules, WebhookRequest
 from leadscore.domain import (
     FORM_EVENT_TYPES,
+    OUTCOME_EVENT_TYPES,
     EventType,
     ExternalId,
     IdentityLink,
@@ -134,6 +155,25 @@ PROPERTY_ATTRIBUTES: dict[str, str] = {
     **{f"utm_{part}": f"utm_{part}" for part in ("source", "medium", "campaign", "term", "content")},
 }
 CONTACT_OBJECT_TYPE = "0-1"
+DEAL_OBJECT_TYPE = "0-3"
+# HubSpot's default sales pipeline: its closed stages' internal ids.
+DEFAULT_DEAL_STAGES: dict[str, EventType] = {
+    "closedwon": EventType.DEAL_WON,
+    "closedlost": EventType.DEAL_LOST,
+}
+NO_TOKEN_NOTE = (
+    "deal outcomes need the deal's contacts from the CRM API: set private_app_token (scopes "
+    "crm.objects.deals.read, crm.objects.contacts.read) in the hubspot secret"
+)
+
+
+def _outcome_type(value: EventType) -> EventType:
+    if value not in OUTCOME_EVENT_TYPES:
+        raise ValueError(f"must be an outcome: {', '.join(sorted(OUTCOME_EVENT_TYPES))}")
+    return value
+
+
+OutcomeType = Annotated[EventType, AfterValidator(_outcome_type)]
 SignatureVersion = Literal["v1", "v2", "v3"]
 
 
@@ -154,6 +194,7 @@ class HubSpotSecret(BaseModel):
     private_app_token: str | None = Field(default=None, min_length=1)
     api_base_url: str = DEFAULT_API_BASE_URL
     portal_id: int | None = None
+    deal_stages: dict[str, OutcomeType] = Field(default_factory=dict)
     tolerance_seconds: int = Field(default=DEFAULT_TOLERANCE_SECONDS, ge=1)  # the pipeline passes its own
 
     @field_validator("public_urls")
@@ -169,6 +210,9 @@ class HubSpotSecret(BaseModel):
     @classmethod
     def _api_base_url(cls, value: str) -> str:
         return safe_api_base_url(value)
+
+    def outcome_of_stage(self, stage: object) -> EventType | None:
+        return {**DEFAULT_DEAL_STAGES, **self.deal_stages}.get(str(stage).strip())
 
     def attribute_of(self) -> dict[str, str]:
         custom = {prop: to_snake(name) for prop, name in self.properties.items() if to_snake(name) != "email"}
@@ -335,8 +379,12 @@ class HubSpotAdapter:
     channel: Channel = "form"
     needs_secret: bool = True
     queue_only: bool = False
-    event_types: frozenset[EventType] = FORM_EVENT_TYPES | {EventType.PROFILE_UPDATED}
+    # Forms, CRM property changes (no points) and deals' outcomes (sales' verdicts, signed by HubSpot)
+    event_types: frozenset[EventType] = FORM_EVENT_TYPES | {EventType.PROFILE_UPDATED} | OUTCOME_EVENT_TYPES
     retry: RetryRules = RetryRules(acknowledge_refusals=True)
+
+    def __init__(self, crm_transport: Transport = urllib_transport) -> None:
+        self.crm_transport = crm_transport  # how deals' contacts are looked up (faked in unit tests)
 
     def read(self, request: WebhookRequest, secret: Mapping[str, Any], ports: Ports) -> Delivery:
         config = load_secret(HubSpotSecret, secret, self.name)
@@ -344,7 +392,16 @@ class HubSpotAdapter:
         require_content_type(request, "application/json")
         data = parse_json(request.body)
         if isinstance(data, list):
-            return self._batch(data, config)
+            lookup = (
+                ContactLookup(
+                    token=config.private_app_token,
+                    api_base_url=config.api_base_url,
+                    transport=self.crm_transport,
+                )
+                if config.private_app_token is not None
+                else None
+            )
+            return self._batch(data, config, lookup)
         if isinstance(data, dict):
             return self._workflow(data, request, config)
         raise MalformedPayload("body must be a JSON array (Webhooks API) or object (workflow webhook)")
@@ -366,7 +423,9 @@ class HubSpotAdapter:
         return email_of
 
     # --- Webhooks API -----------------------------------------------------------------------------
-    def _batch(self, items: list[Any], config: HubSpotSecret) -> Delivery:
+    def _batch(
+        self, items: list[Any], config: HubSpotSecret, lookup: ContactLookup | None = None
+    ) -> Delivery:
         if not items:
             return Delivery(note="empty notification batch")
         if len(items) > MAX_NOTIFICATIONS:
@@ -377,7 +436,9 @@ class HubSpotAdapter:
         pending: list[PendingEvent] = []
         links: dict[tuple[ExternalId, str], datetime] = {}
         ignored: dict[str, int] = {}
+        reasons: set[str] = set()
         unreadable = 0
+        deals = _DealContacts(lookup)
         for item in items:
             try:
                 note = Notification.model_validate(item)
@@ -386,6 +447,13 @@ class HubSpotAdapter:
                 unreadable += 1
                 continue
             object_kind, _, change = note.subscription_type.partition(".")
+            if object_kind == "deal" or (object_kind == "object" and note.object_type_id == DEAL_OBJECT_TYPE):
+                outcomes, reason = self._deal(note, change, occurred_at, config, deals)
+                pending.extend(outcomes)
+                if reason is not None:
+                    ignored[reason] = ignored.get(reason, 0) + 1
+                    reasons |= {NO_TOKEN_NOTE} if reason.endswith("(no private_app_token)") else set()
+                continue
             is_contact = object_kind == "contact" or (
                 object_kind == "object" and note.object_type_id == CONTACT_OBJECT_TYPE
             )
@@ -432,8 +500,46 @@ class HubSpotAdapter:
                 IdentityLink(external=external, email=email, occurred_at=at)
                 for (external, email), at in ordered
             ],
-            note=_batch_note(ignored, unreadable),
+            note=_batch_note(ignored, unreadable, reasons),
         )
+
+    def _deal(
+        self,
+        note: Notification,
+        change: str,
+        occurred_at: datetime,
+        config: HubSpotSecret,
+        deals: _DealContacts,
+    ) -> tuple[list[PendingEvent], str | None]:
+        """A deal notification's outcome events, one per contact of the deal, or why there are none."""
+        label = (note.subscription_type + (f" of {note.property_name}" if note.property_name else ""))[:120]
+        if change == "creation":
+            outcome: EventType | None = EventType.OPPORTUNITY_CREATED
+        elif change == "propertyChange" and note.property_name == "dealstage":
+            outcome = config.outcome_of_stage(note.property_value)
+            if outcome is None:
+                return [], f"{label} to a stage that is no outcome"
+        else:
+            return [], label
+        if deals.lookup is None:
+            return [], f"{label} (no private_app_token)"
+        if config.portal_id is not None and note.portal_id != config.portal_id:
+            return [], f"{label} of another portal than portal_id"
+        contacts = deals.of(note.object_id)
+        if not contacts:
+            return [], f"{label} of a deal without contacts"
+        return [
+            PendingEvent(
+                external=_contact(note.portal_id, contact),
+                event_id=event_id_for(
+                    self.name, f"webhook:{note.portal_id}:{note.event_id}:contact:{contact}"
+                ),
+                event_type=outcome,
+                occurred_at=occurred_at,
+                provider=Provider.HUBSPOT,
+            )
+            for contact in contacts
+        ], None
 
     # --- workflow "Send a webhook" ----------------------------------------------------------------
     def _workflow(self, data: dict[str, Any], request: WebhookRequest, config: HubSpotSecret) -> Delivery:
@@ -507,12 +613,28 @@ def _identity_email(contact: WorkflowContact) -> str | None:
     return None
 
 
-def _batch_note(ignored: Mapping[str, int], unreadable: int) -> str | None:
+class _DealContacts:
+    """The contacts of each deal a batch names, looked up once per deal."""
+
+    def __init__(self, lookup: ContactLookup | None) -> None:
+        self.lookup = lookup
+        self._found: dict[int, list[str]] = {}
+
+    def of(self, deal_id: int) -> list[str]:
+        assert self.lookup is not None
+        if deal_id not in self._found:
+            self._found[deal_id] = self.lookup.contacts_of_deal(str(deal_id))
+        return self._found[deal_id]
+
+
+def _batch_note(ignored: Mapping[str, int], unreadable: int, reasons: set[str] | None = None) -> str | None:
     parts = [f"{count} x {label}" for label, count in sorted(ignored.items())]
     if unreadable:
         parts.append(f"{unreadable} unreadable notification(s) skipped")
     if not parts:
         return None
+    if reasons:  # something the team can fix, said first
+        return f"{'; '.join(sorted(reasons))}. Not recorded: " + "; ".join(parts)
     return "not recorded (CRM housekeeping, not lead activity): " + "; ".join(parts)
 
 

@@ -15,7 +15,8 @@ record finishes a half-done merge whatever step it stopped after:
 2. `fold` reads N (consistent; frozen, so what it reads is final) and C, and
 3. writes ONE transaction: C gets N's accumulators and counters added (epoch-form sums: addition
    is exact, as two events' `ADD`s are), its active days, attributes where N's are newer (by each
-   attribute's `at`), the newest address (`email_at` guard), N and N's own merged ids in `merged`;
+   attribute's `at`), outcomes where N's are newer, the newest address (`email_at` guard), N and
+   N's own merged ids in `merged`;
    the `email_changed` event's own effect is added and its ledger item marked applied; N's state
    is removed and N gets `merged_at` (condition: not yet): the once-only guard, on N's item, so
    two change events naming the same addresses fold N once.
@@ -54,6 +55,8 @@ from leadscore.repository.profiles import (
     LIVE,
     MAX_MERGED,
     MERGED_AT,
+    OUTCOME,
+    OUTCOME_TYPE_PREFIX,
     PENDING,
     LeadProfiles,
     attribute_history,
@@ -105,6 +108,8 @@ class FoldPlan(BaseModel):
     attributes: dict[str, dict[str, Any]] = Field(default_factory=dict)  # newer than the canonical's
     attributes_at: str | None = None  # newer than the canonical's `attrs_at`
     email: tuple[str, str] | None = None  # (address, stamp) newer than the canonical's `email_at`
+    outcome_times: dict[str, str] = Field(default_factory=dict)  # oc:<type> newer than the canonical's
+    latest_outcome: dict[str, Any] | None = None  # `outcome` newer than the canonical's
     created_at: str | None = None  # earlier than the canonical's
     merged: list[str] = Field(default_factory=list)  # lead ids to add to `merged`
     addresses: list[str] = Field(default_factory=list)  # addresses to add to `addresses`
@@ -160,6 +165,19 @@ def plan_fold(
     email = max(candidates, key=lambda c: c[1], default=None)
     if email is not None and str(canonical.get(EMAIL_AT, "")) >= email[1]:
         email = None
+    outcome_times = {
+        key: str(value)
+        for key, value in folded.items()
+        if key.startswith(OUTCOME_TYPE_PREFIX) and str(canonical.get(key, "")) < str(value)
+    }
+    theirs_latest, ours_latest = folded.get(OUTCOME), canonical.get(OUTCOME)
+    latest_outcome = (
+        dict(theirs_latest)
+        if isinstance(theirs_latest, Mapping)
+        and str((ours_latest if isinstance(ours_latest, Mapping) else {}).get("at", ""))
+        < str(theirs_latest.get("at"))
+        else None
+    )
     created = folded.get("created_at")
     created_at = str(created) if created and str(created) < str(canonical.get("created_at") or "~") else None
 
@@ -185,6 +203,8 @@ def plan_fold(
         attributes=attributes,
         attributes_at=newest_attributes,
         email=email,
+        outcome_times=outcome_times,
+        latest_outcome=latest_outcome,
         created_at=created_at,
         merged=joining[:room],
         addresses=new_addresses[:address_room],
@@ -338,6 +358,13 @@ class IdentityMerges:
             conditions.append(
                 f"(attribute_not_exists({email_at}) OR {email_at} < {expr.value(plan.email[1])})"
             )
+        for name, stamp in sorted(plan.outcome_times.items()):  # sales' verdicts: the latest wins
+            attribute = expr.set(name, stamp)
+            conditions.append(f"(attribute_not_exists({attribute}) OR {attribute} < {expr.value(stamp)})")
+        if plan.latest_outcome is not None:
+            latest = expr.set(OUTCOME, plan.latest_outcome)
+            older = f"{latest}.{expr.name('at')} < {expr.value(plan.latest_outcome['at'])}"
+            conditions.append(f"(attribute_not_exists({latest}) OR {older})")
         if plan.created_at is not None:
             expr.set("created_at", plan.created_at)
         for attribute, joining in ((MERGED, plan.merged), (ADDRESSES, plan.addresses)):

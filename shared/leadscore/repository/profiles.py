@@ -22,6 +22,12 @@ Item layout (attribute names), every part bounded whatever arrives:
   recent_transitions  "<time>#<transition id>" of the transitions of the last 30 days (at most 50):
                     what an erasure needs to find their announcements' idempotency records
   email_at          "<time>#<event id>" of the newest `email_changed` that set `email` (guard)
+  outcome           sales' latest verdict: {"at": "<time>#<event id>", "v": outcome type}; the
+                    latest occurred_at wins whatever the arrival order (like attributes)
+  oc:<outcome type> "<time>#<event id>" of the latest outcome of that type (one per outcome type)
+  outcome_event     {"id", "type", "at"} of the outcome event the last outcome write applied:
+                    the profile stream's cue to announce it (`pipeline.on_profile_change`)
+  outcome_pending   the id of `outcome_event` until it is announced (the sweeper's work list)
   merged            set of lead ids folded into this lead (at most MAX_MERGED; see
                     `repository.identity`), `merged_overflow` once more were folded
   addresses         set of the lead's email addresses once it changed address (same bound)
@@ -54,6 +60,7 @@ from leadscore.domain import (
     FORM_EVENT_TYPES,
     MAX_TEXT,
     MEETING_EVENT_TYPES,
+    OUTCOME_EVENT_TYPES,
     AttributeValue,
     EventType,
     LeadEvent,
@@ -82,6 +89,10 @@ LEGACY_SNAPSHOT_PREFIX = "a:"
 LEGACY_MERGED_ATTRIBUTES = "attrs"
 LEGACY_SEEN_PREFIX = "seen:"
 ALIAS_OF = "alias_of"
+OUTCOME = "outcome"
+OUTCOME_TYPE_PREFIX = "oc:"
+OUTCOME_EVENT = "outcome_event"
+OUTCOME_PENDING = "outcome_pending"
 MERGED_AT = "merged_at"  # on an alias: when its state was folded into the lead it points to
 NOT_ALIAS = f"attribute_not_exists({ALIAS_OF})"
 # Merges point an address at a canonical lead; reversed arrivals can chain aliases, and following
@@ -143,6 +154,49 @@ class Transition(BaseModel):
     id: str = Field(default_factory=new_transition_id)
 
 
+class OutcomeMark(BaseModel):
+    """One outcome event as the profile keeps it: which verdict, when, and its event id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: EventType
+    at: datetime
+    event_id: str
+
+
+def _mark(outcome: object, stamp: object) -> OutcomeMark | None:
+    """An outcome and its "<time>#<event id>" stamp, decoded (None for anything unreadable)."""
+    at, _, event_id = str(stamp).rpartition("#")
+    try:
+        return OutcomeMark(outcome=EventType(str(outcome)), at=parse_iso(at), event_id=event_id)
+    except ValueError:
+        return None
+
+
+def outcome_marks(
+    data: Mapping[str, Any],
+) -> tuple[OutcomeMark | None, dict[str, OutcomeMark], OutcomeMark | None]:
+    """(latest outcome, latest outcome per type, the outcome the last outcome write applied) of a
+    deserialized profile item."""
+    latest_entry = data.get(OUTCOME)
+    latest = (
+        _mark(latest_entry.get("v"), latest_entry.get("at")) if isinstance(latest_entry, Mapping) else None
+    )
+    by_type: dict[str, OutcomeMark] = {}
+    for key, value in data.items():
+        if key.startswith(OUTCOME_TYPE_PREFIX):
+            mark = _mark(key[len(OUTCOME_TYPE_PREFIX) :], value)
+            if mark is not None:
+                by_type[mark.outcome.value] = mark
+    applied_entry = data.get(OUTCOME_EVENT)
+    applied = (
+        _mark(applied_entry.get("type"), f"{applied_entry.get('at')}#{applied_entry.get('id')}")
+        if isinstance(applied_entry, Mapping)
+        else None
+    )
+    return latest, by_type, applied
+
+
 class LeadProfile(BaseModel):
     """A lead profile item, decoded: the engine's `LeadState` plus stage bookkeeping."""
 
@@ -175,6 +229,10 @@ class LeadProfile(BaseModel):
     merged: list[str] = Field(default_factory=list)  # lead ids folded into this lead
     merged_overflow: bool = False  # more were folded than `merged` keeps: its history is partial
     addresses: list[str] = Field(default_factory=list)  # every address, once the lead changed one
+    last_outcome: OutcomeMark | None = None  # sales' latest verdict
+    outcomes: dict[str, OutcomeMark] = Field(default_factory=dict)  # outcome type -> its latest
+    outcome_event: OutcomeMark | None = None  # the outcome applied by the last outcome write
+    outcome_pending: str | None = None  # its event id until it is announced
 
 
 def attribute_history(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -208,6 +266,7 @@ def profile_from_item(item: Mapping[str, Any], initial_stage: str) -> LeadProfil
     created_at = parse_iso(data["created_at"]) if data.get("created_at") else None
     transition = data.get("last_transition")
     legacy = (LEGACY_SNAPSHOT_PREFIX, LEGACY_SEEN_PREFIX)
+    last_outcome, outcomes, outcome_event = outcome_marks(data)
     return LeadProfile(
         lead_id=data["lead_id"],
         state=LeadState(
@@ -249,6 +308,10 @@ def profile_from_item(item: Mapping[str, Any], initial_stage: str) -> LeadProfil
         merged=sorted(data.get("merged") or []),
         merged_overflow=bool(data.get("merged_overflow")),
         addresses=sorted(data.get("addresses") or []),
+        last_outcome=last_outcome,
+        outcomes=outcomes,
+        outcome_event=outcome_event,
+        outcome_pending=data.get(OUTCOME_PENDING),
     )
 
 
@@ -401,6 +464,8 @@ class LeadProfiles:
     def _apply_to(self, lead_id: str, event: LeadEvent, effect: EventEffect, now: datetime) -> _Outcome:
         marker = self._ledger.mark_applied(event.lead_id, event.event_id, now)
         stamp = f"{iso(event.occurred_at)}#{event.event_id}"
+        if event.event_type in OUTCOME_EVENT_TYPES:
+            return self._apply_outcome(marker, lead_id, event, effect, now, stamp)
         if effect.attributes:
             expr = self._additions(lead_id, event, effect, now)
             for name, value in sorted(effect.attributes.items()):
@@ -413,6 +478,53 @@ class LeadProfiles:
             for name, value in sorted(effect.attributes.items()):
                 self._set_attribute_if_newer(lead_id, name, value, stamp)
         return self._transact(marker, lead_id, self._additions(lead_id, event, effect, now), None)
+
+    def _apply_outcome(
+        self,
+        marker: dict[str, Any],
+        lead_id: str,
+        event: LeadEvent,
+        effect: EventEffect,
+        now: datetime,
+        stamp: str,
+    ) -> _Outcome:
+        """An outcome (no attributes: `engine.effect_of`) sets the lead's latest outcome and the
+        latest of its type when it is not older than the latest outcome recorded (the usual case,
+        one transaction). An older one, arriving late, sets only its type's time where newer (one
+        conditional update, idempotent), before its transaction. Either way the transaction names
+        it in `outcome_event`, so the profile stream announces it once (`pipeline`)."""
+        expr = self._additions(lead_id, event, effect, now)
+        self._applied_outcome(expr, event)
+        latest = expr.set(OUTCOME, {"at": stamp, "v": event.event_type.value})
+        expr.set(f"{OUTCOME_TYPE_PREFIX}{event.event_type.value}", stamp)
+        guard = f"attribute_not_exists({latest}) OR {latest}.{expr.name('at')} <= {expr.value(stamp)}"
+        outcome = self._transact(marker, lead_id, expr, guard)
+        if not outcome.profile_guard_failed:
+            return outcome  # applied, a duplicate, an alias or a tombstone
+        self._set_if_newer(lead_id, f"{OUTCOME_TYPE_PREFIX}{event.event_type.value}", stamp)
+        expr = self._additions(lead_id, event, effect, now)
+        self._applied_outcome(expr, event)
+        return self._transact(marker, lead_id, expr, None)
+
+    @staticmethod
+    def _applied_outcome(expr: Expression, event: LeadEvent) -> None:
+        """Name the outcome this write applies (for the stream) and keep it pending until announced
+        (for the sweeper, as a stage change is)."""
+        expr.set(
+            OUTCOME_EVENT,
+            {"id": event.event_id, "type": event.event_type.value, "at": iso(event.occurred_at)},
+        )
+        expr.set(OUTCOME_PENDING, event.event_id)
+
+    def _set_if_newer(self, lead_id: str, name: str, stamp: str) -> None:
+        expr = Expression()
+        attribute = expr.set(name, stamp)
+        condition = f"{LIVE} AND (attribute_not_exists({attribute}) OR {attribute} < {expr.value(stamp)})"
+        try:
+            self._table.update_item(Key={"lead_id": lead_id}, **expr.kwargs(condition))
+        except ClientError as exc:
+            if not condition_failed(exc):  # failed: a newer one is there; or an alias (followed next)
+                raise storage_error("record an outcome", exc) from exc
 
     def _apply_to_tombstone(self, event: LeadEvent, effect: EventEffect, now: datetime) -> bool | None:
         """The slow path: the event's lead was erased. An opt-in (`opts_in`: a form submission or
@@ -629,6 +741,17 @@ class LeadProfiles:
             if not condition_failed(exc):  # failed: already cleared, or a newer transition pending
                 raise storage_error("clear the pending announcement", exc) from exc
 
+    def clear_outcome_pending(self, lead_id: str, event_id: str) -> None:
+        """The outcome was announced (or goes to no topic): take it off the sweeper's list."""
+        expr = Expression()
+        expr.remove(OUTCOME_PENDING)
+        condition = f"{expr.name(OUTCOME_PENDING)} = {expr.value(event_id)}"
+        try:
+            self._table.update_item(Key={"lead_id": lead_id}, **expr.kwargs(condition))
+        except ClientError as exc:
+            if not condition_failed(exc):  # failed: already cleared, or a newer outcome pending
+                raise storage_error("clear the pending outcome announcement", exc) from exc
+
     def postpone(self, lead_id: str, until: datetime) -> None:
         """Move a lead whose review failed to the back of the review index (no read, no guard)."""
         expr = Expression()
@@ -821,6 +944,15 @@ def worst_case_item(model: ScoringModel, retention_days: int = 400) -> dict[str,
             item[f"n:{rule.id}"] = MAX_NUMBER
     for event_type in EventType:
         item[f"n:type:{event_type}"] = MAX_NUMBER
+    item[OUTCOME] = {"at": LONGEST_STAMP, "v": max(OUTCOME_EVENT_TYPES, key=len).value}
+    item[OUTCOME_EVENT] = {
+        "id": LONGEST_STAMP[28:],
+        "type": max(OUTCOME_EVENT_TYPES, key=len).value,
+        "at": LONGEST_STAMP[:27],
+    }
+    item[OUTCOME_PENDING] = LONGEST_STAMP[28:]
+    for outcome in OUTCOME_EVENT_TYPES:
+        item[f"{OUTCOME_TYPE_PREFIX}{outcome}"] = LONGEST_STAMP
     return item
 
 

@@ -17,7 +17,14 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from leadscore.domain import AttributeValue, EventType, LeadAttributes, LeadEvent, ensure_utc
+from leadscore.domain import (
+    OUTCOME_EVENT_TYPES,
+    AttributeValue,
+    EventType,
+    LeadAttributes,
+    LeadEvent,
+    ensure_utc,
+)
 from leadscore.scoring.model import (
     MISSING_LEVEL,
     OTHER_LEVEL,
@@ -161,9 +168,15 @@ def profile_attributes(model: ScoringModel) -> frozenset[str]:
 
 def effect_of(model: ScoringModel, event: LeadEvent, recorded_at: datetime | None = None) -> EventEffect:
     """The additions one event makes to its lead's state (no I/O, no prior state needed).
-    `recorded_at` (when the ledger received it; default: when it happened) sets the rounding grid."""
-    accumulators: dict[str, float] = {}
+    `recorded_at` (when the ledger received it; default: when it happened) sets the rounding grid.
+
+    An outcome (deal won or lost, ...) is sales' verdict on the lead, what a learned model
+    predicts: it is counted by type and nothing else. No points, no attributes (a deal's fields
+    would otherwise change the fit score), and it is not activity (inactivity keeps running)."""
     counts: dict[str, int] = {f"type:{event.event_type}": 1}
+    if event.event_type in OUTCOME_EVENT_TYPES:
+        return EventEffect(counts=counts, active=False)
+    accumulators: dict[str, float] = {}
     for _, rule in model.all_rules():
         if isinstance(rule, EventRule) and rule.matches(event.event_type, event.url):
             weight = (

@@ -12,11 +12,11 @@ import re
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from leadscore.domain import EventType
+from leadscore.domain import OUTCOME_EVENT_TYPES, EventType
 from leadscore.scoring import reference
 
 # Accumulators are stored as points * 2**((t - epoch) / half_life). DynamoDB numbers stop at
@@ -60,6 +60,18 @@ class Bin(Band):
     """A numeric band worth `points`."""
 
     points: float
+
+
+def _no_outcomes(rule_id: str, event_types: list[EventType]) -> list[EventType]:
+    """Outcomes are what a model predicts; scoring them would leak the answer into the score."""
+    named = sorted(t.value for t in event_types if t in OUTCOME_EVENT_TYPES)
+    if named:
+        raise ValueError(
+            f"rule {rule_id}: outcome events ({', '.join(named)}) never change a score; they are "
+            "recorded and announced, and they are what a learned model predicts: remove them from "
+            "event_types"
+        )
+    return event_types
 
 
 def _event_matches(
@@ -117,6 +129,11 @@ class EventRule(_Strict):
     cap: float | None = Field(default=None, gt=0)
     half_life_days: float | None = Field(default=None, ge=MIN_HALF_LIFE_DAYS)
 
+    @model_validator(mode="after")
+    def _not_outcomes(self) -> Self:
+        _no_outcomes(self.id, self.event_types)
+        return self
+
     def matches(self, event_type: EventType, url: str | None) -> bool:
         return _event_matches(self.event_types, self.url_pattern, event_type, url)
 
@@ -131,6 +148,11 @@ class AggregateRule(_Strict):
     event_types: list[EventType] = Field(min_length=1)
     url_pattern: str | None = None
     bins: list[Bin] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _not_outcomes(self) -> Self:
+        _no_outcomes(self.id, self.event_types)
+        return self
 
     def matches(self, event_type: EventType, url: str | None) -> bool:
         return _event_matches(self.event_types, self.url_pattern, event_type, url)
@@ -391,6 +413,14 @@ class AverageLead(_Strict):
     rules: dict[str, float] = Field(default_factory=dict)
 
 
+class Outcomes(_Strict):
+    """What happens to outcome events (opportunity_created, deal_won, deal_lost, disqualified):
+    never scored, recorded on the lead, and each announced once on `announce_on` (`null`: not
+    announced), with the lead's score, stage and grade next to sales' verdict."""
+
+    announce_on: Topic | None = "sales"
+
+
 class Reference(_Strict):
     """Lookup data for derived attributes; defaults ship with the code, a model may extend them."""
 
@@ -431,6 +461,7 @@ class ScoringModel(_Strict):
     stages: list[Stage] = Field(min_length=1)
     calibration: list[CalibrationPoint] = Field(default_factory=list)
     average: AverageLead | None = None
+    outcomes: Outcomes = Field(default_factory=Outcomes)
     reference: Reference = Field(default_factory=Reference)
     metadata: dict[str, object] = Field(default_factory=dict)
 

@@ -15,6 +15,7 @@ from leadscore.domain import (
     EMAIL_EVENT_TYPES,
     FORM_EVENT_TYPES,
     MEETING_EVENT_TYPES,
+    OUTCOME_EVENT_TYPES,
     SUPPRESSION_CHANGES,
     EventType,
     LeadEvent,
@@ -35,7 +36,8 @@ NOT_FORM_TYPES = sorted(set(EventType) - FORM_EVENT_TYPES)
 EXPECTED_ALLOW_LISTS = {
     "html": FORM_EVENT_TYPES,
     "typeform": FORM_EVENT_TYPES,
-    "hubspot": FORM_EVENT_TYPES | {EventType.PROFILE_UPDATED},  # CRM property changes earn nothing
+    # CRM property changes earn nothing; deals' outcomes are sales' verdicts, signed by HubSpot
+    "hubspot": FORM_EVENT_TYPES | {EventType.PROFILE_UPDATED} | OUTCOME_EVENT_TYPES,
     "webflow": FORM_EVENT_TYPES,
     "calendly": MEETING_EVENT_TYPES | {EventType.FORM_SUBMITTED},
     "generic": frozenset(EventType) - SUPPRESSION_CHANGES,
@@ -80,6 +82,44 @@ def test_every_registered_adapter_is_covered_and_no_form_source_can_change_suppr
     for event_type in SUPPRESSION_CHANGES:
         sources = {a.name for a in adapters.values() if event_type in a.event_types}
         assert sources and all(adapters[s].channel == "email" for s in sources), event_type
+
+
+OUTCOME_SOURCES = {"generic", "hubspot"}  # the team's signed backend and the CRM
+
+
+def test_outcomes_come_only_from_the_signed_backend_and_the_crm() -> None:
+    adapters = _registry()
+    for event_type in OUTCOME_EVENT_TYPES:
+        sources = {a.name for a in adapters.values() if event_type in a.event_types}
+        assert sources == OUTCOME_SOURCES, event_type
+    assert all(adapters[name].needs_secret for name in OUTCOME_SOURCES)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, a in _registry().items() if a.channel == "email"))
+def test_no_email_provider_may_assert_an_outcome(name: str) -> None:
+    assert not _registry()[name].event_types & OUTCOME_EVENT_TYPES
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, a in _registry().items() if a.channel == "form" and n not in OUTCOME_SOURCES)
+)
+def test_no_form_provider_may_assert_an_outcome(name: str) -> None:
+    assert not _registry()[name].event_types & OUTCOME_EVENT_TYPES
+
+
+@pytest.mark.parametrize("event_type", sorted(OUTCOME_EVENT_TYPES))
+def test_generic_accepts_each_signed_outcome(
+    make_request: MakeRequest,
+    sign_standard_webhook: Sign,
+    standard_webhook_secret: str,
+    event_type: EventType,
+) -> None:
+    body = json.dumps(
+        {"type": f"crm.{event_type.value.replace('_', '.')}", "data": {"email": "ann@acme.example"}}
+    )
+    request = make_request("generic", body.encode(), sign_standard_webhook(body.encode()))
+    delivery = read_delivery(get_adapter("generic", "form"), request, {"secret": standard_webhook_secret})
+    assert [e.event_type for e in delivery.events] == [event_type]
 
 
 class _Rogue:

@@ -90,6 +90,7 @@ def test_message_attributes_support_filter_policies() -> None:
     assert attributes["previous_stage"]["StringValue"] == "SQL"
     assert attributes["direction"]["StringValue"] == "demotion"
     assert set(attributes) == {
+        "schema",  # tells a stage change from an outcome on the same topic
         "stage",
         "previous_stage",
         "direction",
