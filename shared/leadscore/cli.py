@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "leadscore.commands.replay",
     "leadscore.commands.privacy",
     "leadscore.commands.migrate",
+    "leadscore.commands.history",
     "leadscore.learn.commands",
     "leadscore.local.commands",
 )
