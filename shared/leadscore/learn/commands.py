@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from leadscore.cli import CommandError
+from leadscore.domain import OUTCOME_EVENT_TYPES, EventType
 from leadscore.errors import ModelError
 
 
@@ -22,15 +23,17 @@ def register(subparsers: Any) -> None:
     calibrate = subparsers.add_parser(
         "calibrate",
         help="learn an additive scoring model from historical leads with known outcomes",
-        description="Learn the points of a scoring model from a CSV of historical leads and their outcome.",
+        description=(
+            "Learn the points of a scoring model from an event history with outcomes (--history "
+            "FILE.jsonl) or from a CSV of historical leads and their outcome."
+        ),
     )
-    calibrate.add_argument("history", metavar="HISTORY.csv")
+    calibrate.add_argument("history", metavar="HISTORY.csv", nargs="?", help="CSV mode: one row per lead")
+    _history_options(calibrate)
     calibrate.add_argument(
-        "--target", required=True, metavar="COLUMN", help="0/1 (or yes/no, true/false) outcome column"
+        "--target", metavar="COLUMN", help="CSV mode: 0/1 (or yes/no, true/false) outcome column"
     )
-    calibrate.add_argument(
-        "--id-column", required=True, metavar="COLUMN", help="column with a unique lead id"
-    )
+    calibrate.add_argument("--id-column", metavar="COLUMN", help="CSV mode: column with a unique lead id")
     calibrate.add_argument(
         "--ignore-column",
         action="append",
@@ -69,9 +72,10 @@ def register(subparsers: Any) -> None:
         ),
     )
     backtest.add_argument("model", metavar="MODEL", help="model file, bundled:NAME, s3:// or ssm:")
-    backtest.add_argument("history", metavar="HISTORY.csv")
-    backtest.add_argument("--target", required=True, metavar="COLUMN")
-    backtest.add_argument("--id-column", required=True, metavar="COLUMN")
+    backtest.add_argument("history", metavar="HISTORY.csv", nargs="?", help="CSV mode: one row per lead")
+    _history_options(backtest)
+    backtest.add_argument("--target", metavar="COLUMN", help="CSV mode: the outcome column")
+    backtest.add_argument("--id-column", metavar="COLUMN", help="CSV mode: the lead id column")
     backtest.add_argument(
         "--mapping",
         metavar="MAPPING.yaml",
@@ -81,6 +85,52 @@ def register(subparsers: Any) -> None:
     backtest.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     backtest.add_argument("--report", metavar="REPORT.html", help="write an HTML report with plots")
     backtest.set_defaults(run=run_backtest)
+
+
+def _history_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--history",
+        dest="events",
+        metavar="FILE.jsonl",
+        help="event history (JSON Lines, outcomes included), e.g. from `leadscore export-history`",
+    )
+    parser.add_argument(
+        "--positive",
+        action="append",
+        choices=sorted(t.value for t in OUTCOME_EVENT_TYPES),
+        metavar="OUTCOME",
+        help="outcome that makes a lead positive (repeatable; default deal_won, or the model's own)",
+    )
+    parser.add_argument(
+        "--maturity-days",
+        type=float,
+        metavar="DAYS",
+        help="a lead without outcome counts as negative once its first event is this many days before the "
+        "history's last event (default 90, or the model's own)",
+    )
+
+
+def _mode(args: argparse.Namespace) -> str:
+    """'history' or 'csv', after checking the options fit the mode."""
+    if args.events and args.history:
+        raise CommandError("give either --history FILE.jsonl or a CSV file, not both")
+    if args.events:
+        extra = [
+            name for name in ("target", "id_column", "mapping", "ignore_column") if getattr(args, name, None)
+        ]
+        if extra:
+            raise CommandError(f"--{extra[0].replace('_', '-')} is for CSV histories, not --history")
+        return "history"
+    if not args.history:
+        raise CommandError(
+            "give an event history (--history FILE.jsonl) or a CSV file with --target and --id-column"
+        )
+    missing = [name for name in ("target", "id_column") if not getattr(args, name)]
+    if missing:
+        raise CommandError(f"a CSV history needs --{missing[0].replace('_', '-')}")
+    if args.positive or args.maturity_days is not None:
+        raise CommandError("--positive and --maturity-days are for event histories (--history)")
+    return "csv"
 
 
 def write_atomically(path: str | Path, text: str) -> None:
@@ -128,9 +178,10 @@ def _check_output(path: str | None, option: str) -> None:
 
 def run_calibrate(args: argparse.Namespace) -> int:
     _require_extra()
+    if _mode(args) == "history":
+        return _calibrate_history(args)
     from leadscore.learn.calibrate import Options, learn
     from leadscore.learn.dataset import load_history
-    from leadscore.learn.evaluate import evaluate
     from leadscore.learn.mapping import load_mapping
 
     _check_output(args.out, "--out")
@@ -140,20 +191,51 @@ def run_calibrate(args: argparse.Namespace) -> int:
     learned = learn(
         history, mapping, Options(sql_share=args.sql_share, mql_share=args.mql_share, name=args.name)
     )
+    return _write_learned(args, learned, Path(args.history).name)
+
+
+def _labels(args: argparse.Namespace, model: Any = None) -> Any:
+    from leadscore.learn.events import label_options_for
+    from leadscore.learn.history import LabelOptions
+
+    positive = [EventType(p) for p in args.positive or []]
+    if model is not None:
+        return label_options_for(model, positive, args.maturity_days)
+    options = LabelOptions()
+    return LabelOptions(
+        positive=tuple(positive) or options.positive,
+        maturity_days=options.maturity_days if args.maturity_days is None else args.maturity_days,
+    )
+
+
+def _calibrate_history(args: argparse.Namespace) -> int:
+    from leadscore.learn.events import HistoryOptions, learn_history
+    from leadscore.learn.history import load_events
+
+    _check_output(args.out, "--out")
+    _check_output(args.report, "--report")
+    history = load_events(args.events)
+    options = HistoryOptions(
+        labels=_labels(args), sql_share=args.sql_share, mql_share=args.mql_share, name=args.name
+    )
+    return _write_learned(args, learn_history(history, options), history.path.name)
+
+
+def _write_learned(args: argparse.Namespace, learned: Any, source: str) -> int:
+    from leadscore.learn.evaluate import evaluate
+
     report_text = None
     if args.report:
         from leadscore.learn.report import render
 
-        metrics = evaluate(learned.model, learned.results, history.y)
+        metrics = evaluate(learned.model, learned.results, learned.y)
         notes = [
             "In-sample: these leads trained the model. "
             "Run `leadscore backtest` on leads it never saw for an honest figure.",
             f"Cross-validated ROC AUC while learning: {learned.model.metadata['cv_auc']}",
             *learned.warnings,
         ]
-        report_text = render(
-            f"Calibration report: {Path(args.history).name}", metrics, learned.results, history.y, notes
-        )
+        report_text = render(f"Calibration report: {source}", metrics, learned.results, learned.y, notes)
     write_atomically(args.out, learned.text)
     if report_text is not None:
         write_atomically(args.report, report_text)
@@ -173,17 +255,15 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 def run_backtest(args: argparse.Namespace) -> int:
     _require_extra()
+    if _mode(args) == "history":
+        return _backtest_history(args)
     from leadscore.learn.dataset import load_history
     from leadscore.learn.evaluate import evaluate, score_rows
     from leadscore.learn.leadstate import builder_for_columns, builder_from_metadata
     from leadscore.learn.mapping import load_mapping
-    from leadscore.model_store import load_model
 
     _check_output(args.report, "--report")
-    try:
-        model = load_model(args.model)
-    except ModelError as exc:
-        raise CommandError(exc.message) from exc
+    model = _load_model(args.model)
     history = load_history(args.history, args.target, args.id_column, what="backtest")
     builder = None if args.mapping else builder_from_metadata(model)
     if builder is None:
@@ -201,15 +281,40 @@ def run_backtest(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     results = score_rows(model, history.frame, history.ids, builder)
-    metrics = evaluate(model, results, history.y)
+    return _report_backtest(
+        args, model, evaluate(model, results, history.y), results, history.y, args.history
+    )
+
+
+def _load_model(reference: str) -> Any:
+    from leadscore.model_store import load_model
+
+    try:
+        return load_model(reference)
+    except ModelError as exc:
+        raise CommandError(exc.message) from exc
+
+
+def _backtest_history(args: argparse.Namespace) -> int:
+    from leadscore.learn.events import backtest_history
+    from leadscore.learn.history import load_events
+
+    _check_output(args.report, "--report")
+    model = _load_model(args.model)
+    history = load_events(args.events)
+    metrics, results, y = backtest_history(model, history, _labels(args, model))
+    return _report_backtest(args, model, metrics, results, y, args.events)
+
+
+def _report_backtest(
+    args: argparse.Namespace, model: Any, metrics: dict[str, Any], results: Any, y: Any, source: str
+) -> int:
     if args.report:
         from leadscore.learn.report import render
 
         write_atomically(
             args.report,
-            render(
-                f"Backtest: {Path(args.history).name}", metrics, results, history.y, metrics.get("notes", [])
-            ),
+            render(f"Backtest: {Path(source).name}", metrics, results, y, metrics.get("notes", [])),
         )
     if args.json:
         print(json.dumps(metrics, sort_keys=False))

@@ -41,6 +41,7 @@ class Learned:
     results: list[ScoreResult]  # training leads, scored by the engine from `text`
     timings: dict[str, float]
     warnings: list[str]
+    y: np.ndarray  # the training leads' outcomes, in the order of `results`
 
 
 def _round(value: float) -> float:
@@ -165,4 +166,4 @@ def finish(
     ]
     timings["scoring_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - started
-    return Learned(model=reloaded, text=text, results=final_results, timings=timings, warnings=warnings)
+    return Learned(model=reloaded, text=text, results=final_results, timings=timings, warnings=warnings, y=y)
