@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "leadscore.commands.privacy",
     "leadscore.commands.migrate",
     "leadscore.commands.history",
+    "leadscore.commands.audit",
     "leadscore.learn.commands",
     "leadscore.local.commands",
 )
