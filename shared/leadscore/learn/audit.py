@@ -21,8 +21,11 @@ through the runtime engine as of its decision moment (`backtest_history`). Then:
 The recommendation is "re-calibrate" when any of these rules holds, else "keep"; the first that
 holds, in this order, is the one that decided it (all that hold are listed):
 
-1. auc_drop        AUC now is at least 0.05 below the AUC at calibration time;
-2. challenger      the re-learned model's held-out AUC beats the live model's by at least 0.02;
+1. auc_drop        AUC now is below the AUC at calibration time by at least 0.05, and by at
+                   least twice the AUC's standard error on these leads (Hanley & McNeil), so a
+                   small history's noise alone never decides;
+2. challenger      the re-learned model's held-out AUC beats the live model's by at least 0.02,
+                   and by at least twice the live AUC's standard error on the held-out leads;
 3. calibration     calibration error above 0.10, or a Brier score no better than guessing the
                    base rate;
 4. thresholds      a stage's precision now is below 75% of its precision at calibration time;
@@ -56,9 +59,10 @@ MIN_PRECISION_KEPT = 0.75
 HOLDOUT_BUCKETS = 3  # one bucket in three is held out from the challenger
 RULE_SHIFTS_SHOWN = 10
 RULES = {
-    "auc_drop": f"AUC now at least {AUC_DROP} below the AUC at calibration time",
+    "auc_drop": f"AUC now below the AUC at calibration time by at least {AUC_DROP} and by twice its "
+    "standard error",
     "challenger": f"a model re-learned on recent outcomes beats the live one by at least {CHALLENGER_GAIN} "
-    "AUC on recent leads neither learned from",
+    "AUC, and by twice the live AUC's standard error, on recent leads neither learned from",
     "calibration": f"calibration error above {MAX_CALIBRATION_ERROR}, or a Brier score no better than "
     "guessing the base rate",
     "thresholds": f"a stage's precision now below {MIN_PRECISION_KEPT:.0%} of its precision at "
@@ -98,6 +102,16 @@ def split_history(history: EventHistory) -> tuple[EventHistory, EventHistory]:
         )
         for leads in parts
     )
+
+
+def auc_standard_error(auc: float, y: np.ndarray) -> float:
+    """Hanley & McNeil (1982): the standard error of an AUC measured on these outcomes."""
+    positives, negatives = int(y.sum()), int(len(y) - y.sum())
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    variance = (
+        auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc)
+    ) / max(1, positives * negatives)
+    return round(float(np.sqrt(max(variance, 0.0))), 6)
 
 
 def _auc_then(model: ScoringModel) -> tuple[float | None, str | None]:
@@ -171,6 +185,7 @@ def _challenger(
         "held_out_leads": len(y),
         "held_out_conversions": int(y.sum()),
         "live_auc": live_metrics["auc"],
+        "live_auc_se": auc_standard_error(live_metrics["auc"], y),
         "challenger_auc": challenger_metrics["auc"],
         "gain": round(challenger_metrics["auc"] - live_metrics["auc"], 6),
         "challenger_rules": len(challenger.model.all_rules()),
@@ -193,11 +208,11 @@ def _recommend(report: dict[str, Any]) -> dict[str, Any]:
     ranking, challenger, calibration = report["ranking"], report["challenger"], report["calibration"]
     if ranking["auc_then"] is None:
         unchecked.append("auc_drop")
-    elif ranking["auc_then"] - ranking["auc_now"] >= AUC_DROP:
+    elif ranking["auc_then"] - ranking["auc_now"] >= max(AUC_DROP, 2 * ranking["auc_now_se"]):
         triggered.append("auc_drop")
     if not challenger["checked"]:
         unchecked.append("challenger")
-    elif challenger["gain"] >= CHALLENGER_GAIN:
+    elif challenger["gain"] >= max(CHALLENGER_GAIN, 2 * challenger["live_auc_se"]):
         triggered.append("challenger")
     error, brier = calibration["calibration_error"], calibration["brier"]
     if brier is None:
@@ -240,7 +255,12 @@ def audit(model: ScoringModel, history: EventHistory, labels: LabelOptions) -> A
             "base_rate": metrics["base_rate"],
             "labels": metrics["labels"],
         },
-        "ranking": {"auc_now": metrics["auc"], "auc_then": auc_then, "auc_then_source": auc_source},
+        "ranking": {
+            "auc_now": metrics["auc"],
+            "auc_now_se": auc_standard_error(metrics["auc"], y),
+            "auc_then": auc_then,
+            "auc_then_source": auc_source,
+        },
         "challenger": _challenger(model, history, labels, _shares(model)),
         "calibration": {
             "brier": metrics["brier"],

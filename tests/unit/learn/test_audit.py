@@ -17,7 +17,7 @@ import pytest
 
 from leadscore import cli
 from leadscore.learn import drift
-from leadscore.learn.audit import AUC_DROP, RULES, _recommend, audit, split_history
+from leadscore.learn.audit import AUC_DROP, RULES, _recommend, auc_standard_error, audit, split_history
 from leadscore.learn.events import HistoryOptions, label_options_for, learn_history
 from leadscore.learn.history import load_events
 from leadscore.model_store import load_model
@@ -32,12 +32,12 @@ def funnel(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A model learned on one funnel; recent histories from the same truth and from one where
     demo requests and pricing visits stopped meaning a purchase."""
     folder = tmp_path_factory.mktemp("audit")
-    generate(folder / "train.jsonl", leads=1500, seed=11)
-    generate(folder / "same.jsonl", leads=800, seed=12)
+    generate(folder / "train.jsonl", leads=1000, seed=11)
+    generate(folder / "same.jsonl", leads=600, seed=12)
     changed = tuple(
         dataclasses.replace(a, weight=-a.weight) if a.key in ("demo", "pricing") else a for a in ACTIONS
     )
-    generate(folder / "changed.jsonl", leads=800, seed=13, truth=Truth(actions=changed, intercept=-2.0))
+    generate(folder / "changed.jsonl", leads=600, seed=13, truth=Truth(actions=changed, intercept=-2.0))
     learned = learn_history(load_events(folder / "train.jsonl"), HistoryOptions())
     model_path = folder / "model.yaml"
     model_path.write_text(learned.text, encoding="utf-8")
@@ -45,9 +45,13 @@ def funnel(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _audit(funnel: dict[str, Any], name: str) -> dict[str, Any]:
-    model = funnel["model"]
-    history = load_events(funnel["folder"] / f"{name}.jsonl")
-    return audit(model, history, label_options_for(model, None, None)).report
+    """The audit of the funnel's model on one recent history (computed once per module)."""
+    reports = funnel.setdefault("reports", {})
+    if name not in reports:
+        model = funnel["model"]
+        history = load_events(funnel["folder"] / f"{name}.jsonl")
+        reports[name] = audit(model, history, label_options_for(model, None, None)).report
+    return dict(reports[name])
 
 
 def test_a_model_whose_leads_still_behave_the_same_is_kept(funnel: dict[str, Any]) -> None:
@@ -135,10 +139,26 @@ def test_calibration_error_weighs_each_bin_by_its_leads() -> None:
     assert drift.calibration_error(None) is None
 
 
+def test_a_drop_or_gain_within_the_noise_of_a_small_history_decides_nothing() -> None:
+    # Given AUC differences past the fixed margins but within twice the measured standard error
+    noisy = _report(ranking__auc_now=0.76, ranking__auc_now_se=0.04, challenger__gain=0.05)
+    noisy["challenger"]["live_auc_se"] = 0.03
+
+    # Then neither the drop nor the challenger's gain decides
+    assert _recommend(noisy)["verdict"] == "keep"
+
+
+def test_the_auc_standard_error_shrinks_with_more_leads() -> None:
+    few, many = np.array([0, 1] * 50), np.array([0, 1] * 5000)
+
+    assert auc_standard_error(0.8, few) == pytest.approx(0.0445, abs=0.0005)
+    assert auc_standard_error(0.8, many) < auc_standard_error(0.8, few) / 9
+
+
 def _report(**changes: Any) -> dict[str, Any]:
     report: dict[str, Any] = {
-        "ranking": {"auc_now": 0.80, "auc_then": 0.82},
-        "challenger": {"checked": True, "gain": 0.01},
+        "ranking": {"auc_now": 0.80, "auc_now_se": 0.01, "auc_then": 0.82},
+        "challenger": {"checked": True, "gain": 0.01, "live_auc_se": 0.005},
         "calibration": {"brier": 0.15, "brier_reference": 0.24, "calibration_error": 0.03},
         "thresholds": [{"stage": "SQL", "precision_now": 0.8, "precision_then": 0.9}],
         "drift": {"score_psi": 0.05},
