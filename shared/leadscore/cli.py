@@ -20,6 +20,8 @@ COMMAND_MODULES = (
     "leadscore.commands.replay",
     "leadscore.commands.privacy",
     "leadscore.commands.migrate",
+    "leadscore.commands.history",
+    "leadscore.commands.audit",
     "leadscore.learn.commands",
     "leadscore.local.commands",
 )

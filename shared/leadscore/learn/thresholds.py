@@ -18,6 +18,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
 from leadscore.cli import CommandError
+from leadscore.learn.drift import score_distribution
 from leadscore.model_store import dump_model, parse_model
 from leadscore.scoring.engine import ScoreResult, grade_for, probability_for
 from leadscore.scoring.explain import average_lead
@@ -142,6 +143,7 @@ def finish(
         "isotonic regression of outcome on out-of-fold scores, read at 15 quantile bins"
     )
     metadata["train_auc"] = round(float(roc_auc_score(y, scores)), 5)
+    metadata["score_distribution"] = score_distribution(scores)  # what `leadscore audit` compares with
     model = draft.model_copy(
         update={
             "stages": stages,

@@ -50,6 +50,13 @@ def register(subparsers: Any) -> None:
         "GET /_local/topics/<TopicLogicalId>/messages (also LEADSCORE_WATCH=1)",
     )
     local.add_argument("--log-level", default="WARNING", help="handlers' own log level (default WARNING)")
+    local.add_argument(
+        "--model",
+        metavar="FILE",
+        default=os.environ.get("SCORING_MODEL") or None,
+        help="run the functions on this scoring model (a learned or hand-written model file, or "
+        "bundled:NAME; default: SCORING_MODEL if set, else the template's bundled:default)",
+    )
     local.set_defaults(run=_local)
 
     fire = subparsers.add_parser(
@@ -116,6 +123,7 @@ def _local(args: argparse.Namespace) -> int:
         secrets_path=args.secrets,
         watch=args.watch,
         log_level=args.log_level,
+        model=args.model,
     )
     stack = LocalStack(options)
     try:

@@ -84,6 +84,9 @@ class LocalOptions:
     # two in-process emulators, or `mock_aws` in a test, would share and reset each other's state).
     emulator: Literal["thread", "process"] = "thread"
     say: Callable[[str], None] = print
+    # The scoring model the functions run on (`--model`, SCORING_MODEL): a file path or
+    # bundled:NAME; None keeps the template's ScoringModel default.
+    model: str | None = None
 
 
 def _ensure_free(port: int, option: str) -> None:
@@ -111,6 +114,27 @@ def load_secrets(path: Path) -> dict[str, str]:
     if not isinstance(document, dict):
         raise StackError(f"secrets file {path} must hold a JSON object with one entry per provider")
     return {"WebhookSecret": json.dumps(document)}
+
+
+def local_model_source(source: str) -> str:
+    """The SCORING_MODEL the local functions get for `--model SOURCE`: a file (as an absolute
+    path, so the functions find it whatever their working directory) or bundled:NAME, checked
+    here so a bad model stops the start with the model's own error instead of failing every event."""
+    from leadscore.errors import ModelError
+    from leadscore.model_store import load_model
+
+    if source.startswith(("s3://", "ssm:")):
+        raise StackError(
+            f"--model {source}: the local stack has no S3 or SSM of yours; download the model and "
+            "pass its file (e.g. `aws s3 cp s3://bucket/model.yaml .`)"
+        )
+    if not source.startswith("bundled:"):
+        source = str(Path(source.removeprefix("file:")).expanduser().resolve())
+    try:
+        load_model(source)
+    except ModelError as exc:
+        raise StackError(f"--model: {exc.message}") from exc
+    return source
 
 
 class EndpointSession:
@@ -294,6 +318,8 @@ class LocalStack:
             if "LogLevel" in (self.transformed.get("Parameters") or {})
             else {}
         )
+        if self.options.model is not None:
+            overrides["ScoringModel"] = local_model_source(self.options.model)
         self.runner = Runner(
             self.transformed,
             self.physical,
@@ -448,6 +474,10 @@ class LocalStack:
             "emulator": self.endpoint_url,
             "region": REGION,
             "account": ACCOUNT,
+            "model": next(
+                (env["SCORING_MODEL"] for env in self.runner.environments.values() if "SCORING_MODEL" in env),
+                None,
+            ),
             "tables": self.physical.tables,
             "streams": self.physical.streams,
             "topics": self.physical.topics,
@@ -475,6 +505,7 @@ class LocalStack:
         lines = [
             f"leadscore local: the HTTP API is at {self.url}",
             f"AWS emulator (moto): {self.endpoint_url}  region {REGION}",
+            f"Scoring model: {info['model']}",
             "",
         ]
         lines.append("Created from template.yaml:")
