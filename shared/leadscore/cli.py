@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "leadscore.commands.privacy",
     "leadscore.commands.migrate",
     "leadscore.learn.commands",
+    "leadscore.learn.explain_commands",
     "leadscore.local.commands",
 )
 
