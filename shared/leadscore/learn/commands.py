@@ -152,7 +152,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
             *learned.warnings,
         ]
         report_text = render(
-            f"Calibration report: {Path(args.history).name}", metrics, learned.results, history.y, notes
+            f"Calibration report: {Path(args.history).name}",
+            metrics,
+            learned.results,
+            history.y,
+            notes,
+            model=learned.model,
         )
     write_atomically(args.out, learned.text)
     if report_text is not None:
@@ -208,7 +213,12 @@ def run_backtest(args: argparse.Namespace) -> int:
         write_atomically(
             args.report,
             render(
-                f"Backtest: {Path(args.history).name}", metrics, results, history.y, metrics.get("notes", [])
+                f"Backtest: {Path(args.history).name}",
+                metrics,
+                results,
+                history.y,
+                metrics.get("notes", []),
+                model=model,
             ),
         )
     if args.json:
