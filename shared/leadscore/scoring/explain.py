@@ -53,6 +53,7 @@ DEFAULT_LIMIT = 8
 MAX_LABEL = 100
 MAX_VALUE = 40  # one shown value (a job title, a lead source)
 LISTED_VALUES = 2  # "A, B and 3 others"
+ABSENT = "No "
 
 
 class Reason(BaseModel):
@@ -121,6 +122,7 @@ def explain(
     attrs = derived_attributes(model, state) if state is not None else None
     by_label: dict[str, tuple[list[str], float]] = {}  # one line per sentence, even from two rules
     rule_ids: set[str] = set()
+    absent: set[str] = set()  # "No demo requested": an action the lead has not taken
     for _, rule in model.all_rules():
         rule_ids.add(rule.id)
         part = parts.get(rule.id)
@@ -130,6 +132,9 @@ def explain(
             label = _clip(_label(rule, points, part, attrs, state))
             ids, total = by_label.get(label, ([], 0.0))
             by_label[label] = ([*ids, rule.id], total + difference)
+            if isinstance(rule, EventRule | AggregateRule) and label.startswith(ABSENT):
+                absent.add(label)
+    by_label = _merge_absences(by_label, absent, limit)
     candidates = [
         Reason(rule_id="+".join(ids), label=label, points=_points(total))
         for label, (ids, total) in by_label.items()
@@ -154,6 +159,34 @@ def explain(
         folded=sum(1 for value in folded if _points(value)),
         folded_size=_points(sum(abs(value) for value in folded)),
     )
+
+
+def _merge_absences(
+    by_label: dict[str, tuple[list[str], float]], absent: set[str], limit: int
+) -> dict[str, tuple[list[str], float]]:
+    """Actions the lead has not taken that would not make the list on their own become one line
+    per direction ("No webinar attended, emails opened or 3 others"), so that what a reader sees
+    carries more of the difference. Lines of opposite signs are never merged (no cancelling)."""
+    ranked = sorted(
+        (label for label, (_, total) in by_label.items() if _points(total)),
+        key=lambda label: (-abs(by_label[label][1]), label),
+    )
+    if len(ranked) <= limit:
+        return by_label
+    tail = [label for label in ranked[max(limit - 1, 0) :] if label in absent]
+    merged = dict(by_label)
+    for sign in (1.0, -1.0):
+        group = [label for label in tail if math.copysign(1.0, by_label[label][1]) == sign]
+        if len(group) < 2:
+            continue
+        label = _clip(f"{ABSENT}{_listed([g[len(ABSENT) :] for g in group], 'or')}")
+        ids = [rule_id for g in group for rule_id in by_label[g][0]]
+        total = sum(by_label[g][1] for g in group)
+        for g in group:
+            del merged[g]
+        previous_ids, previous = merged.get(label, ([], 0.0))
+        merged[label] = ([*previous_ids, *ids], previous + total)
+    return merged
 
 
 def coverage(explanation: Explanation) -> float:

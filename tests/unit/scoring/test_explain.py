@@ -291,3 +291,31 @@ def test_reasons_with_the_same_sentence_are_one_line(model: ScoringModel) -> Non
     free = [r for r in reasons if r.label == "Free email address"]
     assert len(free) == 1
     assert set(free[0].rule_id.split("+")) == {"business_email", "personal_email"}
+
+
+def test_actions_not_taken_beyond_the_list_become_one_line(model: ScoringModel) -> None:
+    # Given an average lead that did a bit of everything, and a lead who did nothing
+    busy = [
+        _lead(model, f"busy{i}@acme.io", [(0, 2), (1, 3), (4, 1), (5, 2), (6, 4), (2, 5)], job_title="CEO")
+        for i in range(3)
+    ]
+    averaged = _with_average(model, [*busy, _lead(model, "idle@acme.io", [])])
+    idle = _lead(averaged, "idle2@acme.io", [], job_title="CEO")
+    result = engine.score(averaged, idle, NOW)
+    separate = explain(averaged, result, limit=50, state=idle)
+    missing = [r for r in separate.reasons if r.label.startswith("No ")]
+    assert len(missing) >= 4
+
+    # When only three lines are listed
+    short = explain(averaged, result, limit=3, state=idle)
+
+    # Then the actions beyond the top two not taken share one line per direction, summed
+    merged = [r for r in short.reasons if "," in r.label or " or " in r.label]
+    assert len(merged) == 1 and merged[0].label.startswith("No ")
+    parts = [r for r in separate.reasons if r.rule_id in merged[0].rule_id.split("+")]
+    assert len(parts) >= 2 and all(r.points < 0 for r in parts)
+    assert merged[0].points == pytest.approx(sum(r.points for r in parts), abs=0.05 * len(parts))
+    assert not any(r.rule_id == "careers_page" for r in parts)  # a positive absence never cancels a negative
+    assert coverage(short) > sum(abs(r.points) for r in separate.reasons[:3]) / (
+        sum(abs(r.points) for r in separate.reasons) + separate.folded_size
+    )
