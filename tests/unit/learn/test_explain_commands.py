@@ -254,3 +254,27 @@ def test_the_text_view_lists_reasons_and_other_factors(
     assert out[0].startswith("bob@gmail.com: score ")
     assert any(line.strip() == "-10.0  Job title is Student" for line in out[1:])
     assert out[-1].endswith("other factors")
+
+
+def test_the_outcome_column_the_model_was_learned_with_is_never_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a model that (wrongly) scores a column named like its own training target
+    model = load_model().model_copy(
+        update={"metadata": {"source": {"target": "Converted"}}},
+    )
+    text = model.model_dump_json(exclude={"reference"})
+    data = json.loads(text)
+    data["fit"]["rules"].append(
+        {"kind": "attribute", "id": "leak", "attribute": "converted", "values": {"1": 50}}
+    )
+    model_path = tmp_path / "model.json"
+    model_path.write_text(json.dumps(data), encoding="utf-8")
+    leads = _csv(tmp_path / "leads.csv", ["id", "Job Title", "Converted"], [["a", "CEO", "1"]])
+
+    # When a lead is explained without naming --target
+    lines = _json_lines(capsys, "explain", str(model_path), str(leads), "--id-column", "id", "--json")
+
+    # Then the outcome column adds nothing
+    assert not any("onverted" in r["label"] for r in lines[0]["reasons"])
+    assert lines[0]["score"] < 50
