@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "leadscore.commands.history",
     "leadscore.commands.audit",
     "leadscore.learn.commands",
+    "leadscore.learn.explain_commands",
     "leadscore.local.commands",
 )
 

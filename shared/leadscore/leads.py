@@ -32,6 +32,7 @@ from leadscore.keys import LeadKeys
 from leadscore.pipeline import Services, services
 from leadscore.repository import LeadProfile
 from leadscore.scoring import engine
+from leadscore.scoring.explain import Explanation, explain
 
 LEAD_ID = re.compile(LEAD_ID_PATTERN)
 RECENT_EVENTS = 20
@@ -82,6 +83,10 @@ class LeadView(BaseModel):
     probability: float | None
     suppressed: bool
     contributions: list[ContributionView] = Field(description="Largest first; they add up to `total`")
+    explanation: Explanation = Field(
+        description="What a marketer reads: at most 8 reasons compared with the model's average lead, "
+        "the rest folded into `other` (score - average = sum of reasons + other)"
+    )
     last_transition: TransitionView | None
     last_outcome: OutcomeView | None = Field(
         default=None, description="Sales' latest verdict on the lead; outcomes never change the score"
@@ -196,6 +201,7 @@ def _view_fields(svc: Services, profile: LeadProfile, at: datetime) -> dict[str,
                 strict=True,
             )
         ],
+        "explanation": explain(svc.model, result, state=profile.state),
         "last_transition": TransitionView.model_validate(transition.model_dump()) if transition else None,
         **outcome_fields(profile),
         "scored_at": result.at,

@@ -30,6 +30,7 @@ from leadscore.lifecycle import announcement_topic
 from leadscore.repository import LeadProfile
 from leadscore.repository.profiles import OutcomeMark
 from leadscore.scoring import engine
+from leadscore.scoring.explain import explain
 from leadscore.scoring.model import ScoringModel
 
 logger = Logger(child=True)
@@ -38,6 +39,7 @@ ANNOUNCEMENT_KEY_PREFIX = "leadscore.stage_changed"
 OUTCOME_SCHEMA_PATH = Path(__file__).parent / "contracts" / "lead_outcome.v1.schema.json"
 OUTCOME_KEY_PREFIX = "leadscore.lead_outcome"
 IDEMPOTENCY_SECONDS = 7 * 86_400
+TOP_REASONS = 5
 PUBLIC_ATTRIBUTES = ("first_name", "last_name", "job_title", "company", "company_size", "industry", "country")
 
 
@@ -74,7 +76,16 @@ class StageChanged(BaseModel):
     reason: Literal["threshold", "decay", "rescore"]
     occurred_at: datetime
     score: ScoreSummary
-    top_reasons: list[Reason] = Field(max_length=5, description="Largest contributions first")
+    top_reasons: list[Reason] = Field(
+        max_length=5,
+        description="The lead's explanation, largest first: each reason's points compared with the "
+        "model's average lead (`average_score`), or its own points when the model has no average",
+    )
+    average_score: float | None = Field(
+        default=None,
+        description="The score of the model's average lead, which `top_reasons` compare with "
+        "(null: the model stores none, the reasons are the rules' own points)",
+    )
     attributes: dict[str, str | int | float | bool]
     suppressed: bool = Field(description="Unsubscribed, complained or hard-bounced")
     model_version: str
@@ -111,6 +122,7 @@ def message_for(model: ScoringModel, profile: LeadProfile) -> StageChanged:
     if transition is None:
         raise ValueError("profile has no transition to announce")
     result = engine.score(model, profile.state, transition.at)
+    explanation = explain(model, result, limit=TOP_REASONS, state=profile.state)
     promoted = model.is_promotion(transition.from_stage, transition.to_stage)
     return StageChanged(
         transition_id=transition.id,
@@ -129,10 +141,8 @@ def message_for(model: ScoringModel, profile: LeadProfile) -> StageChanged:
             grade=result.grade,
             probability=None if result.probability is None else round(result.probability, 4),
         ),
-        top_reasons=[
-            Reason(rule_id=c.rule_id, label=c.label, points=round(c.points, 2))
-            for c in result.contributions[:5]
-        ],
+        top_reasons=[Reason(rule_id=r.rule_id, label=r.label, points=r.points) for r in explanation.reasons],
+        average_score=explanation.average if explanation.relative_to == "average_lead" else None,
         attributes={k: v for k, v in profile.state.attributes.items() if k in PUBLIC_ATTRIBUTES},
         suppressed=profile.state.suppressed,
         model_version=model.version,

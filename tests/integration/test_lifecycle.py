@@ -232,3 +232,33 @@ def test_a_lead_who_is_only_mailed_goes_inactive(stack: Stack) -> None:
     # a delivery is something we did, not the lead: the 90-day inactivity rule (-10) applies
     assert report["updated"] == 1, report
     assert float(stack.profile(lead_id_for(email))["negative"]) == -10
+
+
+def test_the_lead_api_answers_the_explanation_next_to_the_raw_contributions(stack: Stack) -> None:
+    signed = {
+        "authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/execute-api/aws4_request"
+    }
+    email = "expl@globex.com"
+    stack.post_generic({"email": email, "event": "demo_requested", "attributes": VP})
+    stack.settle()
+
+    status, _, raw = stack.runner.handle_http("GET", "/v1/leads", signed, b"", f"email={email}")
+    lead = json.loads(raw)
+
+    assert status == 200
+    explanation = lead["explanation"]
+    assert explanation["relative_to"] == "zero"  # the default model stores no average lead
+    assert explanation["score"] == round(lead["total"], 1)
+    assert len(explanation["reasons"]) <= 8
+    assert explanation["reasons"][0] == {
+        "rule_id": "demo_request",
+        "label": "Requested a demo (recent)",
+        "points": 25.0,
+    }
+    assert "Job title is VP Marketing" in {r["label"] for r in explanation["reasons"]}
+    assert "baseline" not in {r["rule_id"] for r in explanation["reasons"]}
+    assert explanation["score"] == pytest.approx(
+        explanation["average"] + sum(r["points"] for r in explanation["reasons"]) + explanation["other"],
+        abs=1e-9,
+    )
+    assert sum(c["points"] for c in lead["contributions"]) == pytest.approx(lead["total"], abs=1e-9)

@@ -235,7 +235,9 @@ def _write_learned(args: argparse.Namespace, learned: Any, source: str) -> int:
             f"Cross-validated ROC AUC while learning: {learned.model.metadata['cv_auc']}",
             *learned.warnings,
         ]
-        report_text = render(f"Calibration report: {source}", metrics, learned.results, learned.y, notes)
+        report_text = render(
+            f"Calibration report: {source}", metrics, learned.results, learned.y, notes, model=learned.model
+        )
     write_atomically(args.out, learned.text)
     if report_text is not None:
         write_atomically(args.report, report_text)
@@ -314,7 +316,9 @@ def _report_backtest(
 
         write_atomically(
             args.report,
-            render(f"Backtest: {Path(source).name}", metrics, results, y, metrics.get("notes", [])),
+            render(
+                f"Backtest: {Path(source).name}", metrics, results, y, metrics.get("notes", []), model=model
+            ),
         )
     if args.json:
         print(json.dumps(metrics, sort_keys=False))

@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from leadscore.scoring.engine import ScoreResult
+from leadscore.scoring.explain import average_lead, explain
+from leadscore.scoring.model import ScoringModel
 
 PLOTS = ("gain", "calibration", "distribution", "contributions")
 
@@ -80,14 +82,62 @@ def _distribution(scores: np.ndarray, y: np.ndarray) -> str:
     return _png(fig)
 
 
-def _contributions(metrics: dict[str, Any]) -> str:
-    rows = sorted(metrics["top_negative"], key=lambda r: -r["effect"]) + sorted(
-        metrics["top_positive"], key=lambda r: r["effect"]
+def reason_summary(
+    model: ScoringModel, results: Sequence[ScoreResult], top: int = 10
+) -> dict[str, list[dict[str, Any]]]:
+    """The reasons that raise or lower scores most, as the leads' own explanations say them
+    (`leadscore.scoring.explain`, against the model's average lead; a model without one is
+    compared with the average of these leads): per sentence, its mean points over the leads whose
+    explanation has it. Only sentences of at least max(5, 0.5%) leads, and one per rule (its
+    strongest), so a finely binned column cannot fill the chart."""
+    if model.average is None and results:
+        model = model.model_copy(update={"average": average_lead(results)})
+    every_rule = max(1, len(model.all_rules()))
+    points: dict[tuple[str, str], list[float]] = {}
+    for result in results:
+        for reason in explain(model, result, limit=every_rule).reasons:
+            points.setdefault((reason.rule_id, reason.label), []).append(reason.points)
+    floor = max(5, 0.005 * len(results))
+    strongest_up: dict[str, dict[str, Any]] = {}
+    strongest_down: dict[str, dict[str, Any]] = {}
+    for (rule, label), values in points.items():
+        if len(values) < floor:
+            continue
+        row = {
+            "rule": rule,
+            "label": label,
+            "points": round(sum(values) / len(values), 1),
+            "leads": len(values),
+        }
+        if row["points"] > strongest_up.get(rule, {"points": 0})["points"]:
+            strongest_up[rule] = row
+        if row["points"] < strongest_down.get(rule, {"points": 0})["points"]:
+            strongest_down[rule] = row
+    return {
+        "top_positive": sorted(strongest_up.values(), key=lambda r: -r["points"])[:top],
+        "top_negative": sorted(strongest_down.values(), key=lambda r: r["points"])[:top],
+    }
+
+
+def _reason_rows(
+    metrics: dict[str, Any], summary: dict[str, list[dict[str, Any]]] | None
+) -> list[dict[str, Any]]:
+    """Strongest down first, strongest up last (the order of a horizontal bar chart)."""
+    if summary is None:  # no model given: the per-rule effects `evaluate` computed
+        summary = {
+            key: [{"label": r["label"], "points": r["effect"], "leads": r["leads"]} for r in metrics[key]]
+            for key in ("top_positive", "top_negative")
+        }
+    return sorted(summary["top_negative"], key=lambda r: -r["points"]) + sorted(
+        summary["top_positive"], key=lambda r: r["points"]
     )
+
+
+def _contributions(rows: Sequence[dict[str, Any]]) -> str:
     fig, ax = plt.subplots(figsize=(9, max(3.0, 0.32 * len(rows) + 1)))
     if rows:
-        labels = [r["label"][:60] for r in rows]
-        effects = [r["effect"] for r in rows]
+        labels = [r["label"][:70] for r in rows]
+        effects = [r["points"] for r in rows]
         ax.barh(labels, effects, color=["#3b9d5d" if e > 0 else "#d95f5f" for e in effects])
     ax.axvline(0, color="grey")
     ax.set(xlabel="points compared with the average lead", title="Top positive and negative reasons")
@@ -111,13 +161,18 @@ def render(
     results: Sequence[ScoreResult],
     y: np.ndarray,
     notes: Sequence[str] = (),
+    *,
+    model: ScoringModel | None = None,
 ) -> str:
+    """The page. With `model`, the reasons chart and table come from the leads' explanations
+    (`reason_summary`), the sentences a marketer sees in `leadscore explain` and notifications."""
     scores = np.array([r.total for r in results], dtype=float)
+    reasons = _reason_rows(metrics, None if model is None else reason_summary(model, results))
     images = {
         "gain": _gain(metrics, scores, y),
         "calibration": _calibration(metrics, scores, y),
         "distribution": _distribution(scores, y),
-        "contributions": _contributions(metrics),
+        "contributions": _contributions(reasons),
     }
     captions = {
         "gain": "If sales calls leads from the highest score down, "
@@ -181,6 +236,8 @@ figcaption {{ color: #555; font-size: 0.9rem; }}
 <ul>{notes_html}</ul>
 {_table([{"measure": k, "value": v} for k, v in summary], ["measure", "value"])}
 {figures}
+<h2>Top reasons compared with the average lead</h2>
+{_table(reasons[::-1], ["label", "points", "leads"])}
 <h2>Stage thresholds</h2>
 {stages}
 <h2>Conversion by score decile</h2>

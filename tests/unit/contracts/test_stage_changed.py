@@ -13,7 +13,10 @@ from leadscore.lifecycle import announcement_topic
 from leadscore.model_store import load_model
 from leadscore.notifications import SCHEMA_PATH, contract_schema, message_attributes, message_for, score_band
 from leadscore.repository import LeadProfile, Transition, profile_from_item
+from leadscore.scoring import engine
 from leadscore.scoring.engine import LeadState
+from leadscore.scoring.explain import explain
+from leadscore.scoring.model import AverageLead
 
 pytestmark = pytest.mark.unit
 AT = datetime(2026, 5, 4, 10, 30, tzinfo=UTC)
@@ -126,3 +129,48 @@ def test_each_transition_goes_to_the_topic_the_model_names(
     transition = Transition(from_stage=from_stage, to_stage=to_stage, at=AT, reason="threshold", score=50)
 
     assert announcement_topic(load_model(), transition, suppressed) == topic
+
+
+def test_top_reasons_are_the_leads_explanation_never_the_baseline_or_a_limit() -> None:
+    # Given a model with a baseline (offset), a fit limit the lead reaches, and an average lead
+    default = load_model()
+    model = default.model_copy(
+        update={
+            "offset": 30.0,
+            "average": AverageLead(score=45.0, leads=100, rules={"baseline": 30.0, "seniority": 6.0}),
+        }
+    )
+    profile = _profile("MQL", "SQL")
+    rich = profile.model_copy(
+        update={
+            "state": profile.state.model_copy(
+                update={"attributes": {"job_title": "CEO", "company_size": 5000, "industry": "software"}}
+            )
+        }
+    )
+    result = engine.score(model, rich.state, AT)
+    assert {"baseline", "fit:bound"} <= {c.rule_id for c in result.contributions}
+
+    # When the transition is announced
+    message = message_for(model, rich)
+    body = json.loads(message.model_dump_json(by_alias=True))
+
+    # Then its reasons are the explanation's top five, compared with the average lead
+    expected = explain(model, result, limit=5, state=rich.state)
+    assert [(r["rule_id"], r["label"], r["points"]) for r in body["top_reasons"]] == [
+        (r.rule_id, r.label, r.points) for r in expected.reasons
+    ]
+    assert not {"baseline", "fit:bound", "total:bound"} & {r["rule_id"] for r in body["top_reasons"]}
+    reasons = {r["label"]: r["points"] for r in body["top_reasons"]}
+    assert reasons["Job title is CEO"] == 14.0  # 20 points against the average lead's 6
+    assert reasons["Company size is 1000+ employees"] == 15.0  # the average lead has none
+    assert body["average_score"] == 45.0
+    jsonschema.validate(body, json.loads(SCHEMA_PATH.read_text()))
+
+
+def test_a_model_without_an_average_sends_the_rules_own_points_and_no_average() -> None:
+    message = message_for(load_model(), _profile("MQL", "SQL"))
+
+    assert message.average_score is None
+    assert message.top_reasons[0].label == "Job title is VP Sales"
+    assert message.top_reasons[0].points == 18.0
