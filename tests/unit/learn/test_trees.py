@@ -1,5 +1,6 @@
 """Boosted trees exported as segment rules: the engine scores them exactly like the trees, and
-calibrate takes them on only when they add cross-validated ranking (three-way structure)."""
+calibrate (asked with --segments) takes them on only when they add cross-validated ranking
+(three-way structure)."""
 
 from __future__ import annotations
 
@@ -144,7 +145,7 @@ def test_calibrate_takes_on_segment_rules_for_a_three_way_effect(tmp_path: Path)
     history = _write(tmp_path / "history.csv", rows, y)
     out = tmp_path / "model.yaml"
     argv = ["calibrate", str(history), "--target", "Converted", "--id-column", "lead_id", "--out", str(out)]
-    assert main(argv) == 0
+    assert main([*argv, "--segments", "--max-rules", "2000"]) == 0
     model = load_model(str(out))
     chosen = model.metadata["chosen"]
     assert isinstance(chosen, dict) and chosen["trees"] > 0 and chosen["tree_weight"] > 0
