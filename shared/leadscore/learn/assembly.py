@@ -3,7 +3,7 @@
 - each kept feature becomes one rule (an attribute rule, or an aggregate rule over an event
   count), its log-odds shape x a common scale, shifted so its least favourable value is worth 0
   (for `negative` features its most favourable value); the shifts go to `offset`;
-- each chosen pair becomes one pair rule; a categorical side's own main effect is folded into the
+- each chosen pair becomes one pair rule; each side's own main effect is folded into the
   first pair table that uses it (its attribute rule is then not written), so a lead's score rests
   on fewer, larger reasons;
 - points are rounded to POINT_DECIMALS decimals; numeric edges are already short decimals
@@ -183,6 +183,27 @@ def _rule(
     return None if constant == {0.0} else rule
 
 
+def _fold(axis: pairing.Axis, feature: Feature, shape: _Shape) -> tuple[pairing.Axis, np.ndarray, np.ndarray]:
+    """The axis a pair table needs to carry the feature's own main effect too: for a numeric
+    feature, its bins refined to every edge of both the pair's bins and the feature's; returns the
+    axis, the main effect per level of it, and each level's level in the original pair axis."""
+    if not axis.numeric:
+        main = np.array([shape.missing, shape.other, *(shape.values[level] for level in axis.levels)])
+        return axis, main, np.arange(axis.size)
+    refined = pairing.Axis(
+        column=axis.column,
+        attribute=axis.attribute,
+        label=axis.label,
+        numeric=True,
+        edges=sorted({*axis.edges, *feature.edges}),
+    )
+    lowest = [-np.inf, *refined.edges]  # each refined bin's lower bound
+    coarse = [pairing.MISSING, pairing.OTHER, *(2 + np.searchsorted(axis.edges, lowest, "right"))]
+    fine = np.searchsorted(feature.edges, lowest, "right")
+    main = np.array([shape.missing, shape.missing, *(shape.bins[i] for i in fine)])
+    return refined, main, np.array(coarse, dtype=np.intp)
+
+
 def extremes(rule: Rule) -> tuple[float, float]:
     """The lowest and highest points a rule can give."""
     if isinstance(rule, SegmentRule):
@@ -217,7 +238,7 @@ def assemble(
     scale: float,
     dropped: dict[str, str],
 ) -> Assembled:
-    """Main-effect rules and pair rules (with categorical main effects folded into pairs)."""
+    """Main-effect rules and pair rules (each main effect folded into the first pair using it)."""
     out = Assembled(rules={"fit": [], "engagement": [], "negative": []}, offset_logit=intercept)
     by_column = {feature.column: (feature, shape) for feature, shape in zip(features, shapes, strict=True)}
     shifts: dict[str, float] = {}
@@ -233,15 +254,17 @@ def assemble(
         grid = pairing.pair_points(table, first, second)
         rule_id = _unique_id(f"{first.attribute}_x_{second.attribute}", taken)
         folded = []
-        for side, axis in ((0, first), (1, second)):
-            if axis.numeric or axis.column in absorbed:
+        sides = [first, second]
+        for side, axis in enumerate(sides):
+            if axis.column in absorbed:
                 continue
             feature, shape = by_column[axis.column]
-            shift = shifts[axis.column]
-            main = np.array([shape.missing, shape.other, *(shape.values[lv] for lv in axis.levels)]) - shift
-            grid = grid + (main[:, None] if side == 0 else main[None, :])
+            sides[side], main, coarse = _fold(axis, feature, shape)
+            main = main - shifts[axis.column]
+            grid = grid[coarse, :] + main[:, None] if side == 0 else grid[:, coarse] + main[None, :]
             absorbed[axis.column] = rule_id
             folded.append(axis.column)
+        first, second = sides
         pair_rule = _pair_rule(rule_id, first, second, grid, scale)
         if not pair_rule.points:
             continue

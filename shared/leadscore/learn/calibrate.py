@@ -248,7 +248,7 @@ def _learn(history: History, mapping: Mapping, options: Options) -> Learned:  # 
             "counts and sizes monotone (bounded thermometer steps); plus the K most useful pairwise "
             "interaction tables (FAST ranking on the main-effects logits, cyclic penalised Newton fit), "
             f"each kept only when it adds >= {pairing.PAIR_GAIN} CV AUC, the ranking redone in each fold; "
-            "a categorical side's main effect folded into its first pair table"
+            "each side's main effect folded into the first pair table using it"
             + (
                 "; blended with Newton-boosted depth-3 trees whose leaves are segment rules (--segments)"
                 if options.segments
