@@ -29,7 +29,7 @@ from leadscore.learn.fit import Logistic, fit_logistic
 BIN_GRID = (12, 24, 40)
 C_GRID = (0.03, 0.1, 0.3, 1.0)
 FOLDS = 5
-FEATURE_GAIN = 0.0005  # CV AUC a feature must add to be kept (per feature, see select_features)
+FEATURE_GAIN = 0.001  # CV AUC a feature must add to be kept (per feature, see select_features)
 
 
 def _classifier(c: float) -> LogisticRegression:
