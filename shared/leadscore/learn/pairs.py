@@ -168,7 +168,7 @@ def choose_pairs(
     """The main effects' C, K pairs and their penalty by cross-validation: per fold, main effects,
     ranking and tables are all learned from the training folds only."""
     cs = [round(c_main * shrink, 6) for shrink in C_SHRINK]
-    ks = [k for k in K_GRID if (max_pairs is None or k <= max_pairs) and (k == 0 or len(codes) >= 2)]
+    ks = [k for k in K_GRID if (max_pairs is None or k <= max(0, max_pairs)) and (k == 0 or len(codes) >= 2)]
     configs = [(c, k, lam) for c in cs for k in ks for lam in (LAMBDA_GRID if k else LAMBDA_GRID[:1])]
     oof = {config: np.zeros(len(y)) for config in configs}
     splitter = StratifiedKFold(

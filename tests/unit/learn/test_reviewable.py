@@ -178,9 +178,11 @@ def test_only_features_and_pairs_that_pay_are_kept_and_pairs_carry_their_main_ef
 def test_the_rule_budget_counts_every_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     history = _write(tmp_path / "history.csv", _funnel(2000, seed=5))
 
-    assert _calibrate(history, tmp_path / "model.yaml", "--max-rules", "2") == 0
+    assert _calibrate(history, tmp_path / "model.yaml", "--max-rules", "1") == 0
+    assert _calibrate(history, tmp_path / "free.yaml", "--max-rules", "100") == 0
 
-    assert len(load_model(str(tmp_path / "model.yaml")).all_rules()) <= 2
+    assert len(load_model(str(tmp_path / "model.yaml")).all_rules()) == 1
+    assert len(load_model(str(tmp_path / "free.yaml")).all_rules()) > 1
     assert _calibrate(history, tmp_path / "none.yaml", "--max-rules", "0") == 2
     assert "--max-rules must be at least 1" in capsys.readouterr().err
 
