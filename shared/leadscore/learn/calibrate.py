@@ -99,6 +99,7 @@ __all__ = [
     "learn",
     "pair_axes",
     "plan_features",
+    "resolve_directions",
     "set_edges",
     "tree_inputs",
 ]

@@ -255,7 +255,10 @@ def bounds(features: list[Feature]) -> tuple[np.ndarray, np.ndarray]:
     upper: list[float] = []
     for feature in features:
         if feature.monotone == "auto":
-            raise ValueError(f"feature {feature.column!r}: resolve monotone 'auto' before asking for bounds")
+            raise ValueError(
+                f"feature {feature.column!r}: resolve monotone 'auto' (shapes.resolve_directions) "
+                "before asking for bounds"
+            )
         steps = len(feature.edges)
         free = feature.width() - steps
         lower += [-math.inf] * free
