@@ -1,5 +1,6 @@
 """`make bench`: what one ingested event costs in DynamoDB requests, how fast the pipeline runs,
-and how long `leadscore calibrate` takes on the X Education export.
+and how long `leadscore calibrate` and `leadscore backtest` take on the X Education export at
+1x, 4x and 16x its size (rows replicated with fresh ids).
 
 Runs the real handlers through the local runner against in-process moto (resources from
 template.yaml) and counts every DynamoDB request the emulator receives, by function and
@@ -282,31 +283,82 @@ def run(leads: int, events: int, seed: int) -> dict[str, Any]:
     return {"hot_path": hot, "stage_changes": stage, "identity": identity}
 
 
-def calibrate_figure(data: Path, mapping: Path = X_EDUCATION_MAPPING) -> dict[str, Any]:
-    """Time one `leadscore calibrate` of the X Education export (the README's worked example), or
-    say why it was not measured: the learn extra is optional and the data lives outside the repo."""
+def _replicated(data: Path, copies: int, out: Path) -> int:
+    """`data` written `copies` times to `out`, each copy with fresh lead ids (and Lead Numbers, so
+    a sequence number stays distinct per row); returns the number of leads written."""
+    with data.open(encoding="utf-8", newline="") as source:
+        reader = csv.reader(source)
+        header = next(reader)
+        rows = list(reader)
+    ids = header.index("Prospect ID")
+    numbers = header.index("Lead Number") if "Lead Number" in header else None
+    with out.open("w", encoding="utf-8", newline="") as target:
+        writer = csv.writer(target)
+        writer.writerow(header)
+        for copy in range(copies):
+            for row in rows:
+                fresh = list(row)
+                if copy:
+                    fresh[ids] = f"{row[ids]}-copy{copy}"
+                    if numbers is not None and row[numbers]:
+                        fresh[numbers] = str(int(float(row[numbers])) + copy * 10_000_000)
+                writer.writerow(fresh)
+    return copies * len(rows)
+
+
+def _timed_cli(argv: list[str]) -> tuple[int, float, str]:
+    from leadscore.cli import main as cli
+
+    quiet = io.StringIO()
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        code = cli(argv)
+    return code, time.perf_counter() - started, quiet.getvalue()
+
+
+def calibrate_figures(
+    data: Path, mapping: Path = X_EDUCATION_MAPPING, scales: tuple[int, ...] = (1, 4, 16)
+) -> dict[str, Any]:
+    """Time `leadscore calibrate` and `leadscore backtest` on the X Education export (the README's
+    worked example) at each scale (the rows replicated with fresh ids), or say why not: the learn
+    extra is optional and the data lives outside the repo."""
     if importlib.util.find_spec("sklearn") is None:
         return {"measured": False, "why": "the learn extra is not installed (make install)"}
     if not data.is_file():
         return {"measured": False, "why": f"no X Education data at {data}"}
     if not mapping.is_file():
         return {"measured": False, "why": f"no calibration mapping at {mapping}"}
-    from leadscore.cli import main as cli
-
+    figures: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as out:
-        argv = ["calibrate", str(data), "--target", "Converted", "--id-column", "Prospect ID"]
-        argv += [arg for column in X_EDUCATION_IGNORED for arg in ("--ignore-column", column)]
-        argv += ["--mapping", str(mapping), "--out", str(Path(out) / "model.yaml")]
-        quiet = io.StringIO()
-        started = time.perf_counter()
-        with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-            code = cli(argv)
-        seconds = time.perf_counter() - started
-    if code != 0:
-        return {"measured": False, "why": f"calibrate exited with {code}: {quiet.getvalue()[-500:]}"}
-    with data.open(encoding="utf-8", newline="") as rows:
-        leads = sum(1 for _ in csv.reader(rows)) - 1  # the header
-    return {"measured": True, "leads": leads, "seconds": round(seconds, 1)}
+        for scale in scales:
+            history, model = Path(out) / f"leads-{scale}x.csv", Path(out) / f"model-{scale}x.yaml"
+            leads = _replicated(data, scale, history)
+            argv = ["calibrate", str(history), "--target", "Converted", "--id-column", "Prospect ID"]
+            argv += [arg for column in X_EDUCATION_IGNORED for arg in ("--ignore-column", column)]
+            code, calibrate_s, said = _timed_cli([*argv, "--mapping", str(mapping), "--out", str(model)])
+            if code != 0:
+                return {"measured": False, "why": f"calibrate exited with {code}: {said[-500:]}"}
+            backtest = ["backtest", str(model), str(history), "--target", "Converted"]
+            code, backtest_s, said = _timed_cli([*backtest, "--id-column", "Prospect ID", "--json"])
+            if code != 0:
+                return {"measured": False, "why": f"backtest exited with {code}: {said[-500:]}"}
+            figures.append(
+                {
+                    "scale": scale,
+                    "leads": leads,
+                    "calibrate_seconds": round(calibrate_s, 1),
+                    "calibrate_rows_per_second": round(leads / calibrate_s),
+                    "backtest_seconds": round(backtest_s, 1),
+                    "backtest_rows_per_second": round(leads / backtest_s),
+                }
+            )
+    first = figures[0]
+    return {
+        "measured": True,
+        "leads": first["leads"],
+        "seconds": first["calibrate_seconds"],
+        "scales": figures,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -318,7 +370,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--x-education", type=Path, default=X_EDUCATION, metavar="LEADS.csv", help="data to calibrate on"
     )
-    parser.add_argument("--no-calibrate", action="store_true", help="skip timing calibrate (~30 s)")
+    parser.add_argument(
+        "--no-calibrate", action="store_true", help="skip timing calibrate and backtest (minutes at 16x)"
+    )
+    parser.add_argument(
+        "--scales",
+        default="1,4,16",
+        metavar="N,N,...",
+        help="X Education sizes to time calibrate and backtest at (default 1,4,16)",
+    )
     args = parser.parse_args(argv)
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the handlers' own metric and log lines are not figures
@@ -326,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         result["calibrate"] = (
             {"measured": False, "why": "--no-calibrate"}
             if args.no_calibrate
-            else calibrate_figure(args.x_education)
+            else calibrate_figures(args.x_education, scales=tuple(int(s) for s in args.scales.split(",")))
         )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -373,6 +433,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    {name:<45} {n}")
     if calibrate["measured"]:
         print(f"Calibrate: X Education, {calibrate['leads']} leads: {calibrate['seconds']} s")
+        for row in calibrate["scales"]:
+            print(
+                f"  {row['scale']:>2}x ({row['leads']} leads): calibrate {row['calibrate_seconds']} s "
+                f"({row['calibrate_rows_per_second']} rows/s), backtest {row['backtest_seconds']} s "
+                f"({row['backtest_rows_per_second']} rows/s)"
+            )
     else:
         print(f"Calibrate: not measured ({calibrate['why']})")
     return 0

@@ -4,8 +4,10 @@ transaction and no read). Counts, not timings: nothing here depends on the machi
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from aws_lambda_powertools.utilities import parameters
@@ -35,3 +37,23 @@ def test_the_benchmark_runs_and_its_request_counts_hold_the_budgets(isolated: No
     alias = result["identity"]["alias"]
     assert (alias["write_requests_per_event"], alias["read_requests_per_event"]) == (3.0, 0.0)
     assert result["identity"]["merge"]["write_requests_per_change"] == 3.0
+
+
+def test_the_scaled_calibrate_figures_learn_from_copies_with_fresh_ids(tmp_path: Path) -> None:
+    source = tmp_path / "leads.csv"
+    source.write_text("Prospect ID,Lead Number,Converted\na,660737,0\nb,660728,1\nc,,0\n", encoding="utf-8")
+    out = tmp_path / "4x.csv"
+
+    assert bench._replicated(source, 4, out) == 12
+
+    with out.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 12 and rows[:3] == [
+        {"Prospect ID": "a", "Lead Number": "660737", "Converted": "0"},
+        {"Prospect ID": "b", "Lead Number": "660728", "Converted": "1"},
+        {"Prospect ID": "c", "Lead Number": "", "Converted": "0"},
+    ]
+    assert len({row["Prospect ID"] for row in rows}) == 12
+    numbers = [row["Lead Number"] for row in rows if row["Lead Number"]]
+    assert len(set(numbers)) == len(numbers) == 8
+    assert [row["Converted"] for row in rows] == ["0", "1", "0"] * 4

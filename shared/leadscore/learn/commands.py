@@ -61,6 +61,18 @@ def register(subparsers: Any) -> None:
         help="share of historical leads above the MQL threshold (default 0.30)",
     )
     calibrate.add_argument("--name", help="model name (default learned-<file name>)")
+    calibrate.add_argument(
+        "--max-rules",
+        type=int,
+        default=150,
+        metavar="N",
+        help="rule budget: at most N rules in the model, every rule counted (default 150)",
+    )
+    calibrate.add_argument(
+        "--segments",
+        action="store_true",
+        help="also blend in boosted-tree segment rules (hundreds of rules: raise --max-rules)",
+    )
     calibrate.set_defaults(run=run_calibrate)
 
     backtest = subparsers.add_parser(
@@ -188,9 +200,14 @@ def run_calibrate(args: argparse.Namespace) -> int:
     _check_output(args.report, "--report")
     mapping = load_mapping(args.mapping)
     history = load_history(args.history, args.target, args.id_column, args.ignore_column, what="calibrate")
-    learned = learn(
-        history, mapping, Options(sql_share=args.sql_share, mql_share=args.mql_share, name=args.name)
+    options = Options(
+        sql_share=args.sql_share,
+        mql_share=args.mql_share,
+        name=args.name,
+        max_rules=args.max_rules,
+        segments=args.segments,
     )
+    learned = learn(history, mapping, options)
     return _write_learned(args, learned, Path(args.history).name)
 
 

@@ -52,6 +52,11 @@ class ColumnMapping(BaseModel):
     url_pattern: str | None = None
     category: Category | None = None
     type: Literal["numeric", "categorical"] | None = None
+    # Shape of a numeric or events column's points: `increasing`/`decreasing` (a count or a size:
+    # more never scores less, or never more), `auto` (monotone, the direction the data prefers),
+    # `none` (any shape). Unset: `auto` for events columns and for numeric columns whose name
+    # says count or size (see `learn.encoding.looks_like_count`), `none` otherwise.
+    monotone: Literal["increasing", "decreasing", "auto", "none"] | None = None
     label: str | None = None
     ignore: bool = False
 
@@ -72,6 +77,8 @@ class ColumnMapping(BaseModel):
             raise ValueError("url_pattern only applies to events")
         if self.events and self.type == "categorical":
             raise ValueError("an events column is a count: it cannot be categorical")
+        if self.monotone not in (None, "none") and self.type == "categorical":
+            raise ValueError("monotone applies to numeric and events columns, not categorical ones")
         return self
 
 

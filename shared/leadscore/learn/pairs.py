@@ -11,7 +11,8 @@ interactions", KDD 2013), the method behind Explainable Boosting Machines:
    penalty `lam` (cells with few leads stay near 0), the main effects held fixed;
 3. K, `lam` and the main effects' own penalty (the one chosen without pairs, or 3x stronger)
    are chosen by stratified 5-fold cross-validated ROC AUC, the main effects and the ranking of
-   step 1 redone inside each fold so the check is honest.
+   step 1 redone inside each fold so the check is honest. A pair must pay for itself: the K
+   chosen maximises CV AUC - PAIR_GAIN * K, so each pair kept adds at least PAIR_GAIN of CV AUC.
 
 Each pair then becomes one `PairRule`: the score stays an exact sum of readable contributions.
 """
@@ -33,7 +34,8 @@ from leadscore.scoring.model import MISSING_LEVEL, OTHER_LEVEL, Band, PairAttrib
 
 PAIR_BINS = 8  # numeric: at most this many quantile bins per axis
 PAIR_LEVELS = 10  # categorical: the most common levels get their own row, the rest are `other`
-K_GRID = (0, 5, 10, 15, 20)
+K_GRID = (0, 1, 2, 3, 4, 6, 8, 10, 15, 20)
+PAIR_GAIN = 0.0005  # CV AUC each pair rule must add to be kept
 C_SHRINK = (1.0, 1 / 3)  # the main effects may need a stronger penalty once pairs are there
 LAMBDA_GRID = (10.0, 30.0)
 SWEEPS = 6
@@ -161,11 +163,13 @@ def choose_pairs(
     c_main: float,
     seed: int,
     folds: int,
+    max_pairs: int | None = None,
 ) -> PairChoice:
     """The main effects' C, K pairs and their penalty by cross-validation: per fold, main effects,
     ranking and tables are all learned from the training folds only."""
     cs = [round(c_main * shrink, 6) for shrink in C_SHRINK]
-    configs = [(c, k, lam) for c in cs for k in K_GRID for lam in (LAMBDA_GRID if k else LAMBDA_GRID[:1])]
+    ks = [k for k in K_GRID if (max_pairs is None or k <= max(0, max_pairs)) and (k == 0 or len(codes) >= 2)]
+    configs = [(c, k, lam) for c in cs for k in ks for lam in (LAMBDA_GRID if k else LAMBDA_GRID[:1])]
     oof = {config: np.zeros(len(y)) for config in configs}
     splitter = StratifiedKFold(
         n_splits=min(folds, int(min(y.sum(), len(y) - y.sum()))), shuffle=True, random_state=seed
@@ -189,10 +193,12 @@ def choose_pairs(
                 oof[(c, k, lam)][test] = logits
     grid: list[dict[str, float]] = []
     best: PairChoice | None = None
+    best_merit = -np.inf
     for c, k, lam in configs:
         auc = float(roc_auc_score(y, oof[(c, k, lam)]))
         grid.append({"C": c, "pairs": k, "lambda": lam, "cv_auc": round(auc, 5)})
-        if best is None or auc > best.cv_auc + 1e-9:
+        if auc - PAIR_GAIN * k > best_merit + 1e-9:
+            best_merit = auc - PAIR_GAIN * k
             best = PairChoice(c=c, k=k, lam=lam, cv_auc=auc, oof_logits=oof[(c, k, lam)], grid=grid)
     assert best is not None
     return best

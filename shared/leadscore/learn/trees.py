@@ -21,6 +21,7 @@ readable rules, and every lead meets exactly one leaf of each tree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, Decimal
 
 import numpy as np
 import pandas as pd
@@ -214,6 +215,20 @@ def _condition(axis: TreeAxis, low: float | None, high: float | None) -> Segment
     )
 
 
+def short_threshold(threshold: float) -> float:
+    """The shortest decimal within a quarter of a float32 step of a tree's threshold (1.26, not
+    1.2599999904632568). The tree compares float32 inputs with a threshold halfway between two
+    float32 values at least a step apart, so every input keeps its side of the split."""
+    quarter = abs(float(np.spacing(np.float32(threshold)))) / 4
+    low, high = Decimal(repr(threshold - quarter)), Decimal(repr(threshold + quarter))
+    for exponent in range(15, -20, -1):
+        step = Decimal(1).scaleb(exponent)
+        candidate = (low / step).to_integral_value(rounding=ROUND_CEILING) * step
+        if low < candidate < high:
+            return float(candidate) + 0.0
+    return threshold
+
+
 def leaf_rules(tree: Tree, axes: list[TreeAxis]) -> list[tuple[list[SegmentCondition], float]]:
     """Each leaf of a tree as (conditions, log-odds)."""
     t = tree.tree.tree_
@@ -224,7 +239,7 @@ def leaf_rules(tree: Tree, axes: list[TreeAxis]) -> list[tuple[list[SegmentCondi
             conditions = [_condition(axes[f], lo, hi) for f, (lo, hi) in sorted(bounds.items())]
             out.append(([c for c in conditions if c is not None], float(tree.values[node])))
             return
-        feature, threshold = int(t.feature[node]), float(t.threshold[node])
+        feature, threshold = int(t.feature[node]), short_threshold(float(t.threshold[node]))
         low, high = bounds.get(feature, (None, None))
         # sklearn sends x <= threshold left; inputs are float32, so no value lies on the threshold.
         left_high = threshold if high is None else min(high, threshold)

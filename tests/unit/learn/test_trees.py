@@ -1,5 +1,6 @@
 """Boosted trees exported as segment rules: the engine scores them exactly like the trees, and
-calibrate takes them on only when they add cross-validated ranking (three-way structure)."""
+calibrate (asked with --segments) takes them on only when they add cross-validated ranking
+(three-way structure)."""
 
 from __future__ import annotations
 
@@ -144,7 +145,7 @@ def test_calibrate_takes_on_segment_rules_for_a_three_way_effect(tmp_path: Path)
     history = _write(tmp_path / "history.csv", rows, y)
     out = tmp_path / "model.yaml"
     argv = ["calibrate", str(history), "--target", "Converted", "--id-column", "lead_id", "--out", str(out)]
-    assert main(argv) == 0
+    assert main([*argv, "--segments", "--max-rules", "2000"]) == 0
     model = load_model(str(out))
     chosen = model.metadata["chosen"]
     assert isinstance(chosen, dict) and chosen["trees"] > 0 and chosen["tree_weight"] > 0
@@ -187,3 +188,21 @@ def test_a_history_with_only_event_counts_learns_without_trees(tmp_path: Path) -
     chosen = model.metadata["chosen"]
     assert isinstance(chosen, dict) and (chosen["trees"], chosen["tree_weight"]) == (0, 0.0)
     assert not [rule for _, rule in model.all_rules() if isinstance(rule, SegmentRule)]
+
+
+@pytest.mark.parametrize(
+    ("threshold", "short"),
+    [(1.2599999904632568, 1.26), (-3.2999999523162842, -3.3), (7.5, 7.5), (587948.5, 587948.5)],
+)
+def test_segment_thresholds_are_short_decimals_on_the_same_side_of_every_float32(
+    threshold: float, short: float
+) -> None:
+    assert trees.short_threshold(threshold) == short
+    near = [np.float32(threshold)]
+    for direction in (-np.inf, np.inf):
+        value = np.float32(threshold)
+        for _ in range(3):
+            value = np.nextafter(value, np.float32(direction))
+            near.append(value)
+    for value in (float(v) for v in near if float(v) != threshold):  # a split never lies on a value
+        assert (value <= threshold) == (value < short)
