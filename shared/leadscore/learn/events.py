@@ -36,23 +36,25 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from leadscore.cli import CommandError
 from leadscore.domain import OUTCOME_EVENT_TYPES, EventType
+from leadscore.learn import guardrails
 from leadscore.learn.calibrate import (
     BIN_GRID,
     C_GRID,
-    FOLDS,
     SCORE_SPAN,
     Feature,
     _rule,
     _shape,
     _unique_id,
+    bounds,
     design,
     plan_features,
+    resolve_directions,
     set_edges,
+    splitter,
 )
 from leadscore.learn.dataset import MIN_PER_OUTCOME, History
 from leadscore.learn.evaluate import evaluate
@@ -391,9 +393,12 @@ class Design:
         return np.column_stack([self.attr, self.events / self.scales])
 
 
-def _bounds(columns: Sequence[EventColumn], attr_width: int) -> tuple[np.ndarray, np.ndarray]:
-    lower = np.concatenate([np.full(attr_width, -np.inf), [c.lower for c in columns]])
-    upper = np.concatenate([np.full(attr_width, np.inf), [c.upper for c in columns]])
+def _bounds(
+    columns: Sequence[EventColumn], attr: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The attribute columns' bounds (monotone counts and sizes) followed by the event rules' signs."""
+    lower = np.concatenate([attr[0], [c.lower for c in columns]])
+    upper = np.concatenate([attr[1], [c.upper for c in columns]])
     return lower, upper
 
 
@@ -406,18 +411,25 @@ def _event_matrix(columns: Sequence[EventColumn], n: int) -> tuple[np.ndarray, n
 
 
 def _fit_all(
-    columns: Sequence[EventColumn], attr: np.ndarray, y: np.ndarray, n: int
+    columns: Sequence[EventColumn],
+    attr: np.ndarray,
+    limits: tuple[np.ndarray, np.ndarray],
+    y: np.ndarray,
+    n: int,
 ) -> tuple[float, np.ndarray]:
-    """Deviance of the full model (search penalty) and its standardised design's logits per column."""
+    """Deviance of the full model (search penalty) and its standardised design's logits per column.
+    `limits`: the attribute columns' bounds."""
     events, scales = _event_matrix(columns, n)
     x = Design(attr, events, scales).matrix()
-    fitted = fit_logistic(x, y, SEARCH_C, *_bounds(columns, attr.shape[1]))
+    fitted = fit_logistic(x, y, SEARCH_C, *_bounds(columns, limits))
     z = fitted.decision_function(x)
     deviance = -2.0 * float(np.sum(y * z - np.logaddexp(0.0, z)))
     return deviance, x * fitted.coef
 
 
-def _learn_dynamics(columns: list[EventColumn], attr: np.ndarray, y: np.ndarray, n: int) -> dict[str, Any]:
+def _learn_dynamics(
+    columns: list[EventColumn], attr: np.ndarray, limits: tuple[np.ndarray, np.ndarray], y: np.ndarray, n: int
+) -> dict[str, Any]:
     """Half-lives and caps, by profile likelihood. First one half-life shared by every rule; then
     a rule gets its own only where that fits the outcomes better by more than the BIC cost of one
     parameter (log n): a rule's half-life is estimated from all the data unless the data says it
@@ -429,14 +441,14 @@ def _learn_dynamics(columns: list[EventColumn], attr: np.ndarray, y: np.ndarray,
     def shared(h: float | None) -> float:
         for column in columns:
             column.half_life = h
-        return _fit_all(columns, attr, y, n)[0]
+        return _fit_all(columns, attr, limits, y, n)[0]
 
     common, _ = _best_half_life(shared)
     for column in columns:
         column.half_life = common
     own: dict[str, float | None] = {}
     for column in columns:
-        _, parts = _fit_all(columns, attr, y, n)
+        _, parts = _fit_all(columns, attr, limits, y, n)
         position = attr.shape[1] + columns.index(column)
         offset = parts.sum(axis=1) - parts[:, position]  # the intercept is re-fitted in _deviance_one
 
@@ -449,7 +461,7 @@ def _learn_dynamics(columns: list[EventColumn], attr: np.ndarray, y: np.ndarray,
             own[column.rule_id] = h
     dropped: list[str] = []
     for column in [c for c in columns if c.url_pattern is not None]:
-        _, parts = _fit_all(columns, attr, y, n)
+        _, parts = _fit_all(columns, attr, limits, y, n)
         position = attr.shape[1] + columns.index(column)
         offset = parts.sum(axis=1) - parts[:, position]
         x = column.values(n)
@@ -458,7 +470,7 @@ def _learn_dynamics(columns: list[EventColumn], attr: np.ndarray, y: np.ndarray,
             columns.remove(column)  # the page says nothing its event type does not
             dropped.append(column.rule_id)
     for column in columns:
-        _, parts = _fit_all(columns, attr, y, n)
+        _, parts = _fit_all(columns, attr, limits, y, n)
         position = attr.shape[1] + columns.index(column)
         column.cap = _choose_cap(column, parts.sum(axis=1) - parts[:, position], yf, n)
     return {"shared_half_life_days": common, "own_half_lives": own, "patterns_without_gain": dropped}
@@ -469,10 +481,7 @@ def _cv_logits(
 ) -> tuple[np.ndarray, list[float]]:
     logits = np.zeros(len(y))
     aucs: list[float] = []
-    folds = StratifiedKFold(
-        n_splits=min(FOLDS, int(min(y.sum(), len(y) - y.sum()))), shuffle=True, random_state=seed
-    )
-    for train, test in folds.split(x, y):
+    for train, test in splitter(y, seed).split(x, y):
         fitted = fit_logistic(x[train], y[train], c, *bounds)
         logits[test] = fitted.decision_function(x[test])
         aucs.append(float(roc_auc_score(y[test], logits[test])))
@@ -508,6 +517,7 @@ def _learn(history: EventHistory, options: HistoryOptions) -> Learned:  # noqa: 
     labelled = label_leads(history, options.labels)
     _check_labels(history, labelled)
     y = np.asarray(labelled.y, dtype=int)
+    guardrails.check_floor(y)
     n = len(y)
     seen = [
         before(history.leads[email], cut) for email, cut in zip(labelled.emails, labelled.cuts, strict=True)
@@ -537,7 +547,9 @@ def _learn(history: EventHistory, options: HistoryOptions) -> Learned:  # noqa: 
     if not features and not columns:
         raise CommandError(f"{history.path}: no attribute or event type is common enough to learn from")
     t = time.perf_counter()
-    dynamics = _learn_dynamics(columns, attr, y, n)
+    if features:  # counts and sizes are monotone, in the direction an unconstrained fit prefers
+        resolve_directions(features, fit_logistic(attr, y, SEARCH_C).coef)
+    dynamics = _learn_dynamics(columns, attr, bounds(features), y, n)
     timings["half_lives_s"] = time.perf_counter() - t
 
     # Penalty and bins by cross-validated AUC.
@@ -548,9 +560,9 @@ def _learn(history: EventHistory, options: HistoryOptions) -> Learned:  # noqa: 
     for bins in BIN_GRID:
         set_edges(features, frame, placeholders, bins)
         x = Design(design(features, frame, placeholders), events, scales).matrix()
-        bounds = _bounds(columns, x.shape[1] - len(columns))
+        limits = _bounds(columns, bounds(features))
         for c in C_GRID:
-            logits, aucs = _cv_logits(x, y, c, bounds, options.seed)
+            logits, aucs = _cv_logits(x, y, c, limits, options.seed)
             auc = float(roc_auc_score(y, logits))
             grid.append({"bins": bins, "C": c, "cv_auc": round(auc, 5)})
             if best is None or auc > best[0] + 1e-9:
@@ -562,7 +574,12 @@ def _learn(history: EventHistory, options: HistoryOptions) -> Learned:  # noqa: 
     set_edges(features, frame, placeholders, bins)
     attr = design(features, frame, placeholders)
     x = Design(attr, events, scales).matrix()
-    fitted = fit_logistic(x, y, c, *_bounds(columns, attr.shape[1]))
+    limits = _bounds(columns, bounds(features))
+    fitted = fit_logistic(x, y, c, *limits)
+    curve = guardrails.learning_curve(
+        x, y, lambda a, b: fit_logistic(a, b, c, *limits), splitter(y, options.seed), options.seed
+    )
+    warnings += guardrails.check_history(y, curve.full, curve.half)
     timings["cross_validation_s"] = time.perf_counter() - t
     logits = fitted.decision_function(x)
     span = SCORE_SPAN / max(float(logits.max() - logits.min()), 1e-9)

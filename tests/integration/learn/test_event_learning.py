@@ -27,7 +27,7 @@ from leadscore.local.stack import Runner
 from leadscore.model_store import parse_model
 from leadscore.repository.profiles import profile_from_item
 from leadscore.scoring import engine
-from leadscore.scoring.model import EventRule, ScoringModel
+from leadscore.scoring.model import AttributeRule, EventRule, ScoringModel
 
 from ...funnel import Lead, Truth, generate, split
 from ..conftest import Stack
@@ -199,3 +199,21 @@ def test_backtest_scores_are_what_the_running_pipeline_computes(
         assert 0 < runtime.total < learned.model.total_max
         assert {c.rule_id for c in runtime.contributions} == {c.rule_id for c in expected[i].contributions}
     assert np.isfinite([r.total for r in expected]).all()
+
+
+def test_a_size_learned_from_events_is_monotone(learned: Learned) -> None:
+    size = next(
+        rule
+        for _, rule in learned.model.all_rules()
+        if isinstance(rule, AttributeRule) and rule.id == "company_size"
+    )
+    points = [b.points for b in size.bins]
+    assert len(points) > 1 and points == sorted(points)  # bigger companies never score lower
+
+
+def test_a_history_below_the_floor_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    small = tmp_path / "small.jsonl"
+    generate(small, leads=150, seed=5)
+    assert main(["calibrate", "--history", str(small), "--out", str(tmp_path / "m.yaml")]) == 2
+    assert "too little history to learn from" in capsys.readouterr().err
+    assert not (tmp_path / "m.yaml").exists()
