@@ -361,6 +361,52 @@ def calibrate_figures(
     }
 
 
+X_EDUCATION_LEADS = 9_240
+
+
+def history_figures(scales: tuple[int, ...]) -> dict[str, Any]:
+    """Time `calibrate --history` and `backtest --history` on the synthetic funnel of
+    tests/funnel.py (run from a checkout) at each multiple of the X Education size, split by lead
+    70/30 as the tests split it."""
+    if importlib.util.find_spec("sklearn") is None:
+        return {"measured": False, "why": "the learn extra is not installed (make install)"}
+    try:
+        from tests.funnel import generate, split
+    except ImportError:
+        return {"measured": False, "why": "tests/funnel.py not importable (run from the repository root)"}
+    figures: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as out:
+        for scale in scales:
+            folder = Path(out)
+            whole, train, test = folder / "all.jsonl", folder / "train.jsonl", folder / "test.jsonl"
+            generate(whole, leads=X_EDUCATION_LEADS * scale, seed=scale)
+            split(whole, train, test)
+            lines = sum(1 for _ in train.open(encoding="utf-8"))
+            model = folder / "model.yaml"
+            code, calibrate_s, said = _timed_cli(["calibrate", "--history", str(train), "--out", str(model)])
+            if code != 0:
+                return {"measured": False, "why": f"calibrate --history exited with {code}: {said[-500:]}"}
+            code, backtest_s, said = _timed_cli(["backtest", str(model), "--history", str(test), "--json"])
+            if code != 0:
+                return {"measured": False, "why": f"backtest --history exited with {code}: {said[-500:]}"}
+            test_lines = sum(1 for _ in test.open(encoding="utf-8"))
+            figures.append(
+                {
+                    "scale": scale,
+                    "leads": X_EDUCATION_LEADS * scale,
+                    "train_events": lines,
+                    "calibrate_seconds": round(calibrate_s, 1),
+                    "calibrate_events_per_second": round(lines / calibrate_s),
+                    "backtest_seconds": round(backtest_s, 1),
+                    "backtest_events_per_second": round(test_lines / backtest_s),
+                    "held_out_auc": next(
+                        json.loads(line)["auc"] for line in said.splitlines() if line.startswith("{")
+                    ),
+                }
+            )
+    return {"measured": True, "scales": figures}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Count DynamoDB requests per ingested event.")
     parser.add_argument("--leads", type=int, default=200)
@@ -379,6 +425,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N,N,...",
         help="X Education sizes to time calibrate and backtest at (default 1,4,16)",
     )
+    parser.add_argument(
+        "--history-scales",
+        default="1,4",
+        metavar="N,N,...",
+        help="sizes (multiples of X Education's 9,240 leads) to time calibrate/backtest --history at "
+        "on the synthetic funnel (default 1,4; 16 takes several minutes and a few GB)",
+    )
     args = parser.parse_args(argv)
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the handlers' own metric and log lines are not figures
@@ -387,6 +440,11 @@ def main(argv: list[str] | None = None) -> int:
             {"measured": False, "why": "--no-calibrate"}
             if args.no_calibrate
             else calibrate_figures(args.x_education, scales=tuple(int(s) for s in args.scales.split(",")))
+        )
+        result["history"] = (
+            {"measured": False, "why": "--no-calibrate"}
+            if args.no_calibrate
+            else history_figures(tuple(int(s) for s in args.history_scales.split(",")))
         )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -441,6 +499,18 @@ def main(argv: list[str] | None = None) -> int:
             )
     else:
         print(f"Calibrate: not measured ({calibrate['why']})")
+    history = result["history"]
+    if history["measured"]:
+        print("Calibrate --history: the synthetic funnel (tests/funnel.py), 70% to learn, 30% held out")
+        for row in history["scales"]:
+            print(
+                f"  {row['scale']:>2}x ({row['leads']} leads, {row['train_events']} events to learn from): "
+                f"calibrate {row['calibrate_seconds']} s ({row['calibrate_events_per_second']} events/s), "
+                f"backtest {row['backtest_seconds']} s ({row['backtest_events_per_second']} events/s), "
+                f"held-out AUC {row['held_out_auc']}"
+            )
+    else:
+        print(f"Calibrate --history: not measured ({history['why']})")
     return 0
 
 
