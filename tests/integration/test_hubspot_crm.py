@@ -132,3 +132,39 @@ def test_a_plain_http_api_base_url_off_loopback_is_refused() -> None:
         ADAPTER.resolver(
             {"client_secret": "s", "private_app_token": TOKEN, "api_base_url": "http://api.example"}
         )
+
+
+def test_a_redirect_is_never_followed_with_the_token() -> None:
+    import http.server
+    import threading
+
+    from leadscore.adapters._hubspot_crm import urllib_transport
+
+    followed: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/elsewhere"):
+                followed.append(self.headers.get("Authorization", ""))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"{}")
+                return
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{self.server.server_port}/elsewhere")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        status, _ = urllib_transport(
+            f"http://127.0.0.1:{server.server_port}/crm", {"Authorization": "Bearer pat-redirect-test"}, 5.0
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == 302 and followed == []

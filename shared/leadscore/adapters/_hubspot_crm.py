@@ -40,10 +40,21 @@ MAX_PAGES = 5
 Transport = Callable[[str, dict[str, str], float], tuple[int, bytes]]
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx is an answer like any other non-2xx: never followed (it would carry the token to
+    wherever the Location header points, https or not)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def urllib_transport(url: str, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
     request = urllib.request.Request(url, method="GET", headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with _OPENER.open(request, timeout=timeout) as response:
             body: bytes = response.read(MAX_ANSWER_BYTES + 1)
             return response.status, body
     except urllib.error.HTTPError as error:  # an answer, just not a 2xx: the caller decides
@@ -110,7 +121,9 @@ class ContactLookup:
                 contact = str(result.get("toObjectId", "")) if isinstance(result, dict) else ""
                 if contact.isascii() and contact.isdigit() and contact not in contacts:
                     contacts.append(contact)
-            after_value = ((answer.get("paging") or {}).get("next") or {}).get("after")
+            paging = answer.get("paging")
+            following = paging.get("next") if isinstance(paging, dict) else None
+            after_value = following.get("after") if isinstance(following, dict) else None
             if len(contacts) >= MAX_DEAL_CONTACTS or not after_value:
                 break
             after = str(after_value)[:200]

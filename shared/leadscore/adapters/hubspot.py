@@ -523,7 +523,9 @@ class HubSpotAdapter:
             return [], label
         if deals.lookup is None:
             return [], f"{label} (no private_app_token)"
-        if config.portal_id is not None and note.portal_id != config.portal_id:
+        if config.portal_id is None:  # a token reads one portal: another portal's deal ids name other people
+            return [], f"{label} (deal outcomes need portal_id, the private app token's portal)"
+        if note.portal_id != config.portal_id:
             return [], f"{label} of another portal than portal_id"
         contacts = deals.of(note.object_id)
         if not contacts:

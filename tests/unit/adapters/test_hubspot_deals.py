@@ -97,7 +97,7 @@ def _read(batch: list[dict[str, Any]] | bytes, crm: _FakeCrm | None = None, **se
 
 
 def _with_token(**extra: Any) -> dict[str, Any]:
-    return {"private_app_token": TOKEN, "api_base_url": "https://api.hubapi.com", **extra}
+    return {"private_app_token": TOKEN, "api_base_url": "https://api.hubapi.com", "portal_id": 62515, **extra}
 
 
 def test_a_won_deal_is_one_deal_won_per_contact_parked_under_the_contact() -> None:
@@ -184,6 +184,17 @@ def test_a_deal_without_contacts_or_of_another_portal_records_nothing_and_says_s
     )
     other = _read([_stage(953, 9001, "closedwon")], **_with_token(portal_id=777))
     assert other.pending == [] and "another portal" in (other.note or "")
+    # a token reads its own portal only: without portal_id, no portal's deal ids can be trusted
+    unpinned = _read([_stage(954, 9001, "closedwon")], **_with_token(portal_id=None))
+    assert unpinned.pending == [] and "need portal_id" in (unpinned.note or "")
+
+
+@pytest.mark.parametrize("paging", [["x"], {"next": "x"}, 7])
+def test_a_malformed_paging_answer_is_a_retry_not_a_crash(paging: object) -> None:
+    def crm(url: str, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
+        return 200, json.dumps({"results": [{"toObjectId": 1}], "paging": paging}).encode()
+
+    assert ContactLookup(token=TOKEN, transport=crm).contacts_of_deal("9001") == ["1"]
 
 
 @pytest.mark.parametrize("status", [401, 429, 500])
