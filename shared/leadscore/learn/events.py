@@ -694,10 +694,15 @@ def label_options_for(
     """The labels the model was learned with, unless overridden on the command line."""
     recorded = model.metadata.get("history")
     spec = recorded if isinstance(recorded, dict) else {}
-    chosen_positive = (
-        tuple(positive) if positive else tuple(EventType(p) for p in spec.get("positive", ["deal_won"]))
-    )
-    days = maturity_days if maturity_days is not None else float(spec.get("maturity_days", 90.0))
+    try:
+        chosen_positive = (
+            tuple(positive) if positive else tuple(EventType(p) for p in spec.get("positive", ["deal_won"]))
+        )
+        days = maturity_days if maturity_days is not None else float(spec.get("maturity_days", 90.0))
+    except (TypeError, ValueError) as exc:
+        raise CommandError(
+            f"the model's metadata.history is not usable ({exc}); pass --positive and --maturity-days"
+        ) from None
     return LabelOptions(positive=chosen_positive, maturity_days=days)
 
 

@@ -29,7 +29,7 @@ from leadscore.cli import CommandError
 from leadscore.domain import OUTCOME_EVENT_TYPES, ensure_utc, normalize_email
 from leadscore.errors import ModelError
 from leadscore.learn.commands import write_atomically
-from leadscore.learn.history import load_events, replay
+from leadscore.learn.history import check_moment, load_events, replay
 from leadscore.learn.leadstate import StateBuilder, builder_for_columns, builder_from_metadata
 from leadscore.learn.mapping import load_mapping
 from leadscore.model_store import load_model
@@ -171,7 +171,10 @@ def _text(lead: Lead, explanation: Explanation) -> str:
 
 
 def _one(leads: Sequence[Lead], wanted: str, is_history: bool) -> Lead:
-    key = normalize_email(wanted) if is_history and "@" in wanted else wanted.strip()
+    try:
+        key = normalize_email(wanted) if is_history and "@" in wanted else wanted.strip()
+    except ValueError as exc:
+        raise CommandError(f"--lead {wanted!r}: not an email address ({exc})") from None
     for lead in leads:
         if lead.id == key:
             return lead
@@ -220,9 +223,13 @@ def _moment(text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        return ensure_utc(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+        moment = ensure_utc(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
     except ValueError as exc:
         raise CommandError(f"--at {text!r}: not an ISO 8601 moment (e.g. 2026-03-01T00:00:00Z)") from exc
+    try:
+        return check_moment(moment, "--at")
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def history_leads(model: ScoringModel, path: Path, at: datetime | None = None) -> list[Lead]:

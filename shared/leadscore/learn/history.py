@@ -22,7 +22,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +40,34 @@ from leadscore.domain import (
     ensure_utc,
     normalize_email,
 )
+from leadscore.errors import LeadScoreError
 from leadscore.scoring import engine
 from leadscore.scoring.engine import LeadState
 from leadscore.scoring.model import ScoringModel
 
 DEFAULT_POSITIVE = (EventType.DEAL_WON,)
 DEFAULT_MATURITY_DAYS = 90.0
+MAX_MATURITY_DAYS = 3650.0
+# The moments a history may hold: a model's accumulators are points * 2**((t - epoch) / half_life)
+# with half-lives of 7 days or more, which floats hold for about 20 years either side of the
+# epoch; and a line from the future would move "the end of the history" and relabel every lead.
+EARLIEST = datetime(2005, 1, 1, tzinfo=UTC)
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+def check_moment(value: datetime, what: str = "occurred_at") -> datetime:
+    """`value` in UTC, or a ValueError naming the range a history may hold."""
+    try:
+        value = ensure_utc(value)
+    except LeadScoreError as exc:
+        raise ValueError(exc.message) from None
+    if value < EARLIEST:
+        raise ValueError(f"{what} before {EARLIEST:%Y-%m-%d}: too old to score")
+    if value > datetime.now(UTC) + FUTURE_TOLERANCE:
+        raise ValueError(f"{what} is in the future")
+    return value
+
+
 _MAX_ERRORS_SHOWN = 5
 
 
@@ -69,15 +91,18 @@ class HistoryEvent(BaseModel):
 
     @field_validator("occurred_at")
     @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return ensure_utc(value)
+    def _in_range(cls, value: datetime) -> datetime:
+        return check_moment(value)
 
     @field_validator("attributes")
     @classmethod
     def _bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is None:
             return None
-        return LeadAttributes.model_validate(value).present() or None
+        try:
+            return LeadAttributes.model_validate(value).present() or None
+        except (OverflowError, TypeError) as exc:  # e.g. company_size 1e400
+            raise ValueError(f"a value cannot be used ({exc})") from None
 
     def to_line(self) -> str:
         """The event as one JSON line (keys in the documented order, absent ones left out)."""
@@ -196,8 +221,10 @@ class LabelOptions:
             raise CommandError(
                 f"--positive must name outcome events ({', '.join(sorted(OUTCOME_EVENT_TYPES))})"
             )
-        if not self.maturity_days > 0:
-            raise CommandError("--maturity-days must be a positive number of days")
+        if not 0 < self.maturity_days <= MAX_MATURITY_DAYS:
+            raise CommandError(
+                f"--maturity-days must be a number of days above 0 and at most {MAX_MATURITY_DAYS:g}"
+            )
 
     def describe(self) -> dict[str, Any]:
         return {"positive": [t.value for t in self.positive], "maturity_days": self.maturity_days}

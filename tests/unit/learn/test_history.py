@@ -238,3 +238,30 @@ def test_a_history_with_too_few_outcomes_is_refused_with_the_counts(
     err = capsys.readouterr().err
     assert "1 positive and 29 negative leads" in err and "1 with no outcome yet" in err
     assert not (tmp_path / "m.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (_line("a@b.com", "email_opened", 365 * 50), "Value error, occurred_at is in the future"),
+        (_line("a@b.com", "email_opened", 365 * 300), "line 2: occurred_at: Value error, time 2325"),
+        (json.dumps({"email": "a@b.com", "event": "email_opened", "occurred_at": "1975-01-03T00:00:00Z"}),
+         "line 2: occurred_at: Value error, occurred_at before 2005-01-01"),
+        (_line("a@b.com", "form_submitted", 1, attributes={"company_size": 1e400}),
+         "line 2: attributes: Value error, a value cannot be used"),
+    ],
+)  # fmt: skip
+def test_moments_a_model_cannot_score_and_unusable_values_are_refused(
+    tmp_path: Path, line: str, expected: str
+) -> None:
+    """A line from the future would move the history's end (relabelling every lead); one from
+    decades ago or a size of 1e400 would overflow the scoring arithmetic."""
+    path = _write(tmp_path, [_line("ok@b.com", "email_opened", 0), line])
+    with pytest.raises(CommandError) as caught:
+        load_events(path)
+    assert expected in caught.value.message
+
+
+def test_an_absurd_maturity_window_is_refused() -> None:
+    with pytest.raises(CommandError, match="at most 3650"):
+        LabelOptions(maturity_days=float("inf"))
