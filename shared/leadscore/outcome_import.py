@@ -166,6 +166,19 @@ def read_outcomes(path: str | Path, now: datetime) -> tuple[list[OutcomeRow], li
     return rows, ignored
 
 
+def check_retention(rows: list[OutcomeRow], oldest: datetime, retention_days: int) -> None:
+    """Refuse rows older than the ledger keeps: the ledger would date each of them exactly
+    `oldest` (see `EventLedger.counted_time`), so their order and time would be lost."""
+    old = [row for row in rows if row.time < oldest]
+    if old:
+        lines = ", ".join(str(row.line) for row in old[:MAX_ERRORS_SHOWN])
+        raise CommandError(
+            f"{len(old)} row(s) are older than the {retention_days} days the ledger keeps (lines {lines}"
+            f"{', ...' if len(old) > MAX_ERRORS_SHOWN else ''}); nothing was recorded: leave them out, "
+            "or raise the stack's EventRetentionDays"
+        )
+
+
 def _email(value: str) -> str:
     if not value.strip():
         raise ValueError("is empty")

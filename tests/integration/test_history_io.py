@@ -333,3 +333,18 @@ def test_the_exported_history_reads_back_with_its_outcomes(
     )
     assert history.leads["lead0@acme0.com"][-1].event is EventType.DEAL_LOST
     assert "lead0@new.example" not in history.leads
+
+
+def test_verdicts_older_than_the_ledger_keeps_are_refused(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The ledger dates anything older than its retention at the retention horizon: two old
+    verdicts would both be recorded at that same moment, their order and times lost."""
+    _use_stack(stack, monkeypatch)
+    recent = (datetime.now(UTC) - timedelta(days=3)).date().isoformat()
+    old = (datetime.now(UTC) - timedelta(days=500)).date().isoformat()
+    path = _csv(tmp_path, [f"{_email('ann')},deal_won,{recent}", f"{_email('bob')},deal_lost,{old}"])
+    status, _ = _run("outcomes", "import", str(path))
+    assert status == 2
+    assert "1 row(s) are older than the 400 days the ledger keeps (lines 3)" in capsys.readouterr().err
+    assert _outcome_items(stack) == []

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -91,13 +92,15 @@ def _print(report: dict[str, Any]) -> int:
 def _import(args: argparse.Namespace) -> int:
     from leadscore import clock
     from leadscore.keys import LeadKeys
-    from leadscore.outcome_import import import_outcomes, read_outcomes
+    from leadscore.outcome_import import check_retention, import_outcomes, read_outcomes
     from leadscore.repository import EventLedger
     from leadscore.repository.history import HistoryReads
 
     now = clock.now()
     rows, ignored = read_outcomes(args.file, now)  # every row checked before the stack is touched
     settings = _settings(args)
+    retention = settings.event_retention_days
+    check_retention(rows, now - timedelta(days=retention), retention)
     report = import_outcomes(
         rows,
         LeadKeys.from_settings(settings),
