@@ -108,6 +108,8 @@ def export_history(
             f"an interrupted export of {paths.out} exists ({paths.partial.name}); continue it with "
             f"--resume, or delete {paths.partial.name} and {paths.checkpoint.name} to start again"
         )
+    if state is None and paths.out.exists():
+        raise CommandError(f"{paths.out} exists: choose another --out or delete it first")
     if state is not None and state.table != reads.ledger_table:
         raise CommandError(
             f"{paths.checkpoint} belongs to an export of table {state.table}, not {reads.ledger_table}"

@@ -348,3 +348,12 @@ def test_verdicts_older_than_the_ledger_keeps_are_refused(
     assert status == 2
     assert "1 row(s) are older than the 400 days the ledger keeps (lines 3)" in capsys.readouterr().err
     assert _outcome_items(stack) == []
+
+
+def test_an_existing_output_file_is_never_overwritten(tables: dict[str, str], tmp_path: Path) -> None:
+    _seed_ledger(tables, leads=2)
+    out = tmp_path / "h.jsonl"
+    out.write_text("someone's work\n", encoding="utf-8")
+    with pytest.raises(cli.CommandError, match="exists: choose another --out"):
+        export_history(HistoryReads(tables["EventLedgerTable"]), out, page_size=2)
+    assert out.read_text(encoding="utf-8") == "someone's work\n"
