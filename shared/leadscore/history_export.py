@@ -15,6 +15,7 @@ when the Scan is complete, and the checkpoint is then removed.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,14 +81,16 @@ IDENTITY_ONLY = "identity_only"
 UNREADABLE = "unreadable"
 
 
-def history_line(item: dict[str, Any]) -> tuple[str, str]:
-    """("line", the item's history line), or (IDENTITY_ONLY | UNREADABLE, "")."""
+def history_line(item: dict[str, Any], current: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """("line", the item's history line), or (IDENTITY_ONLY | UNREADABLE, ""). `current`: each
+    lead's address now (`HistoryReads.current_emails`), so a person who changed address is one
+    lead in the history, under the address they use now."""
     try:
         event = event_from_item(item)
         if event.event_type is EventType.EMAIL_CHANGED:
             return IDENTITY_ONLY, ""
         line = HistoryEvent(
-            email=event.email,
+            email=(current or {}).get(str(item.get("lead_id")), event.email),
             event=event.event_type,
             occurred_at=event.occurred_at,
             url=event.url,
@@ -129,8 +132,9 @@ def export_history(
             items, last_key = reads.ledger_page(state.last_evaluated_key, page_size)
             pages += 1
             lines: list[str] = []
+            current = reads.current_emails(str(item["lead_id"]) for item in items if item.get("lead_id"))
             for item in items:
-                kind, line = history_line(item)
+                kind, line = history_line(item, current)
                 if kind == IDENTITY_ONLY:
                     state.skipped_identity += 1
                 elif kind == UNREADABLE:

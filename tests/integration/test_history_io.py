@@ -357,3 +357,19 @@ def test_an_existing_output_file_is_never_overwritten(tables: dict[str, str], tm
     with pytest.raises(cli.CommandError, match="exists: choose another --out"):
         export_history(HistoryReads(tables["EventLedgerTable"]), out, page_size=2)
     assert out.read_text(encoding="utf-8") == "someone's work\n"
+
+
+def test_a_person_who_changed_address_is_one_lead_in_the_export(stack: Stack, tmp_path: Path) -> None:
+    """Events sent before an email change are exported under the address the person uses now,
+    so calibrate sees one lead (with all its activity and its outcome), not two."""
+    old, new = _email("old"), _email("new")
+    assert stack.post_generic({"email": old, "event": "demo_requested"})[0] == 202
+    assert stack.post_generic({"email": new, "event": "email_changed", "previous_email": old})[0] == 202
+    assert stack.post_generic({"email": new, "event": "deal_won"})[0] == 202
+    stack.settle()
+    tables = stack.physical.tables
+    out = tmp_path / "h.jsonl"
+    export_history(HistoryReads(tables["EventLedgerTable"], tables["LeadProfilesTable"]), out)
+    history = load_events(out)
+    assert list(history.leads) == [new]
+    assert [e.event for e in history.leads[new]] == [EventType.DEMO_REQUESTED, EventType.DEAL_WON]

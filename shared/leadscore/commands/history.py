@@ -122,6 +122,9 @@ def _export(args: argparse.Namespace) -> int:
         raise CommandError("--page-size must be at least 1")
     settings = _settings(args)
     report = export_history(
-        HistoryReads(settings.ledger_table), args.out, resume=args.resume, page_size=args.page_size
+        HistoryReads(settings.ledger_table, settings.profiles_table),
+        args.out,
+        resume=args.resume,
+        page_size=args.page_size,
     )
     return _print(report.model_dump(mode="json"))

@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 
-from leadscore.repository.profiles import ERASED
+from leadscore.repository.profiles import ALIAS_OF, ERASED, MAX_ALIAS_HOPS
 
 BATCH_GET = 100  # BatchGetItem's limit per request
 
@@ -50,6 +50,36 @@ class HistoryReads:
         keys = [{"lead_id": lead} for lead in sorted(set(lead_ids))]
         found = self._batch_get(self._profiles, keys, "lead_id, #erased", {"#erased": ERASED})
         return {str(item["lead_id"]) for item in found if ERASED in item}
+
+    def current_emails(self, lead_ids: Iterable[str]) -> dict[str, str]:
+        """Each lead's address now: a lead whose person changed address is an alias of the lead
+        that carries on (`alias_of`, followed), so its events belong to that person's address.
+        Leads without a profile (or without a profiles table) are left out: keep the ledger's."""
+        if self._profiles is None:
+            return {}
+        pending = {lead: lead for lead in set(lead_ids)}  # origin -> lead to read next
+        emails: dict[str, str] = {}
+        for _ in range(MAX_ALIAS_HOPS + 1):
+            if not pending:
+                break
+            keys = [{"lead_id": lead} for lead in sorted(set(pending.values()))]
+            found = {
+                str(item["lead_id"]): item
+                for item in self._batch_get(
+                    self._profiles, keys, "lead_id, email, #alias", {"#alias": ALIAS_OF}
+                )
+            }
+            following: dict[str, str] = {}
+            for origin, lead in pending.items():
+                item = found.get(lead)
+                if item is None:
+                    continue
+                if item.get(ALIAS_OF):
+                    following[origin] = str(item[ALIAS_OF])
+                elif item.get("email"):
+                    emails[origin] = str(item["email"])
+            pending = following
+        return emails
 
     def _batch_get(
         self,
