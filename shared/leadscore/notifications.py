@@ -272,17 +272,8 @@ class Notifier:
         return str(result["message_id"])
 
     def _publish_outcome(self, envelope: dict[str, Any]) -> dict[str, str]:
-        message = LeadOutcome.model_validate_json(envelope["body"])
-        response = self._sns.publish(
-            TopicArn=envelope["topic_arn"],
-            Message=envelope["body"],
-            MessageAttributes=outcome_attributes(message),
-        )
-        logger.info(
-            "lead outcome published",
-            extra={"outcome_id": envelope["outcome_id"], "topic": envelope["topic_arn"]},
-        )
-        return {"message_id": response["MessageId"]}
+        attributes = outcome_attributes(LeadOutcome.model_validate_json(envelope["body"]))
+        return self._send(envelope, attributes, "lead outcome published", "outcome_id")
 
     def announce(self, model: ScoringModel, profile: LeadProfile) -> str | None:
         """Publish the profile's last transition to the topic the model names; returns the SNS
@@ -304,16 +295,17 @@ class Notifier:
         return str(result["message_id"])
 
     def _publish(self, envelope: dict[str, Any]) -> dict[str, str]:
-        message = StageChanged.model_validate_json(envelope["body"])
+        attributes = message_attributes(StageChanged.model_validate_json(envelope["body"]))
+        return self._send(envelope, attributes, "stage change published", "transition_id")
+
+    def _send(
+        self, envelope: dict[str, Any], attributes: dict[str, Any], what: str, id_field: str
+    ) -> dict[str, str]:
+        """One SNS publish of an envelope (called once per id by the idempotent wrappers)."""
         response = self._sns.publish(
-            TopicArn=envelope["topic_arn"],
-            Message=envelope["body"],
-            MessageAttributes=message_attributes(message),
+            TopicArn=envelope["topic_arn"], Message=envelope["body"], MessageAttributes=attributes
         )
-        logger.info(
-            "stage change published",
-            extra={"transition_id": envelope["transition_id"], "topic": envelope["topic_arn"]},
-        )
+        logger.info(what, extra={id_field: envelope[id_field], "topic": envelope["topic_arn"]})
         return {"message_id": response["MessageId"]}
 
 
