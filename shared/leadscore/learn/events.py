@@ -159,13 +159,13 @@ class EventColumn:
     half_life: float | None = 28.0
     cap: float | None = None  # in decayed events
 
-    def values(self, n: int, half_life: float | None = None, capped: bool = True) -> np.ndarray:
-        h = self.half_life if half_life is None else half_life
-        weights = np.ones_like(self.age_days) if h is None else np.exp2(-self.age_days / h)
-        x = np.bincount(self.lead, weights=weights, minlength=n)
+    def values(self, n: int, capped: bool = True) -> np.ndarray:
+        """Each lead's feature under the rule's own half-life (and cap)."""
+        x = self.with_half_life(n, self.half_life)
         return np.minimum(x, self.cap) if capped and self.cap is not None else x
 
     def with_half_life(self, n: int, half_life: float | None) -> np.ndarray:
+        """Each lead's events decayed to its decision moment (None: no decay), uncapped."""
         weights = np.ones_like(self.age_days) if half_life is None else np.exp2(-self.age_days / half_life)
         return np.bincount(self.lead, weights=weights, minlength=n)
 
