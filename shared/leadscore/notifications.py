@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -212,6 +213,20 @@ def contract_schema() -> dict[str, Any]:
     return StageChanged.model_json_schema(by_alias=True)
 
 
+def _once(
+    publish: Callable[[dict[str, Any]], dict[str, str]],
+    persistence: Any | None,
+    config: IdempotencyConfig,
+    prefix: str,
+) -> Callable[..., dict[str, str]]:
+    """`publish`, run at most once per envelope key (no persistence layer: every call runs)."""
+    if persistence is None:
+        return publish
+    return idempotent_function(
+        data_keyword_argument="envelope", persistence_store=persistence, config=config, key_prefix=prefix
+    )(publish)
+
+
 class Notifier:
     """Publishes stage changes, once per transition."""
 
@@ -220,32 +235,16 @@ class Notifier:
         self._sns = sns or boto3.client("sns")
         if persistence is None and settings.idempotency_table:
             persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
-        self._config = config = IdempotencyConfig(
+        # One idempotency record per transition, and per outcome event under its own prefix.
+        self._config = IdempotencyConfig(
             event_key_jmespath="transition_id", expires_after_seconds=IDEMPOTENCY_SECONDS
         )
-        self._publish_once = (
-            idempotent_function(
-                data_keyword_argument="envelope",
-                persistence_store=persistence,
-                config=config,
-                key_prefix=ANNOUNCEMENT_KEY_PREFIX,
-            )(self._publish)
-            if persistence is not None
-            else self._publish
-        )
-        # Outcomes: one record per outcome event id, under their own prefix.
-        self._outcome_config = outcome_config = IdempotencyConfig(
+        self._outcome_config = IdempotencyConfig(
             event_key_jmespath="outcome_id", expires_after_seconds=IDEMPOTENCY_SECONDS
         )
-        self._publish_outcome_once = (
-            idempotent_function(
-                data_keyword_argument="envelope",
-                persistence_store=persistence,
-                config=outcome_config,
-                key_prefix=OUTCOME_KEY_PREFIX,
-            )(self._publish_outcome)
-            if persistence is not None
-            else self._publish_outcome
+        self._publish_once = _once(self._publish, persistence, self._config, ANNOUNCEMENT_KEY_PREFIX)
+        self._publish_outcome_once = _once(
+            self._publish_outcome, persistence, self._outcome_config, OUTCOME_KEY_PREFIX
         )
 
     def bind(self, lambda_context: Any) -> None:

@@ -732,25 +732,22 @@ class LeadProfiles:
 
     def clear_pending(self, lead_id: str, transition_id: str) -> None:
         """The transition was announced (or goes to no topic): take it off the sweeper's list."""
-        expr = Expression()
-        expr.remove(PENDING)
-        condition = f"{expr.name(PENDING)} = {expr.value(transition_id)}"
-        try:
-            self._table.update_item(Key={"lead_id": lead_id}, **expr.kwargs(condition))
-        except ClientError as exc:
-            if not condition_failed(exc):  # failed: already cleared, or a newer transition pending
-                raise storage_error("clear the pending announcement", exc) from exc
+        self._clear_mark(lead_id, PENDING, transition_id, "clear the pending announcement")
 
     def clear_outcome_pending(self, lead_id: str, event_id: str) -> None:
         """The outcome was announced (or goes to no topic): take it off the sweeper's list."""
+        self._clear_mark(lead_id, OUTCOME_PENDING, event_id, "clear the pending outcome announcement")
+
+    def _clear_mark(self, lead_id: str, attribute: str, value: str, what: str) -> None:
+        """Remove `attribute` only while it still holds `value` (a newer mark stays)."""
         expr = Expression()
-        expr.remove(OUTCOME_PENDING)
-        condition = f"{expr.name(OUTCOME_PENDING)} = {expr.value(event_id)}"
+        expr.remove(attribute)
+        condition = f"{expr.name(attribute)} = {expr.value(value)}"
         try:
             self._table.update_item(Key={"lead_id": lead_id}, **expr.kwargs(condition))
         except ClientError as exc:
-            if not condition_failed(exc):  # failed: already cleared, or a newer outcome pending
-                raise storage_error("clear the pending outcome announcement", exc) from exc
+            if not condition_failed(exc):  # failed: already cleared, or a newer one pending
+                raise storage_error(what, exc) from exc
 
     def postpone(self, lead_id: str, until: datetime) -> None:
         """Move a lead whose review failed to the back of the review index (no read, no guard)."""
