@@ -1,8 +1,12 @@
-"""Where a deployment's scoring model comes from: the bundled file, a path, S3 or SSM.
+"""Where a deployment's scoring models come from: the bundled file, a path, S3 or SSM.
 
-`SCORING_MODEL` selects it: `bundled:default`, a file path, `s3://bucket/key` or `ssm:/name`.
-Models are cached per source for the life of the Lambda container (SSM and S3 for five minutes,
-so a newly published model is picked up without a redeploy; a file until it changes on disk).
+`SCORING_MODEL` selects it: `bundled:default`, a file or folder path, `s3://bucket/key` or
+`ssm:/name`. The document is either one scoring model or a catalog of models (`models:` at the
+top level, see `leadscore.scoring.catalog`); a folder holds `catalog.yaml`. A catalog entry gives
+its model inline (`model:`) or names a file next to the catalog (`file: enterprise.yaml`: bundled,
+local and S3 catalogs; an SSM catalog is inline). Catalogs are cached per source for the life of
+the Lambda container (SSM and S3 for five minutes, so a newly published model is picked up without
+a redeploy; a file until it changes on disk).
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from leadscore.errors import ModelError, describe_validation
+from leadscore.scoring.catalog import Catalog
 from leadscore.scoring.model import ScoringModel
 
 _REMOTE_TTL_SECONDS = 300
-_cache: dict[str, tuple[float, ScoringModel, tuple[int, int] | None]] = {}
+CATALOG_FILE = "catalog.yaml"
+_cache: dict[str, tuple[float, Catalog, tuple[int, int] | None]] = {}
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -51,6 +57,42 @@ def parse_model(text: str, origin: str) -> ScoringModel:
     return model
 
 
+def parse_catalog(text: str, origin: str, read_sibling: Any = None) -> Catalog:
+    """YAML or JSON text as a catalog: a document with `models:` is one, any other document is a
+    single scoring model (a one-model catalog). `read_sibling(name)` reads a file an entry names."""
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ModelError(f"{origin}: not valid YAML/JSON: {exc}") from exc
+    if data is None:
+        raise ModelError(f"{origin}: the scoring model is empty")
+    if not isinstance(data, dict):
+        raise ModelError(f"{origin}: a scoring model or catalog must be a mapping at the top level")
+    if "models" not in data:
+        return Catalog.of(parse_model(text, origin))
+    entries = data.get("models")
+    if isinstance(entries, list):
+        data = {**data, "models": [_inline(entry, origin, read_sibling) for entry in entries]}
+    try:
+        return Catalog.model_validate(data)
+    except ValidationError as exc:
+        raise ModelError(f"{origin}: invalid catalog: {describe_validation(exc, '(catalog)')}") from exc
+
+
+def _inline(entry: Any, origin: str, read_sibling: Any) -> Any:
+    """A catalog entry with its `file:` read and parsed in place of `model:`."""
+    if not isinstance(entry, dict) or "file" not in entry:
+        return entry
+    name, which = str(entry["file"]), f"{origin}: entry {entry.get('id')!r}"
+    if read_sibling is None:
+        raise ModelError(f"{which} names a file, but this source takes inline models only")
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise ModelError(f"{which}: file {name!r} must be a plain name next to the catalog")
+    model = parse_model(read_sibling(name), f"{origin} -> {name}")
+    rest = {k: v for k, v in entry.items() if k != "file"}
+    return {**rest, "model": model}
+
+
 def dump_model(model: ScoringModel) -> str:
     """Human-readable YAML in the same format the loader reads."""
     data = json.loads(model.model_dump_json(exclude_defaults=True, exclude={"reference"}))
@@ -58,48 +100,85 @@ def dump_model(model: ScoringModel) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
 
 
-def _read(source: str) -> str:
+def _read(source: str) -> tuple[str, Any]:
+    """The document's text, and how to read a file next to it (None: inline models only)."""
     if source.startswith("bundled:"):
         name = source.removeprefix("bundled:")
-        resource = resources.files("leadscore.models").joinpath(f"{name}.yaml")
+        folder = resources.files("leadscore.models")
+        resource = folder.joinpath(f"{name}.yaml")
         if not resource.is_file():
             raise ModelError(f"no bundled scoring model named {name!r}")
-        return resource.read_text(encoding="utf-8")
+
+        def bundled(sibling: str) -> str:
+            found = folder.joinpath(sibling)
+            if not found.is_file():
+                raise ModelError(f"no bundled scoring model file {sibling!r}")
+            return found.read_text(encoding="utf-8")
+
+        return resource.read_text(encoding="utf-8"), bundled
     if source.startswith("s3://"):
         import boto3
 
         bucket, _, key = source.removeprefix("s3://").partition("/")
-        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-        return str(body.decode("utf-8"))
+        client = boto3.client("s3")
+
+        def s3_object(object_key: str) -> str:
+            return str(client.get_object(Bucket=bucket, Key=object_key)["Body"].read().decode("utf-8"))
+
+        prefix = key.rpartition("/")[0]
+        return s3_object(key), lambda sibling: s3_object(f"{prefix}/{sibling}" if prefix else sibling)
     if source.startswith("ssm:"):
         from aws_lambda_powertools.utilities import parameters
 
-        return str(parameters.get_parameter(source.removeprefix("ssm:"), max_age=_REMOTE_TTL_SECONDS))
+        return str(parameters.get_parameter(source.removeprefix("ssm:"), max_age=_REMOTE_TTL_SECONDS)), None
+    path = _document_path(source)
+
+    def local(sibling: str) -> str:
+        return _read_file(path.parent / sibling, source)
+
+    return _read_file(path, source), local
+
+
+def _document_path(source: str) -> Path:
     path = Path(source.removeprefix("file:"))
+    return path / CATALOG_FILE if path.is_dir() else path
+
+
+def _read_file(path: Path, source: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ModelError(f"cannot read scoring model {source}: {exc.strerror}") from exc
+        raise ModelError(f"cannot read scoring model {source}: {exc.strerror} ({path.name})") from exc
 
 
 def _file_version(source: str) -> tuple[int, int] | None:
     """A local file's (mtime, size): a file rewritten in place is read again (the CLI, tests)."""
     if source.startswith(("bundled:", "s3://", "ssm:")):
         return None
-    try:
-        stat = Path(source.removeprefix("file:")).stat()
+    path = _document_path(source)
+    try:  # a folder's catalog and the model files beside it: any of them rewritten counts
+        stats = [p.stat() for p in sorted(path.parent.glob("*.y*ml"))] if path.name == CATALOG_FILE else []
+        stat = path.stat()
     except OSError:
         return None
-    return stat.st_mtime_ns, stat.st_size
+    newest = max([stat.st_mtime_ns, *(s.st_mtime_ns for s in stats)])
+    return newest, stat.st_size + sum(s.st_size for s in stats)
 
 
-def load_model(source: str = "bundled:default") -> ScoringModel:
+def load_catalog(source: str = "bundled:default") -> Catalog:
+    """The catalog at `source` (a single model is a one-model catalog), cached (see above)."""
     cached = _cache.get(source)
     remote = source.startswith(("s3://", "ssm:"))
     version = _file_version(source)
     fresh = cached is not None and cached[2] == version
     if cached and fresh and (not remote or time.monotonic() - cached[0] < _REMOTE_TTL_SECONDS):
         return cached[1]
-    model = parse_model(_read(source), source)
-    _cache[source] = (time.monotonic(), model, version)
-    return model
+    text, read_sibling = _read(source)
+    catalog = parse_catalog(text, source, read_sibling)
+    _cache[source] = (time.monotonic(), catalog, version)
+    return catalog
+
+
+def load_model(source: str = "bundled:default") -> ScoringModel:
+    """The primary model of the catalog (or the one model) at `source`."""
+    return load_catalog(source).primary.model

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -352,6 +352,12 @@ def _condition_holds(condition: SegmentCondition, reading: Reading) -> bool:
     if number is None:
         return condition.missing
     return (lower is None or number >= lower) and (upper is None or number < upper)
+
+
+def conditions_hold(conditions: Iterable[SegmentCondition], attrs: Mapping[str, AttributeValue]) -> bool:
+    """Whether a lead's attributes meet every condition (as a segment rule's conditions)."""
+    readings = _Readings(attrs)
+    return all(_condition_holds(condition, readings[condition.attribute]) for condition in conditions)
 
 
 def _segment_holds(rule: SegmentRule, readings: _Readings) -> bool:

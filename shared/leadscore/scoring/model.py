@@ -74,7 +74,7 @@ def _no_outcomes(rule_id: str, event_types: list[EventType]) -> list[EventType]:
     return event_types
 
 
-def _event_matches(
+def event_matches(
     event_types: list[EventType], url_pattern: str | None, event_type: EventType, url: str | None
 ) -> bool:
     if event_type not in event_types:
@@ -135,7 +135,7 @@ class EventRule(_Strict):
         return self
 
     def matches(self, event_type: EventType, url: str | None) -> bool:
-        return _event_matches(self.event_types, self.url_pattern, event_type, url)
+        return event_matches(self.event_types, self.url_pattern, event_type, url)
 
 
 class AggregateRule(_Strict):
@@ -155,7 +155,7 @@ class AggregateRule(_Strict):
         return self
 
     def matches(self, event_type: EventType, url: str | None) -> bool:
-        return _event_matches(self.event_types, self.url_pattern, event_type, url)
+        return event_matches(self.event_types, self.url_pattern, event_type, url)
 
 
 class InactivityRule(_Strict):
