@@ -41,6 +41,7 @@ def test_every_template_table_exists_with_its_ttl(tables: dict[str, str]) -> Non
     assert set(tables) == {
         "EventLedgerTable",
         "LeadProfilesTable",
+        "LeadRanksTable",
         "IdempotencyTable",
         "RescoreJobsTable",
         "RateLimitTable",
@@ -54,6 +55,7 @@ def test_every_template_table_exists_with_its_ttl(tables: dict[str, str]) -> Non
     assert ttl == {
         "EventLedgerTable": "expires_at",
         "LeadProfilesTable": None,
+        "LeadRanksTable": None,
         "IdempotencyTable": "expiration",
         "RescoreJobsTable": None,
         "RateLimitTable": "expires_at",

@@ -86,15 +86,24 @@ POLICY_SCOPE = {
     "ScoreEventsFunction": {"EventLedgerTable", "LeadProfilesTable", "ScoreEventsDLQ", *MODEL},
     "EvaluateThresholdsFunction": {
         "LeadProfilesTable",
+        "LeadRanksTable",
         "IdempotencyTable",
         "NurtureTopic",
         "SalesTopic",
         "EvaluateThresholdsDLQ",
         *MODEL,
     },
-    "DecayScoresFunction": {"LeadProfilesTable", "IdempotencyTable", "NurtureTopic", "SalesTopic", *MODEL},
+    "DecayScoresFunction": {
+        "LeadProfilesTable",
+        "LeadRanksTable",
+        "IdempotencyTable",
+        "NurtureTopic",
+        "SalesTopic",
+        *MODEL,
+    },
     "LeadApiFunction": {
         "LeadProfilesTable",
+        "LeadRanksTable",
         "EventLedgerTable",
         "LeadKeySecret",
         # erasure and export reach every table that names a lead
@@ -103,7 +112,14 @@ POLICY_SCOPE = {
         "RateLimitTable",
         *MODEL,
     },
-    "RescoreFunction": {"EventLedgerTable", "LeadProfilesTable", "RescoreJobsTable", "RescoreQueue", *MODEL},
+    "RescoreFunction": {
+        "EventLedgerTable",
+        "LeadProfilesTable",
+        "LeadRanksTable",
+        "RescoreJobsTable",
+        "RescoreQueue",
+        *MODEL,
+    },
 }
 # The exact DynamoDB access of each function: (action, table or "table/index/name").
 IDEMPOTENCY = {
@@ -752,6 +768,7 @@ def test_outputs_expose_what_operators_and_subscribers_need(sam_template: dict[s
         "SesEventsTopicArn",
         "EventLedgerTableName",
         "LeadProfilesTableName",
+        "LeadRanksTableName",
         "WebhookSecretArn",
         "RescoreQueueUrl",
         "RescoreJobsTableName",
