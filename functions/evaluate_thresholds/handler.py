@@ -29,9 +29,8 @@ def evaluate_record(record: DynamoDBRecord, settings: Settings, context: LambdaC
     if record.event_name == DynamoDBRecordEventName.REMOVE or record.dynamodb is None:
         return
     old, new = record.dynamodb.old_image or None, record.dynamodb.new_image
-    moved_to = on_profile_change(old, new, settings, lambda_context=context)
-    if moved_to:
-        metrics.add_metric(name=f"EnteredStage{moved_to}", unit=MetricUnit.Count, value=1)
+    for stage in on_profile_change(old, new, settings, lambda_context=context):
+        metrics.add_metric(name=f"EnteredStage{stage}", unit=MetricUnit.Count, value=1)
 
 
 @logger.inject_lambda_context

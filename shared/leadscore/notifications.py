@@ -29,13 +29,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from leadscore.config import Settings
 from leadscore.lifecycle import announcement_topic
 from leadscore.repository import LeadProfile
-from leadscore.repository.profiles import OutcomeMark
+from leadscore.repository.profiles import OutcomeMark, Transition
 from leadscore.scoring import engine
+from leadscore.scoring.catalog import SINGLE_MODEL_ID
+from leadscore.scoring.engine import LeadState
 from leadscore.scoring.explain import explain
 from leadscore.scoring.model import ScoringModel
 
 logger = Logger(child=True)
 SCHEMA_PATH = Path(__file__).parent / "contracts" / "stage_changed.v1.schema.json"
+SCHEMA_V2_PATH = Path(__file__).parent / "contracts" / "stage_changed.v2.schema.json"
 ANNOUNCEMENT_KEY_PREFIX = "leadscore.stage_changed"
 OUTCOME_SCHEMA_PATH = Path(__file__).parent / "contracts" / "lead_outcome.v1.schema.json"
 OUTCOME_KEY_PREFIX = "leadscore.lead_outcome"
@@ -92,6 +95,18 @@ class StageChanged(BaseModel):
     model_version: str
 
 
+class StageChangedV2(StageChanged):
+    """Published by a deployment with a catalog of models (contract v2): v1 plus the model whose
+    stage changed, and the reason `not_applicable` (the model stopped applying to the lead). A
+    deployment with one model keeps publishing v1."""
+
+    model_config = ConfigDict(title="leadscore.stage_changed v2")
+
+    version: Literal[2] = 2  # type: ignore[assignment]
+    model: str = Field(description="The id of the catalog model whose stage changed")
+    reason: Literal["threshold", "decay", "rescore", "not_applicable"]  # type: ignore[assignment]
+
+
 class LeadOutcome(BaseModel):
     """Published once per outcome event on the topic the model names (`outcomes.announce_on`):
     sales' verdict next to marketing's score (contract v1)."""
@@ -117,37 +132,44 @@ def score_band(total: float) -> str:
     return f"{low}-{low + 19}" if low < 80 else "80-100"
 
 
-def message_for(model: ScoringModel, profile: LeadProfile) -> StageChanged:
-    """The message for the profile's last transition (deterministic: scored at the transition time)."""
-    transition = profile.last_transition
+def message_for(
+    model: ScoringModel,
+    profile: LeadProfile,
+    *,
+    transition: Transition | None = None,
+    state: LeadState | None = None,
+    model_id: str | None = None,
+) -> StageChanged:
+    """The message for a transition of the lead (default: the primary model's last one),
+    deterministic: scored at the transition time on `state` (the model's view of the lead). With a
+    `model_id` (a catalog deployment) the message is v2 and names the model."""
+    transition = transition or profile.last_transition
     if transition is None:
         raise ValueError("profile has no transition to announce")
-    result = engine.score(model, profile.state, transition.at)
-    explanation = explain(model, result, limit=TOP_REASONS, state=profile.state)
+    state = state or profile.state
+    result = engine.score(model, state, transition.at)
+    explanation = explain(model, result, limit=TOP_REASONS, state=state)
     promoted = model.is_promotion(transition.from_stage, transition.to_stage)
-    return StageChanged(
-        transition_id=transition.id,
-        lead_id=profile.lead_id,
-        email=profile.state.email,
-        from_stage=transition.from_stage,
-        to_stage=transition.to_stage,
-        direction="promotion" if promoted else "demotion",
-        reason=transition.reason,
-        occurred_at=transition.at,
-        score=ScoreSummary(
-            total=round(result.total, 2),
-            fit=round(result.fit, 2),
-            engagement=round(result.engagement, 2),
-            negative=round(result.negative, 2),
-            grade=result.grade,
-            probability=None if result.probability is None else round(result.probability, 4),
-        ),
-        top_reasons=[Reason(rule_id=r.rule_id, label=r.label, points=r.points) for r in explanation.reasons],
-        average_score=explanation.average if explanation.relative_to == "average_lead" else None,
-        attributes={k: v for k, v in profile.state.attributes.items() if k in PUBLIC_ATTRIBUTES},
-        suppressed=profile.state.suppressed,
-        model_version=model.version,
-    )
+    reasons = explanation.reasons
+    fields: dict[str, Any] = {
+        "transition_id": transition.id,
+        "lead_id": profile.lead_id,
+        "email": profile.state.email,
+        "from_stage": transition.from_stage,
+        "to_stage": transition.to_stage,
+        "direction": "promotion" if promoted else "demotion",
+        "reason": transition.reason,
+        "occurred_at": transition.at,
+        "score": _summary(result),
+        "top_reasons": [Reason(rule_id=r.rule_id, label=r.label, points=r.points) for r in reasons],
+        "average_score": explanation.average if explanation.relative_to == "average_lead" else None,
+        "attributes": {k: v for k, v in profile.state.attributes.items() if k in PUBLIC_ATTRIBUTES},
+        "suppressed": profile.state.suppressed,
+        "model_version": model.version,
+    }
+    if model_id is None:
+        return StageChanged(**fields)
+    return StageChangedV2(**fields, model=model_id)
 
 
 def _summary(result: engine.ScoreResult) -> ScoreSummary:
@@ -195,9 +217,11 @@ def outcome_attributes(message: LeadOutcome) -> dict[str, dict[str, str]]:
 
 
 def message_attributes(message: StageChanged) -> dict[str, dict[str, str]]:
-    """SNS message attributes for subscribers' filter policies."""
+    """SNS message attributes for subscribers' filter policies (`model`: the catalog model's id,
+    `default` for a one-model deployment)."""
     values = {
         "schema": message.schema_,
+        "model": message.model if isinstance(message, StageChangedV2) else SINGLE_MODEL_ID,
         "stage": message.to_stage,
         "previous_stage": message.from_stage,
         "direction": message.direction,
@@ -211,6 +235,10 @@ def message_attributes(message: StageChanged) -> dict[str, dict[str, str]]:
 
 def contract_schema() -> dict[str, Any]:
     return StageChanged.model_json_schema(by_alias=True)
+
+
+def contract_v2_schema() -> dict[str, Any]:
+    return StageChangedV2.model_json_schema(by_alias=True)
 
 
 def _once(
@@ -274,14 +302,25 @@ class Notifier:
         attributes = outcome_attributes(LeadOutcome.model_validate_json(envelope["body"]))
         return self._send(envelope, attributes, "lead outcome published", "outcome_id")
 
-    def announce(self, model: ScoringModel, profile: LeadProfile) -> str | None:
-        """Publish the profile's last transition to the topic the model names; returns the SNS
-        message id, or None when the transition goes to no topic (or the lead is suppressed)."""
-        transition = profile.last_transition
+    def announce(
+        self,
+        model: ScoringModel,
+        profile: LeadProfile,
+        *,
+        transition: Transition | None = None,
+        state: LeadState | None = None,
+        model_id: str | None = None,
+        on_leave: str | None = None,
+    ) -> str | None:
+        """Publish a transition of the lead (default: the primary model's last) to the topic the
+        model names (`on_leave` for a model that stopped applying); returns the SNS message id, or
+        None when the transition goes to no topic (or the lead is suppressed). `state`, `model_id`:
+        see `message_for`."""
+        transition = transition or profile.last_transition
         if transition is None:
             return None
-        topic = announcement_topic(model, transition, profile.state.suppressed)
-        message = message_for(model, profile)
+        topic = announcement_topic(model, transition, profile.state.suppressed, on_leave)
+        message = message_for(model, profile, transition=transition, state=state, model_id=model_id)
         if topic is None:
             logger.info("transition not announced", extra={"transition_id": message.transition_id})
             return None
@@ -294,7 +333,9 @@ class Notifier:
         return str(result["message_id"])
 
     def _publish(self, envelope: dict[str, Any]) -> dict[str, str]:
-        attributes = message_attributes(StageChanged.model_validate_json(envelope["body"]))
+        body = json.loads(envelope["body"])
+        schema = StageChangedV2 if body.get("version") == 2 else StageChanged
+        attributes = message_attributes(schema.model_validate(body))
         return self._send(envelope, attributes, "stage change published", "transition_id")
 
     def _send(
@@ -327,6 +368,10 @@ def outcome_contract_schema() -> dict[str, Any]:
 
 def write_schema(path: Path = SCHEMA_PATH) -> None:
     path.write_text(json.dumps(contract_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def write_v2_schema(path: Path = SCHEMA_V2_PATH) -> None:
+    path.write_text(json.dumps(contract_v2_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def write_outcome_schema(path: Path = OUTCOME_SCHEMA_PATH) -> None:

@@ -31,7 +31,7 @@ from leadscore.config import ConfigurationError, Settings
 from leadscore.domain import EventType, LeadEvent, Provider, event_id_for
 from leadscore.errors import LeadScoreError, MethodNotAllowed, PayloadTooLarge, ReplayedToken
 from leadscore.keys import LeadKeys
-from leadscore.model_store import load_model
+from leadscore.model_store import load_catalog
 from leadscore.notifications import Notifier
 from leadscore.ports import NetworkPorts
 from leadscore.repository import (
@@ -47,7 +47,8 @@ from leadscore.repository import (
 from leadscore.repository.identity import IdentityMerges
 from leadscore.repository.profiles import is_alias, opts_in
 from leadscore.repository.relabel import MIGRATED_FROM
-from leadscore.scoring import engine
+from leadscore.scoring import catalog as catalogs
+from leadscore.scoring.catalog import Catalog, CatalogModel
 from leadscore.scoring.model import ScoringModel
 from leadscore.secrets import provider_secret
 
@@ -63,8 +64,14 @@ class Services:
         self.settings = settings
 
     @property
+    def catalog(self) -> Catalog:
+        """Every model the deployment scores with (a single model is a one-model catalog)."""
+        return load_catalog(self.settings.scoring_model)
+
+    @property
     def model(self) -> ScoringModel:
-        return load_model(self.settings.scoring_model)
+        """The catalog's primary model."""
+        return self.catalog.primary.model
 
     @cached_property
     def ledger(self) -> EventLedger:
@@ -95,7 +102,13 @@ class Services:
 
 @cache
 def _profiles(settings: Settings, initial_stage: str, ledger: EventLedger) -> LeadProfiles:
-    return LeadProfiles(settings.profiles_table, initial_stage, settings.review_shards, ledger)
+    return LeadProfiles(
+        settings.profiles_table,
+        initial_stage,
+        settings.review_shards,
+        ledger,
+        ranks_table=settings.ranks_table,
+    )
 
 
 @cache
@@ -341,7 +354,7 @@ def apply_ledger_record(
     svc = services(settings)
     event = event_from_item(new_image)
     received_at = parse_iso(str(new_image["received_at"]))
-    effect = engine.effect_of(svc.model, event, received_at)
+    effect = catalogs.effect_of(svc.catalog, event, received_at)
     if event.event_type is EventType.EMAIL_CHANGED and event.previous_email is not None:
         if event.previous_lead_id is None:  # recorded before ids were assigned with the event
             raise ValueError(f"email change {event.event_id} has no previous_lead_id; it cannot be applied")
@@ -355,48 +368,65 @@ def on_profile_change(
     settings: Settings,
     now: datetime | None = None,
     lambda_context: Any = None,
-) -> str | None:
-    """React to one profile change: announce a stage transition it contains (exactly once), then
-    apply thresholds to the new state and record a new transition if one is due. Returns the stage
-    the lead was moved to, if any."""
+) -> list[str]:
+    """React to one profile change: announce the stage transitions it contains (exactly once, each
+    model's), then apply every model's thresholds to the new state and record the transitions that
+    are due, in one write. Returns the stages the lead was moved to (the primary model's first)."""
     if is_alias(new_image):
-        return None  # an address folded into another lead: it has no stage of its own
+        return []  # an address folded into another lead: it has no stage of its own
     svc = services(settings)
-    model = svc.model
+    catalog = svc.catalog
+    model = catalog.primary.model
     new = profile_from_item(new_image, model.initial_stage)
     old = profile_from_item(old_image, model.initial_stage) if old_image else None
-    if old is not None:
-        old_seq, old_outcome = old.stage_seq, old.outcome_event
-    elif new_image.get(MIGRATED_FROM):  # a profile `migrate-lead-ids` copied: announced already
-        old_seq, old_outcome = new.stage_seq, new.outcome_event
-    else:  # a new lead
-        old_seq, old_outcome = 0, None
-    if new.stage_seq > old_seq and new.last_transition is not None:
-        _announce(svc, model, new, lambda_context)
+    if old is None and new_image.get(MIGRATED_FROM):  # a profile `migrate-lead-ids` copied: announced already
+        old = new
+    for entry in catalog.models:
+        slot, before = new.slot(_slot_id(catalog, entry)), old.slot(_slot_id(catalog, entry)) if old else None
+        if slot.last_transition is not None and slot.stage_seq > (before.stage_seq if before else 0):
+            _announce(svc, catalog, entry, new, lambda_context)
     # Never at a time before the one the item was last scored for: a decay run fired for a later
     # moment (a catch-up, or `local-fire --at`) must not be undone by scoring its result earlier.
     at = max(now or clock.now(), new.scored_at or datetime.min.replace(tzinfo=UTC))
-    if new.outcome_event is not None and new.outcome_event != old_outcome:
+    if new.outcome_event is not None and new.outcome_event != (old.outcome_event if old else None):
         _announce_outcome(svc, model, new, at, lambda_context)  # this write applied an outcome
-    # The hot path: decide from the stream image alone and write only when the stage changes, and
+    # The hot path: decide from the stream image alone and write only when a stage changes, and
     # only if the item is still what the image shows (an image older than the item, say one from
     # before a spam complaint was applied, must not promote the lead: its successor decides).
-    evaluation = lifecycle.evaluate(model, new, at, "threshold", review_horizon=None)
-    if evaluation.transition is None:
-        return None
-    evaluation = lifecycle.plan_review(model, new, evaluation, timedelta(hours=settings.review_horizon_hours))
-    return evaluation.stage if svc.profiles.save(new, evaluation) else None
+    decision = lifecycle.decide(catalog, new, at, "threshold", review_horizon=None)
+    if not decision.moved:
+        return []
+    decision = lifecycle.plan_review(catalog, new, decision, timedelta(hours=settings.review_horizon_hours))
+    if not svc.profiles.save(new, decision.primary, decision.others):
+        return []
+    return [e.stage for e in decision.evaluations().values() if e.transition is not None]
 
 
-def _announce(svc: Services, model: ScoringModel, profile: LeadProfile, lambda_context: Any) -> None:
-    """Publish the profile's last transition (once, whoever calls), then take it off the
-    sweeper's list."""
-    transition = profile.last_transition
+def _slot_id(catalog: Catalog, entry: CatalogModel) -> str | None:
+    """Where a model's stage fields are on the profile: None for the primary model's plain names."""
+    return None if entry is catalog.primary else entry.id
+
+
+def _announce(
+    svc: Services, catalog: Catalog, entry: CatalogModel, profile: LeadProfile, context: Any
+) -> None:
+    """Publish a model's last transition of the lead (once, whoever calls), then take it off the
+    sweeper's list. A one-model deployment publishes contract v1, a catalog v2 (with the model)."""
+    slot_id = _slot_id(catalog, entry)
+    slot = profile.slot(slot_id)
+    transition = slot.last_transition
     assert transition is not None
-    svc.notifier.bind(lambda_context)
-    svc.notifier.announce(model, profile)
-    if profile.announce_pending == transition.id:
-        svc.profiles.clear_pending(profile.lead_id, transition.id)
+    svc.notifier.bind(context)
+    svc.notifier.announce(
+        entry.model,
+        profile,
+        transition=transition,
+        state=catalogs.view(catalog, entry.id, profile.state),
+        model_id=None if catalog.single else entry.id,
+        on_leave=entry.on_leave,
+    )
+    if slot.announce_pending == transition.id:
+        svc.profiles.clear_pending(profile.lead_id, transition.id, slot_id)
 
 
 def _announce_outcome(
@@ -479,24 +509,26 @@ def _review(
     report: DecayReport,
     context: Any,
 ) -> None:
-    model = svc.model
+    catalog = svc.catalog
     if is_alias(item):
         return  # folded into another lead since the review index was read
-    profile = profile_from_item(item, model.initial_stage)
-    transition = profile.last_transition
-    if profile.announce_pending and transition is not None and profile.announce_pending == transition.id:
-        _announce(svc, model, profile, context)
-        report.announced += 1
+    profile = profile_from_item(item, catalog.primary.model.initial_stage)
+    for entry in catalog.models:
+        slot = profile.slot(_slot_id(catalog, entry))
+        transition = slot.last_transition
+        if slot.announce_pending and transition is not None and slot.announce_pending == transition.id:
+            _announce(svc, catalog, entry, profile, context)
+            report.announced += 1
     outcome = profile.outcome_event
     if outcome is not None and profile.outcome_pending == outcome.event_id:
-        _announce_outcome(svc, model, profile, moment, context)
+        _announce_outcome(svc, catalog.primary.model, profile, moment, context)
         report.announced += 1
-    evaluation = lifecycle.evaluate(
-        model, profile, moment, "decay", timedelta(hours=settings.review_horizon_hours)
+    decision = lifecycle.decide(
+        catalog, profile, moment, "decay", timedelta(hours=settings.review_horizon_hours)
     )
-    if svc.profiles.save(profile, evaluation):
+    if svc.profiles.save(profile, decision.primary, decision.others):
         report.updated += 1
-        report.transitions += evaluation.transition is not None
+        report.transitions += sum(e.transition is not None for e in decision.evaluations().values())
     else:
         report.skipped_busy += 1  # an event arrived meanwhile: reviewed next run
 

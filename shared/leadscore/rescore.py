@@ -26,9 +26,11 @@ from leadscore import clock, lifecycle
 from leadscore.config import Settings
 from leadscore.domain import LeadEvent
 from leadscore.errors import InvalidRequest, NotFound
-from leadscore.model_store import load_model
+from leadscore.model_store import load_catalog
 from leadscore.repository import EventLedger, LeadProfiles, from_dynamo, to_dynamo
+from leadscore.scoring import catalog as catalogs
 from leadscore.scoring import engine
+from leadscore.scoring.catalog import Catalog
 from leadscore.scoring.model import ScoringModel
 
 PAGE_SIZE = 50
@@ -66,6 +68,7 @@ class LeadOutcome(BaseModel):
     score_before: float
     score_after: float
     skipped: bool = False
+    others: dict[str, str] = Field(default_factory=dict)  # a catalog's other models: id -> "from->to"
 
 
 class JobProgress(BaseModel):
@@ -87,13 +90,17 @@ class JobProgress(BaseModel):
         return self.segments_done == self.segments
 
 
-def recompute(model: ScoringModel, events: Iterable[LeadEvent]) -> tuple[dict[str, float], dict[str, int]]:
-    """The model-dependent part of a lead's state (event rule accumulators and counters), rebuilt
-    from its recorded events exactly as `score_events` builds it one event at a time."""
+def recompute(
+    models: Catalog | ScoringModel, events: Iterable[LeadEvent]
+) -> tuple[dict[str, float], dict[str, int]]:
+    """The model-dependent part of a lead's state (every model's event rule accumulators and
+    counters), rebuilt from its recorded events exactly as `score_events` builds it one event at a
+    time."""
+    catalog = models if isinstance(models, Catalog) else Catalog.of(models)
     accumulators: dict[str, float] = {}
     counts: dict[str, int] = {}
     for event in events:
-        effect = engine.effect_of(model, event)
+        effect = catalogs.effect_of(catalog, event)
         for key, value in effect.accumulators.items():
             accumulators[key] = accumulators.get(key, 0.0) + value
         for key, n in effect.counts.items():
@@ -188,19 +195,27 @@ def _jobs(settings: Settings) -> RescoreJobs:
 
 def start_job(request: StartRescore, settings: Settings, job_id: str | None = None) -> str:
     """Record a job and fan it out: one work item per scan segment."""
-    model = load_model(request.model)  # fail now, not in every worker, if the model is bad
-    deployed = load_model(settings.scoring_model)
-    if not request.dry_run and deployed.version != model.version:
+    catalog = load_catalog(request.model)  # fail now, not in every worker, if the model is bad
+    deployed = load_catalog(settings.scoring_model)
+    if not request.dry_run and _versions(deployed) != _versions(catalog):
         raise InvalidRequest(
-            f"the deployment scores new events with model {deployed.version}; publish model {model.version} "
+            f"the deployment scores new events with {_versions(deployed)}; publish {_versions(catalog)} "
             "first (ScoringModel parameter), then rescore with it, so new events and old ones agree"
         )
+    model = catalog.primary.model
     job_id = job_id or f"rs-{clock.now():%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
     jobs = _jobs(settings)
     jobs.create(job_id, request, model.version, clock.now())
     for segment in range(request.segments):
         jobs.enqueue(WorkItem(job_id=job_id, segment=segment))
     return job_id
+
+
+def _versions(catalog: Catalog) -> str:
+    """The models and versions a catalog scores with, as an operator reads them."""
+    if catalog.single:
+        return f"model {catalog.primary.model.version}"
+    return "models " + ", ".join(f"{e.id} {e.model.version}" for e in catalog.models)
 
 
 def resume_job(job_id: str, settings: Settings) -> int:
@@ -247,7 +262,7 @@ def progress(job_id: str, settings: Settings) -> JobProgress:
 
 
 def rescore_lead(
-    model: ScoringModel,
+    models: Catalog | ScoringModel,
     lead_id: str,
     profiles: LeadProfiles,
     ledger: EventLedger,
@@ -280,10 +295,13 @@ def rescore_lead(
             score_after=profile.score,
             skipped=True,
         )
-    accumulators, counts = recompute(model, events)
+    catalog = models if isinstance(models, Catalog) else Catalog.of(models)
+    model = catalog.primary.model
+    accumulators, counts = recompute(catalog, events)
     state = profile.state.model_copy(update={"accumulators": accumulators, "counts": counts})
     rebuilt = profile.model_copy(update={"state": state})
-    evaluation = lifecycle.evaluate(model, rebuilt, now, "rescore", horizon)
+    decision = lifecycle.decide(catalog, rebuilt, now, "rescore", horizon)
+    evaluation = decision.primary
     outcome = LeadOutcome(
         from_stage=profile.stage,
         to_stage=evaluation.stage,
@@ -291,9 +309,14 @@ def rescore_lead(
         if profile.model_version == model.version
         else profile.score,
         score_after=evaluation.total,
+        others={
+            model_id: f"{profile.slot(model_id).stage or other.stage}->{other.stage}"
+            for model_id, other in decision.others.items()
+            if other.transition is not None
+        },
     )
     if not dry_run and not profiles.replace_scoring_state(
-        profile, accumulators, counts, evaluation, job_id, outcome.model_dump()
+        profile, accumulators, counts, evaluation, job_id, outcome.model_dump(), decision.others
     ):
         raise RuntimeError(f"lead {lead_id} changed while it was rescored; the work item will be retried")
     return outcome
@@ -306,7 +329,8 @@ def process_page(item: WorkItem, settings: Settings, page_size: int = PAGE_SIZE)
 
     jobs = _jobs(settings)
     job = jobs.job(item.job_id)
-    model = load_model(job["model"])
+    catalog = load_catalog(job["model"])
+    model = catalog.primary.model
     svc = services(settings)
     segment = next((s for s in jobs.segments(item.job_id) if s["part"] == _segment_part(item.segment)), None)
     if segment is None or int(segment["page"]) != item.page:
@@ -317,7 +341,7 @@ def process_page(item: WorkItem, settings: Settings, page_size: int = PAGE_SIZE)
     horizon = timedelta(hours=settings.review_horizon_hours)
     for lead_id in ids:
         outcome = rescore_lead(
-            model, lead_id, svc.profiles, svc.ledger, now, horizon, item.job_id, bool(job["dry_run"])
+            catalog, lead_id, svc.profiles, svc.ledger, now, horizon, item.job_id, bool(job["dry_run"])
         )
         if outcome is None:
             continue
@@ -330,6 +354,8 @@ def process_page(item: WorkItem, settings: Settings, page_size: int = PAGE_SIZE)
             tally[f"stage:{outcome.from_stage}->{outcome.to_stage}"] += 1
             promoted = model.is_promotion(outcome.from_stage, outcome.to_stage)
             tally["n_promotions" if promoted else "n_demotions"] += 1
+        for model_id, change in outcome.others.items():  # a catalog's other models
+            tally[f"stage:{model_id}:{change}"] += 1
     if next_key is not None:
         jobs.enqueue(
             WorkItem(job_id=item.job_id, segment=item.segment, page=item.page + 1, start_key=next_key)

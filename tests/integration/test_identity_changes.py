@@ -413,7 +413,7 @@ def test_threshold_evaluation_ignores_alias_items(lab: Lab, monkeypatch: pytest.
     decided: list[Any] = []
     monkeypatch.setattr(LeadProfiles, "save", lambda self, *args: decided.append(args) or False)
 
-    assert pipeline.on_profile_change(None, alias, lab.settings, NOW) is None
+    assert pipeline.on_profile_change(None, alias, lab.settings, NOW) == []
     assert decided == []  # no stage is decided for an address folded into another lead
 
 

@@ -28,6 +28,10 @@ Item layout (attribute names), every part bounded whatever arrives:
   outcome_event     {"id", "type", "at"} of the outcome event the last outcome write applied:
                     the profile stream's cue to announce it (`pipeline.on_profile_change`)
   outcome_pending   the id of `outcome_event` until it is announced (the sweeper's work list)
+  <field>@<model>   a catalog's other models (`scoring.catalog`): the same accumulators, counters
+                    and stage fields (stage, stage_seq, score, fit, engagement, negative, grade,
+                    scored_at, model_version, last_transition, announce_pending) under the model's
+                    suffix; the primary model uses the plain names above. Bounded by the catalog.
   merged            set of lead ids folded into this lead (at most MAX_MERGED; see
                     `repository.identity`), `merged_overflow` once more were folded
   addresses         set of the lead's email addresses once it changed address (same bound)
@@ -78,8 +82,10 @@ from leadscore.repository.codec import (
     storage_error,
 )
 from leadscore.repository.ledger import EventLedger
+from leadscore.repository.ranks import rank_delete, rank_put
 from leadscore.repository.sizes import item_size
-from leadscore.scoring.engine import EventEffect, LeadState, profile_attributes
+from leadscore.scoring.catalog import Catalog, applicability_counter
+from leadscore.scoring.engine import EventEffect, LeadState
 from leadscore.scoring.model import AggregateRule, EventRule, ScoringModel
 
 ATTRIBUTE_PREFIX = "attr:"
@@ -152,6 +158,35 @@ class Transition(BaseModel):
     reason: str  # "threshold", "decay" or "rescore"
     score: float
     id: str = Field(default_factory=new_transition_id)
+
+
+# A model's stage fields: the primary model's under these names, another model's with "@<id>".
+SLOT_FIELDS = (
+    "stage",
+    "stage_seq",
+    "score",
+    "fit",
+    "engagement",
+    "negative",
+    "grade",
+    "scored_at",
+    "model_version",
+    "last_transition",
+    PENDING,
+)
+SLOT_SEPARATOR = "@"
+
+
+class ModelSlot(BaseModel):
+    """One model's stage bookkeeping on a lead (see SLOT_FIELDS); `None` stage: never decided."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: str | None = None
+    stage_seq: int = 0
+    score: float | None = None
+    last_transition: Transition | None = None
+    announce_pending: str | None = None
 
 
 class OutcomeMark(BaseModel):
@@ -233,6 +268,42 @@ class LeadProfile(BaseModel):
     outcomes: dict[str, OutcomeMark] = Field(default_factory=dict)  # outcome type -> its latest
     outcome_event: OutcomeMark | None = None  # the outcome applied by the last outcome write
     outcome_pending: str | None = None  # its event id until it is announced
+    slots: dict[str, ModelSlot] = Field(default_factory=dict)  # other models' stages, by model id
+
+    def slot(self, model_id: str | None) -> ModelSlot:
+        """A model's stage bookkeeping: None for the primary model (the plain fields)."""
+        if model_id is None:
+            return ModelSlot(
+                stage=self.stage,
+                stage_seq=self.stage_seq,
+                score=self.score,
+                last_transition=self.last_transition,
+                announce_pending=self.announce_pending,
+            )
+        return self.slots.get(model_id) or ModelSlot()
+
+
+def _slots(data: Mapping[str, Any], lead_id: str) -> dict[str, ModelSlot]:
+    """The other models' stage fields of a deserialized item, by model id."""
+    fields: dict[str, dict[str, Any]] = {}
+    for key, value in data.items():
+        name, separator, model_id = key.partition(SLOT_SEPARATOR)
+        if separator and name in SLOT_FIELDS and model_id:
+            fields.setdefault(model_id, {})[name] = value
+    slots: dict[str, ModelSlot] = {}
+    for model_id, found in fields.items():
+        seq = int(found.get("stage_seq", 0))
+        transition = found.get("last_transition")
+        slots[model_id] = ModelSlot(
+            stage=found.get("stage"),
+            stage_seq=seq,
+            score=float(found["score"]) if found.get("score") is not None else None,
+            last_transition=(
+                _transition(transition, lead_id, seq) if isinstance(transition, Mapping) else None
+            ),
+            announce_pending=found.get(PENDING),
+        )
+    return slots
 
 
 def attribute_history(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -312,6 +383,7 @@ def profile_from_item(item: Mapping[str, Any], initial_stage: str) -> LeadProfil
         outcomes=outcomes,
         outcome_event=outcome_event,
         outcome_pending=data.get(OUTCOME_PENDING),
+        slots=_slots(data, data["lead_id"]),
     )
 
 
@@ -350,6 +422,7 @@ class Evaluation(BaseModel):
     review_at: datetime | None = None
     # accumulators to overwrite (None: remove), see `engine.settle`; applied by guarded saves only
     settled: dict[str, float | None] = Field(default_factory=dict)
+    applies: bool = True  # the model applies to the lead (see `scoring.catalog.applies`)
 
 
 class _Outcome(BaseModel):
@@ -379,6 +452,7 @@ class LeadProfiles:
         review_shards: int,
         ledger: EventLedger,
         dynamodb: Any | None = None,
+        ranks_table: str | None = None,
     ) -> None:
         self._resource = dynamodb or boto3.resource("dynamodb")
         self._table = self._resource.Table(table_name)
@@ -386,6 +460,7 @@ class LeadProfiles:
         self._initial_stage = initial_stage
         self._shards = review_shards
         self._ledger = ledger
+        self._ranks_table = ranks_table
 
     @property
     def table(self) -> Any:
@@ -640,12 +715,16 @@ class LeadProfiles:
                 raise storage_error("update a lead attribute", exc) from exc
 
     # --- deciders: threshold evaluation, decay, rescoring ----------------------------------------
-    def save(self, profile: LeadProfile, evaluation: Evaluation) -> bool:
+    def save(
+        self, profile: LeadProfile, evaluation: Evaluation, others: Mapping[str, Evaluation] | None = None
+    ) -> bool:
         """Write an evaluation decided on `profile`, guarded by its stage sequence and revision:
         nothing changed since it was read, so the decision was made on the item as it is. Returns
         False when the guard failed: someone else moved first, and their change is evaluated in
-        turn."""
-        return self._write_evaluation(profile, evaluation, self._evaluation_expression(profile, evaluation))
+        turn. `others`: the catalog's other models' evaluations (by model id), saved in the same
+        write, with their rank entries (LeadRanksTable) in the same transaction."""
+        expr = self._evaluation_expression(profile, evaluation, others or {})
+        return self._write_evaluation(profile, evaluation, expr, self._rank_changes(profile, others or {}))
 
     def replace_scoring_state(
         self,
@@ -655,11 +734,13 @@ class LeadProfiles:
         evaluation: Evaluation,
         job_id: str,
         outcome: Mapping[str, Any],
+        others: Mapping[str, Evaluation] | None = None,
     ) -> bool:
-        """Swap the model-dependent state (rule accumulators and counters) for one recomputed under
-        a new model, with its evaluation, in one guarded write (a rescore)."""
+        """Swap the model-dependent state (rule accumulators and counters, of every model of the
+        catalog) for one recomputed under new models, with their evaluations, in one guarded
+        write (a rescore)."""
         evaluation = evaluation.model_copy(update={"settled": {}})
-        expr = self._evaluation_expression(profile, evaluation)
+        expr = self._evaluation_expression(profile, evaluation, others or {})
         for rule_id in set(profile.state.accumulators) - set(accumulators):
             expr.remove(f"r:{rule_id}")
         for key in set(profile.state.counts) - set(counts):
@@ -670,22 +751,19 @@ class LeadProfiles:
             expr.set(f"n:{key}", n)
         expr.set("rescored_by", job_id)
         expr.set("rescore_outcome", dict(outcome))
-        return self._write_evaluation(profile, evaluation, expr)
+        return self._write_evaluation(profile, evaluation, expr, self._rank_changes(profile, others or {}))
 
-    def _evaluation_expression(self, profile: LeadProfile, evaluation: Evaluation) -> Expression:
+    def _evaluation_expression(
+        self, profile: LeadProfile, evaluation: Evaluation, others: Mapping[str, Evaluation]
+    ) -> Expression:
         expr = Expression()
-        for field in ("total", "fit", "engagement", "negative"):
-            expr.set("score" if field == "total" else field, round(getattr(evaluation, field), 6))
-        expr.set("grade", evaluation.grade)
-        expr.set("model_version", evaluation.model_version)
-        expr.set("scored_at", iso(evaluation.at))
+        self._slot_expression(expr, profile, None, evaluation)
+        for model_id, other in sorted(others.items()):
+            self._slot_expression(expr, profile, model_id, other)
         review_at = evaluation.review_at
-        if evaluation.transition is not None:
-            expr.set("stage", evaluation.stage)
-            expr.set("stage_seq", profile.stage_seq + 1)
-            expr.set("last_transition", evaluation.transition.model_dump(mode="json"))
-            expr.set(PENDING, evaluation.transition.id)
-            expr.set(RECENT_TRANSITIONS, recent_transitions(profile, evaluation.transition))
+        transitions = [e.transition for e in (evaluation, *others.values()) if e.transition is not None]
+        if transitions:
+            expr.set(RECENT_TRANSITIONS, recent_transitions(profile, *transitions))
             # The sweeper (the decay job) announces it if the stream cannot: keep the lead due soon.
             soon = evaluation.at + timedelta(minutes=15)
             review_at = soon if review_at is None else min(review_at, soon)
@@ -696,7 +774,54 @@ class LeadProfiles:
             expr.set("review_shard", review_shard_for(profile.lead_id, self._shards))
         return expr
 
-    def _write_evaluation(self, profile: LeadProfile, evaluation: Evaluation, expr: Expression) -> bool:
+    @staticmethod
+    def _slot_expression(
+        expr: Expression, profile: LeadProfile, model_id: str | None, evaluation: Evaluation
+    ) -> None:
+        """One model's stage fields (`model_id` None: the primary model's plain names). A model
+        that does not apply to the lead keeps no stored score (the primary model's stays: its index
+        needs one, and readers check applicability)."""
+        suffix = "" if model_id is None else f"{SLOT_SEPARATOR}{model_id}"
+        stored = ("score", "fit", "engagement", "negative", "grade", "model_version", "scored_at")
+        if evaluation.applies or model_id is None:
+            for field in ("total", "fit", "engagement", "negative"):
+                name = "score" if field == "total" else field
+                expr.set(f"{name}{suffix}", round(getattr(evaluation, field), 6))
+            expr.set(f"grade{suffix}", evaluation.grade)
+            expr.set(f"model_version{suffix}", evaluation.model_version)
+            expr.set(f"scored_at{suffix}", iso(evaluation.at))
+        else:
+            for name in stored:
+                expr.remove(f"{name}{suffix}")
+        if evaluation.transition is not None:
+            expr.set(f"stage{suffix}", evaluation.stage)
+            expr.set(f"stage_seq{suffix}", profile.slot(model_id).stage_seq + 1)
+            expr.set(f"last_transition{suffix}", evaluation.transition.model_dump(mode="json"))
+            expr.set(f"{PENDING}{suffix}", evaluation.transition.id)
+
+    def _rank_changes(self, profile: LeadProfile, others: Mapping[str, Evaluation]) -> list[dict[str, Any]]:
+        """Rank entries to write with a save: a model that applies and whose stage or stored score
+        changed is (re)ranked; one that stopped applying leaves its ranking."""
+        if self._ranks_table is None:
+            return []
+        changes: list[dict[str, Any]] = []
+        for model_id, evaluation in sorted(others.items()):
+            slot = profile.slot(model_id)
+            score = round(evaluation.total, 6)
+            if evaluation.applies and (evaluation.transition is not None or slot.score != score):
+                entry = rank_put(self._ranks_table, profile.lead_id, model_id, evaluation.stage, score)
+                changes.append(entry)
+            elif not evaluation.applies and slot.score is not None:
+                changes.append(rank_delete(self._ranks_table, profile.lead_id, model_id))
+        return changes
+
+    def _write_evaluation(
+        self,
+        profile: LeadProfile,
+        evaluation: Evaluation,
+        expr: Expression,
+        ranks: Sequence[dict[str, Any]] = (),
+    ) -> bool:
         revision = expr.name("revision")
         condition = f"stage_seq = {expr.value(profile.stage_seq)} AND " + (
             f"(attribute_not_exists({revision}) OR {revision} = {expr.value(profile.revision)})"
@@ -705,10 +830,21 @@ class LeadProfiles:
         )
         self._tidy(profile, evaluation, expr)
         try:
-            self._table.update_item(Key={"lead_id": profile.lead_id}, **expr.kwargs(condition))
+            if not ranks:
+                self._table.update_item(Key={"lead_id": profile.lead_id}, **expr.kwargs(condition))
+                return True
+            update = {"Update": {"TableName": self._table.name, "Key": {"lead_id": profile.lead_id}}}
+            update["Update"].update(expr.kwargs(condition))
+            self._client.transact_write_items(TransactItems=[update, *ranks])
         except ClientError as exc:
             if condition_failed(exc):
                 return False
+            cancelled = exc.response.get("CancellationReasons") or []
+            if error_code(exc) == "TransactionCanceledException" and cancelled:
+                if cancelled[0].get("Code") == "ConditionalCheckFailed":
+                    return False
+                if "TransactionConflict" in [r.get("Code") for r in cancelled]:
+                    return False  # another write to this lead is in flight: it is evaluated in turn
             raise storage_error("save the lead evaluation", exc) from exc
         return True
 
@@ -730,9 +866,11 @@ class LeadProfiles:
             expr.delete("days", set(profile.days[1:-1]))
         expr.add("revision", 1)
 
-    def clear_pending(self, lead_id: str, transition_id: str) -> None:
-        """The transition was announced (or goes to no topic): take it off the sweeper's list."""
-        self._clear_mark(lead_id, PENDING, transition_id, "clear the pending announcement")
+    def clear_pending(self, lead_id: str, transition_id: str, model_id: str | None = None) -> None:
+        """The transition was announced (or goes to no topic): take it off the sweeper's list
+        (`model_id`: of a catalog's other model; None: the primary model's)."""
+        attribute = PENDING if model_id is None else f"{PENDING}{SLOT_SEPARATOR}{model_id}"
+        self._clear_mark(lead_id, attribute, transition_id, "clear the pending announcement")
 
     def clear_outcome_pending(self, lead_id: str, event_id: str) -> None:
         """The outcome was announced (or goes to no topic): take it off the sweeper's list."""
@@ -865,32 +1003,39 @@ LONGEST_STAMP = "2026-01-01T00:00:00.000000Z#ev_" + "f" * 32
 STORED_DAYS = 402  # first + last kept by every guarded save, plus a retention period of new days
 
 
-def recent_transitions(profile: LeadProfile, transition: Transition) -> list[str]:
-    """The profile's list of recent transitions with `transition` added: those of the last
-    `RECENT_TRANSITIONS_KEPT`, at most `MAX_RECENT_TRANSITIONS` (the newest)."""
-    horizon = iso(transition.at - RECENT_TRANSITIONS_KEPT)
+def recent_transitions(profile: LeadProfile, *transitions: Transition) -> list[str]:
+    """The profile's list of recent transitions with `transitions` added (one per model that
+    moved): those of the last `RECENT_TRANSITIONS_KEPT`, at most `MAX_RECENT_TRANSITIONS` (the
+    newest)."""
+    horizon = iso(max(t.at for t in transitions) - RECENT_TRANSITIONS_KEPT)
     kept = {entry for entry in profile.recent_transitions if entry >= horizon}
-    kept.add(f"{iso(transition.at)}#{transition.id}")
+    kept.update(f"{iso(t.at)}#{t.id}" for t in transitions)
     return sorted(kept)[-MAX_RECENT_TRANSITIONS:]
 
 
 def transition_ids(profile_item: Mapping[str, Any]) -> set[str]:
-    """Ids of the transitions a profile item names: its recent ones, its last and a pending one."""
+    """Ids of the transitions a profile item names: its recent ones, and each model's last and
+    pending one."""
     ids = {str(entry).rpartition("#")[2] for entry in profile_item.get(RECENT_TRANSITIONS) or []}
-    last = profile_item.get("last_transition")
-    if isinstance(last, Mapping) and last.get("id"):
-        ids.add(str(last["id"]))
-    if profile_item.get(PENDING):
-        ids.add(str(profile_item[PENDING]))
+    for key, value in profile_item.items():
+        name = key.partition(SLOT_SEPARATOR)[0]
+        if name == "last_transition" and isinstance(value, Mapping) and value.get("id"):
+            ids.add(str(value["id"]))
+        elif name == PENDING and value:
+            ids.add(str(value))
     return ids
 
 
-def worst_case_item(model: ScoringModel, retention_days: int = 400) -> dict[str, Any]:
-    """The largest profile item `model` can produce whatever arrives: every attribute it keeps at
+def worst_case_item(models: ScoringModel | Catalog, retention_days: int = 400) -> dict[str, Any]:
+    """The largest profile item `models` (one model, or a catalog: every model's accumulators and
+    stage fields under its suffix, every applicability counter) can produce whatever arrives:
+    every attribute it keeps at
     its longest (MAX_TEXT characters of 4-byte UTF-8), every counter and accumulator at 38 digits,
     the longest stage names, a full transition, rescore outcome and pending announcement, and
     an active day for every day of the ledger's retention (guarded saves keep first and last),
     and the identity bookkeeping of a lead that changed address more than MAX_MERGED times."""
+    catalog = models if isinstance(models, Catalog) else Catalog.of(models)
+    model = catalog.primary.model
     text = "\U0001f600" * MAX_TEXT
     stage = max((s.name for s in model.stages), key=len)
     stamp = {"at": LONGEST_STAMP, "v": text}
@@ -932,13 +1077,34 @@ def worst_case_item(model: ScoringModel, retention_days: int = 400) -> dict[str,
         "merged_overflow": True,
         "addresses": {f"{n:064x}@" + "d" * 189 for n in range(MAX_MERGED + 1)},
     }
-    for name in profile_attributes(model):
+    for name in catalog.kept_attributes:
         item[f"{ATTRIBUTE_PREFIX}{name}"] = stamp
-    for _, rule in model.all_rules():
-        if isinstance(rule, EventRule):
-            item[f"r:{rule.id}"] = MAX_NUMBER
-        elif isinstance(rule, AggregateRule):
-            item[f"n:{rule.id}"] = MAX_NUMBER
+    for entry in catalog.models:
+        for _, rule in entry.model.all_rules():
+            if isinstance(rule, EventRule | AggregateRule):
+                prefix = "r" if isinstance(rule, EventRule) else "n"
+                item[f"{prefix}:{rule.id}{catalog.suffix(entry.id)}"] = MAX_NUMBER
+        item[f"n:{applicability_counter(entry.id)}"] = MAX_NUMBER
+        if entry is catalog.primary:
+            continue
+        longest = max((s.name for s in entry.model.stages), key=len)
+        for name in ("score", "fit", "engagement", "negative", "stage_seq"):
+            item[f"{name}{SLOT_SEPARATOR}{entry.id}"] = MAX_NUMBER
+        item[f"stage{SLOT_SEPARATOR}{entry.id}"] = longest
+        item[f"grade{SLOT_SEPARATOR}{entry.id}"] = max((g.grade for g in entry.model.grades), key=len)
+        item[f"model_version{SLOT_SEPARATOR}{entry.id}"] = "v" * 64
+        item[f"scored_at{SLOT_SEPARATOR}{entry.id}"] = LONGEST_STAMP[:27]
+        item[f"last_transition{SLOT_SEPARATOR}{entry.id}"] = {
+            **transition,
+            "from_stage": longest,
+            "to_stage": longest,
+            "reason": "not_applicable",
+        }
+        item[f"{PENDING}{SLOT_SEPARATOR}{entry.id}"] = new_transition_id()
+    item["rescore_outcome"]["others"] = {
+        entry.id: "->".join([max((s.name for s in entry.model.stages), key=len)] * 2)
+        for entry in catalog.models[1:]
+    }
     for event_type in EventType:
         item[f"n:type:{event_type}"] = MAX_NUMBER
     item[OUTCOME] = {"at": LONGEST_STAMP, "v": max(OUTCOME_EVENT_TYPES, key=len).value}
@@ -953,6 +1119,6 @@ def worst_case_item(model: ScoringModel, retention_days: int = 400) -> dict[str,
     return item
 
 
-def worst_case_size(model: ScoringModel, retention_days: int = 400) -> int:
+def worst_case_size(models: ScoringModel | Catalog, retention_days: int = 400) -> int:
     """Bytes of `worst_case_item` by DynamoDB's rules: must stay below MAX_ITEM_BYTES."""
-    return item_size(worst_case_item(model, retention_days))
+    return item_size(worst_case_item(models, retention_days))

@@ -23,7 +23,6 @@ of that model's ranking.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from functools import cached_property
 from typing import Annotated
@@ -33,8 +32,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from leadscore.domain import OUTCOME_EVENT_TYPES, EventType, LeadEvent
 from leadscore.scoring import engine
 from leadscore.scoring.model import (
-    AggregateRule,
-    EventRule,
     ScoringModel,
     SegmentCondition,
     Topic,
@@ -250,14 +247,3 @@ def score_all(catalog: Catalog, state: engine.LeadState, at: datetime) -> list[M
         )
         for entry in catalog.models
     ]
-
-
-def rule_keys(catalog: Catalog) -> Mapping[str, str]:
-    """Every stored accumulator or aggregate counter name of the catalog -> its model id."""
-    keys: dict[str, str] = {}
-    for entry in catalog.models:
-        suffix = catalog.suffix(entry.id)
-        for _, rule in entry.model.all_rules():
-            if isinstance(rule, EventRule | AggregateRule):
-                keys[slot_key(rule.id, suffix)] = entry.id
-    return keys

@@ -11,7 +11,15 @@ import pytest
 
 from leadscore.lifecycle import announcement_topic
 from leadscore.model_store import load_model
-from leadscore.notifications import SCHEMA_PATH, contract_schema, message_attributes, message_for, score_band
+from leadscore.notifications import (
+    SCHEMA_PATH,
+    SCHEMA_V2_PATH,
+    contract_schema,
+    contract_v2_schema,
+    message_attributes,
+    message_for,
+    score_band,
+)
 from leadscore.repository import LeadProfile, Transition, profile_from_item
 from leadscore.scoring import engine
 from leadscore.scoring.engine import LeadState
@@ -43,6 +51,31 @@ def test_the_schema_file_in_the_repo_is_the_one_the_code_publishes() -> None:
         "the message model changed: bump the contract version if subscribers break, then regenerate "
         "with `python -c 'from leadscore.notifications import write_schema; write_schema()'`"
     )
+
+
+def test_the_v2_schema_file_in_the_repo_is_the_one_the_code_publishes() -> None:
+    assert json.loads(SCHEMA_V2_PATH.read_text()) == contract_v2_schema(), (
+        "regenerate with `python -c 'from leadscore.notifications import write_v2_schema; write_v2_schema()'`"
+    )
+
+
+def test_a_catalog_model_publishes_v2_naming_the_model_and_v1_stays_as_it_was() -> None:
+    profile = _profile("customer", "expansion_SQL")
+    leaving = Transition(from_stage="SQL", to_stage="lead", at=AT, reason="not_applicable", score=80)
+    v2 = message_for(load_model("bundled:expansion"), profile, model_id="expansion")
+    left = message_for(load_model(), profile, transition=leaving, model_id="prospect")
+    body = json.loads(v2.model_dump_json(by_alias=True))
+    v1 = json.loads(message_for(load_model(), _profile("MQL", "SQL")).model_dump_json(by_alias=True))
+
+    jsonschema.validate(body, json.loads(SCHEMA_V2_PATH.read_text()))
+    jsonschema.validate(json.loads(left.model_dump_json(by_alias=True)), json.loads(SCHEMA_V2_PATH.read_text()))
+    assert (body["version"], body["model"]) == (2, "expansion")
+    assert message_attributes(v2)["model"]["StringValue"] == "expansion"
+    assert message_attributes(left)["reason"]["StringValue"] == "not_applicable"
+    jsonschema.validate(v1, json.loads(SCHEMA_PATH.read_text()))
+    assert "model" not in v1
+    with pytest.raises(jsonschema.ValidationError):  # v1 subscribers never see a v2 reason
+        jsonschema.validate({**v1, "reason": "not_applicable"}, json.loads(SCHEMA_PATH.read_text()))
 
 
 def test_messages_validate_against_the_schema_and_carry_a_unique_transition_id() -> None:
@@ -92,8 +125,10 @@ def test_message_attributes_support_filter_policies() -> None:
     assert attributes["stage"] == {"DataType": "String", "StringValue": "MQL"}
     assert attributes["previous_stage"]["StringValue"] == "SQL"
     assert attributes["direction"]["StringValue"] == "demotion"
+    assert attributes["model"]["StringValue"] == "default"  # a one-model deployment
     assert set(attributes) == {
         "schema",  # tells a stage change from an outcome on the same topic
+        "model",
         "stage",
         "previous_stage",
         "direction",
