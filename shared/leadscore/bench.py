@@ -249,7 +249,11 @@ def _identity(
     return {"merge": merge, "alias": alias}
 
 
-def run(leads: int, events: int, seed: int) -> dict[str, Any]:
+@contextmanager
+def _local_pipeline(
+    counter: RequestCounter, scoring_model: str | None = None
+) -> Iterator[tuple[_Pipeline, Any, Any]]:
+    """A fresh local stack in moto, its requests counted: (pipeline, physical resources, session)."""
     _environment()
     import boto3
     from moto import mock_aws
@@ -258,29 +262,75 @@ def run(leads: int, events: int, seed: int) -> dict[str, Any]:
     from leadscore.local import emulator
     from leadscore.local.stack import Runner, provision
     from leadscore.local.template import load_template, transform
-    from leadscore.repository import EventLedger
 
-    counter = RequestCounter()
     with mock_aws(), emulator.atomic_requests(), counter.installed():
         transformed = transform(load_template())
         session = boto3.Session(region_name="us-east-1")
         secret = json.dumps({"generic": {"secret": SECRET}})
         physical = provision(transformed, session, prefix="bench-", secret_strings={"WebhookSecret": secret})
         pipeline.reset()
-        pipe = _Pipeline(Runner(transformed, physical, session, base_environment={}, log=None), counter)
-        emails = [f"reader{i}@example-{i % 37}.com" for i in range(leads)]
-        for i, email in enumerate(emails):  # leads arrive; low fit, they stay in the first stage
-            pipe.post(
-                {"email": email, "event": "form_submitted", "attributes": {"job_title": "Analyst"}},
-                f"seed-{i}",
-            )
-        pipe.runner.settle()
+        runner = Runner(transformed, physical, session, base_environment={}, log=None)
+        if scoring_model is not None:
+            for environment in runner.environments.values():
+                environment["SCORING_MODEL"] = scoring_model
+        yield _Pipeline(runner, counter), physical, session
+        pipeline.reset()
+
+
+def _seed_leads(pipe: _Pipeline, leads: int) -> list[str]:
+    """Leads arrive; low fit, they stay in the first stage."""
+    emails = [f"reader{i}@example-{i % 37}.com" for i in range(leads)]
+    for i, email in enumerate(emails):
+        pipe.post(
+            {"email": email, "event": "form_submitted", "attributes": {"job_title": "Analyst"}}, f"seed-{i}"
+        )
+    pipe.runner.settle()
+    return emails
+
+
+def run(leads: int, events: int, seed: int) -> dict[str, Any]:
+    from leadscore.repository import EventLedger
+
+    counter = RequestCounter()
+    with _local_pipeline(counter) as (pipe, physical, session):
+        emails = _seed_leads(pipe, leads)
         hot = _hot_path(pipe, emails, events, random.Random(seed))
         profiles = session.resource("dynamodb").Table(physical.tables["LeadProfilesTable"])
         stage = _stage_changes(pipe, profiles, 20)
         ledger = EventLedger(physical.tables["EventLedgerTable"], 400, session.resource("dynamodb"))
         identity = _identity(pipe, ledger, emails, min(50, leads), min(200, events), random.Random(seed))
     return {"hot_path": hot, "stage_changes": stage, "identity": identity}
+
+
+def catalog_figures(sizes: tuple[int, ...], leads: int, events: int, seed: int) -> dict[str, Any]:
+    """The hot path under catalogs of 1, 2, ... models (copies of the shipped default, each with its
+    own id, all applying to every lead): what one event that moves no stage costs, whatever the
+    number of models, and what each model adds to the worst-case profile item."""
+    from leadscore.model_store import load_catalog
+    from leadscore.repository.profiles import worst_case_size
+
+    rows = []
+    default = (Path(__file__).parent / "models" / "default.yaml").read_text(encoding="utf-8")
+    with tempfile.TemporaryDirectory() as folder:
+        for size in sizes:
+            where = Path(folder) / f"catalog-{size}"
+            where.mkdir()
+            (where / "default.yaml").write_text(default, encoding="utf-8")
+            entries = "\n".join(f"  - {{id: m{n}, file: default.yaml}}" for n in range(size))
+            (where / "catalog.yaml").write_text(f"name: bench\nmodels:\n{entries}\n", encoding="utf-8")
+            counter = RequestCounter()
+            with _local_pipeline(counter, str(where)) as (pipe, _, _):
+                hot = _hot_path(pipe, _seed_leads(pipe, leads), events, random.Random(seed))
+            rows.append(
+                {
+                    "models": size,
+                    "write_requests_per_event": hot["write_requests_per_event"],
+                    "items_written_per_event": hot["items_written_per_event"],
+                    "read_requests_per_event": hot["read_requests_per_event"],
+                    "worst_case_profile_bytes": worst_case_size(load_catalog(str(where))),
+                }
+            )
+    return {"measured": True, "events": events, "sizes": rows}
 
 
 def _replicated(data: Path, copies: int, out: Path) -> int:
@@ -426,6 +476,12 @@ def main(argv: list[str] | None = None) -> int:
         help="X Education sizes to time calibrate and backtest at (default 1,4,16)",
     )
     parser.add_argument(
+        "--catalog-sizes",
+        default="1,2,6",
+        metavar="N,N,...",
+        help="numbers of models to measure the hot path with (default 1,2,6)",
+    )
+    parser.add_argument(
         "--history-scales",
         default="1,4,16",
         metavar="N,N,...",
@@ -446,9 +502,17 @@ def main(argv: list[str] | None = None) -> int:
             if args.no_calibrate
             else history_figures(tuple(int(s) for s in args.history_scales.split(",")))
         )
+    sizes = tuple(int(n) for n in args.catalog_sizes.split(",") if n)
+    result["catalogs"] = catalog_figures(sizes, min(args.leads, 100), min(args.events, 300), args.seed)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
+    _print(result)
+    return 0
+
+
+def _print(result: dict[str, Any]) -> None:
+    """The figures, as a person reads them."""
     hot, stage, calibrate = result["hot_path"], result["stage_changes"], result["calibrate"]
     print(f"Hot path: {hot['events']} ingested events that change no stage")
     print(f"  DynamoDB write requests per event: {hot['write_requests_per_event']}  (budget: 2)")
@@ -489,6 +553,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     for name, n in alias["requests"].items():
         print(f"    {name:<45} {n}")
+    catalogs = result["catalogs"]
+    print(f"Catalogs of models: {catalogs['events']} events that change no stage, per number of models")
+    for row in catalogs["sizes"]:
+        print(
+            f"  {row['models']:>2} models: {row['write_requests_per_event']} write requests "
+            f"({row['items_written_per_event']} items), {row['read_requests_per_event']} read requests "
+            f"per event; worst-case profile item {row['worst_case_profile_bytes']} bytes"
+        )
     if calibrate["measured"]:
         print(f"Calibrate: X Education, {calibrate['leads']} leads: {calibrate['seconds']} s")
         for row in calibrate["scales"]:
@@ -511,7 +583,6 @@ def main(argv: list[str] | None = None) -> int:
             )
     else:
         print(f"Calibrate --history: not measured ({history['why']})")
-    return 0
 
 
 if __name__ == "__main__":
