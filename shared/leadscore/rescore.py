@@ -310,7 +310,7 @@ def rescore_lead(
         else profile.score,
         score_after=evaluation.total,
         others={
-            model_id: f"{profile.slot(model_id).stage or other.stage}->{other.stage}"
+            model_id: f"{other.transition.from_stage}->{other.transition.to_stage}"
             for model_id, other in decision.others.items()
             if other.transition is not None
         },

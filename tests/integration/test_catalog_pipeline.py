@@ -189,3 +189,67 @@ def test_an_event_that_moves_no_stage_is_one_profile_update_whatever_the_number_
     assert counter.totals(WRITE_OPERATIONS) == {"outside": 1}  # the profile transaction
     assert counter.items_written["outside"] == 2  # the ledger mark and the profile, all models in one
     assert counter.totals(READ_OPERATIONS) == {}
+
+
+def test_decay_demotes_each_model_on_its_own_and_keeps_its_ranking_in_step(stack: Stack) -> None:
+    _use(stack, "bundled:catalog")
+    email, now = "ravi@umbrella.example", datetime.now(UTC)
+    _send(stack, email, "form_submitted", now - timedelta(hours=9), attributes={"job_title": "CTO"})
+    _send(stack, email, "deal_won", now - timedelta(hours=8))
+    stack.settle()
+    _send(stack, email, "page_viewed", now - timedelta(hours=5), url="https://x.example/upgrade")
+    _send(stack, email, "meeting_booked", now - timedelta(hours=4))
+    _send(stack, email, "page_viewed", now - timedelta(hours=3), url="https://x.example/pricing")
+    stack.settle()
+    lead_id = lead_id_for(email)
+    item = stack.profile(lead_id)
+    assert item is not None and item["stage@expansion"] == "expansion_SQL"
+    ranks = stack.session.resource("dynamodb").Table(stack.physical.tables["LeadRanksTable"])
+
+    # Six weeks of silence: the upgrade and meeting points fade, the decay job demotes in `expansion`
+    later = stack.clock.advance(timedelta(days=42))
+    stack.runner.fire_schedule("DecayScoresFunction", at=later)
+    stack.settle()
+    item = stack.profile(lead_id)
+    assert item is not None
+    assert item["stage@expansion"] in ("customer", "expansion_ready")
+    assert item["last_transition@expansion"]["reason"] == "decay"
+    assert item["stage"] == "lead"  # the primary model does not apply to a customer
+    rank = ranks.get_item(Key={"lead_id": lead_id, "model": "expansion"})["Item"]
+    assert rank["model_stage"] == f"expansion#{item['stage@expansion']}"
+    assert float(rank["score"]) == pytest.approx(float(item["score@expansion"]))
+    _assert_exact(stack, "bundled:catalog", email)
+
+
+def test_rescoring_a_catalog_replays_every_model(stack: Stack, personas: str, tmp_path: Path) -> None:
+    from leadscore.rescore import JobCommand, StartRescore, run_command
+
+    _use(stack, personas)
+    email, now = "ola@initech.example", datetime.now(UTC)
+    _send(stack, email, "form_submitted", now - timedelta(hours=6), attributes={"company_size": 5000})
+    _send(stack, email, "page_viewed", now - timedelta(hours=5), url="https://x.example/upgrade")
+    stack.settle()
+    lead_id = lead_id_for(email)
+    before = stack.profile(lead_id)
+    assert before is not None and before.get("stage@enterprise") is None  # never moved: its first stage
+
+    # The enterprise model now values upgrade pages far more: publish it, then rescore
+    folder = Path(personas)
+    text = (folder / "expansion.yaml").read_text()
+    (folder / "expansion.yaml").write_text(
+        text.replace(
+            'url_pattern: "*/upgrade*"\n      points: 25', 'url_pattern: "*/upgrade*"\n      points: 80'
+        ).replace('version: "2026.11.1"', 'version: "2026.11.9"')
+    )
+    settings = _use(stack, personas)
+    settings = Settings.from_env(stack.runner.environments["RescoreFunction"])
+    job = run_command(StartRescore(model=personas, segments=1), settings)["job_id"]
+    while stack.runner.pump_queues():
+        pass
+    stack.settle()
+    report = run_command(JobCommand(action="status", job_id=job), settings)
+    assert report["finished"] and report["stage_changes"] == {"enterprise:customer->expansion_SQL": 1}
+    item = stack.profile(lead_id)
+    assert item is not None and item["stage@enterprise"] == "expansion_SQL"
+    assert item["last_transition@enterprise"]["reason"] == "rescore"
+    _assert_exact(stack, personas, email)

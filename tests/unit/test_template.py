@@ -139,6 +139,8 @@ IDENTITIES = {
         "dynamodb:BatchWriteItem",
     )
 }
+# A catalog's other models: their rank entries, written with the stage decision (one transaction).
+RANKS = {("dynamodb:PutItem", "LeadRanksTable"), ("dynamodb:DeleteItem", "LeadRanksTable")}
 DYNAMODB_ACCESS = {
     "IngestFormFunction": {
         ("dynamodb:PutItem", "EventLedgerTable"),
@@ -156,12 +158,13 @@ DYNAMODB_ACCESS = {
         ("dynamodb:DeleteItem", "EventLedgerTable"),  # an event dropped for an erased lead
         ("dynamodb:GetItem", "LeadProfilesTable"),  # an email change folds one lead into another
     },
-    "EvaluateThresholdsFunction": {("dynamodb:UpdateItem", "LeadProfilesTable"), *IDEMPOTENCY},
+    "EvaluateThresholdsFunction": {("dynamodb:UpdateItem", "LeadProfilesTable"), *RANKS, *IDEMPOTENCY},
     "DecayScoresFunction": {
         ("dynamodb:Query", "LeadProfilesTable/index/review_due"),
         ("dynamodb:GetItem", "LeadProfilesTable"),
         ("dynamodb:BatchGetItem", "LeadProfilesTable"),
         ("dynamodb:UpdateItem", "LeadProfilesTable"),
+        *RANKS,
         *IDEMPOTENCY,
     },
     "LeadApiFunction": {
@@ -187,6 +190,7 @@ DYNAMODB_ACCESS = {
         ("dynamodb:Scan", "LeadProfilesTable"),
         ("dynamodb:GetItem", "LeadProfilesTable"),
         ("dynamodb:UpdateItem", "LeadProfilesTable"),
+        *RANKS,
         ("dynamodb:GetItem", "RescoreJobsTable"),
         ("dynamodb:PutItem", "RescoreJobsTable"),
         ("dynamodb:UpdateItem", "RescoreJobsTable"),

@@ -451,6 +451,29 @@ class _Builder:
             if lead.persona in ("decision_maker", "manager") and self.rng.random() < 0.12:
                 self.html(lead, "contact sales", multipart=self.rng.random() < 0.5)
 
+    def customers(self, seed: int) -> None:
+        """Some decision makers and managers at target companies became customers early on (a deal
+        won, sent by the CRM through the signed generic provider); some of them now look at
+        upgrades, pricing and book calls: the expansion model's leads. A separate random stream,
+        so the rest of the scenario stays what it was."""
+        rng = random.Random(seed * 7919 + 1)
+        for lead in self.scenario.leads:
+            if lead.persona not in ("decision_maker", "manager") or rng.random() > 0.25:
+                continue
+            arrival = self.arrivals[lead.email]
+            won = arrival + timedelta(days=rng.uniform(1, 10))
+            if won >= self.now - timedelta(days=2):
+                continue
+            self.generic(lead, won, "deal_won", None, with_attributes=False)
+            if rng.random() < 0.6:
+                for page in ("/upgrade/seats", "/pricing", "/upgrade/add-ons"):
+                    at = won + timedelta(days=rng.uniform(1, (self.now - won).days or 1))
+                    if at < self.now and rng.random() < 0.7:
+                        self.generic(lead, at, "page_viewed", f"{SITE}{page}", with_attributes=False)
+                if rng.random() < 0.5:
+                    at = min(self.now - timedelta(hours=2), won + timedelta(days=rng.uniform(2, 20)))
+                    self.generic(lead, at, "meeting_booked", None, with_attributes=False)
+
     # ------------------------------------------------------------------------------- email
     def recipients(self, at: datetime) -> list[Lead]:
         return [
@@ -631,6 +654,7 @@ def build(seed: int = 7, leads: int = 200, now: datetime | None = None, days: in
     builder = _Builder(seed, leads, now or datetime.now(UTC), days)
     builder.people()
     builder.journeys()
+    builder.customers(seed)
     builder.email()
     builder.hostile()
     builder.scenario.steps.sort(key=lambda s: s.at)
