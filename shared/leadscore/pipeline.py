@@ -31,7 +31,7 @@ from leadscore.config import ConfigurationError, Settings
 from leadscore.domain import EventType, LeadEvent, Provider, event_id_for
 from leadscore.errors import LeadScoreError, MethodNotAllowed, PayloadTooLarge, ReplayedToken
 from leadscore.keys import LeadKeys
-from leadscore.model_store import load_model
+from leadscore.model_store import load_catalog, load_model
 from leadscore.notifications import Notifier
 from leadscore.ports import NetworkPorts
 from leadscore.repository import (
@@ -46,8 +46,10 @@ from leadscore.repository import (
 )
 from leadscore.repository.identity import IdentityMerges
 from leadscore.repository.profiles import is_alias, opts_in
+from leadscore.repository.ranks import LeadRanks
 from leadscore.repository.relabel import MIGRATED_FROM
 from leadscore.scoring import engine
+from leadscore.scoring.catalog import Catalog
 from leadscore.scoring.model import ScoringModel
 from leadscore.secrets import provider_secret
 
@@ -65,6 +67,18 @@ class Services:
     @property
     def model(self) -> ScoringModel:
         return load_model(self.settings.scoring_model)
+
+    @property
+    def catalog(self) -> Catalog:
+        """Every model of the deployment (`model` is its primary one), read like `model`."""
+        return load_catalog(self.settings.scoring_model)
+
+    @cached_property
+    def ranks(self) -> LeadRanks:
+        """The rankings of the catalog's models other than the primary one."""
+        if not self.settings.ranks_table:
+            raise ConfigurationError("RANKS_TABLE is not set, but the catalog ranks more than one model")
+        return LeadRanks(self.settings.ranks_table)
 
     @cached_property
     def ledger(self) -> EventLedger:
