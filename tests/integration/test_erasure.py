@@ -119,7 +119,7 @@ def _known_person(stack: Stack) -> dict[str, Any]:
     )
     # The rank entries a catalog's stage decisions write (repository.ranks' transaction entries)
     ranks = stack.physical.tables["LeadRanksTable"]
-    stack.session.client("dynamodb").transact_write_items(
+    _table(stack, "LeadRanksTable").meta.client.transact_write_items(
         TransactItems=[
             rank_put(ranks, lead, "expansion", "customer", 12.5),
             rank_put(ranks, old_lead, "expansion", "customer", 3),

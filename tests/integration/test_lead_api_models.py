@@ -61,15 +61,19 @@ def _event(email: str, event_type: EventType, days_ago: float, **fields: Any) ->
     )
 
 
-def _customer_events(email: str, pricing_views: int, won: bool = True) -> list[LeadEvent]:
+def _customer_events(email: str, interests: int, won: bool = True) -> list[LeadEvent]:
+    """A lead who filled a form (and won a deal), then showed `interests` (0-4) kinds of interest:
+    each kind is worth its own points in the expansion model, so more kinds score strictly more."""
     events = [_event(email, EventType.FORM_SUBMITTED, 40, attributes=LeadAttributes.model_validate(VP))]
     if won:
         events.append(_event(email, EventType.DEAL_WON, 30))
-    events += [
-        _event(email, EventType.PAGE_VIEWED, 10 - n, url=f"https://globex.com/pricing?v={n}")
-        for n in range(pricing_views)
+    kinds = [
+        _event(email, EventType.PAGE_VIEWED, 9, url="https://globex.com/pricing"),
+        _event(email, EventType.PAGE_VIEWED, 8, url="https://globex.com/upgrade"),
+        _event(email, EventType.MEETING_BOOKED, 7),
+        _event(email, EventType.WEBINAR_ATTENDED, 6),
     ]
-    return events
+    return events + kinds[:interests]
 
 
 def _put_profile(stack: Stack, email: str, events: list[LeadEvent], stages: dict[str, str]) -> str:
@@ -99,7 +103,7 @@ def _table(stack: Stack, logical_id: str) -> Any:
 def _rank(stack: Stack, entries: list[tuple[str, str, str, float]]) -> None:
     """Rank entries (lead, model, stage, score) written as the stage decisions write them."""
     table = stack.physical.tables["LeadRanksTable"]
-    stack.session.client("dynamodb").transact_write_items(
+    _table(stack, "LeadRanksTable").meta.client.transact_write_items(
         TransactItems=[rank_put(table, *entry) for entry in entries]
     )
 
@@ -200,11 +204,10 @@ def test_another_model_ranks_its_stage_by_score_across_pages_leaving_out_what_no
     # Given five customers ranked expansion_ready in the expansion model...
     stack = catalog_stack
     ranked: list[tuple[str, float]] = []
-    for views in range(5):
-        email = _email(f"cust{views}")
-        lead = _put_profile(
-            stack, email, _customer_events(email, views), {"prospect": "lead", "expansion": "expansion_ready"}
-        )
+    for interests in range(5):
+        email = _email(f"cust{interests}")
+        stages = {"prospect": "lead", "expansion": "expansion_ready"}
+        lead = _put_profile(stack, email, _customer_events(email, interests), stages)
         ranked.append((lead, round(_expected(lead, stack, "expansion").total, 6)))
     # ...and three index entries that no longer hold: a lead the model no longer applies to (no deal
     # won), one whose stage there moved on, and one that is gone
@@ -243,6 +246,7 @@ def test_another_model_ranks_its_stage_by_score_across_pages_leaving_out_what_no
     assert all((p["model"], p["stage"], p["limit"]) == ("expansion", "expansion_ready", 3) for p in pages)
     items = [item for page in pages for item in page["items"]]
     expected = sorted(ranked, key=lambda r: r[1], reverse=True)
+    assert len({score for _, score in ranked}) == len(ranked)  # an order to check, no ties
     assert [i["lead_id"] for i in items] == [lead for lead, _ in expected]
     assert [i["ranked_score"] for i in items] == [round(score, 2) for _, score in expected]
     for item in items:

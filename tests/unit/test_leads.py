@@ -191,27 +191,27 @@ def test_a_stage_of_another_model_is_a_400_naming_that_models_stages(catalog: Ca
         leads.resolve_stage(expansion.model, "SQL", "expansion")
 
 
-# --- rank items as the stage decisions write them (low-level TransactWriteItems entries) ----------
-def test_rank_put_is_a_typed_put_of_the_model_stage_and_score() -> None:
+# --- rank items as the stage decisions write them (TransactWriteItems entries, resource values) ----
+def test_rank_put_is_a_put_of_the_model_stage_and_score() -> None:
     entry = rank_put("ranks", "ld_" + "c" * 24, "expansion", "expansion_SQL", 72.1234567)
 
     assert entry == {
         "Put": {
             "TableName": "ranks",
             "Item": {
-                "lead_id": {"S": "ld_" + "c" * 24},
-                "model": {"S": "expansion"},
-                "model_stage": {"S": "expansion#expansion_SQL"},
-                "score": {"N": "72.123457"},
+                "lead_id": "ld_" + "c" * 24,
+                "model": "expansion",
+                "model_stage": "expansion#expansion_SQL",
+                "score": Decimal("72.123457"),
             },
         }
     }
 
 
-def test_rank_delete_is_a_typed_delete_of_the_lead_and_model_key() -> None:
+def test_rank_delete_is_a_delete_of_the_lead_and_model_key() -> None:
     assert rank_delete("ranks", "ld_" + "c" * 24, "expansion") == {
         "Delete": {
             "TableName": "ranks",
-            "Key": {"lead_id": {"S": "ld_" + "c" * 24}, "model": {"S": "expansion"}},
+            "Key": {"lead_id": "ld_" + "c" * 24, "model": "expansion"},
         }
     }

@@ -23,13 +23,11 @@ from typing import Any
 
 import boto3
 from boto3.dynamodb.conditions import Key
-from boto3.dynamodb.types import TypeSerializer
 from pydantic import BaseModel, ConfigDict
 
 RANK_INDEX = "by_model_stage_score"
 STAGE_SEPARATOR = "#"
 SCORE_DIGITS = 6  # what the profile's own `score` keeps
-_serialize = TypeSerializer().serialize
 
 
 def model_stage(model_id: str, stage: str) -> str:
@@ -41,25 +39,25 @@ def _number(score: float | Decimal) -> Decimal:
     return score if isinstance(score, Decimal) else Decimal(repr(round(float(score), SCORE_DIGITS)))
 
 
-def _key(lead_id: str, model_id: str) -> dict[str, Any]:
-    return {"lead_id": _serialize(lead_id), "model": _serialize(model_id)}
-
-
+# The transaction entries are in the resource layer's values (str, Decimal), like every entry of
+# `LeadProfiles`' transactions: they go through a table's `meta.client`, which types them itself
+# (already typed values would be typed twice, as maps).
 def rank_put(table: str, lead_id: str, model_id: str, stage: str, score: float | Decimal) -> dict[str, Any]:
-    """A TransactWriteItems entry (low-level client format) that ranks the lead in `stage` of the
-    model with `score` (replacing its previous entry for that model)."""
+    """A TransactWriteItems entry that ranks the lead in `stage` of the model with `score`
+    (replacing its previous entry for that model)."""
     item = {
-        **_key(lead_id, model_id),
-        "model_stage": _serialize(model_stage(model_id, stage)),
-        "score": _serialize(_number(score)),
+        "lead_id": lead_id,
+        "model": model_id,
+        "model_stage": model_stage(model_id, stage),
+        "score": _number(score),
     }
     return {"Put": {"TableName": table, "Item": item}}
 
 
 def rank_delete(table: str, lead_id: str, model_id: str) -> dict[str, Any]:
-    """A TransactWriteItems entry (low-level client format) that takes the lead out of the model's
-    ranking (nothing happens if it was not in it)."""
-    return {"Delete": {"TableName": table, "Key": _key(lead_id, model_id)}}
+    """A TransactWriteItems entry that takes the lead out of the model's ranking (nothing happens
+    if it was not in it)."""
+    return {"Delete": {"TableName": table, "Key": {"lead_id": lead_id, "model": model_id}}}
 
 
 class RankEntry(BaseModel):

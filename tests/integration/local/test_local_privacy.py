@@ -47,7 +47,7 @@ def _cli(*args: str) -> tuple[int, Any]:
 def _rank(url: str, lead_id: str) -> None:
     with urllib.request.urlopen(f"{url}/_local", timeout=10) as response:
         described = json.loads(response.read())
-    client = boto3.client(
+    dynamodb = boto3.resource(
         "dynamodb",
         endpoint_url=described["emulator"],
         region_name=described["region"],
@@ -55,7 +55,9 @@ def _rank(url: str, lead_id: str) -> None:
         aws_secret_access_key="testing",
     )
     table = described["tables"]["LeadRanksTable"]
-    client.transact_write_items(TransactItems=[rank_put(table, lead_id, "expansion", "customer", 5.0)])
+    dynamodb.meta.client.transact_write_items(
+        TransactItems=[rank_put(table, lead_id, "expansion", "customer", 5.0)]
+    )
 
 
 def test_the_cli_exports_and_erases_a_lead_of_the_local_stack(privacy_stack: LocalStack) -> None:
