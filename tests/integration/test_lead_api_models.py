@@ -13,6 +13,7 @@ import itertools
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -320,3 +321,45 @@ def test_a_cursor_is_refused_by_any_other_listing(catalog_stack: Stack) -> None:
     for other in ("model=expansion&stage=expansion_SQL", "stage=SQL", "model=prospect&stage=lead"):
         status, answer = _get(stack, "/v1/leads", f"{other}&cursor={cursor}")
         assert status == 400 and "cursor is not valid" in answer["message"], (other, answer)
+
+
+def test_a_models_listing_shows_its_last_transition_and_leaves_out_folded_addresses(
+    catalog_stack: Stack,
+) -> None:
+    # Given a customer whose expansion stage was decided, and an old address folded into it
+    stack = catalog_stack
+    email = _email("moved")
+    lead = _put_profile(stack, email, _customer_events(email, 2), {"expansion": "expansion_ready"})
+    transition = {
+        "from_stage": "customer",
+        "to_stage": "expansion_ready",
+        "at": "2026-11-19T08:00:00Z",
+        "reason": "threshold",
+        "score": Decimal("47.5"),
+        "id": f"tr_{uuid.uuid4().hex}",
+    }
+    profiles = _table(stack, "LeadProfilesTable")
+    profiles.update_item(
+        Key={"lead_id": lead},
+        UpdateExpression="SET #t = :t, #s = :s",
+        ExpressionAttributeNames={"#t": "last_transition@expansion", "#s": "stage_seq@expansion"},
+        ExpressionAttributeValues={":t": transition, ":s": 1},
+    )
+    old = lead_id_for(_email("old"))
+    profiles.put_item(Item={"lead_id": old, "alias_of": lead, "aliased_at": "2026-11-01T00:00:00Z"})
+    _rank(stack, [(lead, "expansion", "expansion_ready", 40.0), (old, "expansion", "expansion_ready", 90.0)])
+
+    # When the stage is listed
+    status, page = _get(stack, "/v1/leads", "model=expansion&stage=expansion_ready")
+
+    # Then the alias is left out and the lead shows the expansion model's last transition
+    assert status == 200, page
+    [item] = page["items"]
+    assert item["lead_id"] == lead
+    assert item["last_transition"] == {
+        "from_stage": "customer",
+        "to_stage": "expansion_ready",
+        "at": "2026-11-19T08:00:00Z",
+        "reason": "threshold",
+        "score": 47.5,
+    }
