@@ -1,6 +1,7 @@
-"""Lead API (IAM-authorized): GET /v1/leads/{lead_id}, GET /v1/leads?email=...,
-GET /v1/leads?stage=SQL&limit=50&cursor=... (a stage's leads ranked by score), and the privacy
-operations DELETE /v1/leads/{lead_id} (erase) and GET /v1/leads/{lead_id}/export."""
+"""Lead API (IAM-authorized): GET /v1/leads/{lead_id}, GET /v1/leads?email=... (a lead, scored by
+every model of the catalog), GET /v1/leads?[model=ID&]stage=SQL&limit=50&cursor=... (a model's
+stage ranked by score), and the privacy operations DELETE /v1/leads/{lead_id} (erase) and
+GET /v1/leads/{lead_id}/export."""
 
 from __future__ import annotations
 

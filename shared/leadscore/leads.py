@@ -1,11 +1,15 @@
-"""The lead query service behind the lead API: one lead with its score explained, and the leads of
-one stage ranked by score.
+"""The lead query service behind the lead API: one lead with its score explained by every model of
+the catalog, and the leads of one model's stage ranked by score.
 
-Scores are computed now (`engine.score` on the stored state), so a lead read between two decay
-runs shows what it is worth at this moment. Listings are ordered by the stored score of the
-`by_stage_score` index (returned as `ranked_score`), which the pipeline refreshes on every stage
-change and decay review. Pagination uses an opaque cursor: the URL-safe base64 of the index's
-LastEvaluatedKey as JSON, validated on the way back in.
+Scores are computed now (`engine.score` on the model's view of the stored state), so a lead read
+between two decay runs shows what it is worth at this moment. Listings are ordered by a stored
+score (returned as `ranked_score`), which the pipeline refreshes on every stage change and decay
+review: the primary model's through LeadProfilesTable's `by_stage_score` index, every other
+model's through LeadRanksTable's `by_model_stage_score`. A listing keeps only the leads the model
+applies to and that are in that stage now, judged from the profile read whole, so an index entry
+that lags behind a decision never shows a lead where it no longer is (a page may then hold fewer
+than `limit` leads). Pagination uses an opaque cursor: the URL-safe base64 of the index's
+LastEvaluatedKey as JSON, validated on the way back in and refused for any other listing.
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ import binascii
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import DecimalException, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from botocore.exceptions import BotoCoreError, ClientError
@@ -30,9 +34,13 @@ from leadscore.domain import LEAD_ID_PATTERN, AttributeValue, normalize_email
 from leadscore.errors import InvalidRequest, NotFound, StorageUnavailable, describe_validation
 from leadscore.keys import LeadKeys
 from leadscore.pipeline import Services, services
-from leadscore.repository import LeadProfile
+from leadscore.repository import LeadProfile, from_dynamo, profile_from_item
+from leadscore.repository.profiles import is_alias
+from leadscore.repository.ranks import model_stage
 from leadscore.scoring import engine
+from leadscore.scoring.catalog import Catalog, CatalogModel, applies, score_all, slot_key, view
 from leadscore.scoring.explain import Explanation, explain
+from leadscore.scoring.model import ScoringModel
 
 LEAD_ID = re.compile(LEAD_ID_PATTERN)
 RECENT_EVENTS = 20
@@ -71,6 +79,9 @@ class EventView(BaseModel):
 
 
 class LeadView(BaseModel):
+    """A lead scored now. The score fields (`stage` to `model_version`) are one model's: the
+    primary model's for a lead looked up, the listed model's in a ranking."""
+
     lead_id: str
     email: str
     attributes: dict[str, AttributeValue]
@@ -98,6 +109,28 @@ class LeadView(BaseModel):
     model_version: str
 
 
+class ModelScoreView(BaseModel):
+    total: float
+    fit: float
+    engagement: float
+    negative: float
+    grade: str
+    probability: float | None
+    suppressed: bool
+
+
+class ModelView(BaseModel):
+    """One model of the catalog on one lead: whether it applies, the lead's stage there and its
+    score computed now, explained."""
+
+    model: str = Field(description="The model id")
+    applies: bool = Field(description="The model applies to the lead now (it ranks the lead)")
+    stage: str = Field(description="The lead's stage in the model (its first stage once it stops applying)")
+    score: ModelScoreView
+    explanation: Explanation
+    model_version: str
+
+
 class LeadDetail(LeadView):
     asked_for: str = Field(
         description="The address (or lead id) asked for: an old or new address of the lead is "
@@ -105,6 +138,10 @@ class LeadDetail(LeadView):
     )
     addresses: list[str] = Field(description="The lead's addresses, the current one (`email`) first")
     recent_events: list[EventView] = Field(description="Newest first, from every address of the lead")
+    models: list[ModelView] = Field(
+        description="Every model of the catalog in catalog order, the primary one (the top-level "
+        "fields) first; a single-model deployment lists its one model as `default`"
+    )
 
 
 class RankedLead(LeadView):
@@ -114,6 +151,7 @@ class RankedLead(LeadView):
 
 
 class LeadPage(BaseModel):
+    model: str = Field(description="The id of the model whose ranking this is")
     stage: str
     limit: int
     items: list[RankedLead]
@@ -122,11 +160,13 @@ class LeadPage(BaseModel):
 
 # ---------------------------------------------------------------------------------------- queries
 class LeadQuery(BaseModel):
-    """Query string of GET /v1/leads: exactly one of `email` and `stage`."""
+    """Query string of GET /v1/leads: exactly one of `email` and `stage` (with `model`: that
+    model's stage; without: the primary model's)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     email: str | None = Field(default=None, min_length=3, max_length=254)
+    model: str | None = Field(default=None, min_length=1, max_length=32)
     stage: str | None = Field(default=None, min_length=1, max_length=32)
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
     cursor: str | None = Field(default=None, min_length=1, max_length=2048)
@@ -142,10 +182,14 @@ def parse_query(params: Mapping[str, str] | None) -> LeadQuery:
         raise InvalidRequest("give exactly one of `email` (find a lead) and `stage` (rank a stage's leads)")
     if query.email is not None and query.cursor is not None:
         raise InvalidRequest("`cursor` pages a stage listing; it cannot be used with `email`")
+    if query.email is not None and query.model is not None:
+        raise InvalidRequest("`model` picks a ranking; a lead found by `email` shows every model")
     return query
 
 
 class _CursorKey(BaseModel):
+    """The primary model's ranking: a LastEvaluatedKey of `by_stage_score`."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     lead_id: str = Field(pattern=LEAD_ID.pattern)
@@ -153,39 +197,118 @@ class _CursorKey(BaseModel):
     score: str  # a DynamoDB number, kept as its exact text
 
 
-def encode_cursor(last_key: Mapping[str, Any]) -> str:
-    key = _CursorKey(
-        lead_id=str(last_key["lead_id"]), stage=str(last_key["stage"]), score=str(last_key["score"])
-    )
+class _RankCursorKey(BaseModel):
+    """Another model's ranking: a LastEvaluatedKey of `by_model_stage_score`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lead_id: str = Field(pattern=LEAD_ID.pattern)
+    model: str
+    model_stage: str
+    score: str  # a DynamoDB number, kept as its exact text
+
+
+_Key = TypeVar("_Key", _CursorKey, _RankCursorKey)
+
+
+def _encode(key: BaseModel) -> str:
     raw = json.dumps(key.model_dump(), separators=(",", ":"), sort_keys=True).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, stage: str) -> dict[str, Any]:
-    """The ExclusiveStartKey a cursor stands for; 400 if it was not issued for this stage listing."""
+def _decode(cursor: str, kind: type[_Key]) -> tuple[_Key, Any]:
+    """The key a cursor holds and its score as a DynamoDB number; 400 for anything we did not issue."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        key = _CursorKey.model_validate(json.loads(raw))
+        key = kind.model_validate(json.loads(raw))
         # Exactly what DynamoDB can hold (38 digits, 1e-130..1e125); anything else was not ours.
         score = DYNAMODB_CONTEXT.create_decimal(key.score)
         if not score.is_finite():
             raise InvalidOperation
     except (binascii.Error, ValueError, ValidationError, DecimalException) as exc:
         raise InvalidRequest("cursor is not valid: pass back the `next_cursor` of a previous page") from exc
+    return key, score
+
+
+def encode_cursor(last_key: Mapping[str, Any]) -> str:
+    """The cursor of a page of the primary model's ranking."""
+    return _encode(
+        _CursorKey(
+            lead_id=str(last_key["lead_id"]), stage=str(last_key["stage"]), score=str(last_key["score"])
+        )
+    )
+
+
+def decode_cursor(cursor: str, stage: str) -> dict[str, Any]:
+    """The ExclusiveStartKey a cursor stands for; 400 if it was not issued for this stage listing."""
+    key, score = _decode(cursor, _CursorKey)
     if key.stage != stage:
         raise InvalidRequest("cursor is not valid: it belongs to another listing")
     return {"lead_id": key.lead_id, "stage": key.stage, "score": score}
 
 
+def encode_rank_cursor(last_key: Mapping[str, Any]) -> str:
+    """The cursor of a page of another model's ranking (LeadRanksTable)."""
+    return _encode(
+        _RankCursorKey(
+            lead_id=str(last_key["lead_id"]),
+            model=str(last_key["model"]),
+            model_stage=str(last_key["model_stage"]),
+            score=str(last_key["score"]),
+        )
+    )
+
+
+def decode_rank_cursor(cursor: str, model_id: str, stage: str) -> dict[str, Any]:
+    """The ExclusiveStartKey of a cursor of that model's stage listing; 400 for any other."""
+    key, score = _decode(cursor, _RankCursorKey)
+    if (key.model, key.model_stage) != (model_id, model_stage(model_id, stage)):
+        raise InvalidRequest("cursor is not valid: it belongs to another listing")
+    return {"lead_id": key.lead_id, "model": key.model, "model_stage": key.model_stage, "score": score}
+
+
 # ------------------------------------------------------------------------------------- the service
-def _view_fields(svc: Services, profile: LeadProfile, at: datetime) -> dict[str, Any]:
-    result = engine.score(svc.model, profile.state, at)
-    transition = profile.last_transition
+def model_stage_of(
+    catalog: Catalog, model_id: str, profile: LeadProfile, item: Mapping[str, Any] | None
+) -> str:
+    """The lead's stored stage in one model: the profile's `stage` for the primary model,
+    `stage@<id>` of the raw item for another (its first stage until a decision writes one)."""
+    if model_id == catalog.primary.id:
+        return profile.stage
+    stored = (item or {}).get(slot_key("stage", catalog.suffix(model_id)))
+    return str(stored) if stored else catalog.entry(model_id).model.initial_stage
+
+
+def _last_transition(
+    catalog: Catalog, model_id: str, profile: LeadProfile, item: Mapping[str, Any] | None
+) -> TransitionView | None:
+    if model_id == catalog.primary.id:
+        transition = profile.last_transition
+        return TransitionView.model_validate(transition.model_dump()) if transition else None
+    stored = (item or {}).get(slot_key("last_transition", catalog.suffix(model_id)))
+    try:
+        return TransitionView.model_validate(from_dynamo(stored)) if isinstance(stored, Mapping) else None
+    except ValidationError:
+        return None  # not written by a decision of ours: the lead is shown without it
+
+
+def _view_fields(
+    catalog: Catalog,
+    model_id: str,
+    profile: LeadProfile,
+    item: Mapping[str, Any] | None,
+    at: datetime,
+) -> dict[str, Any]:
+    """A lead view's fields, scored by one model of the catalog (`item`: the raw profile item,
+    which holds the stages of the models other than the primary one)."""
+    model = catalog.entry(model_id).model
+    state = view(catalog, model_id, profile.state)
+    result = engine.score(model, state, at)
     return {
         "lead_id": profile.lead_id,
         "email": profile.state.email,
         "attributes": dict(profile.state.attributes),
-        "stage": profile.stage,
+        "stage": model_stage_of(catalog, model_id, profile, item),
         "fit": round(result.fit, 2),
         "engagement": round(result.engagement, 2),
         "negative": round(result.negative, 2),
@@ -201,12 +324,40 @@ def _view_fields(svc: Services, profile: LeadProfile, at: datetime) -> dict[str,
                 strict=True,
             )
         ],
-        "explanation": explain(svc.model, result, state=profile.state),
-        "last_transition": TransitionView.model_validate(transition.model_dump()) if transition else None,
+        "explanation": explain(model, result, state=state),
+        "last_transition": _last_transition(catalog, model_id, profile, item),
         **outcome_fields(profile),
         "scored_at": result.at,
         "model_version": result.model_version,
     }
+
+
+def model_views(
+    catalog: Catalog, profile: LeadProfile, item: Mapping[str, Any] | None, at: datetime
+) -> list[ModelView]:
+    """Every model of the catalog on the lead, in catalog order, scored at `at`."""
+    views = []
+    for scored in score_all(catalog, profile.state, at):
+        result, model = scored.result, catalog.entry(scored.model_id).model
+        views.append(
+            ModelView(
+                model=scored.model_id,
+                applies=scored.applies,
+                stage=model_stage_of(catalog, scored.model_id, profile, item),
+                score=ModelScoreView(
+                    total=round(result.total, 2),
+                    fit=round(result.fit, 2),
+                    engagement=round(result.engagement, 2),
+                    negative=round(result.negative, 2),
+                    grade=result.grade,
+                    probability=None if result.probability is None else round(result.probability, 4),
+                    suppressed=result.suppressed,
+                ),
+                explanation=explain(model, result, state=view(catalog, scored.model_id, profile.state)),
+                model_version=result.model_version,
+            )
+        )
+    return views
 
 
 def outcome_fields(profile: LeadProfile) -> dict[str, Any]:
@@ -251,19 +402,22 @@ def lead_detail(lead_id: str, settings: Settings, asked_for: str | None = None) 
     if not LEAD_ID.fullmatch(lead_id):
         raise InvalidRequest("lead ids look like `ld_` followed by 24 hexadecimal characters")
     svc = services(settings)
+    catalog = svc.catalog
     try:
-        profile = svc.profiles.get_lead(lead_id)
-        if profile is None:
+        item = svc.profiles.get_lead_item(lead_id)
+        if item is None:
             raise NotFound(f"no lead {lead_id}")
+        profile = profile_from_item(item, catalog.primary.model.initial_stage)
         recent = _recent_events(svc, profile)
     except (ClientError, BotoCoreError) as exc:
         raise StorageUnavailable("could not read the lead; please retry") from exc
-    current = profile.state.email
+    current, at = profile.state.email, clock.now()
     return LeadDetail(
-        **_view_fields(svc, profile, clock.now()),
+        **_view_fields(catalog, catalog.primary.id, profile, item, at),
         asked_for=asked_for or lead_id,
         addresses=[current, *sorted(set(profile.addresses) - {current})],
         recent_events=[_event_view(i) for i in recent],
+        models=model_views(catalog, profile, item, at),
     )
 
 
@@ -291,34 +445,86 @@ def find_by_email(email: str, settings: Settings) -> LeadDetail:
         raise NotFound("no lead with that email address") from exc
 
 
-def resolve_stage(svc: Services, name: str) -> str:
-    """The model's stage of that name (case-insensitive); 400 naming the known ones otherwise."""
-    for stage in svc.model.stages:
-        if stage.name.casefold() == name.casefold():
-            return stage.name
-    known = ", ".join(s.name for s in svc.model.stages)
-    raise InvalidRequest(f"stage: unknown stage {name[:32]!r}; the model's stages are {known}")
-
-
-def ranked(stage_name: str, limit: int, cursor: str | None, settings: Settings) -> LeadPage:
-    """The leads of one stage, highest score first, one page at a time."""
-    svc = services(settings)
-    stage = resolve_stage(svc, stage_name)
-    start_key = decode_cursor(cursor, stage) if cursor else None
-    try:
-        profiles, last_key = svc.profiles.ranked(stage, limit, start_key)
-    except (ClientError, BotoCoreError) as exc:
-        raise StorageUnavailable("could not read the ranking; please retry") from exc
-    at = clock.now()
-    items = [RankedLead(**_view_fields(svc, p, at), ranked_score=round(p.score, 2)) for p in profiles]
-    return LeadPage(
-        stage=stage, limit=limit, items=items, next_cursor=encode_cursor(last_key) if last_key else None
+def resolve_model(catalog: Catalog, name: str | None) -> CatalogModel:
+    """The catalog's model of that id (the primary one when none is named); 400 naming the known
+    ones otherwise."""
+    if name is None:
+        return catalog.primary
+    for entry in catalog.models:
+        if entry.id == name.casefold():
+            return entry
+    raise InvalidRequest(
+        f"model: unknown model {name[:32]!r}; the catalog's models are {', '.join(catalog.ids)}"
     )
 
 
+def resolve_stage(model: ScoringModel, name: str, model_id: str | None = None) -> str:
+    """The model's stage of that name (case-insensitive); 400 naming the known ones otherwise."""
+    for stage in model.stages:
+        if stage.name.casefold() == name.casefold():
+            return stage.name
+    known = ", ".join(s.name for s in model.stages)
+    whose = f"model {model_id!r}" if model_id else "the model"
+    raise InvalidRequest(f"stage: unknown stage {name[:32]!r}; the stages of {whose} are {known}")
+
+
+def ranked(
+    stage_name: str, limit: int, cursor: str | None, settings: Settings, model_id: str | None = None
+) -> LeadPage:
+    """The leads of one model's stage (the primary model's without `model_id`), highest score
+    first, one page at a time."""
+    svc = services(settings)
+    catalog = svc.catalog
+    entry = resolve_model(catalog, model_id)
+    stage = resolve_stage(entry.model, stage_name, model_id and entry.id)
+    ranking = _primary_ranking if entry.id == catalog.primary.id else _model_ranking
+    try:
+        leads, next_cursor = ranking(svc, catalog, entry.id, stage, limit, cursor)
+    except (ClientError, BotoCoreError) as exc:
+        raise StorageUnavailable("could not read the ranking; please retry") from exc
+    at = clock.now()
+    items = [
+        RankedLead(**_view_fields(catalog, entry.id, profile, item, at), ranked_score=round(score, 2))
+        for profile, item, score in leads
+        # exact even while the index lags: the model still applies, and the lead is still there
+        if applies(catalog, entry.id, profile.state)
+        and model_stage_of(catalog, entry.id, profile, item) == stage
+    ]
+    return LeadPage(model=entry.id, stage=stage, limit=limit, items=items, next_cursor=next_cursor)
+
+
+_Ranking = tuple[Sequence[tuple[LeadProfile, Mapping[str, Any] | None, float]], str | None]
+
+
+def _primary_ranking(
+    svc: Services, catalog: Catalog, model_id: str, stage: str, limit: int, cursor: str | None
+) -> _Ranking:
+    """A page of LeadProfilesTable's `by_stage_score` (the primary model's stage and score)."""
+    start_key = decode_cursor(cursor, stage) if cursor else None
+    profiles, last_key = svc.profiles.ranked(stage, limit, start_key)
+    return [(p, None, p.score) for p in profiles], encode_cursor(last_key) if last_key else None
+
+
+def _model_ranking(
+    svc: Services, catalog: Catalog, model_id: str, stage: str, limit: int, cursor: str | None
+) -> _Ranking:
+    """A page of LeadRanksTable's `by_model_stage_score`, its leads read whole in index order
+    (gone and folded leads left out)."""
+    start_key = decode_rank_cursor(cursor, model_id, stage) if cursor else None
+    entries, last_key = svc.ranks.ranked(model_id, stage, limit, start_key)
+    items = dict(svc.profiles.get_many_items([e.lead_id for e in entries]))
+    initial = catalog.primary.model.initial_stage
+    leads = [
+        (profile_from_item(item, initial), item, float(e.score))
+        for e in entries
+        if (item := items.get(e.lead_id)) is not None and not is_alias(item)
+    ]
+    return leads, encode_rank_cursor(last_key) if last_key else None
+
+
 def search(query: LeadQuery, settings: Settings) -> LeadDetail | LeadPage:
-    """GET /v1/leads: a lead by email, or a stage's ranking."""
+    """GET /v1/leads: a lead by email, or a model's stage ranking."""
     if query.email is not None:
         return find_by_email(query.email, settings)
     assert query.stage is not None  # parse_query guarantees exactly one
-    return ranked(query.stage, query.limit, query.cursor, settings)
+    return ranked(query.stage, query.limit, query.cursor, settings, query.model)

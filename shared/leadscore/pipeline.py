@@ -46,6 +46,7 @@ from leadscore.repository import (
 )
 from leadscore.repository.identity import IdentityMerges
 from leadscore.repository.profiles import is_alias, opts_in
+from leadscore.repository.ranks import LeadRanks
 from leadscore.repository.relabel import MIGRATED_FROM
 from leadscore.scoring import catalog as catalogs
 from leadscore.scoring.catalog import Catalog, CatalogModel
@@ -72,6 +73,13 @@ class Services:
     def model(self) -> ScoringModel:
         """The catalog's primary model."""
         return self.catalog.primary.model
+
+    @cached_property
+    def ranks(self) -> LeadRanks:
+        """The rankings of the catalog's models other than the primary one."""
+        if not self.settings.ranks_table:
+            raise ConfigurationError("RANKS_TABLE is not set, but the catalog ranks more than one model")
+        return LeadRanks(self.settings.ranks_table)
 
     @cached_property
     def ledger(self) -> EventLedger:

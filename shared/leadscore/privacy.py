@@ -25,12 +25,13 @@ from leadscore import clock
 from leadscore.config import ConfigurationError, Settings
 from leadscore.errors import InvalidRequest, NotFound, StorageUnavailable
 from leadscore.keys import LeadKeys
-from leadscore.leads import LEAD_ID, OutcomeView, outcome_fields
-from leadscore.model_store import load_model
+from leadscore.leads import LEAD_ID, OutcomeView, model_stage_of, outcome_fields
+from leadscore.model_store import load_catalog, load_model
 from leadscore.repository import from_dynamo, iso, parse_iso, profile_from_item
 from leadscore.repository.personal import ErasureCounts, PersonalRecords
 from leadscore.repository.profiles import ERASED, RECENT_TRANSITIONS, is_tombstone
 from leadscore.scoring import engine
+from leadscore.scoring.catalog import applies
 
 
 class ErasureReport(BaseModel):
@@ -39,6 +40,12 @@ class ErasureReport(BaseModel):
     existed: bool = Field(description="Something of the lead was stored before this call")
     already_erased: bool = Field(description="The lead was erased before this call (counts are then 0)")
     deleted: ErasureCounts
+
+
+class ModelStage(BaseModel):
+    model: str
+    stage: str
+    applies: bool
 
 
 class LeadExport(BaseModel):
@@ -67,6 +74,12 @@ class LeadExport(BaseModel):
     identity_entries: list[dict[str, Any]]
     notification_records: list[dict[str, Any]]
     rate_limit_counters: list[dict[str, Any]]
+    stages: list[ModelStage] = Field(
+        default_factory=list, description="The lead's stage in each model of the catalog, catalog order"
+    )
+    rank_entries: list[dict[str, Any]] = Field(
+        default_factory=list, description="Its entries in the rankings of the catalog's other models"
+    )
 
 
 def lead_id_of(email: str, settings: Settings) -> str:
@@ -133,6 +146,8 @@ def export_lead(lead_id: str, settings: Settings, now: datetime | None = None) -
         ],
         notification_records=[_plain(item) for item in stored.notification_records],
         rate_limit_counters=[_plain(item) for item in stored.rate_limit_counters],
+        stages=_stages(profile, settings),
+        rank_entries=[_plain(item) for item in stored.rank_entries],
     )
 
 
@@ -155,6 +170,21 @@ def _score(profile: Mapping[str, Any] | None, settings: Settings, at: datetime) 
             for c in result.contributions
         ],
     }
+
+
+def _stages(profile: Mapping[str, Any] | None, settings: Settings) -> list[ModelStage]:
+    if not profile or is_tombstone(profile) or profile.get("alias_of"):
+        return []
+    catalog = load_catalog(settings.scoring_model)
+    lead = profile_from_item(profile, catalog.primary.model.initial_stage)
+    return [
+        ModelStage(
+            model=entry.id,
+            stage=model_stage_of(catalog, entry.id, lead, profile),
+            applies=applies(catalog, entry.id, lead.state),
+        )
+        for entry in catalog.models
+    ]
 
 
 def _outcomes(profile: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -219,4 +249,5 @@ def _records(settings: Settings) -> PersonalRecords:
         identity_table=settings.identity_table,
         idempotency_table=settings.idempotency_table,
         rate_limit_table=settings.rate_limit_table,
+        ranks_table=settings.ranks_table,
     )

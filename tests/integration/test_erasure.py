@@ -21,6 +21,7 @@ from leadscore.domain import EventType, LeadEvent, Provider, event_id_for
 from leadscore.errors import StorageUnavailable
 from leadscore.repository import RateLimitCounters
 from leadscore.repository.personal import PersonalRecords
+from leadscore.repository.ranks import rank_put
 from leadscore.rescore import rescore_lead
 
 from ..conftest import lead_id_for
@@ -90,7 +91,8 @@ def _naming(stack: Stack, needles: list[str]) -> dict[str, list[str]]:
 def _known_person(stack: Stack) -> dict[str, Any]:
     """A person with everything the product can store about one: two addresses merged into one
     lead (alias item, `merged`), ledger events on both, two announced stage changes (idempotency
-    records), identity links with a parked event, and per-lead form rate-limit counters."""
+    records), identity links with a parked event, per-lead form rate-limit counters, and entries
+    in a catalog's rankings (one for the lead, one left by the old address before the merge)."""
     email, old_email = _email("dana"), _email("dana-old")
     lead, old_lead = lead_id_for(email), lead_id_for(old_email)
     stack.post_generic({"email": email, "event": "form_submitted", "attributes": VP})
@@ -114,6 +116,14 @@ def _known_person(stack: Stack) -> dict[str, Any]:
     identity.put_item(Item={"pk": f"lead#{lead}", "sk": ext})
     identity.put_item(
         Item={"pk": ext, "sk": "parked#ev_1", "event": {"event_type": "form_submitted", "company": "Globex"}}
+    )
+    # The rank entries a catalog's stage decisions write (repository.ranks' transaction entries)
+    ranks = stack.physical.tables["LeadRanksTable"]
+    _table(stack, "LeadRanksTable").meta.client.transact_write_items(
+        TransactItems=[
+            rank_put(ranks, lead, "expansion", "customer", 12.5),
+            rank_put(ranks, old_lead, "expansion", "customer", 3),
+        ]
     )
     other_ext = "ext#" + hashlib.sha256(b"someone else").hexdigest()
     identity.put_item(Item={"pk": other_ext, "sk": "link", "lead_id": "ld_" + "0" * 24, "email": "x@y.com"})
@@ -166,6 +176,7 @@ def test_after_erasure_no_item_in_any_table_names_the_person(stack: Stack) -> No
     assert set(_naming(stack, needles)) == {
         "EventLedgerTable",
         "LeadProfilesTable",
+        "LeadRanksTable",
         "IdentityTable",
         "RateLimitTable",
     }
@@ -186,6 +197,7 @@ def test_after_erasure_no_item_in_any_table_names_the_person(stack: Stack) -> No
         "parked_events": 1,
         "notification_records": 2,
         "rate_limit_counters": 2,
+        "rank_entries": 2,
     }
     left = _naming(stack, needles)
     assert sorted(left) == ["IdentityTable", "LeadProfilesTable"]
@@ -406,7 +418,7 @@ def test_the_export_holds_everything_the_tables_held(stack: Stack) -> None:
         for part in ("events", "aliases", "identity_links", "parked_events", "identity_entries")
         for item in export[part]
     ]
-    exported_items += export["rate_limit_counters"]
+    exported_items += export["rate_limit_counters"] + export["rank_entries"]
     assert naming
     for item in naming:
         assert privacy._plain(item) in exported_items, item
@@ -416,6 +428,10 @@ def test_the_export_holds_everything_the_tables_held(stack: Stack) -> None:
     assert [h.get("to_stage") for h in export["stage_history"]][-1] == "SQL"
     assert len(export["stage_history"]) == 2
     assert export["score"]["total"] > 0
+    assert export["stages"] == [{"model": "default", "stage": "SQL", "applies": True}]
+    assert sorted(e["lead_id"] for e in export["rank_entries"]) == sorted(
+        [person["lead"], person["old_lead"]]
+    )
 
 
 def test_export_of_an_erased_lead_says_so_and_an_unknown_lead_is_404(stack: Stack) -> None:

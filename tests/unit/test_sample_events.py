@@ -19,11 +19,13 @@ from aws_lambda_powertools.utilities.parser.models import (
 )
 from pydantic import BaseModel
 
+from leadscore import leads
 from leadscore.adapters import get_adapter, read_delivery
 from leadscore.adapters.base import Delivery, WebhookRequest
 from leadscore.domain import EventType
 from leadscore.local import signing
 from leadscore.local.glue import repo_root
+from leadscore.model_store import load_catalog
 from leadscore.rescore import RescoreCommand, WorkItem
 
 pytestmark = pytest.mark.unit
@@ -38,6 +40,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "decay_scores_schedule.json": EventBridgeModel,
     "lead_api_get_lead.json": APIGatewayProxyEventV2Model,
     "lead_api_list_stage.json": APIGatewayProxyEventV2Model,
+    "lead_api_list_stage_model.json": APIGatewayProxyEventV2Model,
     "lead_api_erase_lead.json": APIGatewayProxyEventV2Model,
     "lead_api_export_lead.json": APIGatewayProxyEventV2Model,
     "rescore_work_item_sqs.json": SqsModel,
@@ -73,6 +76,7 @@ def test_http_samples_route_to_the_template_routes() -> None:
         "ingest_email_sendgrid.json": "POST /v1/email-events/{provider}",
         "lead_api_get_lead.json": "GET /v1/leads/{lead_id}",
         "lead_api_list_stage.json": "GET /v1/leads",
+        "lead_api_list_stage_model.json": "GET /v1/leads",
         "lead_api_erase_lead.json": "DELETE /v1/leads/{lead_id}",
         "lead_api_export_lead.json": "GET /v1/leads/{lead_id}/export",
     }
@@ -147,3 +151,13 @@ def test_the_hubspot_deal_sample_is_a_signed_batch_acknowledged_without_a_token(
     delivery = _signed_sample("hubspot")
     assert (delivery.events, delivery.pending) == ([], [])
     assert delivery.note is not None and "private_app_token" in delivery.note
+
+
+def test_the_model_ranking_sample_asks_for_a_stage_of_another_model() -> None:
+    query = leads.parse_query(_load("lead_api_list_stage_model.json")["queryStringParameters"])
+
+    assert (query.model, query.stage, query.limit) == ("expansion", "expansion_SQL", 25)
+    catalog = load_catalog("bundled:catalog")
+    entry = leads.resolve_model(catalog, query.model)
+    assert entry is not catalog.primary
+    assert leads.resolve_stage(entry.model, query.stage, entry.id) == "expansion_SQL"

@@ -171,6 +171,7 @@ DYNAMODB_ACCESS = {
         ("dynamodb:GetItem", "LeadProfilesTable"),
         ("dynamodb:BatchGetItem", "LeadProfilesTable"),
         ("dynamodb:Query", "LeadProfilesTable/index/by_stage_score"),
+        ("dynamodb:Query", "LeadRanksTable/index/by_model_stage_score"),  # a catalog's other models
         ("dynamodb:Query", "EventLedgerTable/index/by_time"),
         # erasure and export
         ("dynamodb:Query", "EventLedgerTable"),
@@ -184,6 +185,8 @@ DYNAMODB_ACCESS = {
         ("dynamodb:DeleteItem", "IdempotencyTable"),
         ("dynamodb:Scan", "RateLimitTable"),
         ("dynamodb:DeleteItem", "RateLimitTable"),
+        ("dynamodb:Query", "LeadRanksTable"),  # a lead's rank entries, found and deleted
+        ("dynamodb:DeleteItem", "LeadRanksTable"),
     },
     "RescoreFunction": {
         ("dynamodb:Query", "EventLedgerTable"),

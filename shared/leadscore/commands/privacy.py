@@ -26,6 +26,8 @@ TABLE_VARIABLES = {
     "IdempotencyTable": "IDEMPOTENCY_TABLE",
     "RateLimitTable": "RATE_LIMIT_TABLE",
 }
+# Tables that name a lead but that a stack of an earlier version lacks: passed on when present.
+OPTIONAL_TABLE_VARIABLES = {"LeadRanksTable": "RANKS_TABLE"}
 
 
 def register(subparsers: Any) -> None:
@@ -102,6 +104,11 @@ def stack_environment(stack_name: str, cloudformation: Any | None = None) -> dic
     if missing:
         raise CommandError(f"stack {stack_name} has no {', '.join(missing)}: deploy this version first")
     env = {variable: resources[logical] for logical, variable in TABLE_VARIABLES.items()}
+    env.update(
+        (variable, resources[logical])
+        for logical, variable in OPTIONAL_TABLE_VARIABLES.items()
+        if logical in resources
+    )
     if "LeadKeySecret" in resources:  # the secret's physical id is its ARN
         env["LEAD_KEY_SECRET"] = resources["LeadKeySecret"]
     parameters = {"ScoringModel": "SCORING_MODEL", "LeadIdScheme": "LEAD_ID_SCHEME"}
@@ -121,7 +128,8 @@ def local_environment(url: str) -> dict[str, str]:
     except (urllib.error.URLError, ValueError) as exc:
         raise CommandError(f"no local stack at {url} ({exc}); start it with `make local`") from exc
     tables = described.get("tables") or {}
-    env = {variable: tables[logical] for logical, variable in TABLE_VARIABLES.items() if logical in tables}
+    variables = {**TABLE_VARIABLES, **OPTIONAL_TABLE_VARIABLES}
+    env = {variable: tables[logical] for logical, variable in variables.items() if logical in tables}
     secrets = described.get("secrets") or {}
     if "LeadKeySecret" in secrets:
         env["LEAD_KEY_SECRET"] = str(secrets["LeadKeySecret"])

@@ -8,6 +8,8 @@ What names a lead, and where:
   idempotency   one Powertools record per announced transition (key: `announcement_record_key` of
                 the ids the profile lists: `profiles.transition_ids`)
   rate limits   per-lead counters of public forms: `form#lead#<window>#<site>#<lead id>#<n>`
+  ranks         partition `lead_id`: one item per model of a catalog (other than the primary one)
+                that ranks the lead (`repository.ranks`)
 
 Erasure is one call, idempotent and resumable: the profile is first replaced by a tombstone that
 still holds the work list (`erase_pending`: merged lead ids and transition ids, opaque values), so
@@ -30,6 +32,7 @@ from leadscore.errors import LeadScoreError, StorageUnavailable
 from leadscore.notifications import announcement_record_key
 from leadscore.repository.codec import condition_failed, iso, storage_error
 from leadscore.repository.profiles import ERASE_PENDING, ERASED, is_tombstone, transition_ids
+from leadscore.repository.ranks import LeadRanks
 
 ALIAS_OF = "alias_of"
 MERGED = "merged"
@@ -60,6 +63,7 @@ class ErasureCounts(BaseModel):
     parked_events: int = 0
     notification_records: int = 0
     rate_limit_counters: int = 0
+    rank_entries: int = 0
 
 
 class ErasureOutcome(BaseModel):
@@ -80,6 +84,7 @@ class StoredRecords(BaseModel):
     identity: list[dict[str, Any]]
     notification_records: list[dict[str, Any]]
     rate_limit_counters: list[dict[str, Any]]
+    rank_entries: list[dict[str, Any]] = []
 
 
 class PersonalRecords:
@@ -94,6 +99,7 @@ class PersonalRecords:
         identity_table: str,
         idempotency_table: str,
         rate_limit_table: str,
+        ranks_table: str | None = None,
         dynamodb: Any | None = None,
     ) -> None:
         resource = dynamodb or boto3.resource("dynamodb")
@@ -103,6 +109,8 @@ class PersonalRecords:
         self._identity = resource.Table(identity_table)
         self._idempotency = resource.Table(idempotency_table)
         self._rate_limits = resource.Table(rate_limit_table)
+        # a deployment without the table has no rank entries (one model ranks in the profiles)
+        self._ranks = LeadRanks(ranks_table, resource) if ranks_table else None
 
     # --- reading ------------------------------------------------------------------------------
     def profile_item(self, lead_id: str) -> dict[str, Any] | None:
@@ -139,6 +147,9 @@ class PersonalRecords:
             identity=[item for lead in leads for item in self._identity_items(lead)],
             notification_records=self._announcement_records(transitions),
             rate_limit_counters=list(self._rate_limit_counters(leads)),
+            rank_entries=[item for lead in leads for item in self._ranks.entries(lead)]
+            if self._ranks
+            else [],
         )
 
     def _ledger_items(self, lead_id: str, keys_only: bool = False) -> Iterator[dict[str, Any]]:
@@ -214,6 +225,8 @@ class PersonalRecords:
             self._erase_identity(lead, counts)
         counts.notification_records += self._delete_announcement_records(transitions)
         counts.rate_limit_counters += self._delete_rate_limit_counters([lead_id, *merged])
+        if self._ranks:  # after the tombstone: no stage decision ranks the lead again
+            counts.rank_entries += sum(self._ranks.erase(lead) for lead in [lead_id, *sorted(merged)])
         self._finish(lead_id)
         already = profile is not None and is_tombstone(profile)
         found = profile is not None and (not already or ERASE_PENDING in profile)

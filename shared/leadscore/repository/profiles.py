@@ -907,13 +907,18 @@ class LeadProfiles:
 
     def get_lead(self, lead_id: str) -> LeadProfile | None:
         """The lead an id belongs to: its own profile, or the one its alias chain ends on."""
+        item = self.get_lead_item(lead_id)
+        return profile_from_item(item, self._initial_stage) if item else None
+
+    def get_lead_item(self, lead_id: str) -> dict[str, Any] | None:
+        """The raw item of the lead an id belongs to (None when unknown or erased): for readers
+        of what `LeadProfile` does not decode (a catalog's other models' stages)."""
         walked: list[str] = []
         current = lead_id
         while True:
             item = self._table.get_item(Key={"lead_id": current}, ConsistentRead=True).get("Item")
             if not item or ALIAS_OF not in item:
-                live = item and not is_tombstone(item)
-                return profile_from_item(item, self._initial_stage) if live else None
+                return dict(item) if item and not is_tombstone(item) else None
             walked.append(current)
             current = str(item[ALIAS_OF])
             check_hop(lead_id, walked, current)

@@ -67,8 +67,9 @@ def test_a_catalog_model_publishes_v2_naming_the_model_and_v1_stays_as_it_was() 
     body = json.loads(v2.model_dump_json(by_alias=True))
     v1 = json.loads(message_for(load_model(), _profile("MQL", "SQL")).model_dump_json(by_alias=True))
 
-    jsonschema.validate(body, json.loads(SCHEMA_V2_PATH.read_text()))
-    jsonschema.validate(json.loads(left.model_dump_json(by_alias=True)), json.loads(SCHEMA_V2_PATH.read_text()))
+    schema = json.loads(SCHEMA_V2_PATH.read_text())
+    jsonschema.validate(body, schema)
+    jsonschema.validate(json.loads(left.model_dump_json(by_alias=True)), schema)
     assert (body["version"], body["model"]) == (2, "expansion")
     assert message_attributes(v2)["model"]["StringValue"] == "expansion"
     assert message_attributes(left)["reason"]["StringValue"] == "not_applicable"
