@@ -34,11 +34,11 @@ from leadscore.domain import LEAD_ID_PATTERN, AttributeValue, normalize_email
 from leadscore.errors import InvalidRequest, NotFound, StorageUnavailable, describe_validation
 from leadscore.keys import LeadKeys
 from leadscore.pipeline import Services, services
-from leadscore.repository import LeadProfile, from_dynamo, profile_from_item
+from leadscore.repository import LeadProfile, profile_from_item
 from leadscore.repository.profiles import is_alias
 from leadscore.repository.ranks import model_stage
 from leadscore.scoring import engine
-from leadscore.scoring.catalog import Catalog, CatalogModel, applies, score_all, slot_key, view
+from leadscore.scoring.catalog import Catalog, CatalogModel, applies, score_all, view
 from leadscore.scoring.explain import Explanation, explain
 from leadscore.scoring.model import ScoringModel
 
@@ -268,39 +268,24 @@ def decode_rank_cursor(cursor: str, model_id: str, stage: str) -> dict[str, Any]
 
 
 # ------------------------------------------------------------------------------------- the service
-def model_stage_of(
-    catalog: Catalog, model_id: str, profile: LeadProfile, item: Mapping[str, Any] | None
-) -> str:
-    """The lead's stored stage in one model: the profile's `stage` for the primary model,
-    `stage@<id>` of the raw item for another (its first stage until a decision writes one)."""
-    if model_id == catalog.primary.id:
-        return profile.stage
-    stored = (item or {}).get(slot_key("stage", catalog.suffix(model_id)))
-    return str(stored) if stored else catalog.entry(model_id).model.initial_stage
+def model_stage_of(catalog: Catalog, model_id: str, profile: LeadProfile) -> str:
+    """The lead's stored stage in one model (its first stage until a decision writes one)."""
+    stored = profile.slot(None if model_id == catalog.primary.id else model_id).stage
+    return stored or catalog.entry(model_id).model.initial_stage
 
 
-def _last_transition(
-    catalog: Catalog, model_id: str, profile: LeadProfile, item: Mapping[str, Any] | None
-) -> TransitionView | None:
-    if model_id == catalog.primary.id:
-        transition = profile.last_transition
-        return TransitionView.model_validate(transition.model_dump()) if transition else None
-    stored = (item or {}).get(slot_key("last_transition", catalog.suffix(model_id)))
-    try:
-        return TransitionView.model_validate(from_dynamo(stored)) if isinstance(stored, Mapping) else None
-    except ValidationError:
-        return None  # not written by a decision of ours: the lead is shown without it
+def _last_transition(catalog: Catalog, model_id: str, profile: LeadProfile) -> TransitionView | None:
+    transition = profile.slot(None if model_id == catalog.primary.id else model_id).last_transition
+    return TransitionView.model_validate(transition.model_dump()) if transition else None
 
 
 def _view_fields(
     catalog: Catalog,
     model_id: str,
     profile: LeadProfile,
-    item: Mapping[str, Any] | None,
     at: datetime,
 ) -> dict[str, Any]:
-    """A lead view's fields, scored by one model of the catalog (`item`: the raw profile item,
-    which holds the stages of the models other than the primary one)."""
+    """A lead view's fields, scored by one model of the catalog."""
     model = catalog.entry(model_id).model
     state = view(catalog, model_id, profile.state)
     result = engine.score(model, state, at)
@@ -308,7 +293,7 @@ def _view_fields(
         "lead_id": profile.lead_id,
         "email": profile.state.email,
         "attributes": dict(profile.state.attributes),
-        "stage": model_stage_of(catalog, model_id, profile, item),
+        "stage": model_stage_of(catalog, model_id, profile),
         "fit": round(result.fit, 2),
         "engagement": round(result.engagement, 2),
         "negative": round(result.negative, 2),
@@ -325,16 +310,14 @@ def _view_fields(
             )
         ],
         "explanation": explain(model, result, state=state),
-        "last_transition": _last_transition(catalog, model_id, profile, item),
+        "last_transition": _last_transition(catalog, model_id, profile),
         **outcome_fields(profile),
         "scored_at": result.at,
         "model_version": result.model_version,
     }
 
 
-def model_views(
-    catalog: Catalog, profile: LeadProfile, item: Mapping[str, Any] | None, at: datetime
-) -> list[ModelView]:
+def model_views(catalog: Catalog, profile: LeadProfile, at: datetime) -> list[ModelView]:
     """Every model of the catalog on the lead, in catalog order, scored at `at`."""
     views = []
     for scored in score_all(catalog, profile.state, at):
@@ -343,7 +326,7 @@ def model_views(
             ModelView(
                 model=scored.model_id,
                 applies=scored.applies,
-                stage=model_stage_of(catalog, scored.model_id, profile, item),
+                stage=model_stage_of(catalog, scored.model_id, profile),
                 score=ModelScoreView(
                     total=round(result.total, 2),
                     fit=round(result.fit, 2),
@@ -404,20 +387,19 @@ def lead_detail(lead_id: str, settings: Settings, asked_for: str | None = None) 
     svc = services(settings)
     catalog = svc.catalog
     try:
-        item = svc.profiles.get_lead_item(lead_id)
-        if item is None:
+        profile = svc.profiles.get_lead(lead_id)
+        if profile is None:
             raise NotFound(f"no lead {lead_id}")
-        profile = profile_from_item(item, catalog.primary.model.initial_stage)
         recent = _recent_events(svc, profile)
     except (ClientError, BotoCoreError) as exc:
         raise StorageUnavailable("could not read the lead; please retry") from exc
     current, at = profile.state.email, clock.now()
     return LeadDetail(
-        **_view_fields(catalog, catalog.primary.id, profile, item, at),
+        **_view_fields(catalog, catalog.primary.id, profile, at),
         asked_for=asked_for or lead_id,
         addresses=[current, *sorted(set(profile.addresses) - {current})],
         recent_events=[_event_view(i) for i in recent],
-        models=model_views(catalog, profile, item, at),
+        models=model_views(catalog, profile, at),
     )
 
 
@@ -484,16 +466,16 @@ def ranked(
         raise StorageUnavailable("could not read the ranking; please retry") from exc
     at = clock.now()
     items = [
-        RankedLead(**_view_fields(catalog, entry.id, profile, item, at), ranked_score=round(score, 2))
-        for profile, item, score in leads
+        RankedLead(**_view_fields(catalog, entry.id, profile, at), ranked_score=round(score, 2))
+        for profile, score in leads
         # exact even while the index lags: the model still applies, and the lead is still there
         if applies(catalog, entry.id, profile.state)
-        and model_stage_of(catalog, entry.id, profile, item) == stage
+        and model_stage_of(catalog, entry.id, profile) == stage
     ]
     return LeadPage(model=entry.id, stage=stage, limit=limit, items=items, next_cursor=next_cursor)
 
 
-_Ranking = tuple[Sequence[tuple[LeadProfile, Mapping[str, Any] | None, float]], str | None]
+_Ranking = tuple[Sequence[tuple[LeadProfile, float]], str | None]
 
 
 def _primary_ranking(
@@ -502,7 +484,7 @@ def _primary_ranking(
     """A page of LeadProfilesTable's `by_stage_score` (the primary model's stage and score)."""
     start_key = decode_cursor(cursor, stage) if cursor else None
     profiles, last_key = svc.profiles.ranked(stage, limit, start_key)
-    return [(p, None, p.score) for p in profiles], encode_cursor(last_key) if last_key else None
+    return [(p, p.score) for p in profiles], encode_cursor(last_key) if last_key else None
 
 
 def _model_ranking(
@@ -515,7 +497,7 @@ def _model_ranking(
     items = dict(svc.profiles.get_many_items([e.lead_id for e in entries]))
     initial = catalog.primary.model.initial_stage
     leads = [
-        (profile_from_item(item, initial), item, float(e.score))
+        (profile_from_item(item, initial), float(e.score))
         for e in entries
         if (item := items.get(e.lead_id)) is not None and not is_alias(item)
     ]

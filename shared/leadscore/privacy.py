@@ -180,7 +180,7 @@ def _stages(profile: Mapping[str, Any] | None, settings: Settings) -> list[Model
     return [
         ModelStage(
             model=entry.id,
-            stage=model_stage_of(catalog, entry.id, lead, profile),
+            stage=model_stage_of(catalog, entry.id, lead),
             applies=applies(catalog, entry.id, lead.state),
         )
         for entry in catalog.models
