@@ -272,7 +272,8 @@ def _print_summary(catalog: Catalog, metrics: dict[str, Any]) -> None:
     print(f"catalog {catalog.name} ({', '.join(catalog.ids)}) on {metrics['leads']} leads ", end="")
     print(f"(base rate {metrics['base_rate']:.1%})")
     print(
-        f"ROC AUC {metrics['auc']:.4f} (all leads, each by its own model's score); top decile: lift "
+        f"ROC AUC {metrics['auc']:.4f} (all leads, each by its own model's {metrics['ranked_by']}); "
+        f"top decile: lift "
         f"{metrics['top_decile_lift']}, captures {metrics['top_decile_capture']:.1%} of conversions"
     )
     for stage in metrics["stages"]:

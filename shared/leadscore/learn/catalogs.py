@@ -150,7 +150,26 @@ def evaluate_catalog(
             f"the models of {catalog.name!r} apply to {len(kept)} of {len(results)} leads, not enough with "
             "both outcomes to measure a score"
         )
-    metrics = evaluate(catalog.primary.model, kept, outcomes)
+    # Scores of different models are on different scales (each spans its own leads): ranking all leads
+    # together is only meaningful by what every model's calibration table says, the probability.
+    by_probability = all(r.probability is not None for r in kept)
+    ranked = (
+        [r.model_copy(update={"total": round(100.0 * float(r.probability or 0.0), 4)}) for r in kept]
+        if by_probability
+        else kept
+    )
+    metrics = evaluate(catalog.primary.model, ranked, outcomes)
+    metrics["ranked_by"] = "probability" if by_probability else "score"
+    if by_probability:
+        metrics["notes"] = [
+            "all leads ranked together by each one's own model's probability (percent), since scores of "
+            "different models are on different scales; bands and deciles are in percent"
+        ]
+    else:
+        metrics["notes"] = [
+            "some models have no calibration table: all leads ranked together by score, though scores "
+            "of different models are on different scales; read the per-model figures"
+        ]
     metrics["model"] = {
         "name": catalog.name,
         "catalog": [entry.id for entry in catalog.models],
