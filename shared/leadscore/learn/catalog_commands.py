@@ -68,6 +68,9 @@ def calibrate_segmented(args: argparse.Namespace, mode: str) -> int:
         raise CommandError(f"--out {out}: already exists; with --segment-by, --out names a new folder")
     if not (out.parent if str(out.parent) else Path(".")).is_dir():
         raise CommandError(f"--out {out}: directory {out.parent} does not exist")
+    from leadscore.learn.commands import _check_output
+
+    _check_output(args.report, "--report")
     segmented = _learn_csv(args, floor) if mode == "csv" else _learn_events(args, floor)
     report_text = None
     if args.report:

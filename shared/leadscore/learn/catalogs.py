@@ -121,7 +121,8 @@ def _stage_rows(
         rows.append(
             {
                 "stage": name,
-                "enter": {m: e for m, e in enter.items() if e is not None},
+                "enter": "; ".join(f"{m} >= {e:g}" for m, e in enter.items() if e is not None),
+                "enter_by_model": {m: e for m, e in enter.items() if e is not None},
                 "leads_sent": n_sent,
                 "share_sent": round(n_sent / len(results), 4),
                 "precision": precision,
@@ -172,6 +173,7 @@ def evaluate_catalog(
         ]
     metrics["model"] = {
         "name": catalog.name,
+        "version": "; ".join(f"{entry.id} {entry.model.version}" for entry in catalog.models),
         "catalog": [entry.id for entry in catalog.models],
         "learned": all("learned_by" in e.model.metadata for e in catalog.models),
     }

@@ -300,3 +300,17 @@ def test_floor_counts_the_rarer_outcome_too() -> None:
     assert by_value["a"].status == "under the floor" and by_value["a"].model_id is None
     with pytest.raises(CommandError):
         learn_segmented("tier", values, y, 500, learn, lambda i: states[i], "test")
+
+
+def test_html_reports_of_a_segmented_calibration_and_of_a_catalog_backtest(
+    run: Run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calibration, backtest = tmp_path / "calibration.html", tmp_path / "backtest.html"
+    assert (
+        _calibrate(run.train, tmp_path / "catalog", "--segment-by", "plan", "--report", str(calibration)) == 0
+    )
+    assert "segmented by plan: 2 segment model(s) kept" in calibration.read_text(encoding="utf-8")
+    args = ["backtest", str(run.catalog), str(run.test), "--target", "Converted", "--id-column", "Lead Id"]
+    assert main([*args, "--report", str(backtest)]) == 0
+    page = backtest.read_text(encoding="utf-8")
+    assert "fallback &gt;= " in page and "smb &gt;= " in page  # each model's own thresholds, by stage
