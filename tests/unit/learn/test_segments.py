@@ -314,3 +314,14 @@ def test_html_reports_of_a_segmented_calibration_and_of_a_catalog_backtest(
     assert main([*args, "--report", str(backtest)]) == 0
     page = backtest.read_text(encoding="utf-8")
     assert "fallback &gt;= " in page and "smb &gt;= " in page  # each model's own thresholds, by stage
+
+
+def test_an_attribute_no_lead_has_is_refused_before_learning() -> None:
+    def learn(mask: np.ndarray | None, model_id: str | None) -> Learned:
+        raise AssertionError("nothing may be learned")
+
+    y = np.array([0, 1] * 300)
+    with pytest.raises(
+        CommandError, match="--segment-by industry: no lead of the history has a value for it"
+    ):
+        learn_segmented("industry", [None, " "] * 300, y, 200, learn, lambda i: LeadState(email="a@b.c"), "t")
