@@ -1,4 +1,10 @@
-"""`leadscore model validate|show` and `leadscore score`: inspect a model and score a lead by hand."""
+"""`leadscore validate-model` and `show-model`: inspect a model, or a catalog of models.
+
+A plain model file prints as it always did. A catalog (file, folder with catalog.yaml, bundled:,
+s3:// or ssm:) is validated model by model (every model is parsed and checked when the catalog
+loads) and shown as one canonical inline catalog document: each model's id, applicability and
+rules, and the accounts section when the catalog has one.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +14,33 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from leadscore.model_store import dump_model, load_model
+import yaml
+from pydantic import BaseModel
+
+from leadscore.model_store import dump_model, load_catalog
 from leadscore.repository.profiles import worst_case_size
 from leadscore.repository.sizes import MAX_ITEM_BYTES
+from leadscore.scoring.catalog import Catalog
+from leadscore.scoring.model import ScoringModel
 
 
 def register(subparsers: Any) -> None:
-    validate = subparsers.add_parser("validate-model", help="check a scoring model file and print a summary")
+    validate = subparsers.add_parser(
+        "validate-model", help="check a scoring model or catalog and print a summary"
+    )
     validate.add_argument(
         "model", nargs="?", default="bundled:default", help="path, bundled:NAME, s3:// or ssm:"
     )
     validate.set_defaults(run=_validate)
-    show = subparsers.add_parser("show-model", help="print a model in the canonical YAML format")
+    show = subparsers.add_parser(
+        "show-model", help="print a model (or a catalog, models inline) in the canonical YAML format"
+    )
     show.add_argument("model", nargs="?", default="bundled:default")
     show.set_defaults(run=_show)
 
 
-def _validate(args: argparse.Namespace) -> int:
-    model = load_model(args.model)
-    worst_case = worst_case_size(model)
-    summary = {
+def _summary(model: ScoringModel) -> dict[str, Any]:
+    return {
         "name": model.name,
         "version": model.version,
         "rules": {
@@ -35,9 +48,17 @@ def _validate(args: argparse.Namespace) -> int:
             for category in ("fit", "engagement", "negative")
         },
         "stages": [s.name for s in model.stages],
-        "worst_case_profile_bytes": worst_case,
-        "checked_at": datetime.now(UTC).isoformat(),
+        "worst_case_profile_bytes": worst_case_size(model),
     }
+
+
+def _validate(args: argparse.Namespace) -> int:
+    catalog = load_catalog(args.model)
+    if not catalog.single:
+        return _validate_catalog(catalog)
+    model = catalog.primary.model
+    summary = {**_summary(model), "checked_at": datetime.now(UTC).isoformat()}
+    worst_case = summary["worst_case_profile_bytes"]
     json.dump(summary, sys.stdout, indent=2)
     print()
     if worst_case > MAX_ITEM_BYTES:
@@ -51,6 +72,58 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validate_catalog(catalog: Catalog) -> int:
+    models = [
+        {"id": entry.id, "applies_when": _dumped(entry.applies_when), **_summary(entry.model)}
+        for entry in catalog.models
+    ]
+    # Every model's state sits on the one profile item: the sum of the models' worst cases bounds
+    # it from above (attributes and bookkeeping the models share are counted once per model).
+    bound = sum(int(m["worst_case_profile_bytes"]) for m in models)
+    summary: dict[str, Any] = {
+        "name": catalog.name,
+        "primary": catalog.primary.id,
+        "models": models,
+        "worst_case_profile_bytes_bound": bound,
+        "checked_at": datetime.now(UTC).isoformat(),
+    }
+    accounts = getattr(catalog, "accounts", None)  # the account section, where this build has one
+    if accounts is not None:
+        summary["accounts"] = _dumped(accounts)
+    json.dump(summary, sys.stdout, indent=2)
+    print()
+    over = [m["id"] for m in models if int(m["worst_case_profile_bytes"]) > MAX_ITEM_BYTES]
+    if over:
+        print(
+            f"leadscore: error: a lead's profile under model(s) {', '.join(over)} alone can exceed "
+            f"DynamoDB's {MAX_ITEM_BYTES:,} bytes: read fewer attributes",
+            file=sys.stderr,
+        )
+        return 2
+    if bound > MAX_ITEM_BYTES:
+        print(
+            f"leadscore: warning: the models' worst cases add up to {bound:,} bytes, over DynamoDB's "
+            f"{MAX_ITEM_BYTES:,}: the real bound is lower (shared attributes count once), check it",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _dumped(part: BaseModel) -> Any:
+    return json.loads(part.model_dump_json(exclude_defaults=True))
+
+
+def dump_catalog(catalog: Catalog) -> str:
+    """A catalog as one canonical inline YAML document (`parse_catalog` reads it back)."""
+    data = json.loads(
+        catalog.model_dump_json(
+            exclude_defaults=True, exclude={"models": {"__all__": {"model": {"reference"}}}}
+        )
+    )
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
 def _show(args: argparse.Namespace) -> int:
-    sys.stdout.write(dump_model(load_model(args.model)))
+    catalog = load_catalog(args.model)
+    sys.stdout.write(dump_model(catalog.primary.model) if catalog.single else dump_catalog(catalog))
     return 0

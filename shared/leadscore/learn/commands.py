@@ -73,6 +73,19 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="also blend in boosted-tree segment rules (hundreds of rules: raise --max-rules)",
     )
+    calibrate.add_argument(
+        "--segment-by",
+        metavar="ATTRIBUTE",
+        help="learn one model per value of this lead attribute plus a shared fallback, and write a catalog "
+        "folder to --out (see the README: Learning one model per segment)",
+    )
+    calibrate.add_argument(
+        "--min-segment-leads",
+        type=int,
+        metavar="N",
+        help="with --segment-by: a value needs at least N leads (default and minimum 200) and 40 of each "
+        "outcome to get its own model",
+    )
     calibrate.set_defaults(run=run_calibrate)
 
     backtest = subparsers.add_parser(
@@ -83,7 +96,9 @@ def register(subparsers: Any) -> None:
             "calibration and stage precision."
         ),
     )
-    backtest.add_argument("model", metavar="MODEL", help="model file, bundled:NAME, s3:// or ssm:")
+    backtest.add_argument(
+        "model", metavar="MODEL", help="model or catalog (file or folder), bundled:NAME, s3:// or ssm:"
+    )
     backtest.add_argument("history", metavar="HISTORY.csv", nargs="?", help="CSV mode: one row per lead")
     _history_options(backtest)
     backtest.add_argument("--target", metavar="COLUMN", help="CSV mode: the outcome column")
@@ -190,6 +205,12 @@ def _check_output(path: str | None, option: str) -> None:
 
 def run_calibrate(args: argparse.Namespace) -> int:
     _require_extra()
+    if args.segment_by is not None:
+        from leadscore.learn.catalog_commands import calibrate_segmented
+
+        return calibrate_segmented(args, _mode(args))
+    if args.min_segment_leads is not None:
+        raise CommandError("--min-segment-leads goes with --segment-by")
     if _mode(args) == "history":
         return _calibrate_history(args)
     from leadscore.learn.calibrate import Options, learn
@@ -274,6 +295,11 @@ def _write_learned(args: argparse.Namespace, learned: Any, source: str) -> int:
 
 def run_backtest(args: argparse.Namespace) -> int:
     _require_extra()
+    catalog = _load_catalog(args.model)
+    if not catalog.single:
+        from leadscore.learn.catalog_commands import backtest_catalog
+
+        return backtest_catalog(args, catalog, _mode(args))
     if _mode(args) == "history":
         return _backtest_history(args)
     from leadscore.learn.dataset import load_history
@@ -310,6 +336,15 @@ def _load_model(reference: str) -> Any:
 
     try:
         return load_model(reference)
+    except ModelError as exc:
+        raise CommandError(exc.message) from exc
+
+
+def _load_catalog(reference: str) -> Any:
+    from leadscore.model_store import load_catalog
+
+    try:
+        return load_catalog(reference)
     except ModelError as exc:
         raise CommandError(exc.message) from exc
 

@@ -43,6 +43,7 @@ class Learned:
     timings: dict[str, float]
     warnings: list[str]
     y: np.ndarray  # the training leads' outcomes, in the order of `results`
+    oof_scores: np.ndarray | None = None  # out-of-fold scores, same order: held-out comparisons
 
 
 def _round(value: float) -> float:
@@ -168,4 +169,12 @@ def finish(
     ]
     timings["scoring_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - started
-    return Learned(model=reloaded, text=text, results=final_results, timings=timings, warnings=warnings, y=y)
+    return Learned(
+        model=reloaded,
+        text=text,
+        results=final_results,
+        timings=timings,
+        warnings=warnings,
+        y=y,
+        oof_scores=np.asarray(oof_scores, dtype=float),
+    )
