@@ -26,6 +26,7 @@ from leadscore.cli import CommandError, main
 from leadscore.learn.segments import DROPPED, FALLBACK_ID, KEPT, learn_segmented
 from leadscore.learn.thresholds import Learned
 from leadscore.model_store import dump_model, load_catalog, load_model
+from leadscore.repository.profiles import worst_case_size
 from leadscore.scoring.catalog import applicable
 from leadscore.scoring.engine import LeadState
 
@@ -212,7 +213,9 @@ def test_validate_model_summarises_every_model_of_a_catalog(
     by_id = {m["id"]: m for m in summary["models"]}
     assert summary["primary"] == FALLBACK_ID and sorted(by_id) == sorted([FALLBACK_ID, "smb", "enterprise"])
     assert by_id["smb"]["applies_when"] == {"attributes": [{"attribute": "plan", "values": ["smb"]}]}
-    assert all(m["worst_case_profile_bytes"] > 0 for m in summary["models"])
+    catalog = load_catalog(str(run.catalog))
+    assert summary["worst_case_profile_bytes"] == worst_case_size(catalog)
+    assert summary["worst_case_profile_bytes"] > max(worst_case_size(e.model) for e in catalog.models)
 
 
 # ---------------------------------------------------------------- bad options
