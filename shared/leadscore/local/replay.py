@@ -29,10 +29,12 @@ from leadscore.local.glue import repo_root
 from leadscore.local.server import DEFAULT_SECRETS, LocalOptions, LocalStack, StackError
 from leadscore.local.stack import REGION, print_invocation
 from leadscore.local.template import queue_specs, subscription_specs
+from leadscore.scoring.catalog import Catalog
 
 SENDGRID_KEY = Path("events/local/sendgrid-test-key.pem")
-NURTURE_FILTER = {"stage": ["MQL"], "direction": ["promotion"]}
-SALES_FILTER = {"stage": ["SQL"]}
+STAGE_CHANGES = ["leadscore.stage_changed"]  # the topics also carry outcomes (leadscore.lead_outcome)
+NURTURE_FILTER = {"schema": STAGE_CHANGES, "stage": ["MQL"], "direction": ["promotion"]}
+SALES_FILTER = {"schema": STAGE_CHANGES, "stage": ["SQL", "expansion_SQL"]}
 DECAY_EVERY_DAYS = 14
 # What each hostile request must get: (status, error code in the answer).
 EXPECTED_REFUSAL: dict[str, tuple[int, str | None]] = {
@@ -325,12 +327,17 @@ def _reasons(lead: dict[str, Any], count: int = 3) -> str:
     return ", ".join(f"{c['label'].split(':')[0]} {c['points']:+.0f}" for c in parts)
 
 
-def ranked_leads(client: Client, stage: str, page_size: int, tally: Tally) -> list[dict[str, Any]]:
-    """Every lead of a stage through the lead API, following the cursor."""
+def ranked_leads(
+    client: Client, stage: str, page_size: int, tally: Tally, model: str | None = None
+) -> list[dict[str, Any]]:
+    """Every lead of a stage (of one model of the catalog) through the lead API, following the
+    cursor."""
     found: list[dict[str, Any]] = []
     cursor: str | None = None
     while True:
         query = {"stage": stage, "limit": str(page_size), **({"cursor": cursor} if cursor else {})}
+        if model is not None:
+            query["model"] = model
         status, page = client.signed_get(f"/v1/leads?{urlencode(query)}")
         if status != 200:
             tally.fail(f"lead API ranking of {stage}: {status} {page}")
@@ -452,7 +459,8 @@ def _report(
 ) -> None:
     out, client = options.out, replayer.client
     assert stack.runner is not None
-    stages = [s.name for s in _model_stages()]
+    catalog = _catalog(stack)
+    stages = [s.name for s in catalog.primary.model.stages]
     everyone: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
     for stage in reversed(stages):
@@ -465,6 +473,8 @@ def _report(
         out("  " + line)
     if counts.get(stages[-1], 0) == 0:
         tally.fail(f"no lead reached {stages[-1]}")
+    if not catalog.single:
+        _per_model(catalog, client, tally, out)
     if everyone:
         status, detail = client.signed_get(f"/v1/leads/{everyone[0]['lead_id']}")
         if status != 200 or not detail.get("recent_events"):
@@ -484,7 +494,9 @@ def _report(
         ("sales", sales_url, SALES_FILTER),
     ):
         messages = [json.loads(m["Body"]) for m in stack.drain(url)]
-        by_move = Counter(f"{m['from_stage']} -> {m['to_stage']}" for m in messages)
+        by_move = Counter(
+            f"{m.get('model', 'default')}: {m['from_stage']} -> {m['to_stage']}" for m in messages
+        )
         out(f"  {name} (filter {json.dumps(policy)}): {len(messages)} messages  {dict(by_move)}")
         for message in sorted(messages, key=lambda m: m["occurred_at"])[-4:]:
             out(_notification_line(message))
@@ -515,10 +527,29 @@ def _report(
             tally.fail(f"{depth} message(s) in the dead-letter queue {queue}")
 
 
-def _model_stages() -> list[Any]:
-    from leadscore.model_store import load_model
+def _catalog(stack: LocalStack) -> Catalog:
+    """The models the local stack's functions score with (the template's ScoringModel, or --model)."""
+    from leadscore.model_store import load_catalog
 
-    return list(load_model("bundled:default").stages)
+    assert stack.runner is not None
+    sources = {
+        str(env["SCORING_MODEL"]) for env in stack.runner.environments.values() if "SCORING_MODEL" in env
+    }
+    return load_catalog(min(sources) if sources else "bundled:default")
+
+
+def _per_model(catalog: Catalog, client: Client, tally: Tally, out: Callable[[str], None]) -> None:
+    """Each model's leads by stage, through its own ranking (GET /v1/leads?model=...&stage=...)."""
+    out("\nLeads by stage in each model of the catalog (GET /v1/leads?model=ID&stage=...):")
+    for entry in catalog.models:
+        counts = {
+            stage.name: len(ranked_leads(client, stage.name, 25, tally, model=entry.id))
+            for stage in entry.model.stages
+        }
+        shown = ", ".join(f"{stage} {n}" for stage, n in counts.items())
+        out(f"  {entry.id:<12} {shown}")
+        if not any(counts.values()):
+            tally.fail(f"no lead is scored by the model {entry.id}")
 
 
 def _queue_depth(stack: LocalStack, logical_id: str) -> int:
