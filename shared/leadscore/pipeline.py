@@ -15,7 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from pydantic import BaseModel, Field
 
-from leadscore import antispam, clock, lifecycle, subscriptions
+from leadscore import accounts, antispam, clock, lifecycle, subscriptions
 from leadscore.adapters import get_adapter, read_delivery, retry_rules
 from leadscore.adapters.base import (
     Adapter,
@@ -31,7 +31,7 @@ from leadscore.config import ConfigurationError, Settings
 from leadscore.domain import EventType, LeadEvent, Provider, event_id_for
 from leadscore.errors import LeadScoreError, MethodNotAllowed, PayloadTooLarge, ReplayedToken
 from leadscore.keys import LeadKeys
-from leadscore.model_store import load_model
+from leadscore.model_store import load_catalog, load_model
 from leadscore.notifications import Notifier
 from leadscore.ports import NetworkPorts
 from leadscore.repository import (
@@ -47,7 +47,7 @@ from leadscore.repository import (
 from leadscore.repository.identity import IdentityMerges
 from leadscore.repository.profiles import is_alias, opts_in
 from leadscore.repository.relabel import MIGRATED_FROM
-from leadscore.scoring import engine
+from leadscore.scoring.catalog import effect_of as catalog_effect_of
 from leadscore.scoring.model import ScoringModel
 from leadscore.secrets import provider_secret
 
@@ -112,6 +112,7 @@ def reset() -> None:
     _services.cache_clear()
     _profiles.cache_clear()
     subscriptions.reset()
+    accounts.reset()
 
 
 class IngestResult(BaseModel):
@@ -341,7 +342,7 @@ def apply_ledger_record(
     svc = services(settings)
     event = event_from_item(new_image)
     received_at = parse_iso(str(new_image["received_at"]))
-    effect = engine.effect_of(svc.model, event, received_at)
+    effect = catalog_effect_of(load_catalog(settings.scoring_model), event, received_at)
     if event.event_type is EventType.EMAIL_CHANGED and event.previous_email is not None:
         if event.previous_lead_id is None:  # recorded before ids were assigned with the event
             raise ValueError(f"email change {event.event_id} has no previous_lead_id; it cannot be applied")
@@ -378,6 +379,7 @@ def on_profile_change(
     at = max(now or clock.now(), new.scored_at or datetime.min.replace(tzinfo=UTC))
     if new.outcome_event is not None and new.outcome_event != old_outcome:
         _announce_outcome(svc, model, new, at, lambda_context)  # this write applied an outcome
+    accounts.on_member_change(settings, load_catalog(settings.scoring_model), old_image, new_image, now)
     # The hot path: decide from the stream image alone and write only when the stage changes, and
     # only if the item is still what the image shows (an image older than the item, say one from
     # before a spam complaint was applied, must not promote the lead: its successor decides).

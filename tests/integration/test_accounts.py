@@ -1,0 +1,164 @@
+"""Account scores through the real pipeline (issue 11, section 2): an account's score equals its
+definition recomputed from its members' profiles; replayed and reversed stream records give the
+same account; each account transition is announced once; erasure removes the member."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from leadscore import accounts
+from leadscore.config import Settings
+from leadscore.model_store import load_catalog
+from leadscore.repository import from_dynamo, profile_from_item
+from leadscore.repository.accounts import account_from_item, member_attribute
+from leadscore.scoring.accounts import member_of, score_account
+
+from ..conftest import lead_id_for
+from .conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+SIGNED = {"authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/execute-api/aws4_request"}
+PEOPLE = {
+    "vp@acme.io": ("demo_requested", {"job_title": "VP Marketing", "company_size": 800, "country": "US"}),
+    "cto@acme.io": ("contact_requested", {"job_title": "CTO", "industry": "Software"}),
+    "ic@acme.io": ("demo_requested", {"job_title": "Analyst"}),
+}
+
+
+def _use_catalog(stack: Stack) -> Settings:
+    for env in stack.runner.environments.values():
+        env["SCORING_MODEL"] = "bundled:catalog"
+    return Settings.from_env(stack.runner.environments["EvaluateThresholdsFunction"])
+
+
+def _account_item(stack: Stack, account: str) -> dict[str, Any] | None:
+    table = stack.session.resource("dynamodb").Table(stack.physical.tables["AccountsTable"])
+    return table.get_item(Key={"account": account}).get("Item")
+
+
+def _post_people(stack: Stack) -> None:
+    for email, (event, attributes) in PEOPLE.items():
+        status, _ = stack.post_generic({"email": email, "event": "form_submitted", "attributes": attributes})
+        assert status == 202
+        status, _ = stack.post_generic({"email": email, "event": event})
+        assert status == 202
+    stack.settle()
+
+
+def test_account_score_equals_its_definition_recomputed_from_the_members_profiles(stack: Stack) -> None:
+    _use_catalog(stack)
+    catalog = load_catalog("bundled:catalog")
+
+    _post_people(stack)
+
+    item = _account_item(stack, "acme.io")
+    assert item is not None
+    record = account_from_item(item, "unengaged")
+    profiles = {lead_id_for(e): profile_from_item(stack.profile(lead_id_for(e)) or {}, "") for e in PEOPLE}
+    assert set(record.members) == set(profiles)
+    recomputed = [member_of(catalog, lead, p.state, p.revision) for lead, p in profiles.items()]
+    for summary in recomputed:  # what the account keeps is the profile's own summary, exactly
+        assert record.members[summary.lead].same_as(summary)
+    at = stack.clock.now()
+    assert score_account(catalog, record.members.values(), at) == score_account(catalog, recomputed, at)
+    assert "@" not in json.dumps(from_dynamo(dict(item)), default=str)  # no email on the account
+
+
+def test_each_account_transition_is_announced_once_with_its_engaged_people(stack: Stack) -> None:
+    _use_catalog(stack)
+    sales = stack.subscribe("SalesTopic", {"schema": ["leadscore.account_stage_changed"]})
+
+    _post_people(stack)
+    stack.settle()  # nothing more to do: the announcement is not repeated
+
+    record = account_from_item(_account_item(stack, "acme.io") or {}, "unengaged")
+    assert record.stage == "sales_ready" and record.stage_seq == 1 and record.announce_pending is None
+    messages = stack.messages(sales)
+    assert len(messages) == 1
+    (message,) = messages
+    assert message["account"] == "acme.io" and message["to_stage"] == "sales_ready"
+    assert message["top_reasons"][0] == "3 people engaged, incl. CTO"
+    assert {p["lead_id"] for p in message["engaged"]} == {lead_id_for(e) for e in PEOPLE}
+    assert "email" not in json.dumps(message)
+
+
+def test_replayed_and_reversed_profile_stream_records_give_the_same_account(stack: Stack) -> None:
+    settings = _use_catalog(stack)
+    catalog = load_catalog("bundled:catalog")
+    email = "vp@acme.io"
+    lead = lead_id_for(email)
+    images: list[dict[str, Any]] = []
+    for event in ("form_submitted", "demo_requested", "meeting_booked"):
+        stack.post_generic({"email": email, "event": event, "attributes": {"job_title": "VP Sales"}})
+        stack.settle()
+        images.append(from_dynamo(dict(stack.profile(lead) or {})))
+    in_order = account_from_item(_account_item(stack, "acme.io") or {}, "").members[lead]
+    # The records as the stream delivered them, give or take the stage saves between them
+    records = list(zip([None, *images[:-1]], images, strict=True))
+
+    # Replayed in order: the same member (a record's summary is never stored over a newer one)
+    for old, new in records:
+        accounts.on_member_change(settings, catalog, old, new)
+    assert account_from_item(_account_item(stack, "acme.io") or {}, "").members[lead].same_as(in_order)
+
+    # Reversed, from scratch: the same member summary
+    table = stack.session.resource("dynamodb").Table(stack.physical.tables["AccountsTable"])
+    table.delete_item(Key={"account": "acme.io"})
+    for old, new in reversed(records):
+        accounts.on_member_change(settings, catalog, old, new)
+    again = account_from_item(_account_item(stack, "acme.io") or {}, "").members[lead]
+    assert again.same_as(in_order) and again.rev == images[-1]["revision"]
+
+
+def test_a_lead_that_moves_to_another_account_leaves_the_old_one(stack: Stack) -> None:
+    settings = _use_catalog(stack)
+    catalog = load_catalog("bundled:catalog")
+    email = "ann@gmail.com"
+    lead = lead_id_for(email)
+    stack.post_generic(
+        {"email": email, "event": "demo_requested", "attributes": {"company_domain": "acme.io"}}
+    )
+    stack.settle()
+    first = from_dynamo(dict(stack.profile(lead) or {}))
+    stack.post_generic(
+        {"email": email, "event": "form_submitted", "attributes": {"company_domain": "beta.io"}}
+    )
+    stack.settle()
+    second = from_dynamo(dict(stack.profile(lead) or {}))
+
+    assert set(account_from_item(_account_item(stack, "acme.io") or {}, "").members) == set()
+    assert set(account_from_item(_account_item(stack, "beta.io") or {}, "").members) == {lead}
+    # A replay of the older record cannot bring the lead back to its old account
+    accounts.on_member_change(settings, catalog, None, first)
+    assert set(account_from_item(_account_item(stack, "acme.io") or {}, "").members) == set()
+    assert account_from_item(_account_item(stack, "acme.io") or {}, "").left.keys() == {lead}
+    accounts.on_member_change(settings, catalog, first, second)
+    assert set(account_from_item(_account_item(stack, "beta.io") or {}, "").members) == {lead}
+
+
+def test_erasing_a_lead_removes_it_from_its_account(stack: Stack) -> None:
+    _use_catalog(stack)
+    _post_people(stack)
+    lead = lead_id_for("vp@acme.io")
+    assert member_attribute(lead) in (_account_item(stack, "acme.io") or {})
+
+    status, _, _ = stack.runner.handle_http("DELETE", f"/v1/leads/{lead}", SIGNED, b"")
+    stack.settle()
+
+    assert status == 200
+    item = _account_item(stack, "acme.io") or {}
+    assert member_attribute(lead) not in item and lead not in item["ids"]
+    assert lead not in json.dumps(from_dynamo(dict(item)), default=str)
+    assert len(account_from_item(item, "").members) == 2
+
+
+def test_a_single_model_deployment_keeps_no_accounts(stack: Stack) -> None:
+    _post_people(stack)
+
+    table = stack.session.resource("dynamodb").Table(stack.physical.tables["AccountsTable"])
+    assert table.scan()["Items"] == []
+    assert stack.profile(lead_id_for("vp@acme.io")) is not None
