@@ -5,6 +5,7 @@ same account; each account transition is announced once; erasure removes the mem
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -162,3 +163,32 @@ def test_a_single_model_deployment_keeps_no_accounts(stack: Stack) -> None:
     table = stack.session.resource("dynamodb").Table(stack.physical.tables["AccountsTable"])
     assert table.scan()["Items"] == []
     assert stack.profile(lead_id_for("vp@acme.io")) is not None
+
+
+def test_an_account_whose_engagement_fades_is_demoted_by_the_decay_job_and_announced_once(
+    stack: Stack,
+) -> None:
+    settings = _use_catalog(stack)
+    sales = stack.subscribe("SalesTopic", {"schema": ["leadscore.account_stage_changed"]})
+    _post_people(stack)
+    assert [m["direction"] for m in stack.messages(sales)] == ["promotion"]
+
+    later = stack.clock.advance(timedelta(days=120))
+    report = accounts.run_account_decay(settings, now=later)
+    stack.settle()
+    again = accounts.run_account_decay(settings, now=later)  # the same moment: nothing more to do
+    stack.settle()
+
+    assert report.reviewed == 1 and report.transitions == 1 and again.transitions == 0
+    record = account_from_item(_account_item(stack, "acme.io") or {}, "")
+    assert record.stage == "unengaged"
+    catalog = load_catalog("bundled:catalog")
+    assert record.score == pytest.approx(
+        score_account(catalog, record.members.values(), later).total, abs=1e-6
+    )
+    (message,) = stack.messages(sales)
+    assert (message["from_stage"], message["to_stage"], message["reason"]) == (
+        "sales_ready",
+        "unengaged",
+        "decay",
+    )

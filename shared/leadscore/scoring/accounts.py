@@ -262,12 +262,12 @@ def _reasons(
         reasons.append(people)
         top = engaged[: accounts.engagement.top]
         reasons.append(
-            f"engagement {engagement:g} from the {len(top)} most engaged: "
-            + ", ".join(f"{_describe(m)} ({m.engagement:g})" for m in top)
+            f"engagement {engagement:.0f} from the {len(top)} most engaged: "
+            + ", ".join(f"{_describe(m)} ({m.engagement:.0f})" for m in top)
         )
     elif scored:
         reasons.append(f"{len(scored)} {'person' if len(scored) == 1 else 'people'} known, none engaged yet")
     if scored:
         best = max(scored, key=lambda m: (m.fit, m.lead_id))
-        reasons.append(f"best fit {fit:g} ({_describe(best)})")
+        reasons.append(f"best fit {fit:.0f} ({_describe(best)})")
     return reasons
