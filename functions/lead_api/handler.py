@@ -1,6 +1,7 @@
 """Lead API (IAM-authorized): GET /v1/leads/{lead_id}, GET /v1/leads?email=...,
-GET /v1/leads?stage=SQL&limit=50&cursor=... (a stage's leads ranked by score), and the privacy
-operations DELETE /v1/leads/{lead_id} (erase) and GET /v1/leads/{lead_id}/export."""
+GET /v1/leads?stage=SQL&limit=50&cursor=... (a stage's leads ranked by score), the privacy
+operations DELETE /v1/leads/{lead_id} (erase) and GET /v1/leads/{lead_id}/export, and the account
+routes (GET /v1/accounts/{account}, GET /v1/accounts?stage=...) of `leadscore.accounts_api`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadscore import leads, privacy
+from leadscore import accounts_api, leads, privacy
 from leadscore.config import Settings
 from leadscore.http import json_response, register_error_handlers
 
@@ -19,6 +20,7 @@ logger = Logger()
 tracer = Tracer()
 app = APIGatewayHttpResolver()
 register_error_handlers(app)
+app.include_router(accounts_api.router)
 
 
 # Answers hold personal data (emails, attributes): X-Ray never records them (capture_response).

@@ -29,9 +29,11 @@ from leadscore.config import Settings
 from leadscore.domain import LEAD_ID_PATTERN, AttributeValue, normalize_email
 from leadscore.errors import InvalidRequest, NotFound, StorageUnavailable, describe_validation
 from leadscore.keys import LeadKeys
+from leadscore.model_store import load_catalog
 from leadscore.pipeline import Services, services
 from leadscore.repository import LeadProfile
 from leadscore.scoring import engine
+from leadscore.scoring.accounts import account_key
 from leadscore.scoring.explain import Explanation, explain
 
 LEAD_ID = re.compile(LEAD_ID_PATTERN)
@@ -73,6 +75,10 @@ class EventView(BaseModel):
 class LeadView(BaseModel):
     lead_id: str
     email: str
+    account: str | None = Field(
+        default=None,
+        description="The lead's account (GET /v1/accounts/{account}); null: none, or no accounts",
+    )
     attributes: dict[str, AttributeValue]
     stage: str
     fit: float
@@ -184,6 +190,7 @@ def _view_fields(svc: Services, profile: LeadProfile, at: datetime) -> dict[str,
     return {
         "lead_id": profile.lead_id,
         "email": profile.state.email,
+        "account": account_key(load_catalog(svc.settings.scoring_model), profile.state),
         "attributes": dict(profile.state.attributes),
         "stage": profile.stage,
         "fit": round(result.fit, 2),

@@ -192,3 +192,58 @@ def test_an_account_whose_engagement_fades_is_demoted_by_the_decay_job_and_annou
         "unengaged",
         "decay",
     )
+
+
+def _get(stack: Stack, path: str, query: str = "") -> tuple[int, dict[str, Any]]:
+    status, _, raw = stack.runner.handle_http("GET", path, SIGNED, b"", query)
+    return status, json.loads(raw or b"{}")
+
+
+def test_the_account_api_shows_score_members_and_reasons_and_ranks_accounts(stack: Stack) -> None:
+    _use_catalog(stack)
+    _post_people(stack)
+    for email in ("solo@beta.io", "solo@gamma.io"):
+        stack.post_generic({"email": email, "event": "form_submitted"})
+    stack.settle()
+
+    status, account = _get(stack, "/v1/accounts/ACME.io")
+    assert status == 200, account
+    assert account["account"] == "acme.io" and account["stage"] == "sales_ready"
+    assert {m["lead_id"] for m in account["members"]} == {lead_id_for(e) for e in PEOPLE}
+    assert all(m["engaged"] for m in account["members"]) and account["reasons"][0].startswith("3 people")
+    assert account["total"] == account["stored_score"]  # scored now = at the stage change (same clock)
+
+    _, lead = _get(stack, f"/v1/leads/{lead_id_for('vp@acme.io')}")
+    assert lead["account"] == "acme.io"
+
+    status, page = _get(stack, "/v1/accounts", "stage=sales_ready")
+    assert status == 200 and [a["account"] for a in page["items"]] == ["acme.io"]
+    status, first = _get(stack, "/v1/accounts", "stage=unengaged&limit=1")
+    assert status == 200 and len(first["items"]) == 1 and first["next_cursor"]
+    status, second = _get(stack, "/v1/accounts", f"stage=unengaged&limit=1&cursor={first['next_cursor']}")
+    assert status == 200, second
+    assert {a["account"] for a in first["items"] + second["items"]} == {"beta.io", "gamma.io"}
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "status"),
+    [
+        ("/v1/accounts/nobody.example", "", 404),
+        ("/v1/accounts/not%20a%20key!", "", 400),
+        ("/v1/accounts", "stage=nope", 400),
+        ("/v1/accounts", "", 400),
+        ("/v1/accounts", "stage=engaged&cursor=zzz", 400),
+        ("/v1/accounts", "stage=engaged&limit=0", 400),
+    ],
+)
+def test_the_account_api_answers_bad_requests_with_a_4xx(
+    stack: Stack, path: str, query: str, status: int
+) -> None:
+    _use_catalog(stack)
+    answer_status, answer = _get(stack, path, query)
+    assert answer_status == status and answer["error"]
+
+
+def test_a_single_model_deployment_answers_404_for_accounts(stack: Stack) -> None:
+    status, answer = _get(stack, "/v1/accounts/acme.io")
+    assert status == 404 and "no accounts" in answer["message"]
