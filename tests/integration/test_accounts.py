@@ -247,3 +247,45 @@ def test_the_account_api_answers_bad_requests_with_a_4xx(
 def test_a_single_model_deployment_answers_404_for_accounts(stack: Stack) -> None:
     status, answer = _get(stack, "/v1/accounts/acme.io")
     assert status == 404 and "no accounts" in answer["message"]
+
+
+def test_an_address_folded_into_another_lead_leaves_the_account_and_no_one_counts_twice(
+    stack: Stack,
+) -> None:
+    from leadscore.domain import EventType, LeadEvent, Provider, event_id_for
+    from leadscore.repository import EventLedger
+
+    from ..conftest import TEST_LEAD_KEYS
+
+    _use_catalog(stack)
+    old, new = "ann@acme.io", "ann.b@acme.io"
+    for email in (old, new):
+        stack.post_generic(
+            {"email": email, "event": "demo_requested", "attributes": {"job_title": "VP Sales"}}
+        )
+    stack.settle()
+    assert set(account_from_item(_account_item(stack, "acme.io") or {}, "").members) == {
+        lead_id_for(old),
+        lead_id_for(new),
+    }
+
+    moved = LeadEvent(
+        event_id=event_id_for("accounts-test", "change-1"),
+        email=new,
+        previous_email=old,
+        event_type=EventType.EMAIL_CHANGED,
+        occurred_at=stack.clock.now(),
+        provider=Provider.MAILCHIMP,
+    )
+    EventLedger(stack.physical.tables["EventLedgerTable"], 400).record(
+        TEST_LEAD_KEYS.assign([moved])[0], stack.clock.now()
+    )
+    stack.settle()
+
+    record = account_from_item(_account_item(stack, "acme.io") or {}, "")
+    canonical = profile_from_item(stack.profile(lead_id_for(old)) or {}, "")
+    assert set(record.members) == {canonical.lead_id} and set(canonical.merged) == {lead_id_for(new)}
+    assert lead_id_for(new) in record.left  # for good: no older record of it can come back
+    catalog = load_catalog("bundled:catalog")
+    summary = member_of(catalog, canonical.lead_id, canonical.state, canonical.revision)
+    assert record.members[canonical.lead_id].same_as(summary)
