@@ -174,17 +174,17 @@ def test_an_account_whose_engagement_fades_is_demoted_by_the_decay_job_and_annou
     assert [m["direction"] for m in stack.messages(sales)] == ["promotion"]
 
     later = stack.clock.advance(timedelta(days=120))
-    report = accounts.run_account_decay(settings, now=later)
+    stack.runner.fire_schedule("DecayScoresFunction", later)  # the decay job's handler reviews accounts too
     stack.settle()
-    again = accounts.run_account_decay(settings, now=later)  # the same moment: nothing more to do
+    again = accounts.run_account_decay(settings, now=later + timedelta(hours=1))  # reviewed again: no change
     stack.settle()
 
-    assert report.reviewed == 1 and report.transitions == 1 and again.transitions == 0
+    assert again.reviewed == 1 and again.transitions == 0
     record = account_from_item(_account_item(stack, "acme.io") or {}, "")
-    assert record.stage == "unengaged"
+    assert record.stage == "unengaged" and record.scored_at is not None
     catalog = load_catalog("bundled:catalog")
     assert record.score == pytest.approx(
-        score_account(catalog, record.members.values(), later).total, abs=1e-6
+        score_account(catalog, record.members.values(), record.scored_at).total, abs=1e-6
     )
     (message,) = stack.messages(sales)
     assert (message["from_stage"], message["to_stage"], message["reason"]) == (
@@ -289,3 +289,14 @@ def test_an_address_folded_into_another_lead_leaves_the_account_and_no_one_count
     catalog = load_catalog("bundled:catalog")
     summary = member_of(catalog, canonical.lead_id, canonical.state, canonical.revision)
     assert record.members[canonical.lead_id].same_as(summary)
+
+
+def test_the_sample_account_stream_record_is_evaluated_without_failures(stack: Stack) -> None:
+    from leadscore.local.glue import repo_root
+
+    _use_catalog(stack)
+    sample = json.loads((repo_root() / "events" / "evaluate_accounts_account_stream.json").read_text())
+
+    result = stack.runner.invoke("EvaluateAccountsFunction", sample, "test")
+
+    assert result == {"batchItemFailures": []}
