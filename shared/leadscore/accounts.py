@@ -117,8 +117,9 @@ def on_member_change(
     old_key = account_key(catalog, old.state) if old is not None else None
     if not _live(new_image):
         if old_key is not None:
-            if is_tombstone(new_image):
-                store.erase_member(old_key, lead_id)
+            if is_tombstone(new_image):  # erased: nothing of it (nor of the leads folded into it) stays
+                for erased in [lead_id, *(old.merged if old is not None else [])]:
+                    store.erase_member(old_key, erased)
             else:
                 store.retire(old_key, lead_id, at)
         return

@@ -290,6 +290,13 @@ def test_an_address_folded_into_another_lead_leaves_the_account_and_no_one_count
     summary = member_of(catalog, canonical.lead_id, canonical.state, canonical.revision)
     assert record.members[canonical.lead_id].same_as(summary)
 
+    # Erasing the person leaves nothing of either address on the account
+    status, _, _ = stack.runner.handle_http("DELETE", f"/v1/leads/{canonical.lead_id}", SIGNED, b"")
+    stack.settle()
+    assert status == 200
+    left = json.dumps(from_dynamo(dict(_account_item(stack, "acme.io") or {})), default=str)
+    assert lead_id_for(old) not in left and lead_id_for(new) not in left
+
 
 def test_the_sample_account_stream_record_is_evaluated_without_failures(stack: Stack) -> None:
     from leadscore.local.glue import repo_root
