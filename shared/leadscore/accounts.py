@@ -37,8 +37,8 @@ from leadscore.scoring import engine
 from leadscore.scoring.account_model import AccountModel
 from leadscore.scoring.accounts import (
     AccountScore,
-    account_key,
     feeding_model,
+    member_account,
     member_engagement,
     member_of,
     score_account,
@@ -114,7 +114,7 @@ def on_member_change(
     at = now or clock.now()
     lead_id = str(new_image["lead_id"])
     old = profile_from_item(old_image, "") if old_image and _live(old_image) else None
-    old_key = account_key(catalog, old.state) if old is not None else None
+    old_key = member_account(catalog, old.state) if old is not None else None
     if not _live(new_image):
         if old_key is not None:
             if is_tombstone(new_image):  # erased: nothing of it (nor of the leads folded into it) stays
@@ -124,7 +124,7 @@ def on_member_change(
                 store.retire(old_key, lead_id, at)
         return
     new = profile_from_item(new_image, "")
-    new_key = account_key(catalog, new.state)
+    new_key = member_account(catalog, new.state)
     if old_key is not None and old_key != new_key:
         store.leave(old_key, lead_id, new.revision, definition.max_members, at)
     if new_key is not None:

@@ -307,3 +307,13 @@ def test_the_sample_account_stream_record_is_evaluated_without_failures(stack: S
     result = stack.runner.invoke("EvaluateAccountsFunction", sample, "test")
 
     assert result == {"batchItemFailures": []}
+
+
+def test_a_lead_known_only_from_delivered_email_is_not_a_member(stack: Stack) -> None:
+    _use_catalog(stack)
+    stack.post_generic({"email": "list@acme.io", "event": "email_delivered"})
+    stack.post_generic({"email": "vp@acme.io", "event": "demo_requested"})
+    stack.settle()
+
+    record = account_from_item(_account_item(stack, "acme.io") or {}, "")
+    assert set(record.members) == {lead_id_for("vp@acme.io")}

@@ -91,6 +91,12 @@ def account_key(catalog: Catalog, state: engine.LeadState) -> str | None:
     return _company_domain(model, normalize_domain(email_domain)) if at else None
 
 
+def member_account(catalog: Catalog, state: engine.LeadState) -> str | None:
+    """The account a lead counts in: its `account_key`, once it has done something (an active
+    event). Leads known only from email plumbing (sent, delivered, bounced) take no member's place."""
+    return account_key(catalog, state) if state.last_activity_at is not None else None
+
+
 # --- members ------------------------------------------------------------------------------------------
 class MemberSummary(BaseModel):
     """What an account keeps of one lead: no email, nothing a score at any time does not need,

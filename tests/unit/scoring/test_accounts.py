@@ -171,3 +171,18 @@ accounts:
             ),
             "test",
         )
+
+
+def test_a_lead_known_only_from_email_plumbing_takes_no_members_place() -> None:
+    catalog = load_catalog("bundled:catalog")
+    delivered = _fold(catalog, [event(EventType.EMAIL_DELIVERED, NOW, email="list@acme.io")])
+    opened = _fold(
+        catalog,
+        [
+            event(EventType.EMAIL_DELIVERED, NOW, email="list@acme.io"),
+            event(EventType.EMAIL_OPENED, NOW, email="list@acme.io"),
+        ],
+    )
+    assert accounts.account_key(catalog, delivered) == "acme.io"  # it belongs to the company...
+    assert accounts.member_account(catalog, delivered) is None  # ...but counts once it does something
+    assert accounts.member_account(catalog, opened) == "acme.io"
