@@ -120,14 +120,14 @@ def test_a_lead_that_moves_to_another_account_leaves_the_old_one(stack: Stack) -
     catalog = load_catalog("bundled:catalog")
     email = "ann@gmail.com"
     lead = lead_id_for(email)
-    stack.post_generic(
-        {"email": email, "event": "demo_requested", "attributes": {"company_domain": "acme.io"}}
-    )
+    # Distinct times: the newer attribute wins (two events of the same second would tie on time)
+    at = stack.clock.now().replace(microsecond=0)
+    told = {"email": email, "event": "demo_requested", "attributes": {"company_domain": "acme.io"}}
+    stack.post_generic({**told, "occurred_at": (at - timedelta(minutes=5)).isoformat()})
     stack.settle()
     first = from_dynamo(dict(stack.profile(lead) or {}))
-    stack.post_generic(
-        {"email": email, "event": "form_submitted", "attributes": {"company_domain": "beta.io"}}
-    )
+    moved = {"event": "form_submitted", "attributes": {"company_domain": "beta.io"}}
+    stack.post_generic({**told, **moved, "occurred_at": at.isoformat()})
     stack.settle()
     second = from_dynamo(dict(stack.profile(lead) or {}))
 
