@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from leadscore.accounts import run_account_decay
 from leadscore.config import Settings
 from leadscore.pipeline import run_decay
 
@@ -36,4 +37,6 @@ def lambda_handler(event: EventBridgeModel, context: LambdaContext) -> dict[str,
     metrics.add_metric(name="AnnouncementsSwept", unit=MetricUnit.Count, value=report.announced)
     metrics.add_metric(name="LeadsFailed", unit=MetricUnit.Count, value=report.failed)
     logger.info("decay run", extra=report.model_dump())
+    accounts = run_account_decay(Settings.from_env(), now=event.time, lambda_context=context)
+    logger.info("account decay run", extra=accounts.model_dump())
     return report.model_dump()

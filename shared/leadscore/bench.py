@@ -54,6 +54,7 @@ class RequestCounter:
         self.current = "outside"
         self.counts: Counter[tuple[str, str]] = Counter()
         self.items_written: Counter[str] = Counter()  # a transaction writes each of its items
+        self.tables: Counter[tuple[str, str, str]] = Counter()  # (function, operation, table)
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -72,6 +73,10 @@ class RequestCounter:
                     counter.items_written[counter.current] += len(json.loads(request.body)["TransactItems"])
                 elif operation in WRITE_OPERATIONS:
                     counter.items_written[counter.current] += 1
+                body = request.body or b""
+                if operation in WRITE_OPERATIONS | READ_OPERATIONS and b'"TableName"' in body:
+                    table = str(json.loads(request.body).get("TableName", ""))
+                    counter.tables[(counter.current, operation, table)] += 1
             return original(stub, request)
 
         BotocoreStubber.process_request = process_request  # type: ignore[method-assign,assignment]
@@ -83,6 +88,7 @@ class RequestCounter:
     def clear(self) -> None:
         self.counts.clear()
         self.items_written.clear()
+        self.tables.clear()
 
     def totals(self, operations: set[str]) -> Counter[str]:
         result: Counter[str] = Counter()
@@ -249,6 +255,47 @@ def _identity(
     return {"merge": merge, "alias": alias}
 
 
+def _accounts(pipe: _Pipeline, leads: int, events: int, rng: random.Random) -> dict[str, Any]:
+    """The shipped catalog with account scores (bundled:catalog): engagement events of people at
+    ten companies. Each changes its lead's account summary: what does that cost on top of the hot
+    path? (Expected: one conditional UpdateItem on the account, no read.)"""
+    for environment in pipe.runner.environments.values():
+        environment["SCORING_MODEL"] = "bundled:catalog"
+    emails = [f"buyer{i}@account-{i % 10}.example" for i in range(leads)]
+    for i, email in enumerate(emails):
+        pipe.post(
+            {"email": email, "event": "form_submitted", "attributes": {"job_title": "Analyst"}}, f"a-{i}"
+        )
+    pipe.runner.settle()
+    pipe.counter.clear()
+    now = datetime.now(UTC)
+    for i in range(events):
+        occurred = now - timedelta(minutes=rng.randint(0, 60 * 24 * 30))
+        payload = {
+            "email": rng.choice(emails),
+            "event": rng.choice(["email_opened", "email_clicked", "page_viewed"]),
+            "url": f"https://example.com/blog/{rng.randint(1, 50)}",
+            "occurred_at": occurred.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        pipe.post(payload, f"acct-{i}")
+        if i % 100 == 99:
+            pipe.runner.settle()
+    pipe.runner.settle()
+    writes, reads = pipe.counter.totals(WRITE_OPERATIONS), pipe.counter.totals(READ_OPERATIONS)
+    on_accounts = Counter(
+        {(f, op): n for (f, op, table), n in pipe.counter.tables.items() if "AccountsTable" in table}
+    )
+    member_writes = on_accounts[("EvaluateThresholdsFunction", "UpdateItem")]
+    return {
+        "events": events,
+        "account_member_writes_per_event": round(member_writes / events, 3),
+        "write_requests_per_event": round(sum(writes.values()) / events, 3),
+        "read_requests_per_event": round(sum(reads.values()) / events, 3),
+        "account_requests": {f"{f} {op}": n for (f, op), n in sorted(on_accounts.items())},
+        "writes_by_function": {k: round(v / events, 3) for k, v in sorted(writes.items())},
+    }
+
+
 @contextmanager
 def _local_pipeline(
     counter: RequestCounter, scoring_model: str | None = None
@@ -299,7 +346,8 @@ def run(leads: int, events: int, seed: int) -> dict[str, Any]:
         stage = _stage_changes(pipe, profiles, 20)
         ledger = EventLedger(physical.tables["EventLedgerTable"], 400, session.resource("dynamodb"))
         identity = _identity(pipe, ledger, emails, min(50, leads), min(200, events), random.Random(seed))
-    return {"hot_path": hot, "stage_changes": stage, "identity": identity}
+        accounts = _accounts(pipe, min(50, leads), min(300, events), random.Random(seed))
+    return {"hot_path": hot, "stage_changes": stage, "identity": identity, "accounts": accounts}
 
 
 def catalog_figures(sizes: tuple[int, ...], leads: int, events: int, seed: int) -> dict[str, Any]:
@@ -457,6 +505,18 @@ def history_figures(scales: tuple[int, ...]) -> dict[str, Any]:
     return {"measured": True, "scales": figures}
 
 
+def _print_accounts(accounts: dict[str, Any]) -> None:
+    print(f"Account scores (bundled:catalog): {accounts['events']} engagement events, people at 10 companies")
+    print(
+        f"  account member writes per event: {accounts['account_member_writes_per_event']}"
+        "  (target: at most 1 extra write, no read)"
+    )
+    print(f"  DynamoDB write requests per event: {accounts['write_requests_per_event']}")
+    print(f"  DynamoDB read requests per event:  {accounts['read_requests_per_event']}")
+    for name, n in accounts["account_requests"].items():
+        print(f"    {name:<45} {n}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Count DynamoDB requests per ingested event.")
     parser.add_argument("--leads", type=int, default=200)
@@ -553,6 +613,7 @@ def _print(result: dict[str, Any]) -> None:
     )
     for name, n in alias["requests"].items():
         print(f"    {name:<45} {n}")
+    _print_accounts(result["accounts"])
     catalogs = result["catalogs"]
     print(f"Catalogs of models: {catalogs['events']} events that change no stage, per number of models")
     for row in catalogs["sizes"]:

@@ -21,6 +21,7 @@ class Settings(BaseModel):
     ledger_table: str = Field(alias="LEDGER_TABLE")
     profiles_table: str = Field(alias="PROFILES_TABLE")
     ranks_table: str | None = Field(default=None, alias="RANKS_TABLE")  # a catalog's other models' ranks
+    accounts_table: str | None = Field(default=None, alias="ACCOUNTS_TABLE")  # account scores
     idempotency_table: str | None = Field(default=None, alias="IDEMPOTENCY_TABLE")
     rescore_jobs_table: str | None = Field(default=None, alias="RESCORE_JOBS_TABLE")
     rescore_queue_url: str | None = Field(default=None, alias="RESCORE_QUEUE_URL")

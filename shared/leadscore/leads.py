@@ -38,6 +38,7 @@ from leadscore.repository import LeadProfile, profile_from_item
 from leadscore.repository.profiles import is_alias
 from leadscore.repository.ranks import model_stage
 from leadscore.scoring import engine
+from leadscore.scoring.accounts import account_key
 from leadscore.scoring.catalog import Catalog, CatalogModel, applies, score_all, view
 from leadscore.scoring.explain import Explanation, explain
 from leadscore.scoring.model import ScoringModel
@@ -84,6 +85,10 @@ class LeadView(BaseModel):
 
     lead_id: str
     email: str
+    account: str | None = Field(
+        default=None,
+        description="The lead's account (GET /v1/accounts/{account}); null: none, or no accounts",
+    )
     attributes: dict[str, AttributeValue]
     stage: str
     fit: float
@@ -292,6 +297,7 @@ def _view_fields(
     return {
         "lead_id": profile.lead_id,
         "email": profile.state.email,
+        "account": account_key(catalog, profile.state),
         "attributes": dict(profile.state.attributes),
         "stage": model_stage_of(catalog, model_id, profile),
         "fit": round(result.fit, 2),
@@ -469,8 +475,7 @@ def ranked(
         RankedLead(**_view_fields(catalog, entry.id, profile, at), ranked_score=round(score, 2))
         for profile, score in leads
         # exact even while the index lags: the model still applies, and the lead is still there
-        if applies(catalog, entry.id, profile.state)
-        and model_stage_of(catalog, entry.id, profile) == stage
+        if applies(catalog, entry.id, profile.state) and model_stage_of(catalog, entry.id, profile) == stage
     ]
     return LeadPage(model=entry.id, stage=stage, limit=limit, items=items, next_cursor=next_cursor)
 

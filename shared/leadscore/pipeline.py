@@ -15,7 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from pydantic import BaseModel, Field
 
-from leadscore import antispam, clock, lifecycle, subscriptions
+from leadscore import accounts, antispam, clock, lifecycle, subscriptions
 from leadscore.adapters import get_adapter, read_delivery, retry_rules
 from leadscore.adapters.base import (
     Adapter,
@@ -133,6 +133,7 @@ def reset() -> None:
     _services.cache_clear()
     _profiles.cache_clear()
     subscriptions.reset()
+    accounts.reset()
 
 
 class IngestResult(BaseModel):
@@ -398,6 +399,7 @@ def on_profile_change(
     at = max(now or clock.now(), new.scored_at or datetime.min.replace(tzinfo=UTC))
     if new.outcome_event is not None and new.outcome_event != (old.outcome_event if old else None):
         _announce_outcome(svc, model, new, at, lambda_context)  # this write applied an outcome
+    accounts.on_member_change(settings, catalog, old_image, new_image, now)
     # The hot path: decide from the stream image alone and write only when a stage changes, and
     # only if the item is still what the image shows (an image older than the item, say one from
     # before a spam complaint was applied, must not promote the lead: its successor decides).

@@ -37,6 +37,9 @@ def test_the_benchmark_runs_and_its_request_counts_hold_the_budgets(isolated: No
     alias = result["identity"]["alias"]
     assert (alias["write_requests_per_event"], alias["read_requests_per_event"]) == (3.0, 0.0)
     assert result["identity"]["merge"]["write_requests_per_change"] == 3.0
+    accounts = result["accounts"]  # the shipped catalog, with account scores
+    assert 0 < accounts["account_member_writes_per_event"] <= 1.0
+    assert accounts["read_requests_per_event"] == 0.0
 
 
 def test_the_scaled_calibrate_figures_learn_from_copies_with_fresh_ids(tmp_path: Path) -> None:

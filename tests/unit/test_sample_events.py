@@ -37,12 +37,15 @@ MODELS: dict[str, type[BaseModel]] = {
     "ingest_email_ses_sns.json": SnsModel,
     "score_events_ledger_stream.json": DynamoDBStreamModel,
     "evaluate_thresholds_profile_stream.json": DynamoDBStreamModel,
+    "evaluate_accounts_account_stream.json": DynamoDBStreamModel,
     "decay_scores_schedule.json": EventBridgeModel,
     "lead_api_get_lead.json": APIGatewayProxyEventV2Model,
     "lead_api_list_stage.json": APIGatewayProxyEventV2Model,
     "lead_api_list_stage_model.json": APIGatewayProxyEventV2Model,
     "lead_api_erase_lead.json": APIGatewayProxyEventV2Model,
     "lead_api_export_lead.json": APIGatewayProxyEventV2Model,
+    "lead_api_get_account.json": APIGatewayProxyEventV2Model,
+    "lead_api_list_accounts.json": APIGatewayProxyEventV2Model,
     "rescore_work_item_sqs.json": SqsModel,
     "rescore_start_dry_run.json": RescoreCommand,
 }
@@ -79,6 +82,8 @@ def test_http_samples_route_to_the_template_routes() -> None:
         "lead_api_list_stage_model.json": "GET /v1/leads",
         "lead_api_erase_lead.json": "DELETE /v1/leads/{lead_id}",
         "lead_api_export_lead.json": "GET /v1/leads/{lead_id}/export",
+        "lead_api_get_account.json": "GET /v1/accounts/{account}",
+        "lead_api_list_accounts.json": "GET /v1/accounts",
     }
 
 

@@ -42,6 +42,7 @@ FUNCTIONS = {
     "IngestEmailFunction": "functions/ingest_email",
     "ScoreEventsFunction": "functions/score_events",
     "EvaluateThresholdsFunction": "functions/evaluate_thresholds",
+    "EvaluateAccountsFunction": "functions/evaluate_accounts",
     "DecayScoresFunction": "functions/decay_scores",
     "LeadApiFunction": "functions/lead_api",
     "RescoreFunction": "functions/rescore",
@@ -87,15 +88,25 @@ POLICY_SCOPE = {
     "EvaluateThresholdsFunction": {
         "LeadProfilesTable",
         "LeadRanksTable",
+        "AccountsTable",  # each lead's member summary on its account
         "IdempotencyTable",
         "NurtureTopic",
         "SalesTopic",
         "EvaluateThresholdsDLQ",
         *MODEL,
     },
+    "EvaluateAccountsFunction": {
+        "AccountsTable",
+        "IdempotencyTable",
+        "NurtureTopic",
+        "SalesTopic",
+        "EvaluateAccountsDLQ",
+        *MODEL,
+    },
     "DecayScoresFunction": {
         "LeadProfilesTable",
         "LeadRanksTable",
+        "AccountsTable",
         "IdempotencyTable",
         "NurtureTopic",
         "SalesTopic",
@@ -104,6 +115,7 @@ POLICY_SCOPE = {
     "LeadApiFunction": {
         "LeadProfilesTable",
         "LeadRanksTable",
+        "AccountsTable",
         "EventLedgerTable",
         "LeadKeySecret",
         # erasure and export reach every table that names a lead
@@ -158,13 +170,22 @@ DYNAMODB_ACCESS = {
         ("dynamodb:DeleteItem", "EventLedgerTable"),  # an event dropped for an erased lead
         ("dynamodb:GetItem", "LeadProfilesTable"),  # an email change folds one lead into another
     },
-    "EvaluateThresholdsFunction": {("dynamodb:UpdateItem", "LeadProfilesTable"), *RANKS, *IDEMPOTENCY},
+    "EvaluateThresholdsFunction": {
+        ("dynamodb:UpdateItem", "LeadProfilesTable"),
+        ("dynamodb:UpdateItem", "AccountsTable"),  # member summaries: conditional, no read
+        *RANKS,
+        *IDEMPOTENCY,
+    },
+    "EvaluateAccountsFunction": {("dynamodb:UpdateItem", "AccountsTable"), *IDEMPOTENCY},
     "DecayScoresFunction": {
         ("dynamodb:Query", "LeadProfilesTable/index/review_due"),
         ("dynamodb:GetItem", "LeadProfilesTable"),
         ("dynamodb:BatchGetItem", "LeadProfilesTable"),
         ("dynamodb:UpdateItem", "LeadProfilesTable"),
         *RANKS,
+        ("dynamodb:Query", "AccountsTable/index/review_due"),
+        ("dynamodb:BatchGetItem", "AccountsTable"),
+        ("dynamodb:UpdateItem", "AccountsTable"),
         *IDEMPOTENCY,
     },
     "LeadApiFunction": {
@@ -172,6 +193,9 @@ DYNAMODB_ACCESS = {
         ("dynamodb:BatchGetItem", "LeadProfilesTable"),
         ("dynamodb:Query", "LeadProfilesTable/index/by_stage_score"),
         ("dynamodb:Query", "LeadRanksTable/index/by_model_stage_score"),  # a catalog's other models
+        ("dynamodb:GetItem", "AccountsTable"),
+        ("dynamodb:BatchGetItem", "AccountsTable"),
+        ("dynamodb:Query", "AccountsTable/index/by_stage_score"),
         ("dynamodb:Query", "EventLedgerTable/index/by_time"),
         # erasure and export
         ("dynamodb:Query", "EventLedgerTable"),
@@ -211,11 +235,12 @@ PROVIDER_ROUTES = {
 }
 CATCH_ALL_ROUTES = {"POST /v1/forms/{provider}", "POST /v1/email-events/{provider}"}
 INGEST_FUNCTIONS = ("IngestFormFunction", "IngestEmailFunction")
-STREAM_CONSUMERS = ("ScoreEventsFunction", "EvaluateThresholdsFunction")
+STREAM_CONSUMERS = ("ScoreEventsFunction", "EvaluateThresholdsFunction", "EvaluateAccountsFunction")
 DEAD_LETTER_QUEUES = {
     "SesEventsDLQ",
     "ScoreEventsDLQ",
     "EvaluateThresholdsDLQ",
+    "EvaluateAccountsDLQ",
     "DecayScoresDLQ",
     "RescoreDLQ",
 }
@@ -549,6 +574,7 @@ def test_lead_api_writes_only_in_its_erasure_statements(transformed_template: di
     [
         ("ScoreEventsFunction", "EventLedgerTable", ["INSERT"], "ScoreEventsDLQ"),
         ("EvaluateThresholdsFunction", "LeadProfilesTable", ["INSERT", "MODIFY"], "EvaluateThresholdsDLQ"),
+        ("EvaluateAccountsFunction", "AccountsTable", ["INSERT", "MODIFY"], "EvaluateAccountsDLQ"),
     ],
 )
 def test_stream_consumer_reports_failures_retries_and_dead_letters(
@@ -636,6 +662,8 @@ def test_webhook_routes_are_public_and_lead_routes_need_iam(transformed_template
         ("LeadApiFunction", "GET", "/v1/leads/{lead_id}", "AWS_IAM"),
         ("LeadApiFunction", "DELETE", "/v1/leads/{lead_id}", "AWS_IAM"),
         ("LeadApiFunction", "GET", "/v1/leads/{lead_id}/export", "AWS_IAM"),
+        ("LeadApiFunction", "GET", "/v1/accounts", "AWS_IAM"),
+        ("LeadApiFunction", "GET", "/v1/accounts/{account}", "AWS_IAM"),
     }
 
 
@@ -762,7 +790,7 @@ def _dead_letter_queues(template: dict[str, Any]) -> list[str]:
 def test_every_dead_letter_queue_is_an_output_for_leadscore_replay(sam_template: dict[str, Any]) -> None:
     queues = _dead_letter_queues(sam_template)
 
-    assert len(queues) == 5
+    assert len(queues) == 6
     for name in queues:
         assert sam_template["Outputs"][f"{name}Url"]["Value"] == {"Ref": name}
 
@@ -776,6 +804,7 @@ def test_outputs_expose_what_operators_and_subscribers_need(sam_template: dict[s
         "EventLedgerTableName",
         "LeadProfilesTableName",
         "LeadRanksTableName",
+        "AccountsTableName",
         "WebhookSecretArn",
         "RescoreQueueUrl",
         "RescoreJobsTableName",

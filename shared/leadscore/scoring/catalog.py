@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from leadscore.domain import OUTCOME_EVENT_TYPES, EventType, LeadEvent
 from leadscore.scoring import engine
+from leadscore.scoring.account_model import ACCOUNT_ATTRIBUTES, ACCOUNT_SOURCES, AccountModel
 from leadscore.scoring.model import (
     ScoringModel,
     SegmentCondition,
@@ -108,6 +109,7 @@ class Catalog(_Strict):
     name: str = "catalog"
     description: str | None = None
     models: list[CatalogModel] = Field(min_length=1, max_length=MAX_MODELS)
+    accounts: AccountModel | None = None  # account scores (see leadscore.scoring.accounts)
     single: bool = Field(default=False, exclude=True)  # a plain model file, loaded as a catalog
 
     @model_validator(mode="after")
@@ -116,6 +118,17 @@ class Catalog(_Strict):
         repeated = sorted({i for i in ids if ids.count(i) > 1})
         if repeated:
             raise ValueError(f"model ids must be unique, repeated: {', '.join(repeated)}")
+        if self.accounts is not None:
+            feeding = self.accounts.model or self.models[0].id
+            if feeding not in ids:
+                known = ", ".join(ids)
+                raise ValueError(f"accounts.model {feeding!r} is not a model of this catalog ({known})")
+            changing = engine.time_dependent_rules(self.entry(feeding).model.fit)
+            if changing:
+                raise ValueError(
+                    f"accounts: model {feeding!r} has fit rules that change with time "
+                    f"({', '.join(changing)}); an account's best fit must not (move them to engagement)"
+                )
         return self
 
     @classmethod
@@ -148,6 +161,8 @@ class Catalog(_Strict):
         for entry in self.models:
             names |= engine.profile_attributes(entry.model)
             names.update(condition.attribute for condition in entry.applies_when.attributes)
+        if self.accounts is not None:
+            names |= ACCOUNT_ATTRIBUTES | {self.accounts.roles.attribute}
         return frozenset(names)
 
 
@@ -178,6 +193,8 @@ def effect_of(catalog: Catalog, event: LeadEvent, recorded_at: datetime | None =
     if event.event_type in OUTCOME_EVENT_TYPES:  # counted by type, nothing else (engine.effect_of)
         return engine.EventEffect(counts=counts, active=False)
     kept = catalog.kept_attributes - {engine.CONSENT_ATTRIBUTE}
+    if event.provider not in ACCOUNT_SOURCES:  # a public form cannot put anyone in an account
+        kept -= ACCOUNT_ATTRIBUTES
     attributes = {k: v for k, v in event.attributes.present().items() if k in kept}
     if event.event_type in engine.CONSENT_EVENTS:
         attributes[engine.CONSENT_ATTRIBUTE] = engine.CONSENT_EVENTS[event.event_type]

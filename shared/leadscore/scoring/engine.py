@@ -440,6 +440,31 @@ def _clamp(value: float, low: float | None, high: float | None) -> float:
     return value
 
 
+def section_points(
+    model: ScoringModel,
+    category: Category,
+    state: LeadState,
+    at: datetime,
+    attributes: Mapping[str, AttributeValue] | None = None,
+) -> float:
+    """One section's bounded points at `at`, exactly as `score` adds them up. `attributes`: the
+    lead's derived attributes when already known (default: derived from `state`), so a summary
+    that keeps only what a section reads (an account's member, say) scores it without the email."""
+    readings = _Readings(derived_attributes(model, state) if attributes is None else attributes)
+    section = {"fit": model.fit, "engagement": model.engagement, "negative": model.negative}[category]
+    return _section(model, category, section, state, readings, ensure_utc(at))[0]
+
+
+def time_dependent_rules(section: Section) -> list[str]:
+    """Ids of a section's rules whose points change with time alone (decaying events, inactivity)."""
+    return [
+        rule.id
+        for rule in section.rules
+        if isinstance(rule, InactivityRule)
+        or (isinstance(rule, EventRule) and rule.half_life_days is not None)
+    ]
+
+
 def grade_for(model: ScoringModel, fit: float) -> str:
     return next((g.grade for g in model.grades if fit >= g.min_fit), model.grades[-1].grade)
 
