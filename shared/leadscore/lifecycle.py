@@ -69,7 +69,7 @@ def _model_evaluation(
     `not_applicable`) once it does not."""
     model = entry.model
     state = catalogs.view(catalog, entry.id, profile.state)
-    applies = catalogs.applies(catalog, entry.id, state)
+    applies = catalogs.applies(catalog, entry.id, profile.state)  # the whole state: its counters
     slot = profile.slot(None if entry is catalog.primary else entry.id)
     current = slot.stage or model.initial_stage
     result = engine.score(model, state, at)
@@ -101,9 +101,9 @@ def decide(
     catalog: Catalog, profile: LeadProfile, at: datetime, reason: str, review_horizon: timedelta | None
 ) -> Decision:
     """Every model's evaluation of the lead at `at` (a one-model catalog: exactly `evaluate`).
-    With a horizon, also plan the lead's next review: the earliest any applicable model needs,
-    with every model's accumulators settled (a model that does not apply forgets no points it may
-    need once it applies again)."""
+    With a horizon, also plan the lead's next review: the earliest any model needs, applicable
+    or not (a model that does not apply still has its sums settled while they fade, so they never
+    outgrow DynamoDB's 38 digits, and forgets them only once they are worth nothing)."""
     evaluations = {e.id: _model_evaluation(catalog, e, profile, at, reason) for e in catalog.models}
     primary = evaluations.pop(catalog.primary.id)
     decision = Decision(primary=primary, others=evaluations)
@@ -114,21 +114,18 @@ def plan_review(catalog: Catalog, profile: LeadProfile, decision: Decision, hori
     """The decision with the lead's next review planned and every model's accumulators settled."""
     at = decision.primary.at
     reviews: list[datetime] = []
-    still: dict[str, bool] = {}
     for entry in catalog.models:
         evaluation = decision.primary if entry is catalog.primary else decision.others[entry.id]
         state = catalogs.view(catalog, entry.id, profile.state)
         review = engine.next_review(entry.model, state, at, evaluation.stage, horizon)
-        still[entry.id] = review is not None
-        if review is not None and evaluation.applies:
+        if review is not None:  # a model that does not apply keeps its sums settled too
             reviews.append(review)
     review_at = min(reviews) if reviews else None
     settled: dict[str, float | None] = {}
     for entry in catalog.models:
         suffix = catalog.suffix(entry.id)
         own = catalogs.view(catalog, entry.id, profile.state).accumulators
-        forget = review_at is None and not still[entry.id]
-        for rule_id, value in engine.settle(entry.model, own, at, forget_decayed=forget).items():
+        for rule_id, value in engine.settle(entry.model, own, at, forget_decayed=review_at is None).items():
             settled[catalogs.slot_key(rule_id, suffix)] = value
     primary = decision.primary.model_copy(update={"review_at": review_at, "settled": settled})
     return decision.model_copy(update={"primary": primary})

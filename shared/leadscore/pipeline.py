@@ -45,7 +45,7 @@ from leadscore.repository import (
     profile_from_item,
 )
 from leadscore.repository.identity import IdentityMerges
-from leadscore.repository.profiles import is_alias, opts_in
+from leadscore.repository.profiles import SLOT_SEPARATOR, is_alias, opts_in
 from leadscore.repository.ranks import LeadRanks
 from leadscore.repository.relabel import MIGRATED_FROM
 from leadscore.scoring import catalog as catalogs
@@ -381,8 +381,13 @@ def on_profile_change(
     """React to one profile change: announce the stage transitions it contains (exactly once, each
     model's), then apply every model's thresholds to the new state and record the transitions that
     are due, in one write. Returns the stages the lead was moved to (the primary model's first)."""
-    if is_alias(new_image):
-        return []  # an address folded into another lead: it has no stage of its own
+    if is_alias(new_image):  # an address folded into another lead: no stage of its own, no ranking
+        ranked = {
+            k.partition(SLOT_SEPARATOR)[2] for k in {*(old_image or {}), *new_image} if k.startswith("score@")
+        }
+        if ranked:
+            services(settings).ranks.leave(str(new_image["lead_id"]), ranked)
+        return []
     svc = services(settings)
     catalog = svc.catalog
     model = catalog.primary.model

@@ -253,3 +253,28 @@ def test_rescoring_a_catalog_replays_every_model(stack: Stack, personas: str, tm
     assert item is not None and item["stage@enterprise"] == "expansion_SQL"
     assert item["last_transition@enterprise"]["reason"] == "rescore"
     _assert_exact(stack, personas, email)
+
+
+def test_an_address_folded_into_another_lead_leaves_every_ranking(stack: Stack) -> None:
+    _use(stack, "bundled:catalog")
+    old, new, now = "mo@contoso.example", "mo.new@contoso.example", datetime.now(UTC)
+    _send(stack, old, "form_submitted", now - timedelta(hours=9), attributes={"job_title": "CTO"})
+    _send(stack, new, "deal_won", now - timedelta(hours=8))
+    _send(stack, new, "page_viewed", now - timedelta(hours=7), url="https://x.example/upgrade")
+    stack.settle()
+    _send(stack, new, "meeting_booked", now - timedelta(hours=6))
+    stack.settle()
+    ranks = stack.session.resource("dynamodb").Table(stack.physical.tables["LeadRanksTable"])
+    assert "Item" in ranks.get_item(Key={"lead_id": lead_id_for(new), "model": "expansion"})
+
+    # The person's address changes: the new address's lead is folded into the old one's
+    status, answer = stack.post_generic({"email": new, "event": "email_changed", "previous_email": old})
+    assert status == 202, answer
+    stack.settle()
+    item = stack.profile(lead_id_for(new))
+    assert item is not None and item.get("alias_of") == lead_id_for(old)
+    assert "Item" not in ranks.get_item(Key={"lead_id": lead_id_for(new), "model": "expansion"})
+    canonical = stack.profile(lead_id_for(old))
+    assert canonical is not None and canonical.get("stage@expansion") not in (None, "customer")
+    rank = ranks.get_item(Key={"lead_id": lead_id_for(old), "model": "expansion"})["Item"]
+    assert rank["model_stage"] == f"expansion#{canonical['stage@expansion']}"

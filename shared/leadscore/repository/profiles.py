@@ -60,6 +60,7 @@ import boto3
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
+from leadscore.config import ConfigurationError
 from leadscore.domain import (
     FORM_EVENT_TYPES,
     MAX_TEXT,
@@ -803,6 +804,8 @@ class LeadProfiles:
         """Rank entries to write with a save: a model that applies and whose stage or stored score
         changed is (re)ranked; one that stopped applying leaves its ranking."""
         if self._ranks_table is None:
+            if others:
+                raise ConfigurationError("RANKS_TABLE is not set, but the catalog ranks more than one model")
             return []
         changes: list[dict[str, Any]] = []
         for model_id, evaluation in sorted(others.items()):

@@ -17,7 +17,7 @@ and read the profiles whole (the ranking's order is the index's, the truth is th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -111,6 +111,11 @@ class LeadRanks:
             if "LastEvaluatedKey" not in response:
                 return items
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def leave(self, lead_id: str, model_ids: Iterable[str]) -> None:
+        """Take a lead out of these models' rankings (idempotent: no read, no condition)."""
+        for model_id in sorted(set(model_ids)):
+            self._table.delete_item(Key={"lead_id": lead_id, "model": model_id})
 
     def erase(self, lead_id: str) -> int:
         """Delete every rank item of the lead; how many there were."""

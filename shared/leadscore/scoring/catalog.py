@@ -171,9 +171,12 @@ def slot_key(name: str, suffix: str) -> str:
     return f"{name}{suffix}"
 
 
+APPLICABILITY_PREFIX = "applies#"  # no rule id holds a "#": never a rule's counter
+
+
 def applicability_counter(model_id: str) -> str:
     """The counter (`n:<key>`) of events that meet a model's `applies_when.events`."""
-    return f"applies{SLOT_SEPARATOR}{model_id}"
+    return f"{APPLICABILITY_PREFIX}{model_id}"
 
 
 def effect_of(catalog: Catalog, event: LeadEvent, recorded_at: datetime | None = None) -> engine.EventEffect:
@@ -212,7 +215,11 @@ def view(catalog: Catalog, model_id: str, state: engine.LeadState) -> engine.Lea
     suffix = catalog.suffix(model_id)
     if not suffix:
         accumulators = {k: v for k, v in state.accumulators.items() if SLOT_SEPARATOR not in k}
-        counts = {k: v for k, v in state.counts.items() if SLOT_SEPARATOR not in k}
+        counts = {
+            k: v
+            for k, v in state.counts.items()
+            if SLOT_SEPARATOR not in k and not k.startswith(APPLICABILITY_PREFIX)
+        }
     else:
         accumulators = {k[: -len(suffix)]: v for k, v in state.accumulators.items() if k.endswith(suffix)}
         counts = {
@@ -224,7 +231,8 @@ def view(catalog: Catalog, model_id: str, state: engine.LeadState) -> engine.Lea
 
 
 def applies(catalog: Catalog, model_id: str, state: engine.LeadState) -> bool:
-    """Whether a model applies to a lead in this state (time plays no part: attributes, counts)."""
+    """Whether a model applies to a lead in this state (time plays no part: attributes, counts).
+    `state` is the lead's whole state (it holds the applicability counters), not a model's view."""
     entry = catalog.entry(model_id)
     when = entry.applies_when
     if when.attributes and not engine.conditions_hold(

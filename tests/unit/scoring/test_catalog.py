@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from leadscore import lifecycle
 from leadscore.domain import EventType
 from leadscore.errors import ModelError
 from leadscore.model_store import load_catalog, parse_catalog
+from leadscore.repository import LeadProfile
 from leadscore.scoring import catalog as cat
 from leadscore.scoring import engine
 from tests.unit.scoring.conftest import NOW
@@ -129,3 +132,77 @@ def test_applicability_refuses_non_outcomes_as_outcomes() -> None:
             f"models: [{{id: a, applies_when: {{outcomes: [page_viewed]}}, model: {TINY}}}]",
             "test",
         )
+
+
+PRODUCT = """
+models:
+  - id: everyone
+    file: default.yaml
+  - id: upgrade
+    applies_when:
+      events: [{event_types: [page_viewed], url_pattern: "*/upgrade*"}]
+    file: expansion.yaml
+"""
+
+
+def _profile(catalog: cat.Catalog, events: list) -> LeadProfile:
+    return LeadProfile(lead_id="ld_" + "0" * 24, state=_fold(catalog, events), stage="lead")
+
+
+def _bundled(name: str) -> str:
+    return (Path(cat.__file__).parent.parent / "models" / name).read_text()
+
+
+def test_a_model_that_applies_through_events_is_decided_as_applying() -> None:
+    catalog = parse_catalog(PRODUCT, "test", _bundled)
+    events = [
+        event(EventType.PAGE_VIEWED, NOW - timedelta(hours=3), url="https://x.io/upgrade/seats"),
+        event(EventType.MEETING_BOOKED, NOW - timedelta(hours=2)),
+        event(EventType.PAGE_VIEWED, NOW - timedelta(hours=1), url="https://x.io/pricing"),
+    ]
+    decision = lifecycle.decide(catalog, _profile(catalog, events), NOW, "threshold", None)
+    upgrade = decision.others["upgrade"]
+    assert upgrade.applies and upgrade.stage == "expansion_ready"  # 69.8 points
+    assert upgrade.transition is not None and upgrade.transition.reason == "threshold"
+    # and not before any upgrade page: the counter is the catalog's, never a model's rule
+    without = lifecycle.decide(catalog, _profile(catalog, events[1:]), NOW, "threshold", None)
+    assert not without.others["upgrade"].applies and without.others["upgrade"].transition is None
+
+
+def test_a_model_that_does_not_apply_keeps_the_lead_reviewed_while_its_points_fade() -> None:
+    catalog = load_catalog("bundled:catalog")
+    events = [
+        event(EventType.FORM_SUBMITTED, NOW - timedelta(days=3), job_title="CTO"),
+        event(EventType.DEAL_WON, NOW - timedelta(days=2)),  # prospect no longer applies
+    ]
+    profile = _profile(catalog, events)
+    later = NOW + timedelta(days=200)  # expansion scores no form; prospect's form still fades
+    decision = lifecycle.decide(catalog, profile, later, "decay", timedelta(hours=24))
+    assert not decision.primary.applies
+    assert decision.primary.review_at is not None  # still due: its faded sums get settled
+    assert "form_submission" in decision.primary.settled  # ...on the grid of the day, never lost
+    assert decision.primary.settled["form_submission"] is not None
+
+
+def test_a_rule_named_like_the_applicability_counter_never_makes_its_model_apply() -> None:
+    catalog = parse_catalog(
+        f"""
+models:
+  - id: everyone
+    model: {TINY}
+  - id: ent
+    applies_when:
+      events: [{{event_types: [page_viewed], url_pattern: "*/enterprise*"}}]
+    model:
+      name: e
+      version: "1"
+      grades: [{{grade: A, min_fit: 0}}]
+      stages: [{{name: l}}]
+      engagement:
+        rules: [{{id: applies, event_types: [email_opened], bins: [{{lower: 1, points: 5}}]}}]
+""",
+        "test",
+    )
+    opened = _fold(catalog, [event(EventType.EMAIL_OPENED, NOW)])
+    assert [e.id for e in cat.applicable(catalog, opened)] == ["everyone"]
+    assert engine.score(catalog.entry("ent").model, cat.view(catalog, "ent", opened), NOW).total == 5
