@@ -55,3 +55,32 @@ def test_validate_model_refuses_a_model_whose_profiles_could_outgrow_an_item(
     assert status == 2
     assert "over DynamoDB's 409,600" in capsys.readouterr().err
     assert cli.main(["validate-model"]) == 0
+
+
+def _copies(tmp_path: Path, count: int) -> Path:
+    """A catalog of `count` copies of the default model, each its own id."""
+    folder = tmp_path / f"catalog-{count}"
+    folder.mkdir()
+    (folder / "default.yaml").write_text(dump_model(load_model()), encoding="utf-8")
+    entries = "\n".join(f"  - {{id: m{n}, file: default.yaml}}" for n in range(count))
+    (folder / "catalog.yaml").write_text(f"name: copies\nmodels:\n{entries}\n", encoding="utf-8")
+    return folder
+
+
+def test_a_catalog_bounds_the_one_profile_item_and_the_longest_write_it_makes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from leadscore.model_store import load_catalog
+    from leadscore.repository.profiles import MAX_EXPRESSION_CHARS, worst_case_update_length
+
+    two, twelve = load_catalog(str(_copies(tmp_path, 2))), load_catalog(str(_copies(tmp_path, 12)))
+    one = load_model()
+    # every other model adds its own accumulators and stage fields to the one item
+    assert worst_case_size(one) < worst_case_size(two) < worst_case_size(twelve) < MAX_ITEM_BYTES
+    assert any(key.endswith("@m1") for key in worst_case_item(two))
+    # a rescore sets every model's state in one update expression: twelve of these are too many
+    assert worst_case_update_length(two) < MAX_EXPRESSION_CHARS < worst_case_update_length(twelve)
+    assert cli.main(["validate-model", str(_copies(tmp_path, 3))]) == 0
+    capsys.readouterr()
+    assert cli.main(["validate-model", str(tmp_path / "catalog-12")]) == 2
+    assert "update expression" in capsys.readouterr().err

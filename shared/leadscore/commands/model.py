@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel
 
 from leadscore.model_store import dump_model, load_catalog
-from leadscore.repository.profiles import worst_case_size
+from leadscore.repository.profiles import MAX_EXPRESSION_CHARS, worst_case_size, worst_case_update_length
 from leadscore.repository.sizes import MAX_ITEM_BYTES
 from leadscore.scoring.catalog import Catalog
 from leadscore.scoring.model import ScoringModel
@@ -69,6 +69,7 @@ def _validate(args: argparse.Namespace) -> int:
             summary["accounts"] = _dumped(accounts)
     # Every model's state sits on the one profile item: its worst case under the whole catalog.
     worst_case = summary["worst_case_profile_bytes"] = worst_case_size(catalog)
+    longest = summary["longest_update_expression_chars"] = worst_case_update_length(catalog)
     summary["checked_at"] = datetime.now(UTC).isoformat()
     json.dump(summary, sys.stdout, indent=2)
     print()
@@ -77,6 +78,14 @@ def _validate(args: argparse.Namespace) -> int:
             f"leadscore: error: a lead's profile under this {'model' if catalog.single else 'catalog'} "
             f"can reach {worst_case:,} bytes, over DynamoDB's {MAX_ITEM_BYTES:,}: read fewer attributes "
             "(each kept attribute can cost about 2 KB) or use fewer models",
+            file=sys.stderr,
+        )
+        return 2
+    if longest > MAX_EXPRESSION_CHARS:
+        print(
+            f"leadscore: error: rescoring a lead under this catalog writes an update expression of "
+            f"{longest:,} characters, over DynamoDB's {MAX_EXPRESSION_CHARS:,}: use fewer models or "
+            "fewer event rules",
             file=sys.stderr,
         )
         return 2

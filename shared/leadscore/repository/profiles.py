@@ -724,7 +724,7 @@ class LeadProfiles:
         False when the guard failed: someone else moved first, and their change is evaluated in
         turn. `others`: the catalog's other models' evaluations (by model id), saved in the same
         write, with their rank entries (LeadRanksTable) in the same transaction."""
-        expr = self._evaluation_expression(profile, evaluation, others or {})
+        expr = evaluation_expression(profile, evaluation, others or {}, self._shards)
         return self._write_evaluation(profile, evaluation, expr, self._rank_changes(profile, others or {}))
 
     def replace_scoring_state(
@@ -741,64 +741,10 @@ class LeadProfiles:
         catalog) for one recomputed under new models, with their evaluations, in one guarded
         write (a rescore)."""
         evaluation = evaluation.model_copy(update={"settled": {}})
-        expr = self._evaluation_expression(profile, evaluation, others or {})
-        for rule_id in set(profile.state.accumulators) - set(accumulators):
-            expr.remove(f"r:{rule_id}")
-        for key in set(profile.state.counts) - set(counts):
-            expr.remove(f"n:{key}")
-        for rule_id, value in accumulators.items():
-            expr.set(f"r:{rule_id}", value)
-        for key, n in counts.items():
-            expr.set(f"n:{key}", n)
-        expr.set("rescored_by", job_id)
-        expr.set("rescore_outcome", dict(outcome))
+        expr = replacement_expression(
+            profile, accumulators, counts, evaluation, job_id, outcome, others, self._shards
+        )
         return self._write_evaluation(profile, evaluation, expr, self._rank_changes(profile, others or {}))
-
-    def _evaluation_expression(
-        self, profile: LeadProfile, evaluation: Evaluation, others: Mapping[str, Evaluation]
-    ) -> Expression:
-        expr = Expression()
-        self._slot_expression(expr, profile, None, evaluation)
-        for model_id, other in sorted(others.items()):
-            self._slot_expression(expr, profile, model_id, other)
-        review_at = evaluation.review_at
-        transitions = [e.transition for e in (evaluation, *others.values()) if e.transition is not None]
-        if transitions:
-            expr.set(RECENT_TRANSITIONS, recent_transitions(profile, *transitions))
-            # The sweeper (the decay job) announces it if the stream cannot: keep the lead due soon.
-            soon = evaluation.at + timedelta(minutes=15)
-            review_at = soon if review_at is None else min(review_at, soon)
-        if review_at is None:
-            expr.remove("review_at")
-        else:
-            expr.set("review_at", int(review_at.timestamp()))
-            expr.set("review_shard", review_shard_for(profile.lead_id, self._shards))
-        return expr
-
-    @staticmethod
-    def _slot_expression(
-        expr: Expression, profile: LeadProfile, model_id: str | None, evaluation: Evaluation
-    ) -> None:
-        """One model's stage fields (`model_id` None: the primary model's plain names). A model
-        that does not apply to the lead keeps no stored score (the primary model's stays: its index
-        needs one, and readers check applicability)."""
-        suffix = "" if model_id is None else f"{SLOT_SEPARATOR}{model_id}"
-        stored = ("score", "fit", "engagement", "negative", "grade", "model_version", "scored_at")
-        if evaluation.applies or model_id is None:
-            for field in ("total", "fit", "engagement", "negative"):
-                name = "score" if field == "total" else field
-                expr.set(f"{name}{suffix}", round(getattr(evaluation, field), 6))
-            expr.set(f"grade{suffix}", evaluation.grade)
-            expr.set(f"model_version{suffix}", evaluation.model_version)
-            expr.set(f"scored_at{suffix}", iso(evaluation.at))
-        else:
-            for name in stored:
-                expr.remove(f"{name}{suffix}")
-        if evaluation.transition is not None:
-            expr.set(f"stage{suffix}", evaluation.stage)
-            expr.set(f"stage_seq{suffix}", profile.slot(model_id).stage_seq + 1)
-            expr.set(f"last_transition{suffix}", evaluation.transition.model_dump(mode="json"))
-            expr.set(f"{PENDING}{suffix}", evaluation.transition.id)
 
     def _rank_changes(self, profile: LeadProfile, others: Mapping[str, Evaluation]) -> list[dict[str, Any]]:
         """Rank entries to write with a save: a model that applies and whose stage or stored score
@@ -831,7 +777,7 @@ class LeadProfiles:
             if profile.revision == 0
             else f"{revision} = {expr.value(profile.revision)}"
         )
-        self._tidy(profile, evaluation, expr)
+        tidy(profile, evaluation, expr)
         try:
             if not ranks:
                 self._table.update_item(Key={"lead_id": profile.lead_id}, **expr.kwargs(condition))
@@ -850,24 +796,6 @@ class LeadProfiles:
                     return False  # another write to this lead is in flight: it is evaluated in turn
             raise storage_error("save the lead evaluation", exc) from exc
         return True
-
-    def _tidy(self, profile: LeadProfile, evaluation: Evaluation, expr: Expression) -> None:
-        """What only a writer that read the item as it is may do: overwrite accumulators with
-        their settled values, fold legacy attribute snapshots, keep only the first and last
-        active days. Bumps the revision, so deciders holding an older image must read again."""
-        for rule_id, value in evaluation.settled.items():
-            if value is None:
-                expr.remove(f"r:{rule_id}")
-            else:
-                expr.set(f"r:{rule_id}", value)
-        if profile.legacy_keys:
-            for name, entry in profile.attribute_times.items():
-                expr.set(f"{ATTRIBUTE_PREFIX}{name}", entry)
-            for key in profile.legacy_keys:
-                expr.remove(key)
-        if len(profile.days) > 2:
-            expr.delete("days", set(profile.days[1:-1]))
-        expr.add("revision", 1)
 
     def clear_pending(self, lead_id: str, transition_id: str, model_id: str | None = None) -> None:
         """The transition was announced (or goes to no topic): take it off the sweeper's list
@@ -1005,6 +933,99 @@ class LeadProfiles:
         return [str(item["lead_id"]) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
 
 
+# --- what deciders write -------------------------------------------------------------------------
+def evaluation_expression(
+    profile: LeadProfile, evaluation: Evaluation, others: Mapping[str, Evaluation], shards: int
+) -> Expression:
+    """A decider's write: every model's stage fields, the lead's next review."""
+    expr = Expression()
+    _slot_expression(expr, profile, None, evaluation)
+    for model_id, other in sorted(others.items()):
+        _slot_expression(expr, profile, model_id, other)
+    review_at = evaluation.review_at
+    transitions = [e.transition for e in (evaluation, *others.values()) if e.transition is not None]
+    if transitions:
+        expr.set(RECENT_TRANSITIONS, recent_transitions(profile, *transitions))
+        # The sweeper (the decay job) announces it if the stream cannot: keep the lead due soon.
+        soon = evaluation.at + timedelta(minutes=15)
+        review_at = soon if review_at is None else min(review_at, soon)
+    if review_at is None:
+        expr.remove("review_at")
+    else:
+        expr.set("review_at", int(review_at.timestamp()))
+        expr.set("review_shard", review_shard_for(profile.lead_id, shards))
+    return expr
+
+
+def _slot_expression(
+    expr: Expression, profile: LeadProfile, model_id: str | None, evaluation: Evaluation
+) -> None:
+    """One model's stage fields (`model_id` None: the primary model's plain names). A model
+    that does not apply to the lead keeps no stored score (the primary model's stays: its index
+    needs one, and readers check applicability)."""
+    suffix = "" if model_id is None else f"{SLOT_SEPARATOR}{model_id}"
+    stored = ("score", "fit", "engagement", "negative", "grade", "model_version", "scored_at")
+    if evaluation.applies or model_id is None:
+        for field in ("total", "fit", "engagement", "negative"):
+            name = "score" if field == "total" else field
+            expr.set(f"{name}{suffix}", round(getattr(evaluation, field), 6))
+        expr.set(f"grade{suffix}", evaluation.grade)
+        expr.set(f"model_version{suffix}", evaluation.model_version)
+        expr.set(f"scored_at{suffix}", iso(evaluation.at))
+    else:
+        for name in stored:
+            expr.remove(f"{name}{suffix}")
+    if evaluation.transition is not None:
+        expr.set(f"stage{suffix}", evaluation.stage)
+        expr.set(f"stage_seq{suffix}", profile.slot(model_id).stage_seq + 1)
+        expr.set(f"last_transition{suffix}", evaluation.transition.model_dump(mode="json"))
+        expr.set(f"{PENDING}{suffix}", evaluation.transition.id)
+
+
+def replacement_expression(
+    profile: LeadProfile,
+    accumulators: Mapping[str, float],
+    counts: Mapping[str, int],
+    evaluation: Evaluation,
+    job_id: str,
+    outcome: Mapping[str, Any],
+    others: Mapping[str, Evaluation] | None,
+    shards: int,
+) -> Expression:
+    """A rescore's write: `evaluation_expression`, with the lead's model-dependent state replaced."""
+    expr = evaluation_expression(profile, evaluation, others or {}, shards)
+    for rule_id in set(profile.state.accumulators) - set(accumulators):
+        expr.remove(f"r:{rule_id}")
+    for key in set(profile.state.counts) - set(counts):
+        expr.remove(f"n:{key}")
+    for rule_id, value in accumulators.items():
+        expr.set(f"r:{rule_id}", value)
+    for key, n in counts.items():
+        expr.set(f"n:{key}", n)
+    expr.set("rescored_by", job_id)
+    expr.set("rescore_outcome", dict(outcome))
+    return expr
+
+
+def tidy(profile: LeadProfile, evaluation: Evaluation, expr: Expression) -> None:
+    """What only a writer that read the item as it is may do: overwrite accumulators with
+    their settled values, fold legacy attribute snapshots, keep only the first and last
+    active days. Bumps the revision, so deciders holding an older image must read again."""
+    for rule_id, value in evaluation.settled.items():
+        if value is None:
+            expr.remove(f"r:{rule_id}")
+        else:
+            expr.set(f"r:{rule_id}", value)
+    if profile.legacy_keys:
+        for name, entry in profile.attribute_times.items():
+            expr.set(f"{ATTRIBUTE_PREFIX}{name}", entry)
+        for key in profile.legacy_keys:
+            expr.remove(key)
+    if len(profile.days) > 2:
+        expr.delete("days", set(profile.days[1:-1]))
+    expr.add("revision", 1)
+
+
 # --- the bound -------------------------------------------------------------------------------------
 MAX_NUMBER = Decimal("-9.9999999999999999999999999999999999999E+125")  # 38 digits: the largest
 LONGEST_STAMP = "2026-01-01T00:00:00.000000Z#ev_" + "f" * 32
@@ -1125,6 +1146,43 @@ def worst_case_item(models: ScoringModel | Catalog, retention_days: int = 400) -
     for outcome in OUTCOME_EVENT_TYPES:
         item[f"{OUTCOME_TYPE_PREFIX}{outcome}"] = LONGEST_STAMP
     return item
+
+
+MAX_EXPRESSION_CHARS = 4096  # DynamoDB's limit on an UpdateExpression
+
+
+def worst_case_update_length(catalog: Catalog) -> int:
+    """Characters of the longest UpdateExpression the catalog's writers send: a rescore of a lead
+    holding every accumulator and counter, every model moving stage (it sets all of them at once).
+    Must stay within MAX_EXPRESSION_CHARS."""
+    item = {k: v for k, v in worst_case_item(catalog).items() if k != "review_at"}  # as a time
+    profile = profile_from_item(item, catalog.primary.model.initial_stage)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def moved(model: ScoringModel) -> Evaluation:
+        stage = model.stages[-1].name
+        transition = Transition(
+            from_stage=model.initial_stage, to_stage=stage, at=at, reason="rescore", score=1
+        )
+        return Evaluation(
+            total=1,
+            fit=1,
+            engagement=1,
+            negative=1,
+            grade="A",
+            model_version="v",
+            at=at,
+            stage=stage,
+            transition=transition,
+            review_at=at,
+        )
+
+    others = {entry.id: moved(entry.model) for entry in catalog.models[1:]}
+    primary = moved(catalog.primary.model)
+    state = profile.state
+    expr = replacement_expression(profile, state.accumulators, state.counts, primary, "job", {}, others, 255)
+    tidy(profile, primary, expr)
+    return len(expr.kwargs()["UpdateExpression"])
 
 
 def worst_case_size(models: ScoringModel | Catalog, retention_days: int = 400) -> int:
