@@ -40,7 +40,7 @@ class Settings(BaseModel):
     lead_id_scheme: Literal["keyed", "legacy-sha256"] = Field(default="keyed", alias="LEAD_ID_SCHEME")
     rate_limit_table: str | None = Field(default=None, alias="RATE_LIMIT_TABLE")  # rate limits, tokens
     identity_table: str | None = Field(default=None, alias="IDENTITY_TABLE")  # provider ids, parked events
-    scoring_model: str = Field(default="bundled:default", alias="SCORING_MODEL")
+    scoring_model: str = Field(default="bundled:catalog", alias="SCORING_MODEL")  # the shipped catalog
     event_retention_days: int = Field(default=400, ge=1, alias="EVENT_RETENTION_DAYS")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, alias="MAX_BODY_BYTES")
     signature_tolerance_seconds: int = Field(default=300, ge=1, alias="SIGNATURE_TOLERANCE_SECONDS")

@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
 
 from leadscore import clock
+from leadscore.accounts import accounts_store, definition_of
 from leadscore.config import ConfigurationError, Settings
 from leadscore.errors import InvalidRequest, NotFound, StorageUnavailable
 from leadscore.keys import LeadKeys
@@ -31,6 +32,7 @@ from leadscore.repository import from_dynamo, iso, parse_iso, profile_from_item
 from leadscore.repository.personal import ErasureCounts, PersonalRecords
 from leadscore.repository.profiles import ERASED, RECENT_TRANSITIONS, is_tombstone
 from leadscore.scoring import engine
+from leadscore.scoring.accounts import member_account
 from leadscore.scoring.catalog import applies
 
 
@@ -79,6 +81,10 @@ class LeadExport(BaseModel):
     )
     rank_entries: list[dict[str, Any]] = Field(
         default_factory=list, description="Its entries in the rankings of the catalog's other models"
+    )
+    account_memberships: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Its summaries on its account's item (`m:<lead id>`, one per lead folded into it too)",
     )
 
 
@@ -148,7 +154,29 @@ def export_lead(lead_id: str, settings: Settings, now: datetime | None = None) -
         rate_limit_counters=[_plain(item) for item in stored.rate_limit_counters],
         stages=_stages(profile, settings),
         rank_entries=[_plain(item) for item in stored.rank_entries],
+        account_memberships=_memberships(profile, [canonical, *stored.merged], settings),
     )
+
+
+def _memberships(
+    profile: Mapping[str, Any] | None, lead_ids: list[str], settings: Settings
+) -> list[dict[str, Any]]:
+    """The lead's (and its folded leads') entries on its account, as stored."""
+    catalog = load_catalog(settings.scoring_model)
+    if catalog.accounts is None or not profile or is_tombstone(profile) or profile.get("alias_of"):
+        return []
+    account = member_account(catalog, profile_from_item(profile, catalog.primary.model.initial_stage).state)
+    if account is None:
+        return []
+    definition = definition_of(catalog)
+    try:
+        entries = accounts_store(settings, definition).member_entries(account, lead_ids)
+    except (ClientError, BotoCoreError) as exc:
+        raise StorageUnavailable("could not read the lead's account; please retry") from exc
+    return [
+        {"account": account, "member": name, "entry": _plain(entry)}
+        for name, entry in sorted(entries.items())
+    ]
 
 
 def _score(profile: Mapping[str, Any] | None, settings: Settings, at: datetime) -> dict[str, Any] | None:

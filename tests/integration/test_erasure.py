@@ -164,7 +164,7 @@ def test_after_erasure_no_item_in_any_table_names_the_person(stack: Stack) -> No
     # Given a person stored in every table
     person = _known_person(stack)
     idempotency_before = _scan_all(stack)["IdempotencyTable"]
-    assert len(idempotency_before) == 2
+    assert len([i for i in idempotency_before if i["id"].startswith("leadscore.stage_changed")]) == 2
     needles = [
         person["email"],
         person["old_email"],
@@ -177,6 +177,7 @@ def test_after_erasure_no_item_in_any_table_names_the_person(stack: Stack) -> No
         "EventLedgerTable",
         "LeadProfilesTable",
         "LeadRanksTable",
+        "AccountsTable",  # the shipped catalog scores accounts: the person's summary on theirs
         "IdentityTable",
         "RateLimitTable",
     }
@@ -210,7 +211,9 @@ def test_after_erasure_no_item_in_any_table_names_the_person(stack: Stack) -> No
         f"erased#{lead}" for lead in (person["lead"], person["old_lead"])
     )
     assert all(set(m) == {"pk", "sk", "erased_at"} for m in marks)
-    assert _scan_all(stack)["IdempotencyTable"] == []
+    # (the account's own announcement record stays: it names the account, not its people)
+    records = _scan_all(stack)["IdempotencyTable"]
+    assert [r for r in records if not str(r["id"]).startswith("leadscore.account_stage_changed#")] == []
     # Items of other people are untouched
     assert len([i for i in _scan_all(stack)["IdentityTable"] if not str(i["pk"]).startswith("erased#")]) == 1
     assert len(_scan_all(stack)["RateLimitTable"]) == 2  # someone else's lead counter, the IP counter
@@ -412,7 +415,13 @@ def test_the_export_holds_everything_the_tables_held(stack: Stack) -> None:
     assert export["export_version"] == 1 and export["lead_id"] == person["lead"]
     assert export["requested_lead_id"] == person["old_lead"] and export["erased"] is False
     raw = _scan_all(stack)
-    naming = [item for items in raw.values() for item in items if any(n in _text(item) for n in needles)]
+    naming = [
+        item
+        for table, items in raw.items()
+        if table != "AccountsTable"  # an account's item names its other members too: see below
+        for item in items
+        if any(n in _text(item) for n in needles)
+    ]
     exported_items = [export["profile"]] + [
         item
         for part in ("events", "aliases", "identity_links", "parked_events", "identity_entries")
@@ -422,16 +431,29 @@ def test_the_export_holds_everything_the_tables_held(stack: Stack) -> None:
     assert naming
     for item in naming:
         assert privacy._plain(item) in exported_items, item
-    announcement_records = [privacy._plain(i) for i in raw["IdempotencyTable"]]
+    announcement_records = [  # the lead's announcements (an account's record names the account)
+        privacy._plain(i)
+        for i in raw["IdempotencyTable"]
+        if str(i["id"]).startswith("leadscore.stage_changed#")
+    ]
     assert sorted(export["notification_records"], key=str) == sorted(announcement_records, key=str)
     assert len(export["events"]) == 5 and export["merged_leads"] == [person["old_lead"]]
     assert [h.get("to_stage") for h in export["stage_history"]][-1] == "SQL"
     assert len(export["stage_history"]) == 2
     assert export["score"]["total"] > 0
-    assert export["stages"] == [{"model": "default", "stage": "SQL", "applies": True}]
+    assert export["stages"] == [  # the shipped catalog: a prospect, not (yet) a customer
+        {"model": "prospect", "stage": "SQL", "applies": True},
+        {"model": "expansion", "stage": "customer", "applies": False},
+    ]
     assert sorted(e["lead_id"] for e in export["rank_entries"]) == sorted(
         [person["lead"], person["old_lead"]]
     )
+    # the account's item: the person's own entries, every one of them, and no one else's
+    [account] = raw["AccountsTable"]
+    theirs = {k: v for k, v in account.items() if k.startswith("m:") and any(n in k for n in needles)}
+    assert theirs
+    assert {m["member"]: m["entry"] for m in export["account_memberships"]} == privacy._plain(theirs)
+    assert {m["account"] for m in export["account_memberships"]} == {account["account"]}
 
 
 def test_export_of_an_erased_lead_says_so_and_an_unknown_lead_is_404(stack: Stack) -> None:

@@ -186,6 +186,8 @@ def test_a_models_stage_defaults_to_its_first_until_a_decision_writes_one(catalo
 
 
 def test_a_single_model_deployment_answers_as_before_plus_its_one_model(stack: Stack) -> None:
+    for env in stack.runner.environments.values():
+        env["SCORING_MODEL"] = "bundled:default"  # a deployment that names one model file
     email = _email("single")
     stack.post_generic({"email": email, "event": "demo_requested", "attributes": VP})
     stack.settle()

@@ -55,7 +55,7 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         default=os.environ.get("SCORING_MODEL") or None,
         help="run the functions on this scoring model (a learned or hand-written model file, or "
-        "bundled:NAME; default: SCORING_MODEL if set, else the template's bundled:default)",
+        "bundled:NAME; default: SCORING_MODEL if set, else the template's bundled:catalog)",
     )
     local.set_defaults(run=_local)
 

@@ -535,7 +535,7 @@ def _catalog(stack: LocalStack) -> Catalog:
     sources = {
         str(env["SCORING_MODEL"]) for env in stack.runner.environments.values() if "SCORING_MODEL" in env
     }
-    return load_catalog(min(sources) if sources else "bundled:default")
+    return load_catalog(min(sources) if sources else "bundled:catalog")
 
 
 def _per_model(catalog: Catalog, client: Client, tally: Tally, out: Callable[[str], None]) -> None:

@@ -249,6 +249,20 @@ class Accounts:
         item = self._table.get_item(Key={"account": account}, ConsistentRead=True).get("Item")
         return account_from_item(item, self._initial_stage) if item else None
 
+    def member_entries(self, account: str, lead_ids: Sequence[str]) -> dict[str, Any]:
+        """The account's entries (`m:<lead id>`) of these leads, as stored: what an access request
+        exports (the other members' entries are other people's)."""
+        if not lead_ids:
+            return {}
+        names = {f"#m{n}": member_attribute(lead_id) for n, lead_id in enumerate(lead_ids)}
+        item = self._table.get_item(
+            Key={"account": account},
+            ConsistentRead=True,
+            ProjectionExpression=", ".join(names),
+            ExpressionAttributeNames=names,
+        ).get("Item")
+        return dict(item or {})
+
     def get_many(self, accounts: Sequence[str]) -> list[AccountRecord]:
         found: list[AccountRecord] = []
         for start in range(0, len(accounts), 100):
