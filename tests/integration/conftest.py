@@ -152,6 +152,10 @@ def stack(
             transformed_template, session, prefix="it-", secret_strings={"WebhookSecret": json.dumps(secret)}
         )
         runner = Runner(transformed_template, physical, session, base_environment={}, log=None)
+        # A one-model deployment (ScoringModel=bundled:default): what most tests here describe.
+        # Tests of catalogs and accounts deploy the shipped default catalog (or their own) instead.
+        for environment in runner.environments.values():
+            environment["SCORING_MODEL"] = "bundled:default"
         pipeline.reset()
         parameters.clear_caches()
         test_clock = Clock()

@@ -159,9 +159,15 @@ def _get(stack: Stack, path: str, headers: dict[str, str] = SIGNED) -> tuple[int
     return status, json.loads(raw or b"{}")
 
 
+def _deploy_catalog(stack: Stack) -> None:
+    for environment in stack.runner.environments.values():
+        environment["SCORING_MODEL"] = "bundled:catalog"
+
+
 # --------------------------------------------------------------------------------------- erasure
 def test_after_erasure_no_item_in_any_table_names_the_person(stack: Stack) -> None:
-    # Given a person stored in every table
+    # Given a person stored in every table (the shipped catalog: accounts too)
+    _deploy_catalog(stack)
     person = _known_person(stack)
     idempotency_before = _scan_all(stack)["IdempotencyTable"]
     assert len([i for i in idempotency_before if i["id"].startswith("leadscore.stage_changed")]) == 2
@@ -403,7 +409,8 @@ def test_rescoring_and_the_lead_api_skip_tombstones(stack: Stack) -> None:
 
 # ----------------------------------------------------------------------------------------- export
 def test_the_export_holds_everything_the_tables_held(stack: Stack) -> None:
-    # Given a person stored in every table
+    # Given a person stored in every table (the shipped catalog: accounts too)
+    _deploy_catalog(stack)
     person = _known_person(stack)
     needles = [person["lead"], person["old_lead"], person["email"], person["old_email"], person["ext"]]
 

@@ -36,6 +36,8 @@ def env(
     variables = {
         "LEDGER_TABLE": tables["EventLedgerTable"],
         "PROFILES_TABLE": tables["LeadProfilesTable"],
+        "RANKS_TABLE": tables["LeadRanksTable"],
+        "ACCOUNTS_TABLE": tables["AccountsTable"],
         "IDEMPOTENCY_TABLE": tables["IdempotencyTable"],
         "NURTURE_TOPIC_ARN": topics["NurtureTopic"],
         "SALES_TOPIC_ARN": topics["SalesTopic"],

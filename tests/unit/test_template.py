@@ -385,7 +385,7 @@ def test_parameters_have_the_documented_defaults(sam_template: dict[str, Any]) -
     defaults = {name: spec.get("Default") for name, spec in sam_template["Parameters"].items()}
     assert defaults == {
         "LogLevel": "INFO",
-        "ScoringModel": "bundled:default",
+        "ScoringModel": "bundled:catalog",
         "EventRetentionDays": 400,
         "MaxBodyBytes": 1048576,
         "SignatureToleranceSeconds": 300,

@@ -27,7 +27,7 @@ TABLE_VARIABLES = {
     "RateLimitTable": "RATE_LIMIT_TABLE",
 }
 # Tables that name a lead but that a stack of an earlier version lacks: passed on when present.
-OPTIONAL_TABLE_VARIABLES = {"LeadRanksTable": "RANKS_TABLE"}
+OPTIONAL_TABLE_VARIABLES = {"LeadRanksTable": "RANKS_TABLE", "AccountsTable": "ACCOUNTS_TABLE"}
 
 
 def register(subparsers: Any) -> None:

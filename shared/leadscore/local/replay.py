@@ -475,6 +475,8 @@ def _report(
         tally.fail(f"no lead reached {stages[-1]}")
     if not catalog.single:
         _per_model(catalog, client, tally, out)
+    if catalog.accounts is not None:
+        _top_accounts(catalog, client, tally, out, options.top)
     if everyone:
         status, detail = client.signed_get(f"/v1/leads/{everyone[0]['lead_id']}")
         if status != 200 or not detail.get("recent_events"):
@@ -536,6 +538,45 @@ def _catalog(stack: LocalStack) -> Catalog:
         str(env["SCORING_MODEL"]) for env in stack.runner.environments.values() if "SCORING_MODEL" in env
     }
     return load_catalog(min(sources) if sources else "bundled:catalog")
+
+
+def _top_accounts(
+    catalog: Catalog, client: Client, tally: Tally, out: Callable[[str], None], top: int
+) -> None:
+    """The accounts, by stage, and the best ones with their engaged people (GET /v1/accounts)."""
+    assert catalog.accounts is not None
+    accounts: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+    for stage in reversed(catalog.accounts.stages):
+        found, cursor = [], None
+        while True:
+            query = {"stage": stage.name, "limit": "50", **({"cursor": cursor} if cursor else {})}
+            status, page = client.signed_get(f"/v1/accounts?{urlencode(query)}")
+            if status != 200:
+                tally.fail(f"account ranking of {stage.name}: {status} {page}")
+                break
+            found.extend(page["items"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                break
+        counts[stage.name] = len(found)
+        accounts.extend(found)
+    shown = ", ".join(f"{s.name} {counts.get(s.name, 0)}" for s in catalog.accounts.stages)
+    out(f"\nAccounts by stage (GET /v1/accounts?stage=...): {shown}")
+    if not accounts:
+        tally.fail("no account was scored")
+        return
+    out(f"Top {min(top, 5, len(accounts))} accounts and their buying committee:")
+    for account in accounts[: min(top, 5)]:
+        engaged = [m for m in account["members"] if m["engaged"]]
+        people = ", ".join(
+            f"{m['title'] or m['role'] or 'someone'} ({m['engagement']:.0f})" for m in engaged[:4]
+        )
+        out(
+            f"  {account['account']:<30} {account['stage']:<12} score {account['total']:>5.1f}  "
+            f"{len(engaged)} engaged of {len(account['members'])}: {people}"
+        )
+        out(f"      {'; '.join(account['reasons'][:3])}")
 
 
 def _per_model(catalog: Catalog, client: Client, tally: Tally, out: Callable[[str], None]) -> None:
