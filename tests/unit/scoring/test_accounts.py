@@ -68,7 +68,8 @@ def test_account_score_equals_its_definition_recomputed_from_the_members_scores(
         roles = {engine.derived_attributes(model, states[e]).get("seniority") for e in engaged}
         expected = (
             definition.fit.weight * max(r.fit for r in scores.values())
-            + sum(sorted((r.engagement for r in scores.values()), reverse=True)[: definition.engagement.top])
+            + definition.engagement.weight
+            * sum(sorted((r.engagement for r in scores.values()), reverse=True)[: definition.engagement.top])
             + min(definition.people.max, definition.people.points * len(engaged))
             + min(definition.roles.max, sum(definition.roles.points.get(str(r), 0) for r in roles))
         )
