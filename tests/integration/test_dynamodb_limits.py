@@ -324,3 +324,27 @@ def test_an_update_that_creates_an_item_streams_one_insert(db: tuple[Any, str, s
     new = _stream_records(profiles)[len(records) :]
     assert [r["eventName"] for r in new] == ["INSERT"]  # moto also streamed a key-only INSERT
     assert new[0]["dynamodb"]["NewImage"] == {"lead_id": {"S": "ld_fresh"}, "score": {"N": "1"}}
+
+
+def test_an_update_expression_longer_than_4_kb_is_refused_and_changes_nothing(
+    db: tuple[Any, str, str],
+) -> None:
+    client, profiles, _ = db
+
+    def update(clauses: int) -> dict[str, Any]:  # about 50 characters a clause
+        return {
+            "TableName": profiles,
+            "Key": {"lead_id": {"S": "ld_expr"}},
+            "UpdateExpression": "SET "
+            + ", ".join(f"#attribute_name_{n:04} = :attribute_value_{n:04}" for n in range(clauses)),
+            "ExpressionAttributeNames": {f"#attribute_name_{n:04}": f"a{n}" for n in range(clauses)},
+            "ExpressionAttributeValues": {f":attribute_value_{n:04}": {"N": str(n)} for n in range(clauses)},
+        }
+
+    assert len(update(60)["UpdateExpression"]) < 4096 < len(update(100)["UpdateExpression"])
+    client.update_item(**update(60))
+    before = _get(client, profiles, lead_id="ld_expr")
+    with pytest.raises(ClientError) as error:
+        client.update_item(**update(100))
+    _refused(error, "ValidationException", "Expression size has exceeded the maximum allowed size")
+    assert _get(client, profiles, lead_id="ld_expr") == before

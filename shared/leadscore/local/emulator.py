@@ -34,6 +34,8 @@ reliably. `dynamodb_limits` (entered by `atomic_requests`, so active wherever it
   anything. Numbers sent in an update's ExpressionAttributeValues are range-checked too, as moto
   already does for items put (boto3 itself refuses such `Decimal`s client-side, with `decimal`
   errors: that is real behaviour, left alone);
+- an update or condition expression is at most 4 KB (moto takes any length), so a catalog whose
+  rescoring write is too long fails in the tests as it would in AWS;
 - inside TransactWriteItems these failures cancel the transaction with a `ValidationError`
   reason for the item at fault, as DynamoDB does, instead of failing the whole request;
 - an UpdateItem that creates an item streams one INSERT (moto also streamed a key-only one).
@@ -154,6 +156,8 @@ _TOO_LARGE = "Item size has exceeded the maximum allowed size"
 _OVERFLOW = "Number overflow. Attempting to store a number with magnitude larger than supported range"
 _UNDERFLOW = "Number underflow. Attempting to store a number with magnitude smaller than supported range"
 _TOO_PRECISE = "Attempting to store more than 38 significant digits in a Number"
+_TOO_LONG = "Invalid {part}: Expression size has exceeded the maximum allowed size; expression size: {size}"
+MAX_EXPRESSION_CHARS = 4096  # DynamoDB's limit on any expression string
 _EXACT = Context(prec=1000, traps=[Inexact, InvalidOperation])  # sums of DynamoDB numbers fit
 
 
@@ -326,6 +330,9 @@ def dynamodb_limits() -> Iterator[None]:
 
     def update(self: Any, *args: Any, **kwargs: Any) -> Any:
         arguments = update_signature.bind(self, *args, **kwargs).arguments
+        for part in ("update_expression", "condition_expression"):
+            if len(arguments.get(part) or "") > MAX_EXPRESSION_CHARS:
+                raise _refusal(_TOO_LONG.format(part=part, size=len(arguments[part])))
         for value in (arguments.get("expression_attribute_values") or {}).values():
             _check_numbers(value)
         try:

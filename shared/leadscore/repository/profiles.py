@@ -1148,7 +1148,7 @@ def worst_case_item(models: ScoringModel | Catalog, retention_days: int = 400) -
     return item
 
 
-MAX_EXPRESSION_CHARS = 4096  # DynamoDB's limit on an UpdateExpression
+MAX_EXPRESSION_CHARS = 4096  # DynamoDB's limit on an UpdateExpression (the emulator holds it too)
 
 
 def worst_case_update_length(catalog: Catalog) -> int:
