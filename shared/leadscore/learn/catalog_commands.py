@@ -213,13 +213,13 @@ def backtest_catalog(args: argparse.Namespace, catalog: Catalog, mode: str) -> i
         labels = _labels(args, catalog.primary.model)
         labelled = label_leads(history, labels)
         _check_labels(history, labelled)
-        model_of, results = catalogs.score_history(catalog, history, labelled)
+        model_of, results, every = catalogs.score_history(catalog, history, labelled)
         y = np.asarray(labelled.y, dtype=int)
         source = args.events
     else:
-        model_of, results, y = _score_csv(args, catalog)
+        (model_of, results, every), y = _score_csv(args, catalog)
         source = args.history
-    metrics, kept, outcomes = catalogs.evaluate_catalog(catalog, model_of, results, y)
+    metrics, kept, outcomes = catalogs.evaluate_catalog(catalog, model_of, results, y, every)
     if args.report:
         from leadscore.learn.commands import write_atomically
         from leadscore.learn.report import render
@@ -235,7 +235,7 @@ def backtest_catalog(args: argparse.Namespace, catalog: Catalog, mode: str) -> i
     return 0
 
 
-def _score_csv(args: argparse.Namespace, catalog: Catalog) -> tuple[list[str | None], list[Any], np.ndarray]:
+def _score_csv(args: argparse.Namespace, catalog: Catalog) -> tuple[catalogs.Scored, np.ndarray]:
     from leadscore.learn.dataset import load_history
     from leadscore.learn.leadstate import builder_for_columns, builder_from_metadata
     from leadscore.learn.mapping import load_mapping
@@ -267,8 +267,7 @@ def _score_csv(args: argparse.Namespace, catalog: Catalog) -> tuple[list[str | N
             "which the catalog's applicability reads: those leads count as missing it",
             file=sys.stderr,
         )
-    model_of, results = catalogs.score_rows(catalog, history.frame, history.ids, builders, everything)
-    return model_of, results, history.y
+    return catalogs.score_rows(catalog, history.frame, history.ids, builders, everything), history.y
 
 
 def _print_summary(catalog: Catalog, metrics: dict[str, Any]) -> None:

@@ -1,9 +1,11 @@
-"""Backtesting a catalog of models: each historical lead scored by the model that applies to it.
+"""Backtesting a catalog of models: each historical lead scored by the models that apply to it.
 
-A lead is scored by the first model of the catalog that applies to it (catalog order); in a
-segmented catalog (`calibrate --segment-by`) exactly one does. Leads no model applies to are
-counted and left out. The metrics are `evaluate.evaluate`'s over all scored leads (stage rows by
-stage name, each lead judged by its own model's thresholds), plus the same figures per model.
+For the overall figures a lead is scored by the first model of the catalog that applies to it
+(catalog order); in a segmented catalog (`calibrate --segment-by`) exactly one does. Leads no model
+applies to are counted and left out. The metrics are `evaluate.evaluate`'s over all scored leads
+(stage rows by stage name, each lead judged by its own model's thresholds), plus the same figures
+per model over every lead that model applies to (models may overlap: a persona model next to an
+everyone model is measured on its persona's leads).
 """
 
 from __future__ import annotations
@@ -53,23 +55,27 @@ def replay_catalog(
     )
 
 
-def score_history(
-    catalog: Catalog, history: EventHistory, labelled: Labelled
-) -> tuple[list[str | None], list[engine.ScoreResult | None]]:
-    """Each labelled lead's model (None: none applies) and its score at its decision moment."""
-    model_of: list[str | None] = []
-    results: list[engine.ScoreResult | None] = []
+Scored = tuple[list[str | None], list[engine.ScoreResult | None], list[dict[str, engine.ScoreResult]]]
+
+
+def _first(every: list[dict[str, engine.ScoreResult]]) -> Scored:
+    """(each lead's first applicable model, its result, every applicable model's result)."""
+    model_of = [next(iter(e), None) for e in every]
+    return model_of, [e[m] if m is not None else None for e, m in zip(every, model_of, strict=True)], every
+
+
+def score_history(catalog: Catalog, history: EventHistory, labelled: Labelled) -> Scored:
+    """Each labelled lead's scores at its decision moment by every model that applies to it."""
+    every = []
     for email, cut in zip(labelled.emails, labelled.cuts, strict=True):
         state = replay_catalog(catalog, email, history.leads[email], cut)
-        applying = catalogs.applicable(catalog, state)
-        if not applying:
-            model_of.append(None)
-            results.append(None)
-            continue
-        entry = applying[0]
-        model_of.append(entry.id)
-        results.append(engine.score(entry.model, catalogs.view(catalog, entry.id, state), cut))
-    return model_of, results
+        every.append(
+            {
+                entry.id: engine.score(entry.model, catalogs.view(catalog, entry.id, state), cut)
+                for entry in catalogs.applicable(catalog, state)
+            }
+        )
+    return _first(every)
 
 
 def score_rows(
@@ -78,22 +84,19 @@ def score_rows(
     ids: Sequence[str],
     builders: dict[str, StateBuilder],
     everything: StateBuilder,
-) -> tuple[list[str | None], list[engine.ScoreResult | None]]:
+) -> Scored:
     """CSV rows: `everything` builds the state applicability reads (every column an attribute can
     come from), `builders[id]` the state model `id` is scored on (as a single-model backtest)."""
-    model_of: list[str | None] = []
-    results: list[engine.ScoreResult | None] = []
+    every = []
     for row, lead_id in zip(frame.to_dict("records"), ids, strict=True):
         applying = catalogs.applicable(catalog, everything.build(row, lead_id))
-        if not applying:
-            model_of.append(None)
-            results.append(None)
-            continue
-        entry = applying[0]
-        model = entry.model
-        model_of.append(entry.id)
-        results.append(engine.score(model, builders[entry.id].build(row, lead_id), model.epoch))
-    return model_of, results
+        every.append(
+            {
+                entry.id: engine.score(entry.model, builders[entry.id].build(row, lead_id), entry.model.epoch)
+                for entry in applying
+            }
+        )
+    return _first(every)
 
 
 def _stage_rows(
@@ -138,8 +141,11 @@ def evaluate_catalog(
     model_of: Sequence[str | None],
     results: Sequence[engine.ScoreResult | None],
     y: np.ndarray,
+    every: Sequence[dict[str, engine.ScoreResult]] | None = None,
 ) -> tuple[dict[str, Any], list[engine.ScoreResult], np.ndarray]:
-    """Metrics overall and per model; returns (metrics, the scored leads' results, their outcomes)."""
+    """Metrics overall and per model; returns (metrics, the scored leads' results, their outcomes).
+    `every`: each lead's result by every model that applies to it (per-model figures then cover
+    every lead a model applies to; without it, the leads it scored first)."""
     scored = [i for i, r in enumerate(results) if r is not None]
     ids = [str(model_of[i]) for i in scored]
     kept = [r for r in results if r is not None]
@@ -181,8 +187,12 @@ def evaluate_catalog(
     metrics["unscored"] = len(results) - len(kept)  # leads no model applies to
     per_model = []
     for entry in catalog.models:
-        mine = [k for k, m in enumerate(ids) if m == entry.id]
-        mine_y = outcomes[mine]
+        if every is None:
+            mine = [k for k, m in enumerate(ids) if m == entry.id]
+            own_results, mine_y = [kept[k] for k in mine], outcomes[mine]
+        else:
+            mine = [i for i, e in enumerate(every) if entry.id in e]
+            own_results, mine_y = [every[i][entry.id] for i in mine], y[mine]
         row: dict[str, Any] = {
             "model": entry.id,
             "name": entry.model.name,
@@ -195,7 +205,7 @@ def evaluate_catalog(
             "stages": [],
         }
         if len(np.unique(mine_y)) == 2:
-            own = evaluate(entry.model, [kept[k] for k in mine], mine_y)
+            own = evaluate(entry.model, own_results, mine_y)
             row.update(
                 auc=own["auc"],
                 top_decile_lift=own["top_decile_lift"],
@@ -211,7 +221,7 @@ def evaluate_catalog(
 
 def model_lines(metrics: dict[str, Any]) -> list[str]:
     """The per-model part of backtest's summary."""
-    lines = ["per model (each lead scored by the model that applies to it):"]
+    lines = ["per model (each on every lead it applies to):"]
     for row in metrics["models"]:
         if not row["leads"]:
             lines.append(f"  {row['model']}: no lead")
