@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leadscore.domain import AttributeValue
 from leadscore.learn.evaluate import evaluate
-from leadscore.learn.history import EventHistory, HistoryEvent, Labelled, before
+from leadscore.learn.history import EventHistory, HistoryEvent, Labelled, replay
 from leadscore.learn.leadstate import StateBuilder
 from leadscore.scoring import catalog as catalogs
 from leadscore.scoring import engine
@@ -30,29 +29,8 @@ def replay_catalog(
     catalog: Catalog, email: str, events: Sequence[HistoryEvent], at: datetime
 ) -> engine.LeadState:
     """The lead's whole state at `at` under every model of the catalog (as the runtime's one profile
-    holds it), from its events before `at` through the catalog's own `effect_of`."""
-    seen = before(events, at)
-    accumulators: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    attributes: dict[str, AttributeValue] = {}
-    last_activity: datetime | None = None
-    for line, event in enumerate(seen):
-        effect = catalogs.effect_of(catalog, event.to_lead_event(line))
-        for key, value in effect.accumulators.items():
-            accumulators[key] = accumulators.get(key, 0.0) + value
-        for key, n in effect.counts.items():
-            counts[key] = counts.get(key, 0) + n
-        attributes.update(effect.attributes)
-        if effect.active:
-            last_activity = event.occurred_at
-    return engine.LeadState(
-        email=email,
-        attributes=attributes,
-        accumulators=accumulators,
-        counts=counts,
-        last_activity_at=last_activity,
-        first_seen_at=seen[0].occurred_at if seen else None,
-    )
+    holds it), from its events before `at`."""
+    return replay(catalog, email, events, at)
 
 
 Scored = tuple[list[str | None], list[engine.ScoreResult | None], list[dict[str, engine.ScoreResult]]]

@@ -42,6 +42,8 @@ from leadscore.domain import (
 )
 from leadscore.errors import LeadScoreError
 from leadscore.scoring import engine
+from leadscore.scoring.catalog import Catalog
+from leadscore.scoring.catalog import effect_of as catalog_effect_of
 from leadscore.scoring.engine import LeadState
 from leadscore.scoring.model import ScoringModel
 
@@ -311,16 +313,25 @@ def latest_attributes(events: Iterable[HistoryEvent]) -> dict[str, AttributeValu
     return values
 
 
-def replay(model: ScoringModel, email: str, events: Sequence[HistoryEvent], at: datetime) -> LeadState:
-    """The lead's state at `at` as the runtime would hold it, built from its events before `at`
-    with the engine's own `effect_of` (outcomes never count)."""
+def replay(
+    models: ScoringModel | Catalog, email: str, events: Sequence[HistoryEvent], at: datetime
+) -> LeadState:
+    """The lead's state at `at` as the runtime would hold it (under one model, or every model of a
+    catalog as its one profile holds them), built from its events before `at` with the runtime's
+    own `effect_of` (outcomes never count)."""
+
+    def effect_of(event: LeadEvent) -> engine.EventEffect:  # one model: the engine's own, as fast
+        if isinstance(models, Catalog):
+            return catalog_effect_of(models, event)
+        return engine.effect_of(models, event)
+
     seen = before(events, at)
     accumulators: dict[str, float] = {}
     counts: dict[str, int] = {}
     attributes: dict[str, AttributeValue] = {}
     last_activity: datetime | None = None
     for line, event in enumerate(seen):
-        effect = engine.effect_of(model, event.to_lead_event(line))
+        effect = effect_of(event.to_lead_event(line))
         for key, value in effect.accumulators.items():
             accumulators[key] = accumulators.get(key, 0.0) + value
         for key, n in effect.counts.items():

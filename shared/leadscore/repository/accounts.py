@@ -31,6 +31,7 @@ import boto3
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
+from leadscore.repository import codec
 from leadscore.repository.codec import (
     Expression,
     condition_failed,
@@ -295,18 +296,8 @@ class Accounts:
         return [found[k] for k in keys if k in found], response.get("LastEvaluatedKey")
 
     def due_for_review(self, shard: str, now: datetime) -> Iterator[str]:
-        kwargs: dict[str, Any] = {
-            "IndexName": "review_due",
-            "KeyConditionExpression": "review_shard = :s AND review_at <= :now",
-            "ExpressionAttributeValues": {":s": shard, ":now": int(now.timestamp())},
-        }
-        while True:
-            response = self._table.query(**kwargs)
-            for item in response.get("Items", []):
-                yield str(item["account"])
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        """Accounts in one shard of the sparse review index whose review time has come."""
+        return codec.due_for_review(self._table, "account", shard, now)
 
 
 # --- the bound -------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ write, shared by the ledger and the profiles."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -115,3 +116,20 @@ class Expression:
         if condition:
             kwargs["ConditionExpression"] = condition
         return kwargs
+
+
+def due_for_review(table: Any, key: str, shard: str, now: datetime) -> Iterator[str]:
+    """The `key` of every item in one shard of a table's sparse `review_due` index whose review time
+    has come (leads and accounts both plan their reviews this way)."""
+    kwargs: dict[str, Any] = {
+        "IndexName": "review_due",
+        "KeyConditionExpression": "review_shard = :s AND review_at <= :now",
+        "ExpressionAttributeValues": {":s": shard, ":now": int(now.timestamp())},
+    }
+    while True:
+        response = table.query(**kwargs)
+        for item in response.get("Items", []):
+            yield str(item[key])
+        if "LastEvaluatedKey" not in response:
+            return
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -57,7 +57,7 @@ from leadscore.repository.profiles import (
     MERGED_AT,
     OUTCOME,
     OUTCOME_TYPE_PREFIX,
-    PENDING,
+    SLOT_FIELDS,
     LeadProfiles,
     attribute_history,
     check_hop,
@@ -73,23 +73,7 @@ ALIASED_AT = "aliased_at"
 # What an alias item keeps; everything else is folded into its lead and removed.
 ALIAS_KEEPS = frozenset({"lead_id", ALIAS_OF, ALIASED_AT, MERGED_AT})
 # What puts an item in an index or drives a stage decision: an alias loses it when aliased.
-LEAD_ONLY = (
-    "stage",
-    "stage_seq",
-    "score",
-    "fit",
-    "engagement",
-    "negative",
-    "grade",
-    "scored_at",
-    "model_version",
-    "last_transition",
-    PENDING,
-    "review_shard",
-    "review_at",
-    "rescored_by",
-    "rescore_outcome",
-)
+LEAD_ONLY = (*SLOT_FIELDS, "review_shard", "review_at", "rescored_by", "rescore_outcome")
 _ATTEMPTS = 8
 
 

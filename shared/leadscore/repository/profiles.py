@@ -72,6 +72,7 @@ from leadscore.domain import (
     Provider,
 )
 from leadscore.errors import IdentityChainBroken, StorageUnavailable
+from leadscore.repository import codec
 from leadscore.repository.codec import (
     Expression,
     condition_failed,
@@ -875,18 +876,7 @@ class LeadProfiles:
 
     def due_for_review(self, shard: str, now: datetime) -> Iterator[str]:
         """Lead ids in one shard of the sparse review index whose review time has come."""
-        kwargs: dict[str, Any] = {
-            "IndexName": "review_due",
-            "KeyConditionExpression": "review_shard = :s AND review_at <= :now",
-            "ExpressionAttributeValues": {":s": shard, ":now": int(now.timestamp())},
-        }
-        while True:
-            response = self._table.query(**kwargs)
-            for item in response.get("Items", []):
-                yield str(item["lead_id"])
-            if "LastEvaluatedKey" not in response:
-                return
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return codec.due_for_review(self._table, "lead_id", shard, now)
 
     def ranked(
         self, stage: str, limit: int, start_key: Mapping[str, Any] | None
