@@ -118,8 +118,10 @@ def plan_review(catalog: Catalog, profile: LeadProfile, decision: Decision, hori
         evaluation = decision.primary if entry is catalog.primary else decision.others[entry.id]
         state = catalogs.view(catalog, entry.id, profile.state)
         review = engine.next_review(entry.model, state, at, evaluation.stage, horizon)
-        if review is not None:  # a model that does not apply keeps its sums settled too
-            reviews.append(review)
+        if review is not None:
+            # a model that does not apply has no stage to leave: it only needs its fading sums
+            # settled, which once a horizon does (never a crossing a few minutes away, every run)
+            reviews.append(review if evaluation.applies else at + horizon)
     review_at = min(reviews) if reviews else None
     settled: dict[str, float | None] = {}
     for entry in catalog.models:

@@ -206,3 +206,16 @@ models:
     opened = _fold(catalog, [event(EventType.EMAIL_OPENED, NOW)])
     assert [e.id for e in cat.applicable(catalog, opened)] == ["everyone"]
     assert engine.score(catalog.entry("ent").model, cat.view(catalog, "ent", opened), NOW).total == 5
+
+
+def test_a_model_that_does_not_apply_is_settled_once_a_horizon_not_at_every_run() -> None:
+    catalog = load_catalog("bundled:catalog")
+    events = [  # a hot prospect (well past SQL in `prospect`) who then wins the deal
+        event(EventType.DEMO_REQUESTED, NOW - timedelta(hours=5), job_title="VP Sales", company_size=900),
+        event(EventType.PAGE_VIEWED, NOW - timedelta(hours=4), url="https://x.io/pricing"),
+        event(EventType.DEAL_WON, NOW - timedelta(hours=3)),
+    ]
+    decision = lifecycle.decide(catalog, _profile(catalog, events), NOW, "decay", timedelta(hours=24))
+    assert not decision.primary.applies and decision.primary.stage == "lead"
+    assert decision.primary.review_at is not None
+    assert decision.primary.review_at >= NOW + timedelta(hours=23)  # not "its SQL crossing is now"
