@@ -363,9 +363,15 @@ def test_a_person_who_changed_address_is_one_lead_in_the_export(stack: Stack, tm
     """Events sent before an email change are exported under the address the person uses now,
     so calibrate sees one lead (with all its activity and its outcome), not two."""
     old, new = _email("old"), _email("new")
-    assert stack.post_generic({"email": old, "event": "demo_requested"})[0] == 202
+    # distinct moments: events sent within one second would tie on time, and the order shown is time's
+    now = datetime.now(UTC)
+    demo, won = (now - timedelta(minutes=m) for m in (30, 10))
+    assert (
+        stack.post_generic({"email": old, "event": "demo_requested", "occurred_at": demo.isoformat()})[0]
+        == 202
+    )
     assert stack.post_generic({"email": new, "event": "email_changed", "previous_email": old})[0] == 202
-    assert stack.post_generic({"email": new, "event": "deal_won"})[0] == 202
+    assert stack.post_generic({"email": new, "event": "deal_won", "occurred_at": won.isoformat()})[0] == 202
     stack.settle()
     tables = stack.physical.tables
     out = tmp_path / "h.jsonl"
