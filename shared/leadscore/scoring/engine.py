@@ -177,7 +177,7 @@ def effect_of(model: ScoringModel, event: LeadEvent, recorded_at: datetime | Non
     if event.event_type in OUTCOME_EVENT_TYPES:
         return EventEffect(counts=counts, active=False)
     accumulators: dict[str, float] = {}
-    for _, rule in model.all_rules():
+    for rule in model.rules_by_event_type.get(event.event_type, ()):
         if isinstance(rule, EventRule) and rule.matches(event.event_type, event.url):
             weight = (
                 1.0

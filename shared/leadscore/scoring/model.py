@@ -513,6 +513,17 @@ class ScoringModel(_Strict):
         return [(category, rule) for category, section in sections for rule in section.rules]
 
     @cached_property
+    def rules_by_event_type(self) -> dict[EventType, tuple[EventRule | AggregateRule, ...]]:
+        """The event and aggregate rules each event type can match, in the model's order: recording
+        an event looks at these only, not at every rule (a learned model has hundreds)."""
+        index: dict[EventType, list[EventRule | AggregateRule]] = {}
+        for _, rule in self.all_rules():
+            if isinstance(rule, EventRule | AggregateRule):
+                for event_type in dict.fromkeys(rule.event_types):
+                    index.setdefault(event_type, []).append(rule)
+        return {event_type: tuple(rules) for event_type, rules in index.items()}
+
+    @cached_property
     def attribute_names(self) -> frozenset[str]:
         """The lead attributes this model's rules read (attribute, pair and segment rules)."""
         names: set[str] = set()
