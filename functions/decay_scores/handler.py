@@ -37,6 +37,13 @@ def lambda_handler(event: EventBridgeModel, context: LambdaContext) -> dict[str,
     metrics.add_metric(name="AnnouncementsSwept", unit=MetricUnit.Count, value=report.announced)
     metrics.add_metric(name="LeadsFailed", unit=MetricUnit.Count, value=report.failed)
     logger.info("decay run", extra=report.model_dump())
-    accounts = run_account_decay(Settings.from_env(), now=event.time, lambda_context=context)
+    accounts = run_account_decay(  # in the time the leads left; what remains stays due
+        Settings.from_env(),
+        now=event.time,
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+        lambda_context=context,
+    )
+    metrics.add_metric(name="AccountsReviewed", unit=MetricUnit.Count, value=accounts.reviewed)
+    metrics.add_metric(name="AccountsFailed", unit=MetricUnit.Count, value=accounts.failed)
     logger.info("account decay run", extra=accounts.model_dump())
     return report.model_dump()

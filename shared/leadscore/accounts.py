@@ -10,19 +10,18 @@ to another account: it leaves the old one).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-from pydantic import BaseModel
 
 from leadscore import clock
 from leadscore.account_notifications import AccountNotifier
 from leadscore.config import ConfigurationError, Settings
+from leadscore.lifecycle import DecayReport, due_in_turn
 from leadscore.model_store import load_catalog
 from leadscore.repository.accounts import (
     AccountDecision,
@@ -208,47 +207,35 @@ def _notifier(settings: Settings) -> AccountNotifier:
 
 
 # --- decay: the scheduled job ------------------------------------------------------------------------
-class AccountDecayReport(BaseModel):
-    reviewed: int = 0
-    updated: int = 0
-    transitions: int = 0
-    announced: int = 0
-    skipped_busy: int = 0
-    failed: int = 0
-    finished: bool = True
-
-
 def run_account_decay(
     settings: Settings,
     now: datetime | None = None,
     time_left: Callable[[], float] | None = None,
     lambda_context: Any = None,
-) -> AccountDecayReport:
+) -> DecayReport:
     """Re-score the accounts whose review time has come (the sparse `review_due` index): demote
     those whose engagement faded below an exit threshold, publish transitions still pending, drop
     old marks of members that left, and plan each one's next review (none once nothing can fade)."""
-    report = AccountDecayReport()
+    report = DecayReport()
     catalog = load_catalog(settings.scoring_model)
     if catalog.accounts is None:
         return report
     definition = definition_of(catalog)
     store = accounts_store(settings, definition)
     moment = now or clock.now()
-    for shard in range(settings.review_shards):
-        due = store.due_for_review(str(shard), moment)
-        while page := list(itertools.islice(due, 100)):
-            if time_left is not None and time_left() < 10.0:
-                report.finished = False
-                return report
-            for record in store.get_many(page):
-                report.reviewed += 1
-                try:
-                    _review(settings, catalog, store, record, moment, report, lambda_context)
-                except IdempotencyAlreadyInProgressError:
-                    report.skipped_busy += 1
-                except Exception as exc:  # one bad account must not stop the others
-                    report.failed += 1
-                    logger.warning("account review failed", extra={"error": type(exc).__name__})
+    due = partial(store.due_for_review, now=moment)
+    for page in due_in_turn(due, settings.review_shards, moment, report, time_left):
+        for record in store.get_many(page):
+            report.reviewed += 1
+            try:
+                _review(settings, catalog, store, record, moment, report, lambda_context)
+            except IdempotencyAlreadyInProgressError:
+                report.skipped_busy += 1
+            except Exception as exc:  # one bad account must not stop the others (it stays due)
+                report.failed += 1
+                logger.warning(
+                    "account review failed", extra={"account": record.account, "error": type(exc).__name__}
+                )
     return report
 
 
@@ -258,7 +245,7 @@ def _review(
     store: Accounts,
     record: AccountRecord,
     moment: datetime,
-    report: AccountDecayReport,
+    report: DecayReport,
     context: Any,
 ) -> None:
     definition = definition_of(catalog)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -131,3 +133,43 @@ def plan_review(catalog: Catalog, profile: LeadProfile, decision: Decision, hori
             settled[catalogs.slot_key(rule_id, suffix)] = value
     primary = decision.primary.model_copy(update={"review_at": review_at, "settled": settled})
     return decision.model_copy(update={"primary": primary})
+
+
+class DecayReport(BaseModel):
+    """What one decay run did (of leads, or of accounts)."""
+
+    reviewed: int = 0
+    updated: int = 0
+    transitions: int = 0
+    announced: int = 0  # pending announcements (stage changes, outcomes) the stream had not published
+    skipped_busy: int = 0
+    failed: int = 0
+    finished: bool = True
+
+
+DECAY_PAGE = 100
+
+
+def due_in_turn(
+    due: Callable[[str], Iterator[str]],
+    shards: int,
+    moment: datetime,
+    report: DecayReport,
+    time_left: Callable[[], float] | None,
+    page_size: int = DECAY_PAGE,
+) -> Iterator[list[str]]:
+    """Pages of what a sharded review index holds due (`due(shard)`), a page of each shard in turn,
+    starting from a different shard each run, so no shard starves when a run is cut short. Stops
+    (marking the report unfinished: the rest stays due) when less than 10 s are left."""
+    first = int(moment.timestamp() // 60) % shards
+    pending = {shard: due(str(shard)) for shard in [(first + i) % shards for i in range(shards)]}
+    while pending:
+        for shard, found in list(pending.items()):
+            if time_left is not None and time_left() < 10.0:
+                report.finished = False
+                return
+            page = list(itertools.islice(found, page_size))
+            if len(page) < page_size:
+                del pending[shard]
+            if page:
+                yield page

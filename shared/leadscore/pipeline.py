@@ -4,7 +4,6 @@ publishing together. Handlers parse their trigger, call one of these, and shape 
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import cache, cached_property, partial
@@ -457,17 +456,7 @@ def _announce_outcome(
         svc.profiles.clear_outcome_pending(profile.lead_id, outcome.event_id)
 
 
-class DecayReport(BaseModel):
-    reviewed: int = 0
-    updated: int = 0
-    transitions: int = 0
-    announced: int = 0  # pending announcements (stage changes, outcomes) the stream had not published
-    skipped_busy: int = 0
-    failed: int = 0
-    finished: bool = True
-
-
-DECAY_PAGE = 100
+DecayReport = lifecycle.DecayReport  # what `leadscore replay` reports of a decay run too
 RETRY_FAILED_AFTER = timedelta(hours=1)
 
 
@@ -487,32 +476,18 @@ def run_decay(
     svc = services(settings)
     moment = now or clock.now()
     report = DecayReport()
-    shards = settings.review_shards
-    first = int(moment.timestamp() // 60) % shards
-    pending = {
-        shard: svc.profiles.due_for_review(str(shard), moment)
-        for shard in [(first + i) % shards for i in range(shards)]
-    }
-    while pending:
-        for shard, due in list(pending.items()):
-            if time_left is not None and time_left() < 10.0:
-                report.finished = False  # the rest stays due for the next run
-                return report
-            page = list(itertools.islice(due, DECAY_PAGE))
-            if len(page) < DECAY_PAGE:
-                del pending[shard]
-            for lead_id, item in svc.profiles.get_many_items(page):
-                report.reviewed += 1
-                try:
-                    _review(svc, item, moment, settings, report, lambda_context)
-                except IdempotencyAlreadyInProgressError:
-                    report.skipped_busy += 1  # the stream is announcing it right now
-                except Exception as exc:  # one bad lead must not stop the others
-                    report.failed += 1
-                    logger.warning(
-                        "lead review failed", extra={"lead_id": lead_id, "error": type(exc).__name__}
-                    )
-                    _postpone(svc, lead_id, moment + RETRY_FAILED_AFTER)
+    due = partial(svc.profiles.due_for_review, now=moment)
+    for page in lifecycle.due_in_turn(due, settings.review_shards, moment, report, time_left):
+        for lead_id, item in svc.profiles.get_many_items(page):
+            report.reviewed += 1
+            try:
+                _review(svc, item, moment, settings, report, lambda_context)
+            except IdempotencyAlreadyInProgressError:
+                report.skipped_busy += 1  # the stream is announcing it right now
+            except Exception as exc:  # one bad lead must not stop the others
+                report.failed += 1
+                logger.warning("lead review failed", extra={"lead_id": lead_id, "error": type(exc).__name__})
+                _postpone(svc, lead_id, moment + RETRY_FAILED_AFTER)
     return report
 
 

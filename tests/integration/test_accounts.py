@@ -12,6 +12,7 @@ import pytest
 
 from leadscore import accounts
 from leadscore.config import Settings
+from leadscore.local.glue import LambdaContext
 from leadscore.model_store import load_catalog
 from leadscore.repository import from_dynamo, profile_from_item
 from leadscore.repository.accounts import account_from_item, member_attribute
@@ -317,3 +318,21 @@ def test_a_lead_known_only_from_delivered_email_is_not_a_member(stack: Stack) ->
 
     record = account_from_item(_account_item(stack, "acme.io") or {}, "")
     assert set(record.members) == {lead_id_for("vp@acme.io")}
+
+
+def test_the_decay_job_reviews_accounts_only_in_the_time_it_has_left(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _use_catalog(stack)
+    _post_people(stack)
+    later = stack.clock.advance(timedelta(days=120))  # the account has faded below its exit
+
+    # A run with 5 s left (the leads' review took the rest): nothing more is started...
+    with monkeypatch.context() as short:
+        short.setattr(LambdaContext, "get_remaining_time_in_millis", lambda self: 5_000)
+        stack.runner.fire_schedule("DecayScoresFunction", later)
+    record = account_from_item(_account_item(stack, "acme.io") or {}, "")
+    assert record.stage == "sales_ready"  # ...the account stays due, for the next run
+    # ...which has the time, and demotes it
+    stack.runner.fire_schedule("DecayScoresFunction", later + timedelta(hours=1))
+    assert account_from_item(_account_item(stack, "acme.io") or {}, "").stage == "unengaged"

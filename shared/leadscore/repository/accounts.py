@@ -234,16 +234,14 @@ class Accounts:
         return self._update(record.account, expr, condition, "save the account's stage")
 
     def clear_pending(self, account: str, transition_id: str) -> None:
-        expr = Expression()
-        expr.remove(PENDING)
-        pending = expr.name(PENDING)
-        try:
-            self._table.update_item(
-                Key={"account": account}, **expr.kwargs(f"{pending} = {expr.value(transition_id)}")
-            )
-        except ClientError as exc:
-            if not condition_failed(exc):
-                raise storage_error("clear the account's pending announcement", exc) from exc
+        """The account's transition was announced: take it off the sweeper's list."""
+        codec.remove_if_equal(
+            self._table,
+            {"account": account},
+            PENDING,
+            transition_id,
+            "clear the account's pending announcement",
+        )
 
     # --- reads ----------------------------------------------------------------------------------
     def get(self, account: str) -> AccountRecord | None:

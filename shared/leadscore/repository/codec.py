@@ -133,3 +133,16 @@ def due_for_review(table: Any, key: str, shard: str, now: datetime) -> Iterator[
         if "LastEvaluatedKey" not in response:
             return
         kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def remove_if_equal(table: Any, key: dict[str, Any], attribute: str, value: str, what: str) -> None:
+    """Remove `attribute` of an item only while it still holds `value` (a sweeper's mark, cleared
+    once its work is done: a newer mark stays). No read; a mark already gone is fine."""
+    expr = Expression()
+    expr.remove(attribute)
+    condition = f"{expr.name(attribute)} = {expr.value(value)}"
+    try:
+        table.update_item(Key=key, **expr.kwargs(condition))
+    except ClientError as exc:
+        if not condition_failed(exc):  # failed: already cleared, or a newer one pending
+            raise storage_error(what, exc) from exc

@@ -809,15 +809,7 @@ class LeadProfiles:
         self._clear_mark(lead_id, OUTCOME_PENDING, event_id, "clear the pending outcome announcement")
 
     def _clear_mark(self, lead_id: str, attribute: str, value: str, what: str) -> None:
-        """Remove `attribute` only while it still holds `value` (a newer mark stays)."""
-        expr = Expression()
-        expr.remove(attribute)
-        condition = f"{expr.name(attribute)} = {expr.value(value)}"
-        try:
-            self._table.update_item(Key={"lead_id": lead_id}, **expr.kwargs(condition))
-        except ClientError as exc:
-            if not condition_failed(exc):  # failed: already cleared, or a newer one pending
-                raise storage_error(what, exc) from exc
+        codec.remove_if_equal(self._table, {"lead_id": lead_id}, attribute, value, what)
 
     def postpone(self, lead_id: str, until: datetime) -> None:
         """Move a lead whose review failed to the back of the review index (no read, no guard)."""
