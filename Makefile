@@ -49,7 +49,7 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install-local
+bench: install
 	$(BIN)/python -m leadscore.bench
 
 demo: install-local

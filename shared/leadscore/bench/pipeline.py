@@ -31,7 +31,7 @@ from typing import Any
 WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 READ_OPERATIONS = {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"}
 SECRET = "whsec_" + base64.b64encode(b"benchmark-signing-key-0123456789").decode()
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 X_EDUCATION = REPO.parent / "shared" / "data" / "x-education" / "Leads.csv"
 X_EDUCATION_MAPPING = REPO / "events" / "calibration" / "x-education-mapping.yaml"
 # The README's worked example: columns that leak the outcome, and the CRM sequence number.
@@ -360,7 +360,7 @@ def catalog_figures(sizes: tuple[int, ...], leads: int, events: int, seed: int) 
     from leadscore.repository.profiles import worst_case_size
 
     rows = []
-    default = (Path(__file__).parent / "models" / "default.yaml").read_text(encoding="utf-8")
+    default = (Path(__file__).parents[1] / "models" / "default.yaml").read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory() as folder:
         for size in sizes:
             where = Path(folder) / f"catalog-{size}"
@@ -646,7 +646,3 @@ def _print(result: dict[str, Any]) -> None:
             )
     else:
         print(f"Calibrate --history: not measured ({history['why']})")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
