@@ -74,7 +74,7 @@ def _model_evaluation(
     applies = catalogs.applies(catalog, entry.id, profile.state)  # the whole state: its counters
     slot = profile.slot(None if entry is catalog.primary else entry.id)
     current = slot.stage or model.initial_stage
-    result = engine.score(model, state, at)
+    result = engine.totals(model, state, at)  # thresholds need the figures, not the reasons
     stage = engine.next_stage(model, current, result.total) if applies else model.initial_stage
     transition = None
     if stage != current:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +26,7 @@ from leadscore.domain import (
     LeadEvent,
     ensure_utc,
 )
+from leadscore.scoring.compiled import CompiledSection, Readings, as_number, condition_holds, is_missing
 from leadscore.scoring.model import (
     MISSING_LEVEL,
     OTHER_LEVEL,
@@ -39,10 +41,10 @@ from leadscore.scoring.model import (
     ScoringModel,
     Section,
     SegmentCondition,
-    SegmentRule,
 )
 
 SECONDS_PER_DAY = 86_400.0
+CATEGORIES: tuple[Category, ...] = ("fit", "engagement", "negative")
 PAIR_SEPARATOR = " \u00d7 "  # multiplication sign: "Lead Origin: API x Lead Number: 600000-610000"
 STANDARD_ATTRIBUTES = frozenset(LeadAttributes.model_fields)
 # Events that mean "do not put this person in a marketing sequence".
@@ -248,24 +250,12 @@ def derived_attributes(model: ScoringModel, state: LeadState) -> dict[str, Attri
     return values
 
 
-def _is_missing(value: AttributeValue | None) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _number(value: AttributeValue) -> float | None:
-    """A present value as a number: None when it is not one; NaN (a missing number) stays NaN."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _attribute_points(rule: AttributeRule, value: AttributeValue | None) -> tuple[float, str]:
-    if _is_missing(value):
+    if is_missing(value):
         return rule.missing, "missing"
     assert value is not None
     if rule.bins:
-        number = _number(value)
+        number = as_number(value)
         if number is None:
             return rule.other, str(value)
         if math.isnan(number):
@@ -282,11 +272,11 @@ def _attribute_points(rule: AttributeRule, value: AttributeValue | None) -> tupl
 
 def _pair_level(side: PairAttribute, value: AttributeValue | None) -> tuple[str, str]:
     """(level, shown value) of one side of a pair rule; the same matching as `_attribute_points`."""
-    if _is_missing(value):
+    if is_missing(value):
         return MISSING_LEVEL, "missing"
     assert value is not None
     if side.bins:
-        number = _number(value)
+        number = as_number(value)
         if number is None:
             return OTHER_LEVEL, str(value)
         if math.isnan(number):
@@ -309,62 +299,10 @@ def _pair_points(rule: PairRule, attrs: Mapping[str, AttributeValue]) -> tuple[f
     return rule.cell(level_a, level_b), label
 
 
-Reading = tuple[bool, str, float | None]  # (missing, trimmed case-folded text, number or None)
-
-
-class _Readings(dict[str, Reading]):
-    """Each attribute normalised once per score, however many segment conditions read it."""
-
-    def __init__(self, attrs: Mapping[str, AttributeValue]) -> None:
-        super().__init__()
-        self.raw = attrs
-
-    def __missing__(self, name: str) -> Reading:
-        value = self.raw.get(name)
-        if _is_missing(value):
-            reading: Reading = (True, "", None)
-        else:
-            assert value is not None
-            number = _number(value)
-            reading = (
-                False,
-                str(value).strip().casefold(),
-                None if number is None or math.isnan(number) else number,
-            )
-        self[name] = reading
-        return reading
-
-
-def _condition_holds(condition: SegmentCondition, reading: Reading) -> bool:
-    """Values: case-folded match (or, for `not_values`, no match); bounds: a number in
-    [lower, upper). A missing value (or, for bounds, one that is not a number) meets the condition
-    only when it says `missing: true`."""
-    missing, key, number = reading
-    if missing:
-        return condition.missing
-    if condition.values:
-        return key in condition.keys
-    if condition.not_values is not None:
-        return key not in condition.keys
-    lower, upper = condition.lower, condition.upper
-    if lower is None and upper is None:
-        return False  # a "missing" condition on a present value
-    if number is None:
-        return condition.missing
-    return (lower is None or number >= lower) and (upper is None or number < upper)
-
-
 def conditions_hold(conditions: Iterable[SegmentCondition], attrs: Mapping[str, AttributeValue]) -> bool:
     """Whether a lead's attributes meet every condition (as a segment rule's conditions)."""
-    readings = _Readings(attrs)
-    return all(_condition_holds(condition, readings[condition.attribute]) for condition in conditions)
-
-
-def _segment_holds(rule: SegmentRule, readings: _Readings) -> bool:
-    for condition in rule.conditions:  # noqa: SIM110 - hundreds per score: a plain loop is faster than all()
-        if not _condition_holds(condition, readings[condition.attribute]):
-            return False
-    return True
+    readings = Readings(attrs)
+    return all(condition_holds(condition, readings[condition.attribute]) for condition in conditions)
 
 
 def _event_points(model: ScoringModel, rule: EventRule, accumulator: float, at: datetime) -> float:
@@ -383,43 +321,125 @@ def _event_points(model: ScoringModel, rule: EventRule, accumulator: float, at: 
 
 
 def _rule_contribution(
-    model: ScoringModel, rule: Rule, state: LeadState, attrs: _Readings, at: datetime
+    model: ScoringModel, rule: Rule, state: LeadState, attrs: Readings, at: datetime
 ) -> tuple[float, str]:
-    if isinstance(rule, SegmentRule):  # first: learned models have hundreds of them
-        return (rule.points, rule.display) if _segment_holds(rule, attrs) else (0.0, "")
+    """A (non-segment) rule's points and how its line reads."""
     name = rule.label or rule.id
     if isinstance(rule, AttributeRule):
         points, shown = _attribute_points(rule, attrs.raw.get(rule.attribute))
         return points, f"{name}: {shown}"
     if isinstance(rule, PairRule):
         return _pair_points(rule, attrs.raw)
-    if isinstance(rule, EventRule):
-        return _event_points(model, rule, state.accumulators.get(rule.id, 0.0), at), name
+    points = _rule_points(model, rule, state, attrs, at)
     if isinstance(rule, AggregateRule):
-        count = state.counts.get(rule.id, 0)
-        band = next((b for b in rule.bins if b.contains(count)), None)
-        return (band.points if band else 0.0), f"{name}: {count}"
-    assert isinstance(rule, InactivityRule)
+        return points, f"{name}: {state.counts.get(rule.id, 0)}"
+    return points, name
+
+
+def _attribute_rule_points(
+    model: ScoringModel, rule: AttributeRule, state: LeadState, attrs: Readings, at: datetime
+) -> float:
+    table = model.compiled.points[rule.id]
+    value_class = attrs.classes[rule.attribute]
+    points = table.get(value_class)
+    if points is None:  # the first value of its class: the class's points, from the rule itself
+        points = table[value_class] = _attribute_points(rule, attrs.raw.get(rule.attribute))[0]
+    return points
+
+
+def _pair_rule_points(
+    model: ScoringModel, rule: PairRule, state: LeadState, attrs: Readings, at: datetime
+) -> float:
+    first, second = rule.attributes
+    table = model.compiled.cells[rule.id]
+    classes = (attrs.classes[first.attribute], attrs.classes[second.attribute])
+    points = table.get(classes)
+    if points is None:  # the first values of their classes: the cell, from the rule itself
+        points = table[classes] = rule.cell(
+            _pair_level(first, attrs.raw.get(first.attribute))[0],
+            _pair_level(second, attrs.raw.get(second.attribute))[0],
+        )
+    return points
+
+
+def _event_rule_points(
+    model: ScoringModel, rule: EventRule, state: LeadState, attrs: Readings, at: datetime
+) -> float:
+    accumulator = state.accumulators.get(rule.id)
+    return _event_points(model, rule, accumulator, at) if accumulator else 0.0  # nothing recorded: 0
+
+
+def _aggregate_rule_points(
+    model: ScoringModel, rule: AggregateRule, state: LeadState, attrs: Readings, at: datetime
+) -> float:
+    count = state.counts.get(rule.id, 0)
+    band = next((b for b in rule.bins if b.contains(count)), None)
+    return band.points if band else 0.0
+
+
+def _inactivity_rule_points(
+    model: ScoringModel, rule: InactivityRule, state: LeadState, attrs: Readings, at: datetime
+) -> float:
     since = state.last_activity_at or state.first_seen_at
     idle = since is not None and (at - since) >= timedelta(days=rule.after_days)
-    return (rule.points if idle else 0.0), name
+    return rule.points if idle else 0.0
+
+
+# A (non-segment) rule's points alone, by kind: what totals need, without the line's text.
+_RULE_POINTS: dict[type, Callable[[ScoringModel, Any, LeadState, Readings, datetime], float]] = {
+    AttributeRule: _attribute_rule_points,
+    PairRule: _pair_rule_points,
+    EventRule: _event_rule_points,
+    AggregateRule: _aggregate_rule_points,
+    InactivityRule: _inactivity_rule_points,
+}
+
+
+def _rule_points(model: ScoringModel, rule: Rule, state: LeadState, attrs: Readings, at: datetime) -> float:
+    return _RULE_POINTS[type(rule)](model, rule, state, attrs, at)
+
+
+def _section_total(
+    model: ScoringModel, part: CompiledSection, state: LeadState, attrs: Readings, at: datetime, holding: int
+) -> float:
+    """One section's bounded points: its rules' non-zero points added in the model's order (exactly
+    the sum `_section` shows line by line), then the section's bounds."""
+    compiled = model.compiled
+    mine = holding & part.segment_bits
+    if part.segments_last:
+        points = [p for _, rule in part.others if (p := _rule_points(model, rule, state, attrs, at))]
+        points += compiled.segment_points(mine)
+    else:
+        placed = [(i, p) for i, rule in part.others if (p := _rule_points(model, rule, state, attrs, at))]
+        placed += [
+            (compiled.segment_positions[n], compiled.segment_rules[n].points)
+            for n in compiled.segment_indexes(mine)
+            if compiled.segment_rules[n].points
+        ]
+        points = [p for _, p in sorted(placed)]
+    return _clamp(sum(points), part.section.min, part.section.max)
 
 
 def _section(
-    model: ScoringModel,
-    category: Category,
-    section: Section,
-    state: LeadState,
-    attrs: _Readings,
-    at: datetime,
+    model: ScoringModel, part: CompiledSection, state: LeadState, attrs: Readings, at: datetime, holding: int
 ) -> tuple[float, list[Contribution]]:
-    parts: list[Contribution] = []
-    for rule in section.rules:
+    """One section's bounded points and the lines that make them up, in the model's order."""
+    compiled = model.compiled
+    placed: list[tuple[int, str, str, float]] = []  # (position, rule id, label, points)
+    for position, rule in part.others:
         points, label = _rule_contribution(model, rule, state, attrs, at)
         if points:
-            parts.append(Contribution(rule_id=rule.id, category=category, label=label, points=points))
+            placed.append((position, rule.id, label, points))
+    for n in compiled.segment_indexes(holding & part.segment_bits):
+        rule = compiled.segment_rules[n]
+        if rule.points:
+            placed.append((compiled.segment_positions[n], rule.id, rule.display, rule.points))
+    if not part.segments_last:
+        placed.sort(key=lambda line: line[0])
+    category = part.category
+    parts = [Contribution(rule_id=i, category=category, label=label, points=p) for _, i, label, p in placed]
     raw = sum(p.points for p in parts)
-    bounded = _clamp(raw, section.min, section.max)
+    bounded = _clamp(raw, part.section.min, part.section.max)
     if bounded != raw:
         parts.append(
             Contribution(
@@ -450,9 +470,10 @@ def section_points(
     """One section's bounded points at `at`, exactly as `score` adds them up. `attributes`: the
     lead's derived attributes when already known (default: derived from `state`), so a summary
     that keeps only what a section reads (an account's member, say) scores it without the email."""
-    readings = _Readings(derived_attributes(model, state) if attributes is None else attributes)
-    section = {"fit": model.fit, "engagement": model.engagement, "negative": model.negative}[category]
-    return _section(model, category, section, state, readings, ensure_utc(at))[0]
+    attrs = derived_attributes(model, state) if attributes is None else attributes
+    readings = Readings(attrs, model.compiled)
+    part = model.compiled.sections[CATEGORIES.index(category)]
+    return _section_total(model, part, state, readings, ensure_utc(at), model.compiled.holding(readings))
 
 
 def time_dependent_rules(section: Section) -> list[str]:
@@ -484,16 +505,52 @@ def probability_for(model: ScoringModel, total: float) -> float | None:
     return points[-1].probability
 
 
+class Totals(NamedTuple):
+    """A score without its lines: what thresholds, decay and rankings need (`score` adds the lines)."""
+
+    fit: float
+    engagement: float
+    negative: float
+    total: float
+    grade: str
+    probability: float | None
+    suppressed: bool
+
+
+def totals(model: ScoringModel, state: LeadState, at: datetime) -> Totals:
+    """The lead's score at time `at`, without contributions: the same figures as `score`, bit for
+    bit (the same additions in the same order), for callers that never show the reasons."""
+    at = ensure_utc(at)
+    compiled = model.compiled
+    attrs = Readings(derived_attributes(model, state), compiled)
+    holding = compiled.holding(attrs)
+    fit, engagement, negative = (
+        _section_total(model, part, state, attrs, at, holding) for part in compiled.sections
+    )
+    total = _clamp(model.offset + fit + engagement + negative, model.total_min, model.total_max)
+    return Totals(
+        fit=float(fit),
+        engagement=float(engagement),
+        negative=float(negative),
+        total=float(total),
+        grade=grade_for(model, fit),
+        probability=probability_for(model, total),
+        suppressed=state.suppressed,
+    )
+
+
 def score(model: ScoringModel, state: LeadState, at: datetime) -> ScoreResult:
     """The lead's score at time `at`, with the contributions that make it up, largest first.
 
     The contributions always add up exactly to `total` (bounds appear as their own lines).
     """
     at = ensure_utc(at)
-    attrs = _Readings(derived_attributes(model, state))
-    fit, fit_parts = _section(model, "fit", model.fit, state, attrs, at)
-    engagement, engagement_parts = _section(model, "engagement", model.engagement, state, attrs, at)
-    negative, negative_parts = _section(model, "negative", model.negative, state, attrs, at)
+    compiled = model.compiled
+    attrs = Readings(derived_attributes(model, state), compiled)
+    holding = compiled.holding(attrs)
+    (fit, fit_parts), (engagement, engagement_parts), (negative, negative_parts) = (
+        _section(model, part, state, attrs, at, holding) for part in compiled.sections
+    )
     parts = fit_parts + engagement_parts + negative_parts
     if model.offset:
         parts.append(Contribution(rule_id="baseline", category=None, label="baseline", points=model.offset))
@@ -556,11 +613,11 @@ def next_review(
     if any(abs(_event_points(model, r, state.accumulators.get(r.id, 0.0), at)) >= 0.01 for r in decaying):
         limit = at + horizon
         candidates.append(limit)
-        if next_stage(model, current_stage, score(model, state, limit).total) != current_stage:
+        if next_stage(model, current_stage, totals(model, state, limit).total) != current_stage:
             low, high = at, limit
             while (high - low) > timedelta(minutes=1):
                 middle = low + (high - low) / 2
-                if next_stage(model, current_stage, score(model, state, middle).total) != current_stage:
+                if next_stage(model, current_stage, totals(model, state, middle).total) != current_stage:
                     high = middle
                 else:
                     low = middle

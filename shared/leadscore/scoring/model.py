@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from functools import cached_property
-from typing import Annotated, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from leadscore.domain import OUTCOME_EVENT_TYPES, EventType
 from leadscore.scoring import reference
+
+if TYPE_CHECKING:
+    from leadscore.scoring.compiled import CompiledModel
 
 # Accumulators are stored as points * 2**((t - epoch) / half_life). DynamoDB numbers stop at
 # 1e125 (about 2**415), so a half-life must cover at least 1/400 of the time since the epoch.
@@ -472,8 +476,8 @@ class ScoringModel(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> ScoringModel:
-        ids = [rule.id for _, rule in self.all_rules()]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        ids = Counter(rule.id for _, rule in self.all_rules())
+        duplicates = sorted(i for i, n in ids.items() if n > 1)
         if duplicates:
             raise ValueError(f"rule ids must be unique, repeated: {', '.join(duplicates)}")
         if self.total_min >= self.total_max:
@@ -522,6 +526,13 @@ class ScoringModel(_Strict):
                 for event_type in dict.fromkeys(rule.event_types):
                     index.setdefault(event_type, []).append(rule)
         return {event_type: tuple(rules) for event_type, rules in index.items()}
+
+    @cached_property
+    def compiled(self) -> CompiledModel:
+        """The model compiled for scoring (`scoring.compiled`), built once on first use."""
+        from leadscore.scoring.compiled import CompiledModel
+
+        return CompiledModel(self)
 
     @cached_property
     def attribute_names(self) -> frozenset[str]:
