@@ -36,6 +36,9 @@ def register(subparsers: Any) -> None:
         "show-model", help="print a model (or a catalog, models inline) in the canonical YAML format"
     )
     show.add_argument("model", nargs="?", default="bundled:default")
+    show.add_argument(
+        "--json", action="store_true", help="a single model as JSON: what to publish to S3, it loads fastest"
+    )
     show.set_defaults(run=_show)
 
 
@@ -108,5 +111,12 @@ def dump_catalog(catalog: Catalog) -> str:
 
 def _show(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.model)
-    sys.stdout.write(dump_model(catalog.primary.model) if catalog.single else dump_catalog(catalog))
+    if args.json and not catalog.single:
+        print(
+            "show-model --json: a catalog is written as YAML (its models may be JSON files)", file=sys.stderr
+        )
+        return 2
+    sys.stdout.write(
+        dump_model(catalog.primary.model, as_json=args.json) if catalog.single else dump_catalog(catalog)
+    )
     return 0

@@ -96,13 +96,14 @@ class Classing:
 
 
 class Readings(dict[str, Reading]):
-    """Each attribute of a lead read once per score, however many rules and conditions read it;
-    with a compiled model, `classes` holds each attribute's value class for it (also once)."""
+    """What one score works out once, however many rules need it: each attribute's reading, its
+    value class for a compiled model (`classes`), and each half-life's decay factor (`decay`)."""
 
     def __init__(self, attrs: Mapping[str, AttributeValue], compiled: CompiledModel | None = None) -> None:
         super().__init__()
         self.raw = attrs
         self.classes = _Classes(self, compiled)
+        self.decay: dict[float, float] = {}  # half-life -> decay factor at the score's moment
 
     def __missing__(self, name: str) -> Reading:
         value = self.raw.get(name)

@@ -305,13 +305,14 @@ def conditions_hold(conditions: Iterable[SegmentCondition], attrs: Mapping[str, 
     return all(condition_holds(condition, readings[condition.attribute]) for condition in conditions)
 
 
-def _event_points(model: ScoringModel, rule: EventRule, accumulator: float, at: datetime) -> float:
-    value = round(
-        accumulator
-        if rule.half_life_days is None
-        else accumulator * 2.0 ** -_exponent(model, at, rule.half_life_days),
-        READ_DECIMALS,
-    )
+def _event_points(
+    model: ScoringModel, rule: EventRule, accumulator: float, at: datetime, factor: float | None = None
+) -> float:
+    """`factor`: `2.0 ** -_exponent(model, at, rule.half_life_days)` when the caller has it (the
+    same number: a score works it out once per half-life, not once per rule)."""
+    if rule.half_life_days is not None:
+        accumulator *= 2.0 ** -_exponent(model, at, rule.half_life_days) if factor is None else factor
+    value = round(accumulator, READ_DECIMALS)
     magnitude = abs(value)
     if not rule.repeatable:
         magnitude = min(magnitude, abs(rule.points))
@@ -366,7 +367,15 @@ def _event_rule_points(
     model: ScoringModel, rule: EventRule, state: LeadState, attrs: Readings, at: datetime
 ) -> float:
     accumulator = state.accumulators.get(rule.id)
-    return _event_points(model, rule, accumulator, at) if accumulator else 0.0  # nothing recorded: 0
+    if not accumulator:
+        return 0.0  # nothing recorded
+    half_life = rule.half_life_days
+    if half_life is None:
+        return _event_points(model, rule, accumulator, at)
+    factor = attrs.decay.get(half_life)
+    if factor is None:
+        factor = attrs.decay[half_life] = 2.0 ** -_exponent(model, at, half_life)
+    return _event_points(model, rule, accumulator, at, factor)
 
 
 def _aggregate_rule_points(
@@ -407,7 +416,8 @@ def _section_total(
     compiled = model.compiled
     mine = holding & part.segment_bits
     if part.segments_last:
-        points = [p for _, rule in part.others if (p := _rule_points(model, rule, state, attrs, at))]
+        kinds = _RULE_POINTS
+        points = [p for _, rule in part.others if (p := kinds[type(rule)](model, rule, state, attrs, at))]
         points += compiled.segment_points(mine)
     else:
         placed = [(i, p) for i, rule in part.others if (p := _rule_points(model, rule, state, attrs, at))]

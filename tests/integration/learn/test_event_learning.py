@@ -217,3 +217,15 @@ def test_a_history_below_the_floor_is_refused(tmp_path: Path, capsys: pytest.Cap
     assert main(["calibrate", "--history", str(small), "--out", str(tmp_path / "m.yaml")]) == 2
     assert "too little history to learn from" in capsys.readouterr().err
     assert not (tmp_path / "m.yaml").exists()
+
+
+def test_a_model_written_to_a_json_name_is_json_and_learns_the_same_points(
+    learned: Learned, tmp_path: Path
+) -> None:
+    out = tmp_path / "model.json"
+    as_json = _calibrate(learned.train, out)
+
+    assert out.read_text(encoding="utf-8").startswith("{")
+    assert json.loads(out.read_text(encoding="utf-8"))["name"] == as_json.name
+    for section in ("fit", "engagement", "negative"):
+        assert getattr(as_json, section) == getattr(learned.model, section)

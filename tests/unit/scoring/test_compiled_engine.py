@@ -5,7 +5,6 @@ random models (rules interleaved, zero points, bounds, NaN, blanks, unlisted val
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leadscore.bench.leads import candidate_values, synthetic_leads
+from leadscore.bench.leads import candidate_values, synthetic_leads, tree_model
 from leadscore.model_store import load_catalog, load_model
 from leadscore.scoring import engine
 from leadscore.scoring.compiled import Readings
@@ -86,74 +85,6 @@ def assert_same(model: ScoringModel, state: LeadState, at: datetime = AT) -> Non
         result.grade,
         result.probability,
         result.suppressed,
-    )
-
-
-def tree_model(trees: int = 110, seed: int = 3) -> ScoringModel:
-    """A learned-size model: attribute and pair rules, then `trees` depth-3 trees whose leaves are
-    segment rules (what `calibrate --segments` writes), over numeric and categorical attributes."""
-    rng = random.Random(seed)
-    numeric = [f"n{i}" for i in range(6)]
-    categorical = {f"c{i}": [f"v{j}" for j in range(8)] for i in range(6)}
-    rules: list[dict[str, Any]] = [
-        {"id": f"a_{name}", "attribute": name, "values": {v: rng.uniform(-5, 5) for v in values[:5]}}
-        for name, values in categorical.items()
-    ]
-    rules += [
-        {
-            "id": f"b_{name}",
-            "attribute": name,
-            "bins": [{"upper": 10, "points": 1.5}, {"lower": 10, "points": -2}],
-        }
-        for name in numeric
-    ]
-    rules.append(
-        {
-            "id": "pair_c0_n0",
-            "attributes": [
-                {"attribute": "c0", "values": {"v0": "low", "v1": "high"}},
-                {"attribute": "n0", "bins": [{"upper": 50}, {"lower": 50}]},
-            ],
-            "points": {"low": {"< 50": 2.25, ">= 50": -1.0}, "high": {"missing": 3.0}},
-        }
-    )
-
-    def split(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        if name in categorical:
-            chosen = rng.sample(categorical[name], 3)
-            return {"attribute": name, "values": chosen}, {
-                "attribute": name,
-                "not_values": chosen,
-                "missing": True,
-            }
-        cut = round(rng.uniform(0, 100), 2)
-        return {"attribute": name, "upper": cut, "missing": True}, {"attribute": name, "lower": cut}
-
-    names = numeric + list(categorical)
-    for tree in range(trees):
-        levels = rng.sample(names, 3)
-        leaves: list[list[dict[str, Any]]] = [[]]
-        for name in levels:
-            leaves = [path + [side] for path in leaves for side in split(name)]
-        for leaf, conditions in enumerate(leaves):
-            points = 0.0 if rng.random() < 0.05 else round(rng.gauss(0, 1.5), 4)
-            rules.append({"id": f"tree{tree}.leaf{leaf}", "conditions": conditions, "points": points})
-    return ScoringModel.model_validate(
-        {
-            "name": "trees",
-            "version": "1",
-            "offset": 12.5,
-            "total_min": -50,
-            "total_max": 150,
-            "fit": {"rules": rules},
-            "grades": [
-                {"grade": "A", "min_fit": 20},
-                {"grade": "B", "min_fit": 0},
-                {"grade": "C", "min_fit": -1e9},
-            ],
-            "stages": [{"name": "lead"}, {"name": "MQL", "enter": 40}],
-            "calibration": [{"score": -10, "probability": 0.05}, {"score": 60, "probability": 0.6}],
-        }
     )
 
 

@@ -28,3 +28,24 @@ def test_every_bundled_document_reads_the_same_with_either_safe_loader(name: str
 def test_what_a_safe_loader_refuses_the_c_one_refuses_too() -> None:
     with pytest.raises(ModelError, match="not valid YAML/JSON"):
         model_store.parse_model("!!python/object/apply:os.system ['true']", "evil.yaml")
+
+
+def test_a_json_model_reads_as_the_same_data_as_its_yaml() -> None:
+    model = model_store.load_model("bundled:default")
+    as_json = model_store.dump_model(model, as_json=True)
+    assert as_json.lstrip().startswith("{")
+    assert model_store.parse_model(as_json, "m.json") == model_store.parse_model(
+        model_store.dump_model(model), "m.yaml"
+    )
+
+
+def test_json_refuses_nan_and_infinity_and_yaml_flow_style_still_reads() -> None:
+    with pytest.raises(ModelError, match=r"not valid YAML/JSON|invalid"):
+        model_store.parse_model('{"name": "x", "version": "1", "offset": NaN}', "nan.json")
+    assert model_store.read_yaml("{a: 1, b: [x]}", "flow.yaml", ModelError) == {"a": 1, "b": ["x"]}
+    with pytest.raises(ModelError, match="not valid YAML/JSON"):
+        model_store.read_yaml('{"a": [1, }', "broken.json", ModelError)
+
+
+def test_calibrate_style_json_is_written_for_a_json_name() -> None:
+    assert model_store.is_json_path("s3/learned.JSON") and not model_store.is_json_path("learned.yaml")
