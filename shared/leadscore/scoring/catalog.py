@@ -186,25 +186,22 @@ def effect_of(catalog: Catalog, event: LeadEvent, recorded_at: datetime | None =
     accumulators: dict[str, float] = {}
     counts: dict[str, int] = {}
     for entry in catalog.models:
-        effect = engine.effect_of(entry.model, event, recorded_at)
+        added, counted = engine.additions(entry.model, event, recorded_at)
         suffix = catalog.suffix(entry.id)
-        accumulators.update({slot_key(k, suffix): v for k, v in effect.accumulators.items()})
-        for key, n in effect.counts.items():
+        accumulators.update({slot_key(k, suffix): v for k, v in added.items()})
+        for key, n in counted.items():
             counts[key if key.startswith("type:") else slot_key(key, suffix)] = n
         if any(condition.matches(event) for condition in entry.applies_when.events):
             counts[applicability_counter(entry.id)] = 1
     if event.event_type in OUTCOME_EVENT_TYPES:  # counted by type, nothing else (engine.effect_of)
         return engine.EventEffect(counts=counts, active=False)
-    kept = catalog.kept_attributes - {engine.CONSENT_ATTRIBUTE}
+    kept = catalog.kept_attributes
     if event.provider not in ACCOUNT_SOURCES:  # a public form cannot put anyone in an account
         kept -= ACCOUNT_ATTRIBUTES
-    attributes = {k: v for k, v in event.attributes.present().items() if k in kept}
-    if event.event_type in engine.CONSENT_EVENTS:
-        attributes[engine.CONSENT_ATTRIBUTE] = engine.CONSENT_EVENTS[event.event_type]
     return engine.EventEffect(
         accumulators=accumulators,
         counts=counts,
-        attributes=attributes,
+        attributes=engine.event_attributes(event, kept),
         active=event.event_type not in engine.PASSIVE_EVENTS,
     )
 

@@ -168,17 +168,15 @@ def profile_attributes(model: ScoringModel) -> frozenset[str]:
     return STANDARD_ATTRIBUTES | model.attribute_names | {CONSENT_ATTRIBUTE}
 
 
-def effect_of(model: ScoringModel, event: LeadEvent, recorded_at: datetime | None = None) -> EventEffect:
-    """The additions one event makes to its lead's state (no I/O, no prior state needed).
-    `recorded_at` (when the ledger received it; default: when it happened) sets the rounding grid.
-
-    An outcome (deal won or lost, ...) is sales' verdict on the lead, what a learned model
-    predicts: it is counted by type and nothing else. No points, no attributes (a deal's fields
-    would otherwise change the fit score), and it is not activity (inactivity keeps running)."""
+def additions(
+    model: ScoringModel, event: LeadEvent, recorded_at: datetime | None = None
+) -> tuple[dict[str, float], dict[str, int]]:
+    """What one event adds to a model's accumulators and counters (its count by type included):
+    the arithmetic part of `effect_of`, which a catalog does once per model."""
     counts: dict[str, int] = {f"type:{event.event_type}": 1}
-    if event.event_type in OUTCOME_EVENT_TYPES:
-        return EventEffect(counts=counts, active=False)
     accumulators: dict[str, float] = {}
+    if event.event_type in OUTCOME_EVENT_TYPES:
+        return accumulators, counts
     for rule in model.rules_by_event_type.get(event.event_type, ()):
         if isinstance(rule, EventRule) and rule.matches(event.event_type, event.url):
             weight = (
@@ -191,16 +189,34 @@ def effect_of(model: ScoringModel, event: LeadEvent, recorded_at: datetime | Non
                 accumulators[rule.id] = accumulators.get(rule.id, 0.0) + amount
         elif isinstance(rule, AggregateRule) and rule.matches(event.event_type, event.url):
             counts[rule.id] = counts.get(rule.id, 0) + 1
-    kept = profile_attributes(model) - {CONSENT_ATTRIBUTE}
-    attributes = {k: v for k, v in event.attributes.present().items() if k in kept}
-    if event.event_type in CONSENT_EVENTS:
-        attributes[CONSENT_ATTRIBUTE] = CONSENT_EVENTS[event.event_type]
+    return accumulators, counts
+
+
+def effect_of(model: ScoringModel, event: LeadEvent, recorded_at: datetime | None = None) -> EventEffect:
+    """The additions one event makes to its lead's state (no I/O, no prior state needed).
+    `recorded_at` (when the ledger received it; default: when it happened) sets the rounding grid.
+
+    An outcome (deal won or lost, ...) is sales' verdict on the lead, what a learned model
+    predicts: it is counted by type and nothing else. No points, no attributes (a deal's fields
+    would otherwise change the fit score), and it is not activity (inactivity keeps running)."""
+    accumulators, counts = additions(model, event, recorded_at)
+    if event.event_type in OUTCOME_EVENT_TYPES:
+        return EventEffect(counts=counts, active=False)
     return EventEffect(
         accumulators=accumulators,
         counts=counts,
-        attributes=attributes,
+        attributes=event_attributes(event, profile_attributes(model)),
         active=event.event_type not in PASSIVE_EVENTS,
     )
+
+
+def event_attributes(event: LeadEvent, kept: frozenset[str]) -> dict[str, AttributeValue]:
+    """The attributes an event sets on its lead: those in `kept` it carries, and its word on
+    marketing email (`email_consent`) from consent events only, never from what a sender says."""
+    attributes = {k: v for k, v in event.attributes.present().items() if k in kept and k != CONSENT_ATTRIBUTE}
+    if event.event_type in CONSENT_EVENTS:
+        attributes[CONSENT_ATTRIBUTE] = CONSENT_EVENTS[event.event_type]
+    return attributes
 
 
 def settle(
