@@ -28,7 +28,12 @@ def register(subparsers: Any) -> None:
             "FILE.jsonl) or from a CSV of historical leads and their outcome."
         ),
     )
-    calibrate.add_argument("history", metavar="HISTORY.csv", nargs="?", help="CSV mode: one row per lead")
+    calibrate.add_argument(
+        "history",
+        metavar="HISTORY.csv",
+        nargs="?",
+        help="CSV mode: one row per lead; also .jsonl/.ndjson(.gz) or .parquet, a local path or s3://",
+    )
     _history_options(calibrate)
     calibrate.add_argument(
         "--target", metavar="COLUMN", help="CSV mode: 0/1 (or yes/no, true/false) outcome column"
@@ -181,7 +186,7 @@ def write_atomically(path: str | Path, text: str) -> None:
 
 def _require_extra() -> None:
     missing = []
-    for name in ("numpy", "pandas", "sklearn", "matplotlib"):
+    for name in ("numpy", "pandas", "polars", "sklearn", "matplotlib"):
         try:
             __import__(name)
         except ImportError:
@@ -214,21 +219,22 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if _mode(args) == "history":
         return _calibrate_history(args)
     from leadscore.learn.calibrate import Options, learn
-    from leadscore.learn.dataset import load_history
+    from leadscore.learn.columnar import load_table
     from leadscore.learn.mapping import load_mapping
 
     _check_output(args.out, "--out")
     _check_output(args.report, "--report")
     mapping = load_mapping(args.mapping)
-    history = load_history(args.history, args.target, args.id_column, args.ignore_column, what="calibrate")
+    table = load_table(args.history, args.target, args.id_column, args.ignore_column, what="calibrate")
     options = Options(
         sql_share=args.sql_share,
         mql_share=args.mql_share,
         name=args.name,
         max_rules=args.max_rules,
         segments=args.segments,
+        keep_results=bool(args.report),
     )
-    learned = learn(history, mapping, options)
+    learned = learn(table.history(), mapping, options)
     return _write_learned(args, learned, Path(args.history).name)
 
 
@@ -273,6 +279,13 @@ def _write_learned(args: argparse.Namespace, learned: Any, source: str) -> int:
             f"Cross-validated ROC AUC while learning: {learned.model.metadata['cv_auc']}",
             *learned.warnings,
         ]
+        fitted = learned.model.metadata.get("fitted_on")
+        if isinstance(fitted, dict):
+            notes.insert(
+                1,
+                f"Figures below are for the {fitted['rows']} leads the fits learned from, a stratified "
+                f"sample of the {fitted['of_rows']}; thresholds and probabilities used every lead.",
+            )
         report_text = render(
             f"Calibration report: {source}", metrics, learned.results, learned.y, notes, model=learned.model
         )
