@@ -126,14 +126,25 @@ def _collect(location: str, lazy: pl.LazyFrame) -> pl.DataFrame:
 
 
 def _digest(location: str) -> str:
-    """sha256 of a local file (streamed), or of an object's S3 ETag and size."""
-    if not _is_remote(location):
+    """sha256 of a local file (streamed); for an S3 object, of its location, ETag and size (what
+    S3 says identifies its content, without reading it twice); for a pattern, of the pattern."""
+    if not _is_remote(location) and Path(location).is_file():
         digest = hashlib.sha256()
         with Path(location).open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
         return digest.hexdigest()
-    return hashlib.sha256(location.encode()).hexdigest()
+    identity = location
+    if location.startswith("s3://") and not any(ch in location for ch in "*?["):
+        import boto3
+
+        bucket, _, key = location[len("s3://") :].partition("/")
+        try:
+            head = boto3.client("s3").head_object(Bucket=bucket, Key=key)
+            identity = f"{location} {head.get('ETag', '')} {head.get('ContentLength', '')}"
+        except Exception as exc:  # the table was read; its identity is only metadata
+            identity = f"{location} ({type(exc).__name__})"
+    return hashlib.sha256(identity.encode()).hexdigest()
 
 
 @dataclass
@@ -173,7 +184,7 @@ class Table:
         if positions is not None and len(positions) < self.rows:
             lazy = (
                 lazy.with_row_index(_ROW)
-                .filter(pl.col(_ROW).is_in(pl.Series(positions, dtype=pl.UInt32)))
+                .filter(pl.col(_ROW).is_in(pl.Series(positions, dtype=pl.UInt32).implode()))
                 .drop(_ROW)
             )
         data = _collect(self.location, lazy)
@@ -255,7 +266,9 @@ def _check_ids(lazy: pl.LazyFrame, column: str, rows: int, location: str) -> Non
     )
     if figures["empty"][0]:
         line = _line_numbers(lazy, pl.col(column) == "", location)[0]
-        raise CommandError(f"{location}: id column {column!r} is empty on some rows (first at CSV line {line})")
+        raise CommandError(
+            f"{location}: id column {column!r} is empty on some rows (first at CSV line {line})"
+        )
     if figures["distinct"][0] == rows:
         return
     repeats = _collect(location, lazy.group_by(column).len().filter(pl.col("len") > 1))
