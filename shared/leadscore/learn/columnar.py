@@ -36,12 +36,22 @@ from leadscore.learn.dataset import _FALSE, _MAX_SHOWN, _TRUE, MIN_PER_OUTCOME, 
 
 SAMPLE_ROWS = 50_000  # the cross-validated fits learn from at most this many leads
 BATCH_ROWS = 50_000  # rows per batch when every row is scored
-FORMATS = {".csv": "csv", ".jsonl": "ndjson", ".ndjson": "ndjson", ".parquet": "parquet", ".pq": "parquet"}
+FORMATS = {
+    ".csv": "csv",
+    ".jsonl": "ndjson",
+    ".ndjson": "ndjson",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".json": "dynamodb",  # what ExportTableToPointInTime writes (DYNAMODB_JSON, .json.gz)
+}
+_SCALARS = ("S", "N", "BOOL")  # DynamoDB JSON type keys read as a value ("NULL" reads as empty)
+_SETS = ("SS", "NS")  # read as their members joined by ","
 _ROW = "__leadscore_row"
 
 
 def table_format(location: str) -> str:
-    """csv, ndjson or parquet, from the name (`.gz` after it for JSON Lines)."""
+    """csv, ndjson, parquet or dynamodb, from the name (`.gz` after it for JSON Lines and a
+    DynamoDB export's `.json` files)."""
     name = location.rsplit("/", 1)[-1].casefold()
     if name.endswith(".gz"):
         name = name[:-3]
@@ -50,7 +60,7 @@ def table_format(location: str) -> str:
             return kind
     raise CommandError(
         f"{location}: cannot tell the format from the name; use .csv, .jsonl/.ndjson (JSON Lines, "
-        "optionally .gz) or .parquet"
+        "optionally .gz), .parquet, or .json.gz (a DynamoDB export)"
     )
 
 
@@ -79,11 +89,51 @@ def _read_error(location: str, exc: Exception) -> CommandError:
     return CommandError(f"{location}: not a readable table: error: {text}")
 
 
+def _dynamodb_value(value: pl.Expr, dtype: Any) -> pl.Expr | None:
+    """One attribute of a DynamoDB JSON item as text: S, N or BOOL as written, a set's members
+    joined by ",", NULL as empty; None for lists and maps (flattened one level by the caller)."""
+    if not isinstance(dtype, pl.Struct):
+        return None
+    names = [f.name for f in dtype.fields]
+    parts = [value.struct.field(k).cast(pl.String) for k in _SCALARS if k in names]
+    parts += [value.struct.field(k).cast(pl.List(pl.String)).list.join(",") for k in _SETS if k in names]
+    return pl.coalesce(parts) if parts else (pl.lit(None, pl.String) if "NULL" in names else None)
+
+
+def _dynamodb_columns(schema: pl.Schema) -> dict[str, pl.Expr]:
+    """An export's `Item` flattened: each top-level attribute a column, each attribute of a map
+    attribute `M` a column `map.key`."""
+    item = schema.get("Item")
+    if not isinstance(item, pl.Struct):
+        raise CommandError("not a DynamoDB export: its lines have no `Item` (DYNAMODB_JSON format)")
+    columns: dict[str, pl.Expr] = {}
+    for attribute in item.fields:
+        value = pl.col("Item").struct.field(attribute.name)
+        scalar = _dynamodb_value(value, attribute.dtype)
+        if scalar is not None:
+            columns[attribute.name] = scalar
+        dtype = attribute.dtype
+        mapped = (
+            next((f.dtype for f in dtype.fields if f.name == "M"), None)
+            if isinstance(dtype, pl.Struct)
+            else None
+        )
+        if isinstance(mapped, pl.Struct):
+            for inner in mapped.fields:
+                nested = _dynamodb_value(value.struct.field("M").struct.field(inner.name), inner.dtype)
+                if nested is not None:
+                    columns[f"{attribute.name}.{inner.name}"] = nested
+    return columns
+
+
 def _raw_scan(location: str, kind: str, storage_options: dict[str, Any] | None) -> pl.LazyFrame:
     if kind == "csv":
         return pl.scan_csv(location, infer_schema=False, storage_options=storage_options)
-    if kind == "ndjson":
-        return pl.scan_ndjson(location, infer_schema_length=None, storage_options=storage_options)
+    if kind in ("ndjson", "dynamodb"):
+        lazy = pl.scan_ndjson(location, infer_schema_length=None, storage_options=storage_options)
+        if kind == "dynamodb":
+            lazy = lazy.select(**_dynamodb_columns(lazy.collect_schema()))
+        return lazy
     return pl.scan_parquet(location, storage_options=storage_options)
 
 

@@ -153,3 +153,32 @@ def test_a_table_format_calibrate_cannot_read_is_a_clear_error(tmp_path: Path) -
     odd.write_text("x")
     with pytest.raises(CommandError, match="cannot tell the format"):
         load_table(str(odd), "Converted", "lead_id")
+
+
+def test_a_dynamodb_export_reads_like_the_csv_it_was_made_from(tmp_path: Path) -> None:
+    import gzip
+    import json
+
+    source = _write(tmp_path / "history.csv", 300)
+    with source.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    data = tmp_path / "AWSDynamoDB" / "01700000000000-abcdef12" / "data"
+    data.mkdir(parents=True)
+    for part, chunk in enumerate((rows[:120], rows[120:])):  # an export is several gzip files
+        with gzip.open(data / f"part-{part}.json.gz", "wt", encoding="utf-8") as out:
+            for row in chunk:
+                item = {
+                    name: {"N": value} if name in ("Visits", "Converted") else {"S": value}
+                    for name, value in row.items()
+                    if value != ""  # DynamoDB has no empty attribute: it is left out
+                }
+                item["profile"] = {"M": {"plan": {"S": "pro"}, "seats": {"N": "3"}}}
+                out.write(json.dumps({"Item": item}) + "\n")
+
+    export = load_table(str(data / "*.json.gz"), "Converted", "lead_id")
+    csv_table = load_table(str(source), "Converted", "lead_id")
+
+    frame = export.frame()
+    assert {"profile.plan", "profile.seats"} <= set(frame.columns)
+    assert frame[csv_table.columns].equals(csv_table.frame())
+    assert (export.y == csv_table.y).all()
