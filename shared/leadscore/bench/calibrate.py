@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from leadscore.bench.generated import ID_COLUMN, TARGET_COLUMN, write_history
+from leadscore.bench.generated import HEADER, ID_COLUMN, TARGET_COLUMN, write_history
 from leadscore.bench.pipeline import X_EDUCATION, X_EDUCATION_IGNORED, X_EDUCATION_MAPPING, _replicated
 from leadscore.bench.table import Row
 
@@ -96,7 +96,9 @@ def _row(path: str, run: Run, *, full_target: bool) -> Row:
     return Row(
         path=path,
         measured=f"{run.seconds:.0f} s, {run.rows_per_second:,.0f} rows/s, peak {run.peak_gb:.2f} GB",
-        target=TARGET if full_target else f"peak <= {MEMORY_CEILING_GB:g} GB (the 1M row below: {TARGET})",
+        target=TARGET
+        if full_target
+        else f"peak <= {MEMORY_CEILING_GB:g} GB (the time target is for 1M leads)",
         met=met,
         detail=(
             f"{run.leads:,} leads, the fits learned from {fitted_rows:,} of them; "
@@ -113,7 +115,18 @@ def x_education_argv(history: Path) -> list[str]:
     return [*argv, "--mapping", str(X_EDUCATION_MAPPING)]
 
 
-def generated_argv(history: Path) -> list[str]:
+def generated_mapping(folder: Path) -> Path:
+    """The X Education mapping without the columns a generated history does not have."""
+    import yaml
+
+    document = yaml.safe_load(X_EDUCATION_MAPPING.read_text(encoding="utf-8"))
+    document["columns"] = {k: v for k, v in document["columns"].items() if k in HEADER}
+    path = folder / "generated-mapping.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def generated_argv(history: Path, mapping: Path) -> list[str]:
     return [
         str(history),
         "--target",
@@ -121,7 +134,7 @@ def generated_argv(history: Path) -> list[str]:
         "--id-column",
         ID_COLUMN,
         "--mapping",
-        str(X_EDUCATION_MAPPING),
+        str(mapping),
     ]
 
 
@@ -148,6 +161,7 @@ def rows(quick: bool) -> list[Row]:
             history.unlink()
         history = work / "generated.csv"
         leads = write_history(history, generated)
-        run = calibrate_process(generated_argv(history), leads, work / "m.yaml")
+        argv = generated_argv(history, generated_mapping(work))
+        run = calibrate_process(argv, leads, work / "m.yaml")
         out.append(_row(f"calibrate, generated history of {leads:,} leads", run, full_target=not quick))
     return out
