@@ -215,6 +215,11 @@ class Table:
     def rows(self) -> int:
         return len(self.y)
 
+    @property
+    def feature_columns(self) -> list[str]:
+        skip = {self.target_column, self.id_column, *self.dropped}
+        return [c for c in self.columns if c not in skip]
+
     def sample_positions(self, limit: int, seed: int = 0) -> np.ndarray:
         """Row positions of a stratified sample of at most `limit` leads, in file order: each
         outcome keeps its share (the largest remainders round up); every row when few enough."""
@@ -353,8 +358,10 @@ def load_table(
     *,
     what: str = "history",
     storage_options: dict[str, Any] | None = None,
+    count_values: bool = True,
 ) -> Table:
-    """Read and check a lead table (the same checks and messages as `dataset.load_history`)."""
+    """Read and check a lead table (the same checks and messages as `dataset.load_history`);
+    `count_values`: also every column's value frequencies (what calibrate plans features from)."""
     lazy = scan(location, storage_options)
     columns = lazy.collect_schema().names()
     empty_unnamed = [c for c in columns if c.startswith("Unnamed: ")]
@@ -380,7 +387,7 @@ def load_table(
         raise CommandError(f"{location}: the file has a header but no rows; {what} needs leads")
     _check_ids(lazy, id_column, rows, location)
     y = _outcomes(lazy, target, location)
-    counted = [c for c in columns if c not in {target, id_column, *ignore}]
+    counted = [c for c in columns if c not in {target, id_column, *ignore}] if count_values else []
     return Table(
         location=location,
         lazy=lazy,

@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
         "history",
         metavar="HISTORY.csv",
         nargs="?",
-        help="CSV mode: one row per lead; also .jsonl/.ndjson(.gz) or .parquet, a local path or s3://",
+        help="CSV mode: one row per lead; also .jsonl/.ndjson(.gz), .parquet or a DynamoDB export, local or s3://",
     )
     _history_options(calibrate)
     calibrate.add_argument(
@@ -104,7 +104,12 @@ def register(subparsers: Any) -> None:
     backtest.add_argument(
         "model", metavar="MODEL", help="model or catalog (file or folder), bundled:NAME, s3:// or ssm:"
     )
-    backtest.add_argument("history", metavar="HISTORY.csv", nargs="?", help="CSV mode: one row per lead")
+    backtest.add_argument(
+        "history",
+        metavar="HISTORY.csv",
+        nargs="?",
+        help="CSV mode: one row per lead; also .jsonl/.ndjson(.gz), .parquet or a DynamoDB export, local or s3://",
+    )
     _history_options(backtest)
     backtest.add_argument("--target", metavar="COLUMN", help="CSV mode: the outcome column")
     backtest.add_argument("--id-column", metavar="COLUMN", help="CSV mode: the lead id column")
@@ -315,18 +320,18 @@ def run_backtest(args: argparse.Namespace) -> int:
         return backtest_catalog(args, catalog, _mode(args))
     if _mode(args) == "history":
         return _backtest_history(args)
-    from leadscore.learn.dataset import load_history
-    from leadscore.learn.evaluate import evaluate, score_rows
+    from leadscore.learn.columnar import load_table
+    from leadscore.learn.evaluate import evaluate, score_table_rows
     from leadscore.learn.leadstate import builder_for_columns, builder_from_metadata
     from leadscore.learn.mapping import load_mapping
 
     _check_output(args.report, "--report")
     model = _load_model(args.model)
-    history = load_history(args.history, args.target, args.id_column, what="backtest")
+    table = load_table(args.history, args.target, args.id_column, what="backtest", count_values=False)
     builder = None if args.mapping else builder_from_metadata(model)
     if builder is None:
-        builder = builder_for_columns(model, history.feature_columns, load_mapping(args.mapping))
-    missing = sorted(set(builder.columns) - set(history.frame.columns))
+        builder = builder_for_columns(model, table.feature_columns, load_mapping(args.mapping))
+    missing = sorted(set(builder.columns) - set(table.columns))
     if missing and len(missing) == len(set(builder.columns)):
         raise CommandError(
             f"{args.history}: the file has none of the columns the model reads ({', '.join(missing[:10])}); "
@@ -338,10 +343,9 @@ def run_backtest(args: argparse.Namespace) -> int:
             "those rules score every lead as missing",
             file=sys.stderr,
         )
-    results = score_rows(model, history.frame, history.ids, builder)
-    return _report_backtest(
-        args, model, evaluate(model, results, history.y), results, history.y, args.history
-    )
+    results = score_table_rows(model, table, builder)
+    y = table.y.astype(int)
+    return _report_backtest(args, model, evaluate(model, results, y), results, y, args.history)
 
 
 def _load_model(reference: str) -> Any:

@@ -182,3 +182,22 @@ def test_a_dynamodb_export_reads_like_the_csv_it_was_made_from(tmp_path: Path) -
     assert {"profile.plan", "profile.seats"} <= set(frame.columns)
     assert frame[csv_table.columns].equals(csv_table.frame())
     assert (export.y == csv_table.y).all()
+
+
+def test_backtest_reads_parquet_like_the_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import polars as pl
+
+    from leadscore.cli import main
+
+    source = _write(tmp_path / "history.csv", 400)
+    pl.read_csv(source, infer_schema=False).write_parquet(tmp_path / "history.parquet")
+    metrics = []
+    for name in ("history.csv", "history.parquet"):
+        argv = ["backtest", "bundled:default", str(tmp_path / name), "--target", "Converted"]
+        assert main([*argv, "--id-column", "lead_id", "--json"]) == 0
+        metrics.append(json.loads(capsys.readouterr().out))
+
+    assert metrics[0]["leads"] == 400
+    assert metrics[0] == metrics[1]
