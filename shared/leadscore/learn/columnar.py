@@ -162,6 +162,8 @@ def scan(location: str, storage_options: dict[str, Any] | None = None) -> pl.Laz
     if repeated:
         raise CommandError(f"{location}: repeated column names in the header: {_shown(repeated)}")
     renamed = [name or f"Unnamed: {i}" for i, name in enumerate(header)]
+    if kind == "csv":  # a blank line is no lead (pandas skips it too); Polars reads it as all nulls
+        lazy = lazy.filter(~pl.all_horizontal(pl.all().is_null()))
     return lazy.select(
         pl.col(original).cast(pl.String).str.strip_chars().fill_null("").alias(new)
         for original, new in zip(names, renamed, strict=True)

@@ -201,3 +201,18 @@ def test_backtest_reads_parquet_like_the_csv(tmp_path: Path, capsys: pytest.Capt
 
     assert metrics[0]["leads"] == 400
     assert metrics[0] == metrics[1]
+
+
+def test_blank_lines_and_crlf_line_ends_are_no_leads(tmp_path: Path) -> None:
+    source = _write(tmp_path / "history.csv", 300)
+    text = source.read_text(encoding="utf-8")
+    blank = tmp_path / "blank.csv"
+    blank.write_text(text.replace("\n", "\n\n", 5) + "\n\n", encoding="utf-8", newline="")
+    crlf = tmp_path / "crlf.csv"
+    crlf.write_text(text.replace("\r\n", "\n").replace("\n", "\r\n"), encoding="utf-8", newline="")
+
+    plain = load_table(str(source), "Converted", "lead_id")
+    for variant in (blank, crlf):
+        table = load_table(str(variant), "Converted", "lead_id")
+        assert table.rows == 300
+        assert table.frame().equals(plain.frame())
