@@ -21,7 +21,6 @@ per lead, not the hundreds of bytes per cell of a pandas frame of strings.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -414,5 +413,4 @@ def sample_note(table_rows: int, fitted_rows: int) -> dict[str, Any]:
             "the calibration table and the average lead use every row"
         ),
         "bound": SAMPLE_ROWS,
-        "batches": math.ceil(table_rows / BATCH_ROWS),
     }
