@@ -17,6 +17,7 @@ from leadscore.bench.table import Row, render
 # Area name -> module with `rows(quick: bool) -> list[Row]`, in the order the table prints them.
 AREAS: dict[str, str] = {
     "engine": "leadscore.bench.engine",
+    "calibrate": "leadscore.bench.calibrate",
 }
 
 

@@ -21,7 +21,14 @@ import pandas as pd
 from leadscore.domain import EventType
 from leadscore.learn import pairs as pairing
 from leadscore.learn import trees as boosting
-from leadscore.learn.encoding import Feature, _column_values, _numeric_edges, _unique_id
+from leadscore.learn.dataset import ColumnCounts
+from leadscore.learn.encoding import (
+    Feature,
+    _column_values,
+    _unique_id,
+    frequency_values,
+    weighted_edges,
+)
 from leadscore.learn.shapes import _Shape
 from leadscore.scoring.engine import PAIR_SEPARATOR
 from leadscore.scoring.model import (
@@ -42,15 +49,20 @@ def _points(value: float) -> float:
 
 
 def pair_axes(
-    features: list[Feature], frame: pd.DataFrame, placeholders: frozenset[str]
+    features: list[Feature],
+    frame: pd.DataFrame,
+    placeholders: frozenset[str],
+    counts: ColumnCounts | None = None,
 ) -> tuple[list[pairing.Axis], list[np.ndarray]]:
     """Levels (and each row's level code) of the features a pair rule can use: lead attributes
     outside the `negative` section whose points may take any shape (event counts are not
     attributes at runtime; a count or a size stays monotone, so it is not bent by a pair).
-    A categorical side keeps all of the feature's levels, so its main effect can be folded in."""
+    A categorical side keeps all of the feature's levels, so its main effect can be folded in.
+    Numeric bins are cut from `counts` (every row of the history; default: the frame's)."""
+    counts = counts or ColumnCounts.of(frame)
     axes: list[pairing.Axis] = []
     codes: list[np.ndarray] = []
-    min_bin = pairing.min_bin_size(len(frame))
+    min_bin = pairing.min_bin_size(counts.rows)
     for feature in features:
         if feature.kind == "events" or feature.category == "negative" or feature.attribute is None:
             continue
@@ -66,7 +78,8 @@ def pair_axes(
         )
         if axis.numeric:
             values = _column_values(feature, raw, placeholders)
-            axis.edges = _numeric_edges(values, pairing.PAIR_BINS, min_bin)
+            distinct, weights = frequency_values(feature, counts.values[feature.column], placeholders)
+            axis.edges = weighted_edges(distinct, weights, pairing.PAIR_BINS, min_bin)
             if not axis.edges:
                 continue
         else:

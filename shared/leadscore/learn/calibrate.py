@@ -39,6 +39,7 @@ from leadscore.learn.assembly import (
     pair_axes,
     tree_inputs,
 )
+from leadscore.learn.columnar import Table, sample_note
 from leadscore.learn.dataset import History
 from leadscore.learn.encoding import (
     Feature,
@@ -52,7 +53,7 @@ from leadscore.learn.encoding import (
     set_edges,
 )
 from leadscore.learn.evaluate import score_rows
-from leadscore.learn.leadstate import builder_from_metadata
+from leadscore.learn.leadstate import StateBuilder, builder_from_metadata
 from leadscore.learn.mapping import Mapping
 from leadscore.learn.shapes import (
     BIN_GRID,
@@ -69,7 +70,8 @@ from leadscore.learn.shapes import (
     select_features,
     splitter,
 )
-from leadscore.learn.thresholds import Learned, finish
+from leadscore.learn.thresholds import AverageAccumulator, Learned, Scored, finish
+from leadscore.scoring.engine import ScoreResult, score
 from leadscore.scoring.model import Grade, ScoringModel, Section, SegmentRule, Stage
 
 SCORE_SPAN = 100.0
@@ -113,6 +115,36 @@ class Options:
     seed: int = 0
     max_rules: int = MAX_RULES  # every rule counts: attribute, aggregate, pair and segment rules
     segments: bool = False  # boosted-tree segment rules on top (many rules: raise max_rules)
+    keep_results: bool = True  # keep the engine's answers for the fitted leads (for a report)
+
+
+def score_table(
+    model: ScoringModel, table: Table, builder: StateBuilder, kept: np.ndarray, keep_results: bool
+) -> Scored:
+    """Every row of `table` scored by THE engine, batch after batch: totals, fits and the
+    average lead of every lead; the full answers only of the rows at `kept` (when asked)."""
+    totals = np.empty(table.rows)
+    fits = np.empty(table.rows)
+    average = AverageAccumulator()
+    keep = np.zeros(table.rows, dtype=bool)
+    keep[kept] = keep_results
+    results: list[ScoreResult] = []
+    position = 0
+    for rows, ids in table.batches(sorted(builder.columns)):
+        for row, lead_id in zip(rows, ids, strict=True):
+            result = score(model, builder.build(row, lead_id), model.epoch)
+            totals[position], fits[position] = result.total, result.fit
+            average.add(result)
+            if keep[position]:
+                results.append(result)
+            position += 1
+    return Scored(
+        totals=totals,
+        fits=fits,
+        y=table.y.astype(int),
+        average=average.average(totals),
+        results=results if keep_results else None,
+    )
 
 
 def learn(history: History, mapping: Mapping, options: Options) -> Learned:
@@ -135,8 +167,9 @@ def _learn(history: History, mapping: Mapping, options: Options) -> Learned:  # 
             warnings.append(f"the mapping names column {column!r}, which the file does not have")
     frame, y = history.frame, history.y
     guardrails.check_floor(y)
+    counts = history.column_counts()  # every row's frequencies (the frame may be a sample)
     candidates = plan_features(history, mapping, warnings)
-    fit = choose(candidates, frame, y, placeholders, options.seed)
+    fit = choose(candidates, frame, y, placeholders, options.seed, counts)
     x = design(candidates, frame, placeholders)
     resolve_directions(candidates, _classifier(fit.c).fit(x, y).coef_[0])
     selection = select_features(candidates, x, y, fit.c, options.seed, limit=options.max_rules)
@@ -149,7 +182,7 @@ def _learn(history: History, mapping: Mapping, options: Options) -> Learned:  # 
 
     t = time.perf_counter()
     x = design(features, frame, placeholders)
-    axes, codes = pair_axes(features, frame, placeholders)
+    axes, codes = pair_axes(features, frame, placeholders, counts)
     sizes = [axis.size for axis in axes]
     pair_fit = pairing.choose_pairs(
         x,
@@ -237,7 +270,8 @@ def _learn(history: History, mapping: Mapping, options: Options) -> Learned:  # 
     low = offset + sum(extremes(r)[0] for r in all_rules)
     high = offset + sum(extremes(r)[1] for r in all_rules)
     created = datetime.now(UTC)
-    digest = hashlib.sha256(history.path.read_bytes()).hexdigest()
+    digest = history.sha256 or hashlib.sha256(history.path.read_bytes()).hexdigest()
+    every_y = history.y if history.table is None else history.table.y
     version = f"learned-{created:%Y%m%d%H%M%S}-{digest[:8]}"
     metadata: dict[str, Any] = {
         "learned_by": "leadscore calibrate",
@@ -262,9 +296,9 @@ def _learn(history: History, mapping: Mapping, options: Options) -> Learned:  # 
             "target": history.target_column,
             "id_column": history.id_column,
         },
-        "rows": len(y),
-        "conversions": int(y.sum()),
-        "base_rate": round(float(y.mean()), 6),
+        "rows": len(every_y),
+        "conversions": int(every_y.sum()),
+        "base_rate": round(float(every_y.mean()), 6),
         "cv_auc": round(blend.cv_auc if blend.rounds else pair_fit.cv_auc, 5),
         "cv_auc_ga2m": round(pair_fit.cv_auc, 5),
         "cv_auc_main_effects": round(fit.cv_auc, 5),
@@ -290,12 +324,14 @@ def _learn(history: History, mapping: Mapping, options: Options) -> Learned:  # 
         "dropped_columns": dict(history.dropped),
         "mapping": mapping_meta,
     }
+    if len(y) < len(every_y):
+        metadata["fitted_on"] = sample_note(len(every_y), len(y))
     draft = ScoringModel(
         name=options.name or f"learned-{history.path.stem}"[:64],
         version=version,
         description=(
             f"Learned by `leadscore calibrate` from {history.path.name} "
-            f"({len(y)} leads, base rate {y.mean():.1%})."
+            f"({len(every_y)} leads, base rate {every_y.mean():.1%})."
         ),
         offset=offset,
         total_min=math.floor(low) - 1,
@@ -308,16 +344,17 @@ def _learn(history: History, mapping: Mapping, options: Options) -> Learned:  # 
         metadata=metadata,
     )
     timings["fit_s"] = time.perf_counter() - t
-    scored = builder_from_metadata(draft)
-    assert scored is not None
-    results = score_rows(draft, frame, history.ids, scored)
-    return finish(
-        draft,
-        results,
-        y,
-        span * (blend.oof_logits - float(logits.min())),
-        options,
-        timings,
-        warnings,
-        started,
-    )
+    builder = builder_from_metadata(draft)
+    assert builder is not None
+    oof_scores = span * (blend.oof_logits - float(logits.min()))
+    if history.table is None:
+        results = score_rows(draft, frame, history.ids, builder)
+        return finish(draft, results, y, oof_scores, options, timings, warnings, started)
+    assert history.positions is not None
+    t = time.perf_counter()
+    scored = score_table(draft, history.table, builder, history.positions, options.keep_results)
+    timings["scoring_every_row_s"] = time.perf_counter() - t
+    # Leads outside the sample are held out from every fit: their own scores calibrate honestly.
+    held_out = scored.totals.copy()
+    held_out[history.positions] = oof_scores
+    return finish(draft, scored, y, oof_scores, options, timings, warnings, started, held_out)

@@ -29,7 +29,12 @@ def register(subparsers: Any) -> None:
             "FILE.jsonl) or from a CSV of historical leads and their outcome."
         ),
     )
-    calibrate.add_argument("history", metavar="HISTORY.csv", nargs="?", help="CSV mode: one row per lead")
+    calibrate.add_argument(
+        "history",
+        metavar="HISTORY.csv",
+        nargs="?",
+        help="CSV mode: one row per lead; also .jsonl/.ndjson(.gz), .parquet or a DynamoDB export, local or s3://",
+    )
     _history_options(calibrate)
     calibrate.add_argument(
         "--target", metavar="COLUMN", help="CSV mode: 0/1 (or yes/no, true/false) outcome column"
@@ -105,7 +110,12 @@ def register(subparsers: Any) -> None:
     backtest.add_argument(
         "model", metavar="MODEL", help="model or catalog (file or folder), bundled:NAME, s3:// or ssm:"
     )
-    backtest.add_argument("history", metavar="HISTORY.csv", nargs="?", help="CSV mode: one row per lead")
+    backtest.add_argument(
+        "history",
+        metavar="HISTORY.csv",
+        nargs="?",
+        help="CSV mode: one row per lead; also .jsonl/.ndjson(.gz), .parquet or a DynamoDB export, local or s3://",
+    )
     _history_options(backtest)
     backtest.add_argument("--target", metavar="COLUMN", help="CSV mode: the outcome column")
     backtest.add_argument("--id-column", metavar="COLUMN", help="CSV mode: the lead id column")
@@ -187,7 +197,7 @@ def write_atomically(path: str | Path, text: str) -> None:
 
 def _require_extra() -> None:
     missing = []
-    for name in ("numpy", "pandas", "sklearn", "matplotlib"):
+    for name in ("numpy", "pandas", "polars", "sklearn", "matplotlib"):
         try:
             __import__(name)
         except ImportError:
@@ -220,21 +230,22 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if _mode(args) == "history":
         return _calibrate_history(args)
     from leadscore.learn.calibrate import Options, learn
-    from leadscore.learn.dataset import load_history
+    from leadscore.learn.columnar import load_table
     from leadscore.learn.mapping import load_mapping
 
     _check_output(args.out, "--out")
     _check_output(args.report, "--report")
     mapping = load_mapping(args.mapping)
-    history = load_history(args.history, args.target, args.id_column, args.ignore_column, what="calibrate")
+    table = load_table(args.history, args.target, args.id_column, args.ignore_column, what="calibrate")
     options = Options(
         sql_share=args.sql_share,
         mql_share=args.mql_share,
         name=args.name,
         max_rules=args.max_rules,
         segments=args.segments,
+        keep_results=bool(args.report),
     )
-    learned = learn(history, mapping, options)
+    learned = learn(table.history(), mapping, options)
     return _write_learned(args, learned, Path(args.history).name)
 
 
@@ -279,6 +290,13 @@ def _write_learned(args: argparse.Namespace, learned: Any, source: str) -> int:
             f"Cross-validated ROC AUC while learning: {learned.model.metadata['cv_auc']}",
             *learned.warnings,
         ]
+        fitted = learned.model.metadata.get("fitted_on")
+        if isinstance(fitted, dict):
+            notes.insert(
+                1,
+                f"Figures below are for the {fitted['rows']} leads the fits learned from, a stratified "
+                f"sample of the {fitted['of_rows']}; thresholds and probabilities used every lead.",
+            )
         report_text = render(
             f"Calibration report: {source}", metrics, learned.results, learned.y, notes, model=learned.model
         )
@@ -309,18 +327,18 @@ def run_backtest(args: argparse.Namespace) -> int:
         return backtest_catalog(args, catalog, _mode(args))
     if _mode(args) == "history":
         return _backtest_history(args)
-    from leadscore.learn.dataset import load_history
-    from leadscore.learn.evaluate import evaluate, score_rows
+    from leadscore.learn.columnar import load_table
+    from leadscore.learn.evaluate import evaluate, score_table_rows
     from leadscore.learn.leadstate import builder_for_columns, builder_from_metadata
     from leadscore.learn.mapping import load_mapping
 
     _check_output(args.report, "--report")
     model = _load_model(args.model)
-    history = load_history(args.history, args.target, args.id_column, what="backtest")
+    table = load_table(args.history, args.target, args.id_column, what="backtest", count_values=False)
     builder = None if args.mapping else builder_from_metadata(model)
     if builder is None:
-        builder = builder_for_columns(model, history.feature_columns, load_mapping(args.mapping))
-    missing = sorted(set(builder.columns) - set(history.frame.columns))
+        builder = builder_for_columns(model, table.feature_columns, load_mapping(args.mapping))
+    missing = sorted(set(builder.columns) - set(table.columns))
     if missing and len(missing) == len(set(builder.columns)):
         raise CommandError(
             f"{args.history}: the file has none of the columns the model reads ({', '.join(missing[:10])}); "
@@ -332,10 +350,9 @@ def run_backtest(args: argparse.Namespace) -> int:
             "those rules score every lead as missing",
             file=sys.stderr,
         )
-    results = score_rows(model, history.frame, history.ids, builder)
-    return _report_backtest(
-        args, model, evaluate(model, results, history.y), results, history.y, args.history
-    )
+    results = score_table_rows(model, table, builder)
+    y = table.y.astype(int)
+    return _report_backtest(args, model, evaluate(model, results, y), results, y, args.history)
 
 
 def _load_model(reference: str) -> Any:

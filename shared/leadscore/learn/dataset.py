@@ -11,11 +11,15 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from leadscore.cli import CommandError
+
+if TYPE_CHECKING:
+    from leadscore.learn.columnar import Table
 
 _TRUE = frozenset({"1", "1.0", "true", "yes", "y", "t"})
 _FALSE = frozenset({"0", "0.0", "false", "no", "n", "f"})
@@ -23,8 +27,25 @@ _MAX_SHOWN = 5
 
 
 @dataclass
+class ColumnCounts:
+    """Sufficient statistics of a table's columns: its row count, and per column each distinct
+    (stripped) value with the number of rows holding it. Features are planned and numeric columns
+    binned from these, so they can come from every row of a table too large to hold."""
+
+    rows: int
+    values: dict[str, pd.Series]  # column -> counts indexed by value
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> ColumnCounts:
+        return cls(rows=len(frame), values={c: frame[c].value_counts(sort=False) for c in frame.columns})
+
+
+@dataclass
 class History:
-    """A validated history file: raw string values (stripped), the outcome and the lead ids."""
+    """A validated history file: raw string values (stripped), the outcome and the lead ids.
+
+    From a large table (`columnar.Table`), `frame`, `y` and `ids` are the bounded sample the fits
+    learn from (rows `positions` of `table`), and `counts` are the frequencies over every row."""
 
     path: Path
     frame: pd.DataFrame  # every column as stripped strings ("" when empty)
@@ -33,11 +54,25 @@ class History:
     y: np.ndarray  # 0/1 int
     ids: list[str]
     dropped: dict[str, str] = field(default_factory=dict)  # column -> why it is not a feature
+    counts: ColumnCounts | None = None  # None: the frame is every row
+    sha256: str | None = None  # of the source (None: read from `path`)
+    table: Table | None = None  # the whole table `frame` was sampled from
+    positions: np.ndarray | None = None  # the frame's row positions in `table`
 
     @property
     def feature_columns(self) -> list[str]:
         skip = {self.target_column, self.id_column, *self.dropped}
         return [c for c in self.frame.columns if c not in skip]
+
+    def column_counts(self) -> ColumnCounts:
+        if self.counts is None:
+            self.counts = ColumnCounts.of(self.frame)
+        return self.counts
+
+    @property
+    def rows(self) -> int:
+        """Leads in the whole history (more than `len(frame)` when the frame is a sample)."""
+        return self.column_counts().rows
 
     @property
     def base_rate(self) -> float:
@@ -184,8 +219,10 @@ def to_numbers(values: pd.Series) -> pd.Series:
     return numbers.astype(float)
 
 
-def is_numeric(values: pd.Series, placeholders: frozenset[str]) -> bool:
-    """Numeric when every value that is not empty or a placeholder parses as a finite number."""
+def is_numeric(counts: pd.Series, placeholders: frozenset[str]) -> bool:
+    """Numeric when every value that is not empty or a placeholder parses as a finite number
+    (`counts`: a column's value frequencies)."""
+    values = pd.Series(counts.index, dtype=str)
     present = values[~values.str.casefold().isin(placeholders)]
     if present.empty:
         return False
@@ -193,7 +230,7 @@ def is_numeric(values: pd.Series, placeholders: frozenset[str]) -> bool:
     return bool(numbers.notna().all() and np.isfinite(numbers.to_numpy(dtype=float)).all())
 
 
-def looks_like_identifier(values: pd.Series, placeholders: frozenset[str]) -> bool:
+def looks_like_identifier(counts: pd.Series, placeholders: frozenset[str]) -> bool:
     """Every row has its own distinct text value (an email, a UUID): not a signal.
 
     Numeric columns are never identifier-like here: a distinct number per row (a CRM sequence
@@ -201,10 +238,12 @@ def looks_like_identifier(values: pd.Series, placeholders: frozenset[str]) -> bo
     real signal. The `--id-column` is never a feature; pass `--ignore-column` for any other
     number that means nothing.
     """
-    present = values[~values.str.casefold().isin(placeholders)]
-    if len(present) < 50 or len(present) < 0.95 * len(values) or present.nunique() != len(present):
+    values = pd.Series(counts.index, dtype=str)
+    present = (~values.str.casefold().isin(placeholders)).to_numpy()
+    rows, present_rows = int(counts.sum()), int(counts.to_numpy()[present].sum())
+    if present_rows < 50 or present_rows < 0.95 * rows or bool((counts.to_numpy()[present] != 1).any()):
         return False
-    return not bool(pd.to_numeric(present, errors="coerce").notna().all())
+    return not bool(pd.to_numeric(values[present], errors="coerce").notna().all())
 
 
 def finite(value: float) -> bool:

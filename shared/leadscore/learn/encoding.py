@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.cli import CommandError
-from leadscore.learn.dataset import History, is_numeric, looks_like_identifier, to_numbers
+from leadscore.learn.dataset import ColumnCounts, History, is_numeric, looks_like_identifier, to_numbers
 from leadscore.learn.leadstate import count_value
 from leadscore.learn.mapping import Mapping
 from leadscore.scoring.model import Category
@@ -99,24 +99,39 @@ def _unique_id(base: str, taken: set[str]) -> str:
 
 def _numeric_edges(values: np.ndarray, bins: int, min_bin: int) -> list[float]:
     """Quantile edges taken from observed values, each bin holding at least `min_bin` values."""
-    values = np.sort(values[~np.isnan(values)])
-    if values.size < 2 * min_bin:
+    present = values[~np.isnan(values)]
+    return weighted_edges(present, np.ones(present.size, dtype=np.int64), bins, min_bin)
+
+
+def weighted_edges(values: np.ndarray, weights: np.ndarray, bins: int, min_bin: int) -> list[float]:
+    """`_numeric_edges` of the column holding each of `values` `weights[i]` times (NaN values are
+    missing): exactly the same edges, from a column's value frequencies instead of its rows."""
+    keep = ~np.isnan(values)
+    distinct, inverse = np.unique(values[keep], return_inverse=True)
+    counts = np.bincount(inverse, weights=weights[keep], minlength=distinct.size).astype(np.int64)
+    total = int(counts.sum())
+    if total < 2 * min_bin:
         return []
-    candidates = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1], method="inverted_cdf"))
+    cumulative = np.cumsum(counts)  # cumulative[j]: how many values are <= distinct[j]
+    # The quantiles' positions in the sorted column (inverted_cdf picks an order statistic).
+    positions = np.quantile(np.arange(total), np.linspace(0, 1, bins + 1)[1:-1], method="inverted_cdf")
+    candidates = np.unique(distinct[np.searchsorted(cumulative, positions, side="right")])
     edges: list[float] = []
     lower_count = 0
     for edge in candidates:
-        if edge <= values[0]:
+        if edge <= distinct[0]:
             continue
-        below = int(np.searchsorted(values, edge, side="left"))
-        if below - lower_count >= min_bin and values.size - below >= min_bin:
-            edges.append(short_edge(float(values[below - 1]), float(edge)))
+        below_index = int(np.searchsorted(distinct, edge, side="left")) - 1  # the largest value < edge
+        below = int(cumulative[below_index])
+        if below - lower_count >= min_bin and total - below >= min_bin:
+            edges.append(short_edge(float(distinct[below_index]), float(edge)))
             lower_count = below
     return edges
 
 
-def _warn_if_distinct_per_row(column: str, values: pd.Series, warnings: list[str]) -> None:
-    if len(values) >= 50 and values.nunique() == len(values):
+def _warn_if_distinct_per_row(column: str, present: pd.Series, warnings: list[str]) -> None:
+    """`present`: the frequencies of the column's values that are not placeholders."""
+    if int(present.sum()) >= 50 and bool((present == 1).all()):
         warnings.append(
             f"column {column!r} has a distinct number on every row: used as a numeric feature (a "
             "sequence number or timestamp orders leads in time); pass --ignore-column if it means nothing"
@@ -125,7 +140,8 @@ def _warn_if_distinct_per_row(column: str, values: pd.Series, warnings: list[str
 
 def plan_features(history: History, mapping: Mapping, warnings: list[str]) -> list[Feature]:  # noqa: PLR0915
     placeholders = mapping.placeholders()
-    n = len(history.y)
+    counts = history.column_counts()
+    n = counts.rows
     min_level = max(10, math.ceil(0.001 * n))
     features: list[Feature] = []
     taken: set[str] = set()
@@ -135,9 +151,9 @@ def plan_features(history: History, mapping: Mapping, warnings: list[str]) -> li
         if spec.ignore:
             history.dropped[column] = "ignored (mapping)"
             continue
-        raw = history.frame[column]
-        keys = raw.str.casefold()
-        present = ~keys.isin(placeholders)
+        raw = counts.values[column]  # value -> rows
+        keys = pd.Series(raw.index, dtype=str).str.casefold()
+        present = (~keys.isin(placeholders)).to_numpy()
         if not present.any():
             history.dropped[column] = "always empty"
             continue
@@ -192,8 +208,8 @@ def plan_features(history: History, mapping: Mapping, warnings: list[str]) -> li
                 )
             attributes[feature.attribute] = column
         if kind == "categorical":
-            counts = keys[present].value_counts()
-            feature.levels = sorted(str(k) for k, c in counts.items() if c >= min_level)
+            rows = pd.Series(raw.to_numpy()[present]).groupby(keys[present].to_numpy()).sum()
+            feature.levels = sorted(str(k) for k, c in rows.items() if c >= min_level)
             feature.placeholders = sorted({str(k) for k in keys[~present].unique() if k})
         features.append(feature)
     if not features:
@@ -238,13 +254,23 @@ def design(features: list[Feature], frame: pd.DataFrame, placeholders: frozenset
     return np.column_stack(blocks) if blocks else np.zeros((len(frame), 0))
 
 
-def set_edges(features: list[Feature], frame: pd.DataFrame, placeholders: frozenset[str], bins: int) -> None:
-    min_bin = max(10, math.ceil(0.005 * len(frame)))
+def frequency_values(
+    feature: Feature, counts: pd.Series, placeholders: frozenset[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """A numeric or events column's frequencies as (number per distinct value, rows holding it):
+    the values `_column_values` gives its rows (NaN when missing)."""
+    raw = pd.Series(counts.index, dtype=str)
+    return _column_values(feature, raw, placeholders), counts.to_numpy().astype(np.int64)
+
+
+def set_edges(features: list[Feature], counts: ColumnCounts, placeholders: frozenset[str], bins: int) -> None:
+    """Quantile edges of every numeric and events feature, from each column's frequencies over
+    all `counts.rows` rows (`ColumnCounts.of(frame)` for a frame)."""
+    min_bin = max(10, math.ceil(0.005 * counts.rows))
     for feature in features:
         if feature.kind != "categorical":
-            feature.edges = _numeric_edges(
-                _column_values(feature, frame[feature.column], placeholders), bins, min_bin
-            )
+            values, weights = frequency_values(feature, counts.values[feature.column], placeholders)
+            feature.edges = weighted_edges(values, weights, bins, min_bin)
 
 
 def bounds(features: list[Feature]) -> tuple[np.ndarray, np.ndarray]:

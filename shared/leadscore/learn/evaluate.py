@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -13,6 +13,9 @@ from sklearn.metrics import roc_auc_score
 from leadscore.learn.leadstate import StateBuilder
 from leadscore.scoring.engine import ScoreResult, score
 from leadscore.scoring.model import ScoringModel
+
+if TYPE_CHECKING:
+    from leadscore.learn.columnar import Table
 
 
 def score_rows(
@@ -24,6 +27,15 @@ def score_rows(
     return [
         score(model, builder.build(row, lead_id), model.epoch)
         for row, lead_id in zip(records, ids, strict=True)
+    ]
+
+
+def score_table_rows(model: ScoringModel, table: Table, builder: StateBuilder) -> list[ScoreResult]:
+    """`score_rows` of every row of a table, read batch after batch (no frame of the whole table)."""
+    return [
+        score(model, builder.build(row, lead_id), model.epoch)
+        for rows, ids in table.batches(sorted(builder.columns))
+        for row, lead_id in zip(rows, ids, strict=True)
     ]
 
 

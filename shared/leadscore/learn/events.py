@@ -56,7 +56,7 @@ from leadscore.learn.calibrate import (
     set_edges,
     splitter,
 )
-from leadscore.learn.dataset import MIN_PER_OUTCOME, History
+from leadscore.learn.dataset import MIN_PER_OUTCOME, ColumnCounts, History
 from leadscore.learn.evaluate import evaluate
 from leadscore.learn.fit import fit_logistic
 from leadscore.learn.history import (
@@ -538,9 +538,10 @@ def _learn(history: EventHistory, options: HistoryOptions) -> Learned:  # noqa: 
         except CommandError:
             features = []  # no usable attribute: a behaviour-only model
     features = _without_duplicates(features, frame, table.dropped)
+    frame_counts = ColumnCounts.of(frame)
     for feature in features:
         feature.label = (feature.attribute or feature.column).replace("_", " ").capitalize()
-    set_edges(features, frame, placeholders, BIN_GRID[0])
+    set_edges(features, frame_counts, placeholders, BIN_GRID[0])
     attr = design(features, frame, placeholders)
 
     columns = event_columns(seen, labelled.cuts, warnings)
@@ -558,7 +559,7 @@ def _learn(history: EventHistory, options: HistoryOptions) -> Learned:  # noqa: 
     best: tuple[float, int, float, np.ndarray, list[float]] | None = None
     grid: list[dict[str, float]] = []
     for bins in BIN_GRID:
-        set_edges(features, frame, placeholders, bins)
+        set_edges(features, frame_counts, placeholders, bins)
         x = Design(design(features, frame, placeholders), events, scales).matrix()
         limits = _bounds(columns, bounds(features))
         for c in C_GRID:
@@ -571,7 +572,7 @@ def _learn(history: EventHistory, options: HistoryOptions) -> Learned:  # noqa: 
             break
     assert best is not None
     cv_auc, bins, c, oof_logits, fold_aucs = best
-    set_edges(features, frame, placeholders, bins)
+    set_edges(features, frame_counts, placeholders, bins)
     attr = design(features, frame, placeholders)
     x = Design(attr, events, scales).matrix()
     limits = _bounds(columns, bounds(features))

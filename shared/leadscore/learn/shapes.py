@@ -23,6 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
+from leadscore.learn.dataset import ColumnCounts
 from leadscore.learn.encoding import Feature, bounds, design, set_edges
 from leadscore.learn.fit import Logistic, fit_logistic
 
@@ -62,12 +63,20 @@ class Fit:
 
 
 def choose(
-    features: list[Feature], frame: pd.DataFrame, y: np.ndarray, placeholders: frozenset[str], seed: int
+    features: list[Feature],
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    placeholders: frozenset[str],
+    seed: int,
+    counts: ColumnCounts | None = None,
 ) -> Fit:
+    """`frame`, `y`: the rows the folds learn from; `counts`: the frequencies bins are cut from
+    (every row of the history; default: the frame's)."""
+    counts = counts or ColumnCounts.of(frame)
     best: Fit | None = None
     grid: list[dict[str, float]] = []
     for bins in BIN_GRID:
-        set_edges(features, frame, placeholders, bins)
+        set_edges(features, counts, placeholders, bins)
         x = design(features, frame, placeholders)
         for c in C_GRID:
             logits = _cv_logits(x, y, c, seed)
@@ -76,7 +85,7 @@ def choose(
             if best is None or auc > best.cv_auc + 1e-9:
                 best = Fit(bins=bins, c=c, cv_auc=auc, oof_logits=logits, grid=grid)
     assert best is not None
-    set_edges(features, frame, placeholders, best.bins)
+    set_edges(features, counts, placeholders, best.bins)
     return best
 
 

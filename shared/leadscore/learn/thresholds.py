@@ -21,8 +21,8 @@ from leadscore.cli import CommandError
 from leadscore.learn.drift import score_distribution
 from leadscore.model_store import dump_model, parse_model
 from leadscore.scoring.engine import ScoreResult, grade_for, probability_for
-from leadscore.scoring.explain import average_lead
-from leadscore.scoring.model import CalibrationPoint, Grade, ScoringModel, Stage
+from leadscore.scoring.explain import AVERAGE_DECIMALS, average_lead
+from leadscore.scoring.model import AverageLead, CalibrationPoint, Grade, ScoringModel, Stage
 
 POINT_DECIMALS = 4
 CALIBRATION_POINTS = 15
@@ -44,6 +44,52 @@ class Learned:
     warnings: list[str]
     y: np.ndarray  # the training leads' outcomes, in the order of `results`
     oof_scores: np.ndarray | None = None  # out-of-fold scores, same order: held-out comparisons
+
+
+@dataclass
+class Scored:
+    """The training leads' runtime scores as `finish` needs them: totals, fit sections, outcomes
+    and the average lead of every lead; `results`, the engine's full answers, only for the leads
+    the fits learned from (in the order of `finish`'s `y`), and only when kept."""
+
+    totals: np.ndarray
+    fits: np.ndarray
+    y: np.ndarray
+    average: AverageLead
+    results: list[ScoreResult] | None = None
+
+    @classmethod
+    def of(cls, results: list[ScoreResult], y: np.ndarray) -> Scored:
+        return cls(
+            totals=np.array([r.total for r in results]),
+            fits=np.array([r.fit for r in results]),
+            y=y,
+            average=average_lead(results),
+            results=results,
+        )
+
+
+class AverageAccumulator:
+    """`scoring.explain.average_lead` over leads scored batch after batch: the same sums in the
+    same order, so the same figures, without keeping every lead's result."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+
+    def add(self, result: ScoreResult) -> None:
+        for part in result.contributions:
+            self.sums[part.rule_id] = self.sums.get(part.rule_id, 0.0) + part.points
+
+    def average(self, totals: np.ndarray) -> AverageLead:
+        n = len(totals)
+        if not n:
+            raise ValueError("the average lead needs at least one scored lead")
+        rules = {rule: round(total / n, AVERAGE_DECIMALS) for rule, total in sorted(self.sums.items())}
+        return AverageLead(
+            score=round(sum(totals.tolist()) / n, AVERAGE_DECIMALS),
+            leads=n,
+            rules={rule: value for rule, value in rules.items() if value},
+        )
 
 
 def _round(value: float) -> float:
@@ -82,20 +128,24 @@ def _threshold(scores: np.ndarray, share: float) -> float:
 
 def finish(
     draft: ScoringModel,
-    results: list[ScoreResult],
+    results: list[ScoreResult] | Scored,
     y: np.ndarray,
     oof_scores: np.ndarray,
     options: Shares,
     timings: dict[str, float],
     warnings: list[str],
     started: float,
+    calibration_scores: np.ndarray | None = None,
 ) -> Learned:
-    """`results`: the engine's scores of the training leads under `draft`; `oof_scores`: the
-    same leads' out-of-fold scores (for an honest probability table)."""
+    """`results`: the engine's scores of the training leads under `draft` (or `Scored`: every
+    lead of a large history); `y`, `oof_scores`: the leads the fits learned from and their
+    out-of-fold scores, which `Learned` keeps; `calibration_scores`: held-out scores aligned with
+    `results` for the probability table (default `oof_scores`)."""
     t = time.perf_counter()
+    scored = results if isinstance(results, Scored) else Scored.of(results, y)
     metadata = dict(draft.metadata)
-    scores = np.array([r.total for r in results])
-    fits = np.array([r.fit for r in results])
+    scores, fits = scored.totals, scored.fits
+    outcomes = scored.y
     sql, mql = _threshold(scores, options.sql_share), _threshold(scores, options.mql_share)
     if not mql < sql:
         raise CommandError(
@@ -120,7 +170,9 @@ def finish(
         Grade(grade="C", min_fit=quartiles[2]),
         Grade(grade="D", min_fit=math.floor(min(float(fits.min()), quartiles[2])) - 1),
     ]
-    calibration = _calibration_table(oof_scores, y)
+    calibration = _calibration_table(
+        oof_scores if calibration_scores is None else calibration_scores, outcomes
+    )
     sent = {name: scores >= value for name, value in (("MQL", mql), ("SQL", sql))}
     metadata["thresholds"] = {
         "rule": (
@@ -133,8 +185,8 @@ def finish(
             name: {
                 "enter": stage.enter,
                 "share_sent": round(float(mask.mean()), 4),
-                "conversion_rate": round(float(y[mask].mean()), 4),
-                "recall": round(float(y[mask].sum() / y.sum()), 4),
+                "conversion_rate": round(float(outcomes[mask].mean()), 4),
+                "recall": round(float(outcomes[mask].sum() / outcomes.sum()), 4),
             }
             for (name, mask), stage in zip(sent.items(), stages[1:], strict=True)
         },
@@ -143,7 +195,7 @@ def finish(
     metadata["calibration_rule"] = (
         "isotonic regression of outcome on out-of-fold scores, read at 15 quantile bins"
     )
-    metadata["train_auc"] = round(float(roc_auc_score(y, scores)), 5)
+    metadata["train_auc"] = round(float(roc_auc_score(outcomes, scores)), 5)
     metadata["score_distribution"] = score_distribution(scores)  # what `leadscore audit` compares with
     model = draft.model_copy(
         update={
@@ -151,7 +203,7 @@ def finish(
             "grades": grades,
             "calibration": calibration,
             "metadata": metadata,
-            "average": average_lead(results),
+            "average": scored.average,
         }
     )
     model = ScoringModel.model_validate(model.model_dump())
@@ -165,7 +217,7 @@ def finish(
         r.model_copy(
             update={"grade": grade_for(reloaded, r.fit), "probability": probability_for(reloaded, r.total)}
         )
-        for r in results
+        for r in scored.results or []
     ]
     timings["scoring_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - started
