@@ -533,9 +533,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--scales",
-        default="1,4,16",
+        default="",
         metavar="N,N,...",
-        help="X Education sizes to time calibrate and backtest at (default 1,4,16)",
+        help="X Education sizes to time calibrate and backtest at here too (default: none; the "
+        "calibrate area times calibrate at 1x, 4x, 16x and 1M leads)",
     )
     parser.add_argument(
         "--catalog-sizes",
@@ -554,10 +555,14 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the handlers' own metric and log lines are not figures
         result = run(args.leads, args.events, args.seed)
+        scales = tuple(int(s) for s in args.scales.split(",") if s)
         result["calibrate"] = (
-            {"measured": False, "why": "--no-calibrate"}
-            if args.no_calibrate
-            else calibrate_figures(args.x_education, scales=tuple(int(s) for s in args.scales.split(",")))
+            {
+                "measured": False,
+                "why": "--no-calibrate" if args.no_calibrate else "the calibrate area times it",
+            }
+            if args.no_calibrate or not scales
+            else calibrate_figures(args.x_education, scales=scales)
         )
         result["history"] = (
             {"measured": False, "why": "--no-calibrate"}
