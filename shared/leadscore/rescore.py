@@ -234,7 +234,7 @@ def start_job(request: StartRescore, settings: Settings, job_id: str | None = No
         from leadscore.pipeline import services
 
         leads, _ = services(settings).profiles.approximate_size()
-        segments = segments_for(leads, settings.rescore_max_concurrency)
+        segments = segments_for(leads, settings.rescore_max_concurrency, LEADS_PER_SEGMENT)
     jobs.create(job_id, request, model.version, clock.now(), segments)
     for segment in range(segments):
         jobs.enqueue(WorkItem(job_id=job_id, segment=segment))

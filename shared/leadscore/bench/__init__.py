@@ -11,4 +11,11 @@ from leadscore.bench.pipeline import (
     run,
 )
 
-__all__ = ["READ_OPERATIONS", "WRITE_OPERATIONS", "X_EDUCATION_IGNORED", "RequestCounter", "_replicated", "run"]
+__all__ = [
+    "READ_OPERATIONS",
+    "WRITE_OPERATIONS",
+    "X_EDUCATION_IGNORED",
+    "RequestCounter",
+    "_replicated",
+    "run",
+]

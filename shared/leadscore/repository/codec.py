@@ -160,7 +160,7 @@ def batch_get(
     keys: Sequence[Mapping[str, Any]],
     *,
     consistent: bool = False,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> list[dict[str, Any]]:
     """The items of `keys` that exist, read with BatchGetItem (100 keys a request).
 
@@ -178,7 +178,7 @@ def batch_get(
         }
         for attempt in range(BATCH_GET_ROUNDS):
             if attempt:
-                sleep(random.uniform(0, 0.025 * 2**attempt))
+                (sleep or time.sleep)(random.uniform(0, 0.025 * 2**attempt))
             try:
                 response = client.batch_get_item(RequestItems=request)
             except ClientError as exc:
