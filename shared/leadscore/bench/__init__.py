@@ -11,11 +11,4 @@ from leadscore.bench.pipeline import (
     run,
 )
 
-__all__ = [
-    "READ_OPERATIONS",
-    "WRITE_OPERATIONS",
-    "X_EDUCATION_IGNORED",
-    "RequestCounter",
-    "_replicated",
-    "run",
-]
+__all__ = ["READ_OPERATIONS", "WRITE_OPERATIONS", "X_EDUCATION_IGNORED", "RequestCounter", "_replicated", "run"]
