@@ -46,7 +46,7 @@ from leadscore.scoring.model import ScoringModel
 
 PAGE_SIZE = 100  # lead ids per page: one BatchGetItem (at most 100 keys) reads their profiles
 JOB_PART = "job"
-# Segment sizing (`segments_for`): a segment of 20,000 leads takes about 4 minutes at the per-lead
+# Segment sizing (`segments_for`): a segment of 20,000 leads takes 3-5 minutes at the per-lead
 # cost `make bench` measures (README), so a table of N leads finishes in about that time as long
 # as N / 20,000 segments can run at once.
 LEADS_PER_SEGMENT = 20_000
@@ -139,8 +139,12 @@ class RescoreJobs:
     def create(
         self, job_id: str, request: StartRescore, model_version: str, now: datetime, segments: int
     ) -> None:
-        job = {"model": request.model, "model_version": model_version, "dry_run": request.dry_run}
-        job["segments"] = segments
+        job: dict[str, Any] = {
+            "model": request.model,
+            "model_version": model_version,
+            "dry_run": request.dry_run,
+            "segments": segments,
+        }
         self._table.put_item(
             Item={"job_id": job_id, "part": JOB_PART, **job, "created_at": now.isoformat()},
             ConditionExpression="attribute_not_exists(job_id)",
