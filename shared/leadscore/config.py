@@ -25,6 +25,8 @@ class Settings(BaseModel):
     idempotency_table: str | None = Field(default=None, alias="IDEMPOTENCY_TABLE")
     rescore_jobs_table: str | None = Field(default=None, alias="RESCORE_JOBS_TABLE")
     rescore_queue_url: str | None = Field(default=None, alias="RESCORE_QUEUE_URL")
+    # the rescore queue's MaximumConcurrency: a job never gets more scan segments than this
+    rescore_max_concurrency: int = Field(default=50, ge=1, alias="RESCORE_MAX_CONCURRENCY")
     # Dead-letter queues and the source queues they drain into (read by `leadscore replay`).
     score_events_dlq_url: str | None = Field(default=None, alias="SCORE_EVENTS_DLQ_URL")
     evaluate_thresholds_dlq_url: str | None = Field(default=None, alias="EVALUATE_THRESHOLDS_DLQ_URL")

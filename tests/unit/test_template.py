@@ -214,7 +214,9 @@ DYNAMODB_ACCESS = {
     },
     "RescoreFunction": {
         ("dynamodb:Query", "EventLedgerTable"),
+        ("dynamodb:DescribeTable", "LeadProfilesTable"),  # segments sized to the table
         ("dynamodb:Scan", "LeadProfilesTable"),
+        ("dynamodb:BatchGetItem", "LeadProfilesTable"),  # a page's profiles
         ("dynamodb:GetItem", "LeadProfilesTable"),
         ("dynamodb:UpdateItem", "LeadProfilesTable"),
         *RANKS,
@@ -405,6 +407,7 @@ def test_parameters_have_the_documented_defaults(sam_template: dict[str, Any]) -
         "SesHttpsTopicArns": "",
         "SesLambdaTopicArn": "",
         "LeadIdScheme": "keyed",
+        "RescoreMaxConcurrency": 50,
     }
 
 
@@ -1089,3 +1092,19 @@ def test_lead_api_does_not_record_its_answers_in_x_ray(transformed_template: dic
     for decorator in decorators:
         keywords = {k.arg: ast.literal_eval(k.value) for k in decorator.keywords}
         assert keywords.get("capture_response") is False, ast.unparse(decorator)
+
+
+def test_rescore_workers_are_bounded_by_one_parameter_the_job_also_reads(
+    transformed_template: dict[str, Any],
+) -> None:
+    (mapping,) = [
+        resource["Properties"]
+        for resource in transformed_template["Resources"].values()
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping"
+        and resource["Properties"]["FunctionName"] == {"Ref": "RescoreFunction"}
+    ]
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "RescoreMaxConcurrency"}}
+    variables = _props(transformed_template, "RescoreFunction")["Environment"]["Variables"]
+    assert variables["RESCORE_MAX_CONCURRENCY"] == {"Ref": "RescoreMaxConcurrency"}
+    parameter = transformed_template["Parameters"]["RescoreMaxConcurrency"]
+    assert (parameter["MinValue"], parameter["MaxValue"]) == (2, 1000)  # what Lambda accepts

@@ -18,6 +18,7 @@ from leadscore.bench.table import Row, render
 AREAS: dict[str, str] = {
     "engine": "leadscore.bench.engine",
     "calibrate": "leadscore.bench.calibrate",
+    "rescore": "leadscore.bench.rescore",
 }
 
 

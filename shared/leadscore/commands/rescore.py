@@ -19,7 +19,11 @@ def register(subparsers: Any) -> None:
     start.add_argument("--model", required=True, help="bundled:NAME, a path, s3://bucket/key or ssm:/name")
     start.add_argument("--dry-run", action="store_true")
     start.add_argument(
-        "--segments", type=int, default=8, help="parallel scan segments (work items in flight)"
+        "--segments",
+        type=int,
+        default=None,
+        help="parallel scan segments (work items in flight); default: sized to the table "
+        "(ceil(ItemCount / 20000), at least 8, at most RESCORE_MAX_CONCURRENCY)",
     )
     start.set_defaults(run=_start)
     for name, text in (

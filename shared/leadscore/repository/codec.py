@@ -3,7 +3,9 @@ write, shared by the ledger and the profiles."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -13,6 +15,10 @@ from botocore.exceptions import ClientError
 from leadscore.errors import StorageUnavailable
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+BATCH_GET_KEYS = 100  # DynamoDB's limit of keys per BatchGetItem
+# Rounds of UnprocessedKeys a batch read retries, backing off (full jitter, 50 ms doubling to 3.2 s)
+# before it gives up with StorageUnavailable: about 6 s of waiting at most.
+BATCH_GET_ROUNDS = 8
 
 
 def iso(moment: datetime) -> str:
@@ -146,3 +152,43 @@ def remove_if_equal(table: Any, key: dict[str, Any], attribute: str, value: str,
     except ClientError as exc:
         if not condition_failed(exc):  # failed: already cleared, or a newer one pending
             raise storage_error(what, exc) from exc
+
+
+def batch_get(
+    client: Any,
+    table: str,
+    keys: Sequence[Mapping[str, Any]],
+    *,
+    consistent: bool = False,
+    sleep: Callable[[float], None] | None = None,
+) -> list[dict[str, Any]]:
+    """The items of `keys` that exist, read with BatchGetItem (100 keys a request).
+
+    DynamoDB may answer part of a batch and hand the rest back as `UnprocessedKeys` (throttling, a
+    response over 16 MB); those are asked again after an exponential backoff with full jitter, as
+    AWS recommends. Still unanswered after `BATCH_GET_ROUNDS`: StorageUnavailable (retry later).
+    `client`: a Table resource's client (`table.meta.client`, plain Python values, thread-safe)."""
+    items: list[dict[str, Any]] = []
+    for start in range(0, len(keys), BATCH_GET_KEYS):
+        request: dict[str, Any] = {
+            table: {
+                "Keys": [dict(k) for k in keys[start : start + BATCH_GET_KEYS]],
+                "ConsistentRead": consistent,
+            }
+        }
+        for attempt in range(BATCH_GET_ROUNDS):
+            if attempt:
+                (sleep or time.sleep)(random.uniform(0, 0.025 * 2**attempt))
+            try:
+                response = client.batch_get_item(RequestItems=request)
+            except ClientError as exc:
+                raise storage_error("read items in a batch", exc) from exc
+            items.extend(response.get("Responses", {}).get(table, []))
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+        if request:
+            raise StorageUnavailable(
+                f"could not read items in a batch ({len(request[table]['Keys'])} unprocessed)"
+            )
+    return items

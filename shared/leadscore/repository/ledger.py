@@ -25,6 +25,9 @@ from leadscore.domain import LeadEvent
 from leadscore.repository.codec import condition_failed, from_dynamo, iso, parse_iso, storage_error, to_dynamo
 
 APPLIED = "applied_at"
+# Ledger queries a rescore page runs at once (`events_of_many`): each waits on the network, so a
+# few threads overlap them; boto3's default pool holds 10 connections per client.
+QUERY_WORKERS = 8
 
 
 class RecordOutcome(BaseModel):
@@ -155,12 +158,26 @@ class EventLedger:
             kwargs["FilterExpression"] = "attribute_exists(#applied)"
             kwargs["ExpressionAttributeNames"] = {"#applied": APPLIED}
         while True:
-            response = self._table.query(**kwargs)
+            # the client (thread-safe, with the resource's type conversion): `events_of_many`
+            # calls this from several threads
+            response = self._client.query(TableName=self._table.name, **kwargs)
             for item in response.get("Items", []):
                 yield event_from_item(item)
             if "LastEvaluatedKey" not in response:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def events_of_many(
+        self, lead_ids: Sequence[str], *, applied_only: bool = False, workers: int = QUERY_WORKERS
+    ) -> dict[str, list[LeadEvent]]:
+        """Lead id -> its events (as `events_of`), one Query per lead, `workers` at a time: a
+        rescore page's ledgers read in the time of a few queries instead of one after another."""
+        unique = list(dict.fromkeys(lead_ids))
+        if len(unique) <= 1 or workers <= 1:
+            return {lead_id: list(self.events_of(lead_id, applied_only=applied_only)) for lead_id in unique}
+        with ThreadPoolExecutor(max_workers=min(workers, len(unique)), thread_name_prefix="ledger") as pool:
+            found = pool.map(lambda lead_id: list(self.events_of(lead_id, applied_only=applied_only)), unique)
+            return dict(zip(unique, found, strict=True))
 
     def unapplied_between(self, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
         """Ledger items received between `start` and `end` that were never applied to their

@@ -863,6 +863,24 @@ class LeadProfiles:
                 request = response.get("UnprocessedKeys") or {}
         return items
 
+    def get_page(self, lead_ids: Sequence[str]) -> dict[str, LeadProfile]:
+        """Lead id -> profile of the leads that exist (tombstones left out), read consistently as
+        `get` reads one, 100 a request (a rescore page: one BatchGetItem instead of a GetItem per
+        lead; unprocessed keys are retried with backoff, see `codec.batch_get`)."""
+        keys = [{"lead_id": lead_id} for lead_id in dict.fromkeys(lead_ids)]
+        items = codec.batch_get(self._client, self._table.name, keys, consistent=True)
+        return {
+            str(item["lead_id"]): profile_from_item(item, self._initial_stage)
+            for item in items
+            if not is_tombstone(item)
+        }
+
+    def approximate_size(self) -> tuple[int, int]:
+        """(ItemCount, TableSizeBytes) as DescribeTable reports them: DynamoDB refreshes both about
+        every six hours, so they size work (a rescore's segments), never count it."""
+        table = self._client.describe_table(TableName=self._table.name)["Table"]
+        return int(table.get("ItemCount", 0)), int(table.get("TableSizeBytes", 0))
+
     def get_many(self, lead_ids: Sequence[str]) -> list[LeadProfile]:
         return [profile_from_item(item, self._initial_stage) for _, item in self.get_many_items(lead_ids)]
 
