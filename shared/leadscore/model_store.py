@@ -35,8 +35,9 @@ class _Cached:
     loaded_at: float  # time.monotonic()
     catalog: Catalog
     version: tuple[int, int] | None  # a local file's (mtime, size)
-    fingerprint: str  # of the document's text and the files it names, in order
-    siblings: tuple[str, ...]  # the files it names
+    text_digest: str  # sha256 of the document's text
+    siblings: tuple[str, ...]  # the files it names, in order
+    sibling_digests: tuple[str, ...]  # and theirs
 
 
 _cache: dict[str, _Cached] = {}
@@ -50,8 +51,12 @@ M = TypeVar("M", bound=BaseModel)
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+class _NotFinite(ValueError):
+    pass
+
+
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number a model may hold")
+    raise _NotFinite(f"{name} is not a number a model may hold (numbers must be finite)")
 
 
 def read_yaml(text: str, origin: str, error: type[Exception]) -> Any:
@@ -59,11 +64,14 @@ def read_yaml(text: str, origin: str, error: type[Exception]) -> Any:
 
     A JSON document (an object) is read by the json module: the same data as YAML gives for it,
     read about forty times faster (a learned model published as JSON loads in tens of
-    milliseconds, see `dump_model`). NaN and infinities are refused, as YAML has no plain
-    spelling of them. Anything else, or JSON that does not parse, is read as YAML."""
+    milliseconds, see `dump_model`). JSON's NaN and Infinity are refused here (and any
+    non-finite number by the model's validation). Anything else, or JSON that does not parse,
+    is read as YAML, whose reader says what is wrong."""
     if text.lstrip().startswith("{"):
         try:
             return json.loads(text, parse_constant=_no_constant)
+        except _NotFinite as exc:
+            raise error(f"{origin}: {exc}") from exc
         except ValueError:
             pass  # YAML flow style, or broken JSON: the YAML reader says what is wrong
     try:
@@ -198,19 +206,13 @@ def _file_version(source: str) -> tuple[int, int] | None:
         return None
     path = _document_path(source)
     try:  # a folder's catalog and the model files beside it: any of them rewritten counts
-        stats = [p.stat() for p in sorted(path.parent.glob("*.y*ml"))] if path.name == CATALOG_FILE else []
+        siblings = [*path.parent.glob("*.y*ml"), *path.parent.glob("*.json")]
+        stats = [p.stat() for p in sorted(siblings)] if path.name == CATALOG_FILE else []
         stat = path.stat()
     except OSError:
         return None
     newest = max([stat.st_mtime_ns, *(s.st_mtime_ns for s in stats)])
     return newest, stat.st_size + sum(s.st_size for s in stats)
-
-
-def _fingerprint(text: str, siblings: list[str]) -> str:
-    digest = hashlib.sha256(text.encode("utf-8"))
-    for sibling in siblings:
-        digest.update(b"\0" + sibling.encode("utf-8"))
-    return digest.hexdigest()
 
 
 def load_catalog(source: str = "bundled:default") -> Catalog:
@@ -224,23 +226,46 @@ def load_catalog(source: str = "bundled:default") -> Catalog:
     if cached and fresh and (not remote or time.monotonic() - cached.loaded_at < _REMOTE_TTL_SECONDS):
         return cached.catalog
     text, read_sibling = _read(source)
-    if cached is not None and fresh:
-        again = [read_sibling(name) for name in cached.siblings] if read_sibling else []
-        if _fingerprint(text, again) == cached.fingerprint:
+    read: dict[str, str] = {}  # the files the document names, as read this time
+    if cached is not None and fresh and cached.text_digest == _digest(text):
+        unchanged = _siblings_unchanged(cached, read_sibling, read)
+        if unchanged:
             _cache[source] = replace(cached, loaded_at=time.monotonic())
             return cached.catalog
+
+    def sibling(name: str) -> str:
+        assert read_sibling is not None
+        if name not in read:
+            read[name] = read_sibling(name)
+        return read[name]
+
     names: list[str] = []
-    texts: list[str] = []
 
     def recorded(name: str) -> str:
-        assert read_sibling is not None
         names.append(name)
-        texts.append(read_sibling(name))
-        return texts[-1]
+        return sibling(name)
 
     catalog = parse_catalog(text, source, None if read_sibling is None else recorded)
-    _cache[source] = _Cached(time.monotonic(), catalog, version, _fingerprint(text, texts), tuple(names))
+    digests = tuple(_digest(read[name]) for name in names)
+    _cache[source] = _Cached(time.monotonic(), catalog, version, _digest(text), tuple(names), digests)
     return catalog
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _siblings_unchanged(cached: _Cached, read_sibling: Any, read: dict[str, str]) -> bool:
+    """Whether the files an unchanged document names are unchanged too (read into `read`). A file
+    that cannot be read counts as changed: the document is parsed again, and says what is wrong."""
+    for name, digest in zip(cached.siblings, cached.sibling_digests, strict=True):
+        try:
+            read[name] = read_sibling(name)
+        except Exception:
+            return False
+        if _digest(read[name]) != digest:
+            return False
+    return True
 
 
 def load_model(source: str = "bundled:default") -> ScoringModel:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from leadscore.domain import Provider
-from leadscore.scoring.model import Grade, ScoringModel, Stage
+from leadscore.scoring.model import CACHED, Grade, ScoringModel, Stage
 
 # The attributes that name a lead's account explicitly. Whoever can set them can put a lead in any
 # company's account (and page that company's salesperson), so only trusted server-to-server sources
@@ -24,7 +24,7 @@ MAX_MEMBERS_LIMIT = 400  # what `max_members` may be set to (the item bound is c
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+    model_config = CACHED
 
 
 class FitPart(_Strict):

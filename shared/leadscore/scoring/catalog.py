@@ -33,6 +33,7 @@ from leadscore.domain import OUTCOME_EVENT_TYPES, EventType, LeadEvent
 from leadscore.scoring import engine
 from leadscore.scoring.account_model import ACCOUNT_ATTRIBUTES, ACCOUNT_SOURCES, AccountModel
 from leadscore.scoring.model import (
+    CACHED,
     ScoringModel,
     SegmentCondition,
     Topic,
@@ -46,7 +47,7 @@ SINGLE_MODEL_ID = "default"  # the id a plain model file gets as a one-model cat
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+    model_config = CACHED
 
 
 class EventCondition(_Strict):

@@ -46,7 +46,9 @@ ValueClass = tuple[bool, str | None, int | None, bool]
 MISSING_CLASS: ValueClass = (True, None, None, False)
 # Segment bit sets are read a word at a time: 16 bits where words can be read off the bytes.
 _BITS = 16 if sys.byteorder == "little" else 8
-_WORDS_KEPT = 4096  # distinct values remembered per word (tree leaves exclude each other: few)
+# Word values remembered, over all words of a model (tree leaves exclude each other: few per word);
+# past that, a word's points are worked out each time (the same points, more slowly).
+_WORDS_KEPT = 1 << 16
 
 
 def condition_holds(condition: SegmentCondition, reading: Reading) -> bool:
@@ -73,10 +75,11 @@ def is_missing(value: AttributeValue | None) -> bool:
 
 
 def as_number(value: AttributeValue) -> float | None:
-    """A present value as a number: None when it is not one; NaN (a missing number) stays NaN."""
+    """A present value as a number: None when it is not one (or an integer too large for a float);
+    NaN (a missing number) stays NaN."""
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -218,15 +221,16 @@ class CompiledModel:
         self.classing = _classing(model)
         # What attribute rules and pair rules are worth per value class (pairs: per pair of classes).
         self.points: dict[str, dict[ValueClass, float]] = {}
-        self.cells: dict[str, dict[tuple[ValueClass, ValueClass], float]] = {}
+        self.levels: dict[tuple[str, int], dict[ValueClass, str]] = {}  # (pair rule, side) -> class -> level
         for _, rule in model.all_rules():
             if isinstance(rule, AttributeRule):
                 self.points[rule.id] = {}
             elif isinstance(rule, PairRule):
-                self.cells[rule.id] = {}
+                self.levels[(rule.id, 0)], self.levels[(rule.id, 1)] = {}, {}
         self._bytes = (len(segments) + _BITS - 1) // _BITS * (_BITS // 8)
         # Per word of a segment bit set: word value -> the points it holds (filled on first sight).
         self._word_points: list[dict[int, tuple[float, ...]]] = [{} for _ in range(self._bytes * 8 // _BITS)]
+        self._words_kept = 0
 
     def holding(self, readings: Readings) -> int:
         """The bits of the segment rules a lead's attributes meet."""
@@ -255,9 +259,9 @@ class CompiledModel:
         base = index * _BITS
         chosen = (self.segment_rules[base + offset] for offset in range(_BITS) if word >> offset & 1)
         found = tuple(rule.points for rule in chosen if rule.points)
-        table = self._word_points[index]
-        if len(table) < _WORDS_KEPT:
-            table[word] = found
+        if self._words_kept < _WORDS_KEPT:
+            self._word_points[index][word] = found
+            self._words_kept += 1
         return found
 
     def segment_indexes(self, bits: int) -> list[int]:

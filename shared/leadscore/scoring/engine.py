@@ -26,7 +26,14 @@ from leadscore.domain import (
     LeadEvent,
     ensure_utc,
 )
-from leadscore.scoring.compiled import CompiledSection, Readings, as_number, condition_holds, is_missing
+from leadscore.scoring.compiled import (
+    CompiledSection,
+    Readings,
+    ValueClass,
+    as_number,
+    condition_holds,
+    is_missing,
+)
 from leadscore.scoring.model import (
     MISSING_LEVEL,
     OTHER_LEVEL,
@@ -367,16 +374,25 @@ def _attribute_rule_points(
 def _pair_rule_points(
     model: ScoringModel, rule: PairRule, state: LeadState, attrs: Readings, at: datetime
 ) -> float:
+    levels = model.compiled.levels
     first, second = rule.attributes
-    table = model.compiled.cells[rule.id]
-    classes = (attrs.classes[first.attribute], attrs.classes[second.attribute])
-    points = table.get(classes)
-    if points is None:  # the first values of their classes: the cell, from the rule itself
-        points = table[classes] = rule.cell(
-            _pair_level(first, attrs.raw.get(first.attribute))[0],
-            _pair_level(second, attrs.raw.get(second.attribute))[0],
-        )
-    return points
+    return rule.cell(_side_level(levels, rule, 0, first, attrs), _side_level(levels, rule, 1, second, attrs))
+
+
+def _side_level(
+    levels: dict[tuple[str, int], dict[ValueClass, str]],
+    rule: PairRule,
+    index: int,
+    side: PairAttribute,
+    attrs: Readings,
+) -> str:
+    """One side's level, by the value's class (each side's table is bounded by its own classes)."""
+    table = levels[(rule.id, index)]
+    value_class = attrs.classes[side.attribute]
+    level = table.get(value_class)
+    if level is None:  # the first value of its class: the class's level, from the side itself
+        level = table[value_class] = _pair_level(side, attrs.raw.get(side.attribute))[0]
+    return level
 
 
 def _event_rule_points(

@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -26,18 +27,27 @@ if TYPE_CHECKING:
 # Accumulators are stored as points * 2**((t - epoch) / half_life). DynamoDB numbers stop at
 # 1e125 (about 2**415), so a half-life must cover at least 1/400 of the time since the epoch.
 MIN_HALF_LIFE_DAYS = 7.0
+# What a model works out from its rules on first use (cached on the instance; see `model_copy`).
+_DERIVED = ("compiled", "rules_by_event_type", "attribute_names")
 Category = Literal["fit", "engagement", "negative"]
 Topic = Literal["nurture", "sales"]
 
 
+# Model parts: unknown fields refused, immutable, and every number finite (a NaN or an infinity
+# would make scores NaN, or break the ordering of bounds the engine relies on). CACHED: the same,
+# for parts that keep what they work out from their fields (functools.cached_property).
+STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+CACHED = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, ignored_types=(cached_property,))
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
 
 class Band(_Strict):
     """Numeric band [lower, upper). `None` means unbounded on that side."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+    model_config = CACHED
 
     lower: float | None = None
     upper: float | None = None
@@ -259,7 +269,7 @@ class SegmentCondition(_Strict):
       means "is missing"; with one of the above it means "... or is missing".
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+    model_config = CACHED
 
     attribute: str
     label: str | None = None
@@ -328,7 +338,7 @@ class SegmentRule(_Strict):
     "API leads created recently who spent 15+ minutes on the site".
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+    model_config = CACHED
 
     kind: Literal["segment"] = "segment"
     id: Annotated[str, Field(pattern=r"^[a-z0-9_.:-]{1,64}$")]
@@ -448,7 +458,7 @@ class Reference(_Strict):
 class ScoringModel(_Strict):
     """A complete, versioned scoring model."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+    model_config = CACHED
 
     schema_version: Literal[1] = 1
     name: str
@@ -526,6 +536,14 @@ class ScoringModel(_Strict):
                 for event_type in dict.fromkeys(rule.event_types):
                     index.setdefault(event_type, []).append(rule)
         return {event_type: tuple(rules) for event_type, rules in index.items()}
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy, without what was worked out from the original's rules (its compiled form and
+        indexes): `update` may change the rules, and a copy must score by its own."""
+        copied = super().model_copy(update=update, deep=deep)
+        for derived in _DERIVED:
+            copied.__dict__.pop(derived, None)
+        return copied
 
     @cached_property
     def compiled(self) -> CompiledModel:

@@ -5,6 +5,7 @@ random models (rules interleaved, zero points, bounds, NaN, blanks, unlisted val
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,20 +16,71 @@ from hypothesis import strategies as st
 from leadscore.bench.leads import candidate_values, synthetic_leads, tree_model
 from leadscore.model_store import load_catalog, load_model
 from leadscore.scoring import engine
-from leadscore.scoring.compiled import Readings
 from leadscore.scoring.engine import Contribution, LeadState
-from leadscore.scoring.model import EventRule, ScoringModel, SegmentRule
+from leadscore.scoring.model import (
+    AggregateRule,
+    AttributeRule,
+    EventRule,
+    InactivityRule,
+    PairRule,
+    ScoringModel,
+    SegmentCondition,
+    SegmentRule,
+)
 
 pytestmark = pytest.mark.unit
 AT = datetime(2026, 6, 1, tzinfo=UTC)
 SECTIONS = ("fit", "engagement", "negative")
 
 
+def _holds(condition: SegmentCondition, value: Any) -> bool:
+    """One segment condition on one raw value, as the engine tested it before it was compiled
+    (its own code here: the reference shares nothing with the compiled path)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return condition.missing
+    key = str(value).strip().casefold()
+    if condition.values:
+        return key in {v.casefold() for v in condition.values}
+    if condition.not_values is not None:
+        return key not in {v.casefold() for v in condition.not_values}
+    if condition.lower is None and condition.upper is None:
+        return False
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return condition.missing
+    if math.isnan(number):
+        return condition.missing
+    return (condition.lower is None or number >= condition.lower) and (
+        condition.upper is None or number < condition.upper
+    )
+
+
+def _other_rule(
+    model: ScoringModel, rule: Any, state: LeadState, raw: dict[str, Any], at: datetime
+) -> tuple[float, str]:
+    name = rule.label or rule.id
+    if isinstance(rule, AttributeRule):
+        points, shown = engine._attribute_points(rule, raw.get(rule.attribute))
+        return points, f"{name}: {shown}"
+    if isinstance(rule, PairRule):
+        return engine._pair_points(rule, raw)
+    if isinstance(rule, EventRule):
+        return engine._event_points(model, rule, state.accumulators.get(rule.id, 0.0), at), name
+    if isinstance(rule, AggregateRule):
+        count = state.counts.get(rule.id, 0)
+        band = next((b for b in rule.bins if b.contains(count)), None)
+        return (band.points if band else 0.0), f"{name}: {count}"
+    assert isinstance(rule, InactivityRule)
+    since = state.last_activity_at or state.first_seen_at
+    idle = since is not None and (at - since) >= timedelta(days=rule.after_days)
+    return (rule.points if idle else 0.0), name
+
+
 def reference(model: ScoringModel, state: LeadState, at: datetime) -> tuple[list[float], list[Contribution]]:
     """Rule by rule, every rule tested on its own (what the engine did before it was compiled):
     [fit, engagement, negative, total] and the lines, largest first."""
     raw = engine.derived_attributes(model, state)
-    readings = Readings(raw)
     figures: list[float] = []
     lines: list[Contribution] = []
     for category in SECTIONS:
@@ -36,13 +88,10 @@ def reference(model: ScoringModel, state: LeadState, at: datetime) -> tuple[list
         parts = []
         for rule in section.rules:
             if isinstance(rule, SegmentRule):
-                held = engine.conditions_hold(rule.conditions, raw)
+                held = all(_holds(c, raw.get(c.attribute)) for c in rule.conditions)
                 points, label = (rule.points, rule.display) if held else (0.0, "")
-            elif isinstance(rule, EventRule):
-                points = engine._event_points(model, rule, state.accumulators.get(rule.id, 0.0), at)
-                label = rule.label or rule.id
             else:
-                points, label = engine._rule_contribution(model, rule, state, readings, at)
+                points, label = _other_rule(model, rule, state, raw, at)
             if points:
                 parts.append(Contribution(rule_id=rule.id, category=category, label=label, points=points))
         subtotal = sum(p.points for p in parts)
@@ -58,7 +107,6 @@ def reference(model: ScoringModel, state: LeadState, at: datetime) -> tuple[list
         lines += parts
     if model.offset:
         lines.append(Contribution(rule_id="baseline", category=None, label="baseline", points=model.offset))
-    raw_total = model.offset + sum(figures[:1]) + figures[1] + figures[2]
     raw_total = model.offset + figures[0] + figures[1] + figures[2]
     total = engine._clamp(raw_total, model.total_min, model.total_max)
     if total != raw_total:
@@ -179,6 +227,19 @@ def _condition(draw: Any, attribute: str) -> dict[str, Any]:
     return {"attribute": attribute, "lower": lower, "upper": upper, "missing": missing}
 
 
+def _pair_side(draw: Any, attribute: str) -> tuple[dict[str, Any], list[str]]:
+    """One side of a pair rule, with keys and bounds of its own (not the attribute rules')."""
+    if draw(st.booleans()):
+        return {"attribute": attribute, "values": {"p": "P", "a": "A", "q ": "P"}}, [
+            "P",
+            "A",
+            "missing",
+            "other",
+        ]
+    bins = [{"upper": 2}, {"lower": 2, "upper": 4.5}]
+    return {"attribute": attribute, "bins": bins}, ["< 2", "2-4.5", "missing", "other"]
+
+
 @st.composite
 def random_models(draw: Any) -> ScoringModel:
     """Segment rules interleaved with every other kind, zero points, section and total bounds."""
@@ -220,20 +281,18 @@ def random_models(draw: Any) -> ScoringModel:
                     }
                 )
             elif kind == "pair":
-                rules.append(
-                    {
-                        "id": rule_id,
-                        "attributes": [
-                            {"attribute": "x", "values": {"a": "A", "b": "B"}},
-                            {"attribute": "y", "bins": [{"upper": 3}, {"lower": 3}]},
-                        ],
-                        "points": {
-                            "A": {"< 3": points, "missing": 2.0},
-                            "other": {">= 3": -1.0},
-                            "missing": {"other": 4.0},
-                        },
-                    }
+                first, second = draw(
+                    st.lists(st.sampled_from(attributes), min_size=2, max_size=2, unique=True)
                 )
+                sides = [_pair_side(draw, first), _pair_side(draw, second)]
+                cells = {
+                    row: {
+                        column: draw(st.sampled_from([points, 2.0, -1.0]))
+                        for column in draw(st.sets(st.sampled_from(sides[1][1])))
+                    }
+                    for row in draw(st.sets(st.sampled_from(sides[0][1])))
+                }
+                rules.append({"id": rule_id, "attributes": [sides[0][0], sides[1][0]], "points": cells})
             elif kind == "event":
                 rules.append(
                     {
@@ -270,14 +329,18 @@ def random_models(draw: Any) -> ScoringModel:
     )
 
 
-VALUES = st.one_of(ODD_VALUES, st.sampled_from(["a", "A", " b", "c", "B"]), st.integers(-8, 14))
+VALUES = st.one_of(
+    ODD_VALUES,
+    st.sampled_from(["a", "A", " b", "c", "B", "p", "Q", "nan", "text", "4.5", "2"]),
+    st.integers(-8, 14),
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     model=random_models(),
     leads=st.lists(
-        st.fixed_dictionaries({}, optional={"x": VALUES, "y": VALUES, "z": VALUES}), min_size=1, max_size=4
+        st.fixed_dictionaries({}, optional={"x": VALUES, "y": VALUES, "z": VALUES}), min_size=5, max_size=15
     ),
     data=st.data(),
 )
@@ -312,7 +375,7 @@ def test_a_value_class_table_is_bounded_by_what_the_model_lists() -> None:
     compiled = model.compiled
 
     def sizes() -> list[int]:
-        tables = [*compiled.points.values(), *compiled.cells.values()]
+        tables = [*compiled.points.values(), *compiled.levels.values()]
         return [len(t) for t in tables] + [len(c.ruled_out) for c in compiled.attributes.values()]
 
     def lead(n: int) -> LeadState:
@@ -326,3 +389,22 @@ def test_a_value_class_table_is_bounded_by_what_the_model_lists() -> None:
     assert sizes() == filled
     widest = max((len(c.keys) + 1) * (len(c.edges) + 2) for c in compiled.classing.values())
     assert max(filled) <= widest**2  # a pair's table: two classes
+
+
+def test_a_copy_with_other_rules_scores_by_its_own_rules() -> None:
+    """`model_copy(update=...)` may change rules: the copy never scores with the original's
+    compiled form or indexes."""
+    model = load_model("bundled:default")
+    state = synthetic_leads(model, 1, seed=4)[0]
+    engine.totals(model, state, AT)  # the original compiled and its tables filled
+    fit = model.fit.model_copy(update={"max": 1.0, "min": -1.0})
+    copied = model.model_copy(update={"fit": fit})
+    assert copied.compiled is not model.compiled
+    assert_same(copied, state)
+    assert -1.0 <= engine.totals(copied, state, AT).fit <= 1.0
+
+
+def test_an_integer_too_large_for_a_float_is_not_a_number() -> None:
+    """A value no float holds is read as text (its listed key, or other), never an error."""
+    state = LeadState(email="ann@acme.io", attributes={"n0": 10**400, "c0": 10**400})
+    assert_same(TREES, state)

@@ -82,3 +82,41 @@ def test_an_unchanged_ssm_model_is_not_parsed_again(aws: None, clock: list[float
     parameters.clear_caches()
     assert model_store.load_catalog("ssm:/leadscore/model").primary.model.version == "v3"
     assert len(parses) == 2
+
+
+def test_a_catalog_republished_with_other_files_loads_the_new_ones(
+    aws: None, clock: list[float], parses: list[str]
+) -> None:
+    """The document is compared first: a catalog that now names other files (the old ones
+    deleted) is parsed again, never stuck on reading files it no longer names."""
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.put_object(Bucket="models", Key="live/catalog.yaml", Body=CATALOG.encode())
+    s3.put_object(Bucket="models", Key="live/main.json", Body=_model("v1").encode())
+    source = "s3://models/live/catalog.yaml"
+    model_store.load_catalog(source)
+
+    renamed = CATALOG.replace("main.json", "main-v2.json")
+    s3.put_object(Bucket="models", Key="live/main-v2.json", Body=_model("v2").encode())
+    s3.put_object(Bucket="models", Key="live/catalog.yaml", Body=renamed.encode())
+    s3.delete_object(Bucket="models", Key="live/main.json")
+    clock[0] += 301
+
+    assert model_store.load_catalog(source).primary.model.version == "v2"
+    assert len(parses) == 2
+
+
+def test_a_file_it_names_that_cannot_be_read_any_more_is_reported(
+    aws: None, clock: list[float], parses: list[str]
+) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.put_object(Bucket="models", Key="live/catalog.yaml", Body=CATALOG.encode())
+    s3.put_object(Bucket="models", Key="live/main.json", Body=_model("v1").encode())
+    source = "s3://models/live/catalog.yaml"
+    model_store.load_catalog(source)
+    s3.delete_object(Bucket="models", Key="live/main.json")
+    clock[0] += 301
+
+    with pytest.raises(Exception, match=r"NoSuchKey|does not exist"):
+        model_store.load_catalog(source)
