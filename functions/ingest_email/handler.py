@@ -16,7 +16,7 @@ from leadscore.adapters.ses import is_sns_event, sns_lambda_requests, sqs_reques
 from leadscore.batching import ReportingBatchProcessor
 from leadscore.config import Settings
 from leadscore.http import json_response, register_error_handlers, webhook_request
-from leadscore.pipeline import ingest_webhook, record_metrics
+from leadscore.ingest import ingest_webhook, record_metrics
 
 logger = Logger()
 tracer = Tracer()

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from leadscore.config import Settings
 from leadscore.http import json_response, register_error_handlers, webhook_request
-from leadscore.pipeline import ingest_webhook, record_metrics
+from leadscore.ingest import ingest_webhook, record_metrics
 
 logger = Logger()
 tracer = Tracer()

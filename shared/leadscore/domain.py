@@ -82,6 +82,7 @@ EMAIL_EVENT_TYPES = frozenset(
     t for t in EventType if t.value.startswith("email_") and t is not EventType.EMAIL_CHANGED
 )
 MEETING_EVENT_TYPES = frozenset({EventType.MEETING_BOOKED, EventType.MEETING_CANCELED})
+
 # Sales' verdicts. Only an authenticated source (the signed generic provider, a CRM provider,
 # `leadscore outcomes import`) may assert them; a public form never can.
 OUTCOME_EVENT_TYPES = frozenset(
@@ -102,6 +103,20 @@ class Provider(StrEnum):
     MAILGUN = "mailgun"
     POSTMARK = "postmark"
     MAILCHIMP = "mailchimp"
+
+
+# Who may bring an erased person back: someone who opts in again through a form or a booking.
+OPT_IN_PROVIDERS = frozenset(
+    {
+        Provider.HTML,
+        Provider.TYPEFORM,
+        Provider.GENERIC,
+        Provider.HUBSPOT,
+        Provider.WEBFLOW,
+        Provider.CALENDLY,
+    }
+)
+OPT_IN_EVENT_TYPES = FORM_EVENT_TYPES | MEETING_EVENT_TYPES
 
 
 def normalize_email(value: str) -> str:
@@ -416,3 +431,9 @@ class PendingEvent(BaseModel):
 
     def identified(self, email: str) -> LeadEvent:
         return LeadEvent(email=email, **self.model_dump(exclude={"external"}))
+
+
+def opts_in(event: LeadEvent) -> bool:
+    """An event that re-creates an erased lead: a form submission or a booked meeting, from a form
+    provider. Everything else (email engagement, CRM updates) is dropped for an erased lead."""
+    return event.provider in OPT_IN_PROVIDERS and event.event_type in OPT_IN_EVENT_TYPES
