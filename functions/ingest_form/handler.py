@@ -20,8 +20,8 @@ app = APIGatewayHttpResolver()
 register_error_handlers(app, metrics)
 
 
+# No route subsegment: the handler's segment is this one route (and a 4xx is an answer, not an error).
 @app.post("/v1/forms/<provider>")
-@tracer.capture_method(capture_error=False)  # a 4xx is an answer, not an error
 def submit_form(provider: str) -> Response:
     result = ingest_webhook(webhook_request(app.current_event, provider), "form", Settings.from_env())
     record_metrics(metrics, result)

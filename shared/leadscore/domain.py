@@ -13,6 +13,7 @@ import math
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -141,7 +142,8 @@ def normalize_email(value: str) -> str:
         or "@" in local
         or len(labels) < 2
         or not all(labels)  # "a@b..c", "a@.b.c"
-        or any(char.isspace() or not char.isprintable() for char in email)
+        or not email.isprintable()  # every whitespace but the space is unprintable
+        or " " in email
     ):
         raise ValueError(f"not a valid email address: {email[:80]!r}")
     return f"{local}@{domain}"
@@ -198,10 +200,22 @@ def ensure_utc(value: datetime) -> datetime:
 
 
 # The lead attribute vocabulary: what forms, exports and models call the same attribute.
+_CAMEL_HUMP = re.compile(r"([a-z0-9])([A-Z])")
+_NOT_ALNUM = re.compile(r"[^0-9a-zA-Z]+")
+
+
 def to_snake(name: str) -> str:
     """'First Name', 'firstName', 'first-name' -> 'first_name'."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name.strip())
-    return re.sub(r"[^0-9a-zA-Z]+", "_", spaced).strip("_").lower()[:64]
+    # Every delivery of a form names the same fields: short names are remembered (bounded memory).
+    return _cached_snake(name) if len(name) <= 128 else _snake(name)
+
+
+def _snake(name: str) -> str:
+    spaced = _CAMEL_HUMP.sub(r"\1_\2", name.strip())
+    return _NOT_ALNUM.sub("_", spaced).strip("_").lower()[:64]
+
+
+_cached_snake = lru_cache(maxsize=4096)(_snake)
 
 
 _ALIASES: dict[str, tuple[str, ...]] = {
