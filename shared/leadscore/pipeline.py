@@ -2,14 +2,14 @@
 stream scores events (`apply_ledger_record`), the profiles' stream announces and applies stage
 changes (`on_profile_change`), the schedule fades scores (`run_decay`). Each wires data access,
 the engine and publishing together. Ingest (recording deliveries) is `leadscore.ingest`; its
-names are re-exported here for the callers that knew them here."""
+names are still found here (loaded on first use: a stream Lambda never imports ingest)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
@@ -17,7 +17,6 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from leadscore import accounts, clock, lifecycle
 from leadscore.config import Settings
 from leadscore.domain import EventType
-from leadscore.ingest import PERMANENT_REFUSALS, IngestResult, ingest_webhook, record_metrics
 from leadscore.repository import LeadProfile, event_from_item, parse_iso, profile_from_item
 from leadscore.repository.profiles import SLOT_SEPARATOR, is_alias
 from leadscore.repository.relabel import MIGRATED_FROM
@@ -25,6 +24,9 @@ from leadscore.scoring import catalog as catalogs
 from leadscore.scoring.catalog import Catalog, CatalogModel
 from leadscore.scoring.model import ScoringModel
 from leadscore.services import Services, reset, services
+
+if TYPE_CHECKING:
+    from leadscore.ingest import PERMANENT_REFUSALS, IngestResult, ingest_webhook, record_metrics
 
 __all__ = [
     "PERMANENT_REFUSALS",
@@ -41,6 +43,15 @@ __all__ = [
 ]
 
 logger = Logger(child=True)
+_INGEST_NAMES = frozenset({"PERMANENT_REFUSALS", "IngestResult", "ingest_webhook", "record_metrics"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _INGEST_NAMES:
+        from leadscore import ingest
+
+        return getattr(ingest, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def apply_ledger_record(

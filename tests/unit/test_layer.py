@@ -25,6 +25,7 @@ from leadscore import layer
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = sorted(path.parent.name for path in (ROOT / "functions").glob("*/handler.py"))
 INGEST_HANDLERS = ("ingest_email", "ingest_form")
+STREAM_HANDLERS = ("score_events", "evaluate_thresholds", "evaluate_accounts", "decay_scores")
 # What the python3.12 Lambda runtime provides (boto3 and its dependencies).
 RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
 # Loads one handler the way Lambda does (its folder is the task root) and reports where every
@@ -114,6 +115,18 @@ def test_ingest_handlers_import_no_scoring_yaml_or_notifications(built: Path, ha
         or name in {"leadscore.accounts", "leadscore.account_notifications", "leadscore.pipeline"}
     )
     assert heavy == []
+
+
+@pytest.mark.parametrize("handler", STREAM_HANDLERS)
+def test_stream_and_schedule_handlers_import_no_ingest_code(built: Path, handler: str) -> None:
+    # The ledger's and profiles' streams and the schedule never receive a webhook
+    modules = _imported_by(handler, built)
+    ingest_side = sorted(
+        name
+        for name in modules
+        if name.startswith(("leadscore.ingest", "leadscore.adapters", "leadscore.antispam"))
+    )
+    assert ingest_side == []
 
 
 def _leadscore_imports(path: Path, module: str) -> set[str]:
