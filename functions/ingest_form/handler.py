@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
+
+gc.disable()  # cold start: what init imports lives as long as the container; collecting it is waste
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -33,3 +36,7 @@ def submit_form(provider: str) -> Response:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
+
+
+gc.freeze()  # init's objects are permanent: warm invocations' collections skip them
+gc.enable()

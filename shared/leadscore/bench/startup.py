@@ -22,6 +22,7 @@ ingest CPU against a minimal Powertools handler doing the same one `put_item`, a
 from __future__ import annotations
 
 import base64
+import compileall
 import json
 import os
 import shutil
@@ -61,33 +62,78 @@ def rows(quick: bool) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="leadscore-startup-") as scratch:
         running = f"{sys.version_info.major}.{sys.version_info.minor}"
         code = layer.build(Path(scratch) / "code", code_only=True, python_version=running) / "python"
-        measured = import_rows(code, runs=1 if quick else 9)
+        path, how = shipped_path(Path(scratch), code, quick)
+        measured = import_rows(path, how, runs=1 if quick else 9)
         measured.append(warm_ingest_row(batches=1 if quick else 9, per_batch=10 if quick else 300))
         measured.append(layer_row(Path(scratch) / "layer", code.parent, quick))
     return measured
 
 
 # ---------------------------------------------------------------------------------------- imports
-def _lambda_env(code: Path, task_root: Path | None = None) -> dict[str, str]:
+# What the python3.12 Lambda runtime provides besides the standard library (import names).
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
+RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "python_dateutil", "six", "urllib3")
+
+
+def shipped_path(scratch: Path, code: Path, quick: bool) -> tuple[list[Path], str]:
+    """The import path a function sees on Lambda: the layer's code, the layer's dependencies
+    (shared/requirements.txt, installed for this Python), then the runtime's boto3 and its own
+    dependencies (this environment's copies) and nothing else: `python -S` keeps this
+    environment's other packages out (X-Ray's patch_all would import every one it can patch).
+    A quick run, or one without the registry, puts the layer's code before this environment's
+    packages instead, and says so."""
+    if quick:
+        return [code], "layer code first, then this environment's packages (--quick)"
+    deps, runtime = scratch / "deps", scratch / "runtime"
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    command += ["--no-deps", "--only-binary=:all:", "--target", str(deps)]
+    command += ["-r", str(layer.SHARED / "requirements.txt")]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["pip failed"])[-1][:120]
+        return [code], f"layer code first, then this environment's packages (no registry: {reason})"
+    import importlib.util
+
+    runtime.mkdir()
+    site = None
+    for name in RUNTIME_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin is not None, name
+        origin = Path(spec.origin)
+        site = origin.parent.parent if origin.name == "__init__.py" else origin.parent
+        if origin.name == "__init__.py":
+            shutil.copytree(origin.parent, runtime / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(origin, runtime / origin.name)
+    for distribution in RUNTIME_DISTRIBUTIONS:  # their metadata: botocore asks for versions
+        for info in site.glob(f"{distribution}-*.dist-info") if site else []:
+            shutil.copytree(info, runtime / info.name)
+    compileall.compile_dir(runtime, quiet=1, workers=0)  # the runtime's copy is compiled too
+    compileall.compile_dir(deps, quiet=1, workers=0)
+    return [code, deps, runtime], "as shipped: the layer (code + pinned deps), then the runtime's boto3"
+
+
+def _lambda_env(path: list[Path], task_root: Path | None = None) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "PYTHON"))}
     return {
         **keep,
-        "PYTHONPATH": str(code),  # the layer's code first, as /opt/python on Lambda
+        "PYTHONPATH": os.pathsep.join(map(str, path)),  # the layer first, as /opt/python on Lambda
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "POWERTOOLS_SERVICE_NAME": "leadscore",
         "POWERTOOLS_METRICS_NAMESPACE": "LeadScore",
-        "LAMBDA_TASK_ROOT": str(task_root or code),
+        "LAMBDA_TASK_ROOT": str(task_root or path[0]),
         "AWS_LAMBDA_FUNCTION_NAME": "bench",
     }
 
 
 def _timed_import(
-    statement: str, env: dict[str, str], cwd: Path, importtime: bool = False
+    statement: str, env: dict[str, str], cwd: Path, importtime: bool = False, isolated: bool = False
 ) -> tuple[float, str]:
-    command = [sys.executable, *(["-X", "importtime"] if importtime else []), "-c", TIMED.format(statement)]
+    command = [sys.executable, *(["-S"] if isolated else []), *(["-X", "importtime"] if importtime else [])]
+    command += ["-c", TIMED.format(statement)]
     done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, check=False, timeout=300)
     if done.returncode != 0:
         raise RuntimeError(f"{statement!r} failed: {done.stderr.strip().splitlines()[-1:]}")
@@ -98,25 +144,28 @@ def _handler_statement(name: str) -> str:
     return f"sys.path.insert(0, {str(FUNCTIONS / name)!r}); import handler"
 
 
-def import_rows(code: Path, runs: int) -> list[Row]:
-    env = _lambda_env(code)
+def import_rows(path: list[Path], how: str, runs: int) -> list[Row]:
+    env, code, isolated = _lambda_env(path), path[0], len(path) > 1
     names = handlers()
     statements = {"baseline": BASELINE_IMPORT, "floor": POWERTOOLS_FLOOR}
     statements.update({name: _handler_statement(name) for name in names})
     for statement in statements.values():  # warm the disk cache and the venv's own bytecode
-        _timed_import(statement, env, code)
+        _timed_import(statement, env, code, isolated=isolated)
     seconds: dict[str, list[float]] = {key: [] for key in statements}
     for _ in range(runs):  # alternate, so a slow moment of the machine hits every side alike
         for key, statement in statements.items():
-            seconds[key].append(_timed_import(statement, env, code)[0])
+            seconds[key].append(_timed_import(statement, env, code, isolated=isolated)[0])
     median = {key: statistics.median(values) for key, values in seconds.items()}
     base, floor = median["baseline"], median["floor"]
     slowest = max(names, key=lambda name: median[name])
-    heaviest = _heaviest_imports(_timed_import(statements[slowest], env, code, importtime=True)[1])
+    profiled = _timed_import(statements[slowest], env, code, importtime=True, isolated=isolated)
+    heaviest = _heaviest_imports(profiled[1])
     out = []
     for name in names:
         ratio = median[name] / base
-        detail = f"{median[name] * 1000:.0f} ms vs {base * 1000:.0f} ms, median of {runs} fresh processes"
+        detail = (
+            f"{median[name] * 1000:.0f} ms vs {base * 1000:.0f} ms, median of {runs} fresh processes; {how}"
+        )
         if name == slowest:
             detail += f"; heaviest imports (-X importtime): {heaviest}"
         out.append(
@@ -154,7 +203,7 @@ def _heaviest_imports(importtime: str, top: int = 4) -> str:
 def warm_ingest_row(batches: int, per_batch: int) -> Row:
     # The source tree (this module is bench code, which the layer does not hold); tracing off
     # on both sides, as a local process has no X-Ray daemon.
-    env = {**_lambda_env(ROOT / "shared"), "POWERTOOLS_TRACE_DISABLED": "true"}
+    env = {**_lambda_env([ROOT / "shared"]), "POWERTOOLS_TRACE_DISABLED": "true"}
     command = [sys.executable, "-m", "leadscore.bench.startup", str(batches), str(per_batch)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=900)
     if done.returncode != 0:
