@@ -9,7 +9,7 @@ PIP := $(BIN)/uv pip install --quiet --python $(BIN)/python
 LOCAL_STAMP := $(VENV)/.installed-local
 FULL_STAMP := $(VENV)/.installed-full
 
-.PHONY: install install-local test unit integration lint format typecheck bench demo local clean
+.PHONY: install install-local test unit integration lint format typecheck bench demo local layer clean
 
 install: $(FULL_STAMP)
 
@@ -52,6 +52,12 @@ format: install
 bench: install
 	$(BIN)/python -m leadscore.bench
 
+# The Lambda layer without SAM or Docker (what `sam build` makes of SharedLayer): build/layer/python.
+# Its bytecode is for the runtime's Python 3.12: LAYER_PYTHON must be a python3.12 with pip.
+LAYER_PYTHON ?= python3.12
+layer:
+	cd shared && $(LAYER_PYTHON) -m leadscore.layer $(CURDIR)/build/layer
+
 demo: install-local
 	$(BIN)/leadscore demo
 
@@ -59,4 +65,4 @@ local: install-local
 	$(BIN)/leadscore local
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam build

@@ -3,8 +3,11 @@ that starts, resumes or reports on a job: {"action": "start", "model": "...", "d
 
 from __future__ import annotations
 
+import gc
 from functools import partial
 from typing import Any
+
+gc.disable()  # cold start: what init imports lives as long as the container; collecting it is waste
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
@@ -38,3 +41,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             event=event, record_handler=handler, processor=processor, context=context
         )
     return run_command(RescoreCommand.model_validate(event).root, settings)
+
+
+gc.freeze()  # init's objects are permanent: warm invocations' collections skip them
+gc.enable()

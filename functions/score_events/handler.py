@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 from functools import partial
 from typing import Any
+
+gc.disable()  # cold start: what init imports lives as long as the container; collecting it is waste
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -40,3 +43,7 @@ def score_record(record: DynamoDBRecord, settings: Settings) -> None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     handler = partial(score_record, settings=Settings.from_env())
     return process_partial_response(event=event, record_handler=handler, processor=processor, context=context)
+
+
+gc.freeze()  # init's objects are permanent: warm invocations' collections skip them
+gc.enable()

@@ -41,7 +41,7 @@ from leadscore.errors import (
     RateLimited,
     VerifierUnavailable,
 )
-from leadscore.repository import RateLimitCounters
+from leadscore.repository.ratelimits import RateLimitCounters
 
 CaptchaKind = Literal["turnstile", "hcaptcha", "recaptcha"]
 VERIFY_URLS: dict[str, str] = {

@@ -1,9 +1,13 @@
-"""Configuration: environment variables (set by template.yaml) parsed once per invocation."""
+"""Configuration: environment variables (set by template.yaml), parsed once per environment: a
+Lambda container's environment never changes, so a warm invocation reads its few variables and
+gets the settings it parsed before (the local runner swaps environments between functions, hence
+the cache is keyed by the values, not taken once)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -51,15 +55,32 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        fields = {f.alias for f in cls.model_fields.values() if f.alias}
-        try:
-            return cls.model_validate({k: v for k, v in env.items() if k in fields})
-        except ValidationError as exc:
-            raise ConfigurationError(f"invalid configuration: {describe_validation(exc)}") from exc
+        """The settings of `environ` (default: the process's environment, parsed once per set of
+        values: the same frozen instance while the variables stay the same)."""
+        if environ is None:
+            get = os.environ.get
+            return _parse_cached(tuple(get(name) for name in _VARIABLES))
+        return _parse({name: environ[name] for name in _VARIABLES if name in environ})
 
     def topic_arn(self, topic: str) -> str:
         arn = {"nurture": self.nurture_topic_arn, "sales": self.sales_topic_arn}.get(topic)
         if not arn:
             raise ConfigurationError(f"no topic ARN configured for {topic!r}")
         return arn
+
+
+# The variables Settings reads, in a fixed order (the cache key is their values).
+_VARIABLES: tuple[str, ...] = tuple(f.alias for f in Settings.model_fields.values() if f.alias)
+
+
+def _parse(values: Mapping[str, str]) -> Settings:
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid configuration: {describe_validation(exc)}") from exc
+
+
+@lru_cache(maxsize=32)
+def _parse_cached(values: tuple[str | None, ...]) -> Settings:
+    """A failure is not cached (lru_cache keeps results only): a fixed variable is read again."""
+    return _parse({name: value for name, value in zip(_VARIABLES, values, strict=True) if value is not None})

@@ -13,6 +13,7 @@ import math
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -82,6 +83,7 @@ EMAIL_EVENT_TYPES = frozenset(
     t for t in EventType if t.value.startswith("email_") and t is not EventType.EMAIL_CHANGED
 )
 MEETING_EVENT_TYPES = frozenset({EventType.MEETING_BOOKED, EventType.MEETING_CANCELED})
+
 # Sales' verdicts. Only an authenticated source (the signed generic provider, a CRM provider,
 # `leadscore outcomes import`) may assert them; a public form never can.
 OUTCOME_EVENT_TYPES = frozenset(
@@ -102,6 +104,20 @@ class Provider(StrEnum):
     MAILGUN = "mailgun"
     POSTMARK = "postmark"
     MAILCHIMP = "mailchimp"
+
+
+# Who may bring an erased person back: someone who opts in again through a form or a booking.
+OPT_IN_PROVIDERS = frozenset(
+    {
+        Provider.HTML,
+        Provider.TYPEFORM,
+        Provider.GENERIC,
+        Provider.HUBSPOT,
+        Provider.WEBFLOW,
+        Provider.CALENDLY,
+    }
+)
+OPT_IN_EVENT_TYPES = FORM_EVENT_TYPES | MEETING_EVENT_TYPES
 
 
 def normalize_email(value: str) -> str:
@@ -126,7 +142,8 @@ def normalize_email(value: str) -> str:
         or "@" in local
         or len(labels) < 2
         or not all(labels)  # "a@b..c", "a@.b.c"
-        or any(char.isspace() or not char.isprintable() for char in email)
+        or not email.isprintable()  # every whitespace but the space is unprintable
+        or " " in email
     ):
         raise ValueError(f"not a valid email address: {email[:80]!r}")
     return f"{local}@{domain}"
@@ -183,10 +200,22 @@ def ensure_utc(value: datetime) -> datetime:
 
 
 # The lead attribute vocabulary: what forms, exports and models call the same attribute.
+_CAMEL_HUMP = re.compile(r"([a-z0-9])([A-Z])")
+_NOT_ALNUM = re.compile(r"[^0-9a-zA-Z]+")
+
+
 def to_snake(name: str) -> str:
     """'First Name', 'firstName', 'first-name' -> 'first_name'."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name.strip())
-    return re.sub(r"[^0-9a-zA-Z]+", "_", spaced).strip("_").lower()[:64]
+    # Every delivery of a form names the same fields: short names are remembered (bounded memory).
+    return _cached_snake(name) if len(name) <= 128 else _snake(name)
+
+
+def _snake(name: str) -> str:
+    spaced = _CAMEL_HUMP.sub(r"\1_\2", name.strip())
+    return _NOT_ALNUM.sub("_", spaced).strip("_").lower()[:64]
+
+
+_cached_snake = lru_cache(maxsize=4096)(_snake)
 
 
 _ALIASES: dict[str, tuple[str, ...]] = {
@@ -416,3 +445,9 @@ class PendingEvent(BaseModel):
 
     def identified(self, email: str) -> LeadEvent:
         return LeadEvent(email=email, **self.model_dump(exclude={"external"}))
+
+
+def opts_in(event: LeadEvent) -> bool:
+    """An event that re-creates an erased lead: a form submission or a booked meeting, from a form
+    provider. Everything else (email engagement, CRM updates) is dropped for an erased lead."""
+    return event.provider in OPT_IN_PROVIDERS and event.event_type in OPT_IN_EVENT_TYPES

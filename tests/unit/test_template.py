@@ -10,7 +10,6 @@ import ast
 import inspect
 import json
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -418,17 +417,10 @@ def test_shared_layer_is_built_for_the_function_runtime(sam_template: dict[str, 
     assert layer["Properties"]["ContentUri"] == "shared/"
     assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert layer["Metadata"]["BuildMethod"] == runtime
-
-
-def test_layer_requirements_pin_the_runtime_dependencies_except_boto3() -> None:
-    # Given pyproject's runtime dependencies and the layer's requirements file
-    root = Path(__file__).resolve().parents[2]
-    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    lines = (root / "shared" / "requirements.txt").read_text(encoding="utf-8").splitlines()
-    pinned = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
-    # Then they agree exactly, boto3 aside (the Lambda runtime provides it)
-    assert pinned == {dep for dep in project["dependencies"] if not dep.startswith("boto3")}
+    # Built by shared/Makefile's build-SharedLayer (leadscore.layer; tests/unit/test_layer.py)
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    makefile = (Path(__file__).resolve().parents[2] / "shared" / "Makefile").read_text(encoding="utf-8")
+    assert "\nbuild-SharedLayer:" in makefile
 
 
 def test_functions_have_the_expected_code_folders_and_handlers(transformed_template: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ AREAS: dict[str, str] = {
     "engine": "leadscore.bench.engine",
     "calibrate": "leadscore.bench.calibrate",
     "rescore": "leadscore.bench.rescore",
+    "startup": "leadscore.bench.startup",
 }
 
 

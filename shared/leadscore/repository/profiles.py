@@ -62,14 +62,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from leadscore.config import ConfigurationError
 from leadscore.domain import (
-    FORM_EVENT_TYPES,
     MAX_TEXT,
-    MEETING_EVENT_TYPES,
     OUTCOME_EVENT_TYPES,
     AttributeValue,
     EventType,
     LeadEvent,
-    Provider,
+    opts_in,
 )
 from leadscore.errors import IdentityChainBroken, StorageUnavailable
 from leadscore.repository import codec
@@ -117,18 +115,6 @@ RECENT_TRANSITIONS_KEPT = timedelta(days=30)  # idempotency records live 7 days,
 MAX_RECENT_TRANSITIONS = 50
 _CONFLICT_RETRIES = 5
 _TOMBSTONE_RACES = 3
-# Who may bring an erased person back: someone who opts in again through a form or a booking.
-OPT_IN_PROVIDERS = frozenset(
-    {
-        Provider.HTML,
-        Provider.TYPEFORM,
-        Provider.GENERIC,
-        Provider.HUBSPOT,
-        Provider.WEBFLOW,
-        Provider.CALENDLY,
-    }
-)
-OPT_IN_EVENT_TYPES = FORM_EVENT_TYPES | MEETING_EVENT_TYPES
 
 
 def review_shard_for(lead_id: str, shards: int) -> str:
@@ -138,12 +124,6 @@ def review_shard_for(lead_id: str, shards: int) -> str:
 def is_tombstone(item: Mapping[str, Any]) -> bool:
     """The item of an erased lead (`{lead_id, erased_at}`)."""
     return ERASED in item
-
-
-def opts_in(event: LeadEvent) -> bool:
-    """An event that re-creates an erased lead: a form submission or a booked meeting, from a form
-    provider. Everything else (email engagement, CRM updates) is dropped for an erased lead."""
-    return event.provider in OPT_IN_PROVIDERS and event.event_type in OPT_IN_EVENT_TYPES
 
 
 def new_transition_id() -> str:
