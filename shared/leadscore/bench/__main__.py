@@ -15,7 +15,9 @@ import time
 from leadscore.bench.table import Row, render
 
 # Area name -> module with `rows(quick: bool) -> list[Row]`, in the order the table prints them.
-AREAS: dict[str, str] = {}
+AREAS: dict[str, str] = {
+    "latency": "leadscore.bench.latency",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
