@@ -203,3 +203,54 @@ def test_fast_stream_reads_answer_exactly_as_moto_does(tables: dict[str, str]) -
     assert {"NewImage", "OldImage"} <= set(plain[2][0]["Records"][1]["dynamodb"])
     assert by_moto.count("GetRecords") == 5 + 3 + 2  # pages of 1, 3 and 100 records, then an empty one
     assert "GetRecords" not in serialized and serialized  # the other requests still went through it
+
+
+def _apply_updates(client: Any, table: str, lead: str) -> tuple[dict[str, Any], list[str]]:
+    """The same update expressions again and again with other values (as a profile's updates are),
+    and two that moto refuses; returns the item and the refusals' messages."""
+    expression = "SET #s = :s, #n = if_not_exists(#n, :zero) + :step ADD #tags :tag REMOVE #gone"
+    names = {"#s": "stage", "#n": "count", "#tags": "tags", "#gone": "gone"}
+    refusals = []
+    for step in range(1, 6):
+        client.update_item(
+            TableName=table,
+            Key={"lead_id": {"S": lead}},
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={
+                ":s": {"S": f"stage{step}"},
+                ":zero": {"N": "0"},
+                ":step": {"N": str(step)},
+                ":tag": {"SS": [f"t{step}"]},
+            },
+        )
+        for bad in ("SET total = :s", "SET #s = :missing"):
+            with pytest.raises(client.exceptions.ClientError) as refused:
+                client.update_item(
+                    TableName=table,
+                    Key={"lead_id": {"S": lead}},
+                    UpdateExpression=bad,
+                    ExpressionAttributeNames={"#s": "stage"} if "#s" in bad else {},
+                    ExpressionAttributeValues={":s": {"S": "x"}},
+                )
+            refusals.append(str(refused.value))
+    item = client.get_item(TableName=table, Key={"lead_id": {"S": lead}})["Item"]
+    item.pop("lead_id")
+    return item, refusals
+
+
+def test_parsed_once_updates_exactly_as_moto_does(tables: dict[str, str]) -> None:
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    client = boto3.client("dynamodb", region_name=TEST_REGION)
+    profiles = tables["LeadProfilesTable"]
+
+    plain = _apply_updates(client, profiles, "ld_plain")
+    with emulator.parsed_once():
+        cached = _apply_updates(client, profiles, "ld_cached")
+        parses = UpdateExpressionParser.make.cache_info()
+
+    assert cached == plain
+    assert plain[0]["count"] == {"N": "15"} and plain[0]["stage"] == {"S": "stage5"}
+    assert len(plain[0]["tags"]["SS"]) == 5 and len(plain[1]) == 10
+    assert parses.hits > parses.misses  # the expression was parsed once, then reused

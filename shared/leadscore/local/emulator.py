@@ -47,6 +47,11 @@ walks every attribute of both item images: 5 ms per read of a lead profile's rec
 moto's time per webhook in the local stack. `fast_stream_reads` answers GetRecords with the same
 JSON written directly (`tests/integration/test_emulator.py` checks botocore parses both the same).
 
+moto parses an UpdateItem's update expression twice per request (and once more per update of a
+TransactWriteItems), although its validator works on a deep copy of the parsed tree and never
+changes it. A lead profile's update expressions are long and the same for every lead of a model:
+`parsed_once` keeps the parsed trees of recent expressions.
+
 `python -m leadscore.local.emulator -H 127.0.0.1 -p PORT` runs moto's server with all of this on.
 """
 
@@ -173,6 +178,25 @@ def fast_stream_reads() -> Iterator[None]:
         return json.dumps(result, default=_wire_value), {"Content-Type": "application/x-amz-json-1.0"}
 
     with patch.object(DynamoDBStreamsHandler, "get_records", get_records):
+        yield
+
+
+@contextmanager
+def parsed_once(cached: int = 1024) -> Iterator[None]:
+    """Parse each distinct update expression once (the last `cached` of them), see the module
+    docstring. moto only reads the tree it gets (its validator deep-copies it before resolving
+    names and values), so a shared tree answers exactly as a fresh one."""
+    from functools import lru_cache
+
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    make = UpdateExpressionParser.make
+
+    @lru_cache(maxsize=cached)
+    def parse(expression: str) -> Any:
+        return make(expression)
+
+    with patch.object(UpdateExpressionParser, "make", staticmethod(parse)):
         yield
 
 
@@ -456,7 +480,7 @@ def main(argv: list[str] | None = None) -> None:
     """moto's server (same arguments) with every workaround of this module on."""
     from moto.server import main as moto_main
 
-    with atomic_requests(), partition_queries(), fast_stream_reads():
+    with atomic_requests(), partition_queries(), fast_stream_reads(), parsed_once():
         moto_main(argv if argv is not None else sys.argv[1:])
 
 

@@ -79,7 +79,7 @@ class LocalOptions:
     watch: bool = False
     prefix: str = "local-"
     background: bool = True  # poll streams/queues and run the scheduler in threads
-    pump_interval: float = 1.0  # the poller's fallback tick: writes wake it sooner (see the docstring)
+    pump_interval: float = 2.0  # the poller's fallback tick: writes wake it sooner (see the docstring)
     log: InvocationLog | None = print_invocation
     log_level: str = "WARNING"  # the template's LogLevel parameter, for the handlers' own logs
     template: dict[str, Any] | None = None  # already parsed (tests use modified copies)
@@ -301,6 +301,7 @@ class LocalStack:
         # DynamoDB's item size and number limits, and all-or-nothing writes, as in the tests.
         self._limits.enter_context(emulator.dynamodb_limits())
         self._limits.enter_context(emulator.fast_stream_reads())
+        self._limits.enter_context(emulator.parsed_once())
         self._limits.enter_context(wakeup.emulator_writes(self.wakeup.notify))
         self._moto = ThreadedMotoServer(
             ip_address="127.0.0.1", port=self.options.emulator_port, verbose=False
