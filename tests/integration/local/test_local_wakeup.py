@@ -5,6 +5,7 @@ Both emulators: in this process (`make local`) and in a subprocess (the other lo
 
 from __future__ import annotations
 
+import gc
 import json
 import uuid
 from collections.abc import Iterator
@@ -108,3 +109,26 @@ def test_an_idle_stack_does_not_poll(stack: LocalStack) -> None:
 
     assert not woken
     assert stack.polls == polls
+
+
+def test_a_stack_that_freezes_gc_survivors_freezes_after_each_full_collection() -> None:
+    options = LocalOptions(
+        port=0,
+        log=None,
+        say=lambda line: None,
+        emulator="process",
+        background=False,
+        prefix=f"g{uuid.uuid4().hex[:6]}-",
+        freeze_gc_survivors=True,
+    )
+    with LocalStack(options):
+        frozen_at_start = gc.get_freeze_count()
+        gc.unfreeze()  # as if the frozen heap had grown since
+        gc.collect()
+        refrozen = gc.get_freeze_count()
+        hooked = sum(callback.__name__ == "_freeze_survivors" for callback in gc.callbacks)
+
+    assert frozen_at_start > 0 and refrozen > 0  # started frozen, and a full collection froze again
+    assert hooked == 1
+    assert gc.get_freeze_count() == 0  # stopping gives the process its one collectable heap back
+    assert not any(callback.__name__ == "_freeze_survivors" for callback in gc.callbacks)
