@@ -5,8 +5,9 @@ sending each request to its SQL notification arriving on an SQS queue subscribed
 
 Requests go one at a time (each waits for its notification), so a figure is one lead's latency,
 not a queue behind a burst. The first few leads are a warm-up (the handlers' cold imports) and are
-not counted. Then the stack sits idle for a while and the process's CPU time over that period says
-whether the poller really sleeps between writes.
+not counted. The CPU time per lead (every thread of the process) is printed beside the latencies:
+on a loaded machine the latencies stretch, the CPU time much less. Then the stack sits idle for a
+while and the process's CPU time over that period says whether the poller really sleeps.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def rows(quick: bool) -> list[Row]:
     with warnings.catch_warnings():
         # Each invocation's empty metrics warn (as `leadscore local` filters them): noise here.
         warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
-        latencies, idle_cpu, fallback = _measure(count, quick)
+        latencies, cpu_per_lead, idle_cpu, fallback = _measure(count, quick)
     arrived = sorted(seconds for seconds in latencies if seconds is not None)
     lost = count - len(arrived)
     if not arrived:
@@ -51,6 +52,7 @@ def rows(quick: bool) -> list[Row]:
             detail=(
                 f"max {arrived[-1] * 1000:.0f} ms, mean {statistics.fmean(arrived) * 1000:.0f} ms"
                 + (f", {lost} LOST" if lost else "")
+                + f"; CPU {cpu_per_lead * 1000:.0f} ms per lead (all threads: stack, emulator, client)"
                 + f"; idle: {idle_cpu:.1%} of a core (fallback tick {fallback:g} s)"
                 + f"; load average {load:.1f} at the start"
             ),
@@ -58,8 +60,8 @@ def rows(quick: bool) -> list[Row]:
     ]
 
 
-def _measure(count: int, quick: bool) -> tuple[list[float | None], float, float]:
-    """(each lead's latency, the idle stack's CPU share, its fallback tick) for `count` leads."""
+def _measure(count: int, quick: bool) -> tuple[list[float | None], float, float, float]:
+    """(each lead's latency, CPU seconds per lead, the idle stack's CPU share, its fallback tick)."""
     from leadscore.local.server import LocalOptions, LocalStack
 
     # `make local`'s stack; its own names, as moto's state in this process may hold another's.
@@ -74,11 +76,13 @@ def _measure(count: int, quick: bool) -> tuple[list[float | None], float, float]
         probe = _Probe(stack)
         for _ in range(WARM_UP):
             probe.one_lead()
+        cpu = time.process_time()
         latencies = [probe.one_lead() for _ in range(count)]
+        cpu_per_lead = (time.process_time() - cpu) / count
         probe.close()
         stack.settle()  # the last lead's trailing work (its account) is not idle time
         idle_cpu = _idle_cpu_share(QUICK_IDLE_SECONDS if quick else IDLE_SECONDS)
-    return latencies, idle_cpu, options.pump_interval
+    return latencies, cpu_per_lead, idle_cpu, options.pump_interval
 
 
 def _target() -> str:
