@@ -6,6 +6,7 @@ import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from unittest.mock import patch
 
 import boto3
 import pytest
@@ -138,3 +139,118 @@ def test_partition_queries_answer_exactly_as_moto_does(tables: dict[str, str]) -
     assert [sum(len(p.get("Items", [])) for p in pages) for pages in plain][:3] != [0, 0, 0]
     assert sum(p["Count"] for p in plain[1]) == 6  # ld_006 has six events, read two at a time
     assert len(plain[1]) > 1
+
+
+def _stream_pages(streams: Any, stream_arn: str, limit: int) -> list[dict[str, Any]]:
+    """Every GetRecords answer reading the stream from its start, `limit` records at a time, without
+    the parts that differ on every call (iterators are random, the metadata has request ids)."""
+    (shard,) = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+    position = streams.get_shard_iterator(
+        StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    pages = []
+    while True:
+        page = streams.get_records(ShardIterator=position, Limit=limit)
+        position = page.pop("NextShardIterator")
+        page.pop("ResponseMetadata")
+        pages.append(page)
+        if not page["Records"]:
+            return pages
+
+
+def test_fast_stream_reads_answer_exactly_as_moto_does(tables: dict[str, str]) -> None:
+    from moto.core.responses import BaseResponse
+
+    client = boto3.client("dynamodb", region_name=TEST_REGION)
+    streams = boto3.client("dynamodbstreams", region_name=TEST_REGION)
+    profiles = tables["LeadProfilesTable"]  # NEW_AND_OLD_IMAGES: both images of every change
+    stream_arn = client.describe_table(TableName=profiles)["Table"]["LatestStreamArn"]
+    item = {
+        "lead_id": {"S": "ld_types"},
+        "total": {"N": "71.25"},
+        "raw": {"B": b"\x00\xffbytes"},
+        "tags": {"SS": ["a", "b"]},
+        "counts": {"NS": ["1", "2.5"]},
+        "blobs": {"BS": [b"\x01", b"\x02"]},
+        "nested": {"M": {"list": {"L": [{"S": "x"}, {"N": "-3"}, {"NULL": True}, {"BOOL": False}]}}},
+        "note": {"S": 'é ü ✓ "quoted" \\ back'},
+    }
+    client.put_item(TableName=profiles, Item=item)
+    client.update_item(
+        TableName=profiles,
+        Key={"lead_id": {"S": "ld_types"}},
+        UpdateExpression="SET stage = :s ADD #t :x",
+        ExpressionAttributeNames={"#t": "total"},
+        ExpressionAttributeValues={":s": {"S": "SQL"}, ":x": {"N": "1"}},
+    )
+    client.put_item(TableName=profiles, Item={"lead_id": {"S": "ld_other"}, "stage": {"S": "lead"}})
+    client.delete_item(TableName=profiles, Key={"lead_id": {"S": "ld_types"}})
+    serialized: list[str] = []  # the actions whose answer went through moto's serializer
+    serialize = BaseResponse.serialized
+
+    def spy(self: Any, result: Any) -> Any:
+        serialized.append(self._get_action())
+        return serialize(self, result)
+
+    with patch.object(BaseResponse, "serialized", spy):
+        plain = [_stream_pages(streams, stream_arn, limit) for limit in (1, 3, 100)]
+        by_moto, serialized[:] = list(serialized), []
+        with emulator.fast_stream_reads():
+            fast = [_stream_pages(streams, stream_arn, limit) for limit in (1, 3, 100)]
+
+    assert fast == plain
+    assert [len(page["Records"]) for page in plain[2]] == [4, 0]  # INSERT, MODIFY, INSERT, REMOVE
+    assert {"NewImage", "OldImage"} <= set(plain[2][0]["Records"][1]["dynamodb"])
+    assert by_moto.count("GetRecords") == 5 + 3 + 2  # pages of 1, 3 and 100 records, then an empty one
+    assert "GetRecords" not in serialized and serialized  # the other requests still went through it
+
+
+def _apply_updates(client: Any, table: str, lead: str) -> tuple[dict[str, Any], list[str]]:
+    """The same update expressions again and again with other values (as a profile's updates are),
+    and two that moto refuses; returns the item and the refusals' messages."""
+    expression = "SET #s = :s, #n = if_not_exists(#n, :zero) + :step ADD #tags :tag REMOVE #gone"
+    names = {"#s": "stage", "#n": "count", "#tags": "tags", "#gone": "gone"}
+    refusals = []
+    for step in range(1, 6):
+        client.update_item(
+            TableName=table,
+            Key={"lead_id": {"S": lead}},
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={
+                ":s": {"S": f"stage{step}"},
+                ":zero": {"N": "0"},
+                ":step": {"N": str(step)},
+                ":tag": {"SS": [f"t{step}"]},
+            },
+        )
+        for bad in ("SET total = :s", "SET #s = :missing"):
+            with pytest.raises(client.exceptions.ClientError) as refused:
+                client.update_item(
+                    TableName=table,
+                    Key={"lead_id": {"S": lead}},
+                    UpdateExpression=bad,
+                    ExpressionAttributeNames={"#s": "stage"} if "#s" in bad else {},
+                    ExpressionAttributeValues={":s": {"S": "x"}},
+                )
+            refusals.append(str(refused.value))
+    item = client.get_item(TableName=table, Key={"lead_id": {"S": lead}})["Item"]
+    item.pop("lead_id")
+    return item, refusals
+
+
+def test_parsed_once_updates_exactly_as_moto_does(tables: dict[str, str]) -> None:
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+    client = boto3.client("dynamodb", region_name=TEST_REGION)
+    profiles = tables["LeadProfilesTable"]
+
+    plain = _apply_updates(client, profiles, "ld_plain")
+    with emulator.parsed_once():
+        cached = _apply_updates(client, profiles, "ld_cached")
+        parses = UpdateExpressionParser.make.cache_info()
+
+    assert cached == plain
+    assert plain[0]["count"] == {"N": "15"} and plain[0]["stage"] == {"S": "stage5"}
+    assert len(plain[0]["tags"]["SS"]) == 5 and len(plain[1]) == 10
+    assert parses.hits > parses.misses  # the expression was parsed once, then reused

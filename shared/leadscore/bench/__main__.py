@@ -20,6 +20,7 @@ AREAS: dict[str, str] = {
     "calibrate": "leadscore.bench.calibrate",
     "rescore": "leadscore.bench.rescore",
     "startup": "leadscore.bench.startup",
+    "latency": "leadscore.bench.latency",
 }
 
 

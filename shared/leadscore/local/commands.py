@@ -124,6 +124,7 @@ def _local(args: argparse.Namespace) -> int:
         watch=args.watch,
         log_level=args.log_level,
         model=args.model,
+        freeze_gc_survivors=True,
     )
     stack = LocalStack(options)
     try:

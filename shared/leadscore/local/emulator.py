@@ -40,18 +40,34 @@ reliably. `dynamodb_limits` (entered by `atomic_requests`, so active wherever it
   reason for the item at fault, as DynamoDB does, instead of failing the whole request;
 - an UpdateItem that creates an item streams one INSERT (moto also streamed a key-only one).
 
+DynamoDB Streams' GetRecords is how the local runner (and the tests) play stream event source
+mappings, several times per event. moto (5.2.5) stores each stream record already in the wire's
+JSON shape, then re-serializes it through its generic, botocore-model-driven serializer, which
+walks every attribute of both item images: 5 ms per read of a lead profile's records, half of
+moto's time per webhook in the local stack. `fast_stream_reads` answers GetRecords with the same
+JSON written directly (`tests/integration/test_emulator.py` checks botocore parses both the same).
+
+moto parses an UpdateItem's update expression twice per request (and once more per update of a
+TransactWriteItems), although its validator works on a deep copy of the parsed tree and never
+changes it. A lead profile's update expressions are long and the same for every lead of a model:
+`parsed_once` keeps the parsed trees of recent expressions.
+
 `python -m leadscore.local.emulator -H 127.0.0.1 -p PORT` runs moto's server with all of this on.
 """
 
 from __future__ import annotations
 
+import base64
+import calendar
 import copy
 import inspect
+import json
 import sys
 import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from datetime import datetime
 from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any
 from unittest.mock import patch
@@ -148,6 +164,51 @@ def partition_queries() -> Iterator[None]:
 
     with patch.object(Table, "query", query), patch.object(Table, "all_items", all_items):
         yield
+
+
+@contextmanager
+def fast_stream_reads() -> Iterator[None]:
+    """Answer DynamoDB Streams GetRecords with the records' JSON written directly (see the module
+    docstring); every other streams request, and what GetRecords returns, are moto's own."""
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    def get_records(self: Any) -> tuple[str, dict[str, str]]:
+        limit = self._get_param("Limit")
+        result = self.backend.get_records(self._get_param("ShardIterator"), 1000 if limit is None else limit)
+        return json.dumps(result, default=_wire_value), {"Content-Type": "application/x-amz-json-1.0"}
+
+    with patch.object(DynamoDBStreamsHandler, "get_records", get_records):
+        yield
+
+
+@contextmanager
+def parsed_once(cached: int = 1024) -> Iterator[None]:
+    """Parse each distinct update expression once (the last `cached` of them), see the module
+    docstring. moto only reads the tree it gets (its validator deep-copies it before resolving
+    names and values), so a shared tree answers exactly as a fresh one."""
+    from functools import lru_cache
+
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    make = UpdateExpressionParser.make
+
+    @lru_cache(maxsize=cached)
+    def parse(expression: str) -> Any:
+        return make(expression)
+
+    with patch.object(UpdateExpressionParser, "make", staticmethod(parse)):
+        yield
+
+
+def _wire_value(value: Any) -> int | float | str:
+    """What JSON cannot hold in a stream record, as moto's serializer writes it: a time as epoch
+    seconds (to the millisecond), a binary value in base64."""
+    if isinstance(value, datetime):
+        seconds = calendar.timegm(value.utctimetuple())
+        return seconds + (value.microsecond // 1000) / 1000.0 if value.microsecond else seconds
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
 # -- DynamoDB's limits ----------------------------------------------------------------------------
@@ -419,7 +480,7 @@ def main(argv: list[str] | None = None) -> None:
     """moto's server (same arguments) with every workaround of this module on."""
     from moto.server import main as moto_main
 
-    with atomic_requests(), partition_queries():
+    with atomic_requests(), partition_queries(), fast_stream_reads(), parsed_once():
         moto_main(argv if argv is not None else sys.argv[1:])
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 Handler = Callable[[dict[str, Any], Any], Any]
+SHARD_REFRESH_SECONDS = 10.0
 TEXT_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/", "application/xml")
 
 
@@ -233,8 +234,9 @@ class StreamReader:
         self._refreshed = 0.0
 
     def _refresh_shards(self) -> None:
-        # New shards appear rarely (on splits); looking once a second keeps polling cheap.
-        if self._iterators and time.monotonic() - self._refreshed < 1.0:
+        # New shards appear rarely (on splits; moto keeps one per stream): looking every few seconds
+        # keeps polling cheap, the more so as an idle poller wakes only on its fallback tick.
+        if self._iterators and time.monotonic() - self._refreshed < SHARD_REFRESH_SECONDS:
             return
         self._refreshed = time.monotonic()
         description = self._client.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]

@@ -4,9 +4,13 @@ loopback), its functions run by `Runner`, and its HTTP API served on 127.0.0.1.
 `LocalStack.start()` binds the HTTP port first (a busy port fails fast and clearly), starts the
 emulator on an ephemeral port, transforms `template.yaml`, provisions every table, stream, topic,
 queue, subscription and secret it declares, and starts three threads: the HTTP server, a poller
-that plays the stream and queue event source mappings (about every 100 ms) and a scheduler that
-fires each schedule per its rate(...)/cron(...) expression. `stop()` (or leaving the `with`
-block) stops them all.
+that plays the stream and queue event source mappings and a scheduler that fires each schedule per
+its rate(...)/cron(...) expression. `stop()` (or leaving the `with` block) stops them all.
+
+The poller sleeps until a write wakes it (`leadscore.local.wakeup`): a webhook's record reaches its
+stream's function within milliseconds, and an idle stack costs one poll per `pump_interval` (the
+fallback tick, for what no hook sees: another process writing to a `process` emulator, an SQS
+delay or visibility timeout running out).
 
 Everything in-process talks to the emulator: handlers get AWS_ENDPOINT_URL and fake credentials
 in their environment, and the stack's own clients are built with the endpoint explicitly.
@@ -20,6 +24,7 @@ Local-only routes on the same port (not part of the product's API):
 from __future__ import annotations
 
 import errno
+import gc
 import io
 import json
 import socket
@@ -38,7 +43,7 @@ from urllib.parse import urlsplit
 
 import boto3
 
-from leadscore.local import emulator
+from leadscore.local import emulator, wakeup
 from leadscore.local.glue import repo_root
 from leadscore.local.schedule import ScheduleError
 from leadscore.local.stack import (
@@ -75,7 +80,7 @@ class LocalOptions:
     watch: bool = False
     prefix: str = "local-"
     background: bool = True  # poll streams/queues and run the scheduler in threads
-    pump_interval: float = 0.1
+    pump_interval: float = 2.0  # the poller's fallback tick: writes wake it sooner (see the docstring)
     log: InvocationLog | None = print_invocation
     log_level: str = "WARNING"  # the template's LogLevel parameter, for the handlers' own logs
     template: dict[str, Any] | None = None  # already parsed (tests use modified copies)
@@ -87,6 +92,11 @@ class LocalOptions:
     # The scoring model the functions run on (`--model`, SCORING_MODEL): a file path or
     # bundled:NAME; None keeps the template's ScoringModel default.
     model: str | None = None
+    # Spare a long-running stack the full garbage collections that stall a request for hundreds of
+    # milliseconds as the emulator's data grows: what survives a full collection is frozen, so the
+    # next one walks only what came since (see `_freeze_survivors`). Process-wide, for as long as
+    # the stack runs: `leadscore local` and the latency bench set it, tests leave it off.
+    freeze_gc_survivors: bool = False
 
 
 def _ensure_free(port: int, option: str) -> None:
@@ -206,6 +216,8 @@ class LocalStack:
         self.local_only: dict[str, str] = {}  # resources created for local use only -> what for
         self.unscheduled: dict[str, str] = {}
         self._watch_lock = threading.Lock()
+        self.wakeup = wakeup.Wakeup()  # notified on every write the stack can see
+        self.polls = 0  # rounds the background poller finished (an idle stack: one per fallback tick)
 
     # ------------------------------------------------------------------------- lifecycle
     def __enter__(self) -> LocalStack:
@@ -234,6 +246,12 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
+        if self.options.freeze_gc_survivors:
+            gc.collect()
+            gc.freeze()  # what starting created: modules, the template, the emulator's resources
+            gc.callbacks.append(_freeze_survivors)
+            self._limits.callback(gc.unfreeze)  # the process as it was: one collectable heap
+            self._limits.callback(gc.callbacks.remove, _freeze_survivors)
         self._spawn("local-http", self._http.serve_forever)
         if self.options.background:
             self._spawn("local-poller", self._poll_forever)
@@ -241,6 +259,7 @@ class LocalStack:
 
     def stop(self) -> None:
         self._stop.set()
+        self.wakeup.notify()  # the poller may be waiting for a write
         if self._http is not None:
             if any(t.name == "local-http" for t in self._threads):
                 self._http.shutdown()
@@ -278,6 +297,9 @@ class LocalStack:
         if self.options.emulator == "process":
             self._moto = _MotoProcess()
             self.session = EndpointSession(self._moto.url)
+            # Its requests are out of sight: hear the writes of this process's own clients instead
+            # (the handlers' writes are heard when each invocation ends, see `_provision`).
+            wakeup.session_writes(self.session._session, self.wakeup.notify)
             return
         import logging
 
@@ -290,6 +312,9 @@ class LocalStack:
             _ensure_free(self.options.emulator_port, "--emulator-port")
         # DynamoDB's item size and number limits, and all-or-nothing writes, as in the tests.
         self._limits.enter_context(emulator.dynamodb_limits())
+        self._limits.enter_context(emulator.fast_stream_reads())
+        self._limits.enter_context(emulator.parsed_once())
+        self._limits.enter_context(wakeup.emulator_writes(self.wakeup.notify))
         self._moto = ThreadedMotoServer(
             ip_address="127.0.0.1", port=self.options.emulator_port, verbose=False
         )
@@ -328,6 +353,7 @@ class LocalStack:
             overrides,
             self.options.log,
             HandlerOutput(),
+            on_invoked=self.wakeup.notify if self.options.emulator == "process" else None,
         )
         for function_id, source in self.runner.schedules():
             try:
@@ -426,14 +452,16 @@ class LocalStack:
     def _poll_forever(self) -> None:
         assert self.runner is not None
         while not self._stop.is_set():
+            seen = self.wakeup.generation  # a write from here on makes the wait below return at once
             try:
                 moved = self.runner.pump_streams() + self.runner.pump_queues()
                 self._collect_watches()
             except Exception as exc:  # keep polling: a failed poll is retried, as Lambda's pollers do
                 self.options.say(f"poller: {type(exc).__name__}: {exc}")
                 moved = 0
+            self.polls += 1
             if not moved:
-                self._stop.wait(self.options.pump_interval)
+                self.wakeup.wait_past(seen, self.options.pump_interval)
 
     def _schedule_forever(self) -> None:
         assert self.runner is not None
@@ -579,6 +607,15 @@ class _MotoProcess:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+
+
+def _freeze_survivors(phase: str, info: Mapping[str, int]) -> None:
+    """After a full collection everything left is reachable: move it to the permanent generation
+    (`gc.freeze`), so the next full collection walks only what came since instead of the whole
+    emulator's data. A frozen object is still freed when its last reference goes; only a reference
+    cycle among frozen objects that becomes garbage later stays (the emulator's items hold none)."""
+    if phase == "stop" and info.get("generation") == 2:
+        gc.freeze()
 
 
 def _subscriptions(transformed: Mapping[str, Any]) -> list[str]:

@@ -281,6 +281,7 @@ class Runner:
         parameter_overrides: Mapping[str, str] | None = None,
         log: InvocationLog | None = print_invocation,
         handler_output: TextIO | None = None,
+        on_invoked: Callable[[], None] | None = None,
     ) -> None:
         self.specs: dict[str, FunctionSpec] = function_specs(dict(transformed))
         self.physical = physical
@@ -288,6 +289,7 @@ class Runner:
         self._base_env = dict(base_environment)
         self._log = log
         self._handler_output = handler_output  # where handlers' print() goes (None: unchanged)
+        self._on_invoked = on_invoked  # told after every invocation: whatever it wrote is there now
         self._pump_lock = threading.Lock()  # one poller at a time per mapping, as Lambda's pollers
         self._streams_client = session.client("dynamodbstreams")
         self._sqs = session.client("sqs")
@@ -334,6 +336,8 @@ class Runner:
                         os.environ.pop(name, None)
                     else:
                         os.environ[name] = value
+                if self._on_invoked:
+                    self._on_invoked()
                 if self._log:
                     self._log(function_id, trigger, time.perf_counter() - started, outcome)
 
