@@ -343,7 +343,7 @@ def replay(
     outcome = LeadOutcome(
         from_stage=profile.stage,
         to_stage=evaluation.stage,
-        score_before=engine.score(model, profile.state, now).total
+        score_before=engine.totals(model, profile.state, now).total
         if profile.model_version == model.version
         else profile.score,
         score_after=evaluation.total,

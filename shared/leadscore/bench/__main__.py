@@ -17,10 +17,10 @@ from leadscore.bench.table import Row, render
 # Area name -> module with `rows(quick: bool) -> list[Row]`, in the order the table prints them.
 AREAS: dict[str, str] = {
     "engine": "leadscore.bench.engine",
-    "calibrate": "leadscore.bench.calibrate",
-    "rescore": "leadscore.bench.rescore",
     "startup": "leadscore.bench.startup",
     "latency": "leadscore.bench.latency",
+    "rescore": "leadscore.bench.rescore",
+    "calibrate": "leadscore.bench.calibrate",
 }
 
 
