@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from leadscore.cli import build_parser
 from leadscore.learn.history import load_events
 from leadscore.local.glue import repo_root
 from leadscore.local.replay import Client
@@ -113,14 +112,6 @@ def test_outcomes_imported_into_the_local_stack_come_back_in_its_history(
     assert exported[0] == 0, exported[1]
     events = load_events(out).leads[email]
     assert sorted(e.event.value for e in events) == ["deal_won", "demo_requested"]
-
-
-def test_scoring_model_is_the_default_of_local_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SCORING_MODEL", "/models/learned.yaml")
-    assert build_parser().parse_args(["local"]).model == "/models/learned.yaml"
-    assert build_parser().parse_args(["local", "--model", "m.yaml"]).model == "m.yaml"
-    monkeypatch.delenv("SCORING_MODEL")
-    assert build_parser().parse_args(["local"]).model is None
 
 
 def test_a_model_the_local_stack_cannot_run_stops_it_before_it_starts(tmp_path: Path) -> None:
