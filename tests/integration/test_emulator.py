@@ -224,7 +224,7 @@ def _apply_updates(client: Any, table: str, lead: str) -> tuple[dict[str, Any], 
                 ":tag": {"SS": [f"t{step}"]},
             },
         )
-        for bad in ("SET total = :s", "SET #s = :missing"):
+        for bad in ("SET total = :s", "SET #s = :missing", "SET #s = :s SET total = :s"):
             with pytest.raises(client.exceptions.ClientError) as refused:
                 client.update_item(
                     TableName=table,
@@ -241,16 +241,32 @@ def _apply_updates(client: Any, table: str, lead: str) -> tuple[dict[str, Any], 
 
 def test_parsed_once_updates_exactly_as_moto_does(tables: dict[str, str]) -> None:
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.parsing.validators import ActionCountValidator
 
     client = boto3.client("dynamodb", region_name=TEST_REGION)
     profiles = tables["LeadProfilesTable"]
 
     plain = _apply_updates(client, profiles, "ld_plain")
-    with emulator.parsed_once():
+    counted = ActionCountValidator.traverse
+    with (
+        emulator.parsed_once(),
+        patch.object(ActionCountValidator, "traverse", autospec=True, side_effect=counted) as counts,
+    ):
         cached = _apply_updates(client, profiles, "ld_cached")
         parses = UpdateExpressionParser.make.cache_info()
 
     assert cached == plain
     assert plain[0]["count"] == {"N": "15"} and plain[0]["stage"] == {"S": "stage5"}
-    assert len(plain[0]["tags"]["SS"]) == 5 and len(plain[1]) == 10
+    assert len(plain[0]["tags"]["SS"]) == 5 and len(plain[1]) == 15
+    assert "can only be used once" in plain[1][2]  # two SET clauses: refused, cached or not
     assert parses.hits > parses.misses  # the expression was parsed once, then reused
+    assert counts.call_count == parses.misses  # its clauses counted once per parse, not per write
+
+
+def test_moto_lists_its_modules_once_and_dispatches_as_before() -> None:
+    from moto import backends
+
+    listed = list(backends.list_of_moto_modules())
+    with emulator.modules_listed_once(), patch("os.listdir", side_effect=AssertionError("listed again")):
+        assert list(backends.list_of_moto_modules()) == listed
+        assert "dynamodb" in backends.list_of_moto_modules()

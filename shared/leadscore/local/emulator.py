@@ -67,6 +67,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from copy import deepcopy
 from datetime import datetime
 from decimal import Context, Decimal, Inexact, InvalidOperation
 from typing import Any
@@ -189,14 +190,41 @@ def parsed_once(cached: int = 1024) -> Iterator[None]:
     from functools import lru_cache
 
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+    from moto.dynamodb.parsing.validators import (
+        ActionCountValidator,
+        UpdateExpressionValidator,
+    )
 
     make = UpdateExpressionParser.make
+    processors = UpdateExpressionValidator.get_ast_processors
 
     @lru_cache(maxsize=cached)
     def parse(expression: str) -> Any:
-        return make(expression)
+        tree = make(expression)
+        # The clause count depends on the expression alone: checked once here (it raises as the
+        # validator would), not on every write (moto walks the whole tree at every node: most
+        # of its CPU for a profile's long update expressions).
+        ActionCountValidator().traverse(deepcopy(tree))
+        return tree
 
-    with patch.object(UpdateExpressionParser, "make", staticmethod(parse)):
+    def without_count(validator: Any) -> list[Any]:
+        return [p for p in processors(validator) if not isinstance(p, ActionCountValidator)]
+
+    with (
+        patch.object(UpdateExpressionParser, "make", staticmethod(parse)),
+        patch.object(UpdateExpressionValidator, "get_ast_processors", without_count),
+    ):
+        yield
+
+
+@contextmanager
+def modules_listed_once() -> Iterator[None]:
+    """moto's server finds each request's service by listing its own package folder (a directory
+    scan per request, twice); the folder does not change while it runs, so list it once."""
+    from moto import backends
+
+    listed = tuple(backends.list_of_moto_modules())
+    with patch.object(backends, "list_of_moto_modules", lambda: listed):
         yield
 
 

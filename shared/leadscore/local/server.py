@@ -314,6 +314,7 @@ class LocalStack:
         self._limits.enter_context(emulator.dynamodb_limits())
         self._limits.enter_context(emulator.fast_stream_reads())
         self._limits.enter_context(emulator.parsed_once())
+        self._limits.enter_context(emulator.modules_listed_once())
         self._limits.enter_context(wakeup.emulator_writes(self.wakeup.notify))
         self._moto = ThreadedMotoServer(
             ip_address="127.0.0.1", port=self.options.emulator_port, verbose=False
