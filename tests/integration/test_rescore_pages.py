@@ -244,3 +244,26 @@ def test_a_job_without_segments_sizes_them_from_describe_table(
 
     assert run_command(JobCommand(action="status", job_id=wide), _settings(stack))["segments"] == 9
     assert run_command(JobCommand(action="status", job_id=narrow), _settings(stack))["segments"] == 5
+
+
+def test_the_lead_apis_batch_reads_back_off_too_and_never_spin(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ranked lists read their page's leads with the same batch reader: unprocessed keys are asked
+    again after a backoff, and keys DynamoDB keeps handing back end in a retryable error instead of
+    an endless loop of immediate retries."""
+    lead_ids = _seed(stack, 4, "api")
+    profiles = pipeline.services(_settings(stack)).profiles
+    waits: list[float] = []
+    monkeypatch.setattr(time, "sleep", waits.append)
+
+    with _unprocessed(profiles.table.meta.client, profiles.table.name, rounds=1) as sent:
+        found = profiles.get_many_items([*lead_ids, lead_ids[0]])  # a repeated id is read once
+
+    assert sorted(lead_id for lead_id, _ in found) == sorted(lead_ids)
+    assert [len(request["Keys"]) for request in sent] == [4, 2] and len(waits) == 1
+    with (
+        _unprocessed(profiles.table.meta.client, profiles.table.name, rounds=1000),
+        pytest.raises(StorageUnavailable, match="unprocessed"),
+    ):
+        profiles.get_many_items(lead_ids)

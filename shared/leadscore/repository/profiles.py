@@ -829,19 +829,11 @@ class LeadProfiles:
 
     def get_many_items(self, lead_ids: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
         """(lead id, raw item) of the leads that exist (tombstones left out), read in batches of
-        100; decoding is the caller's, so one item that cannot be decoded spoils only itself."""
-        items: list[tuple[str, dict[str, Any]]] = []
-        for start in range(0, len(lead_ids), 100):
-            request = {self._table.name: {"Keys": [{"lead_id": i} for i in lead_ids[start : start + 100]]}}
-            while request:
-                response = self._resource.batch_get_item(RequestItems=request)
-                items.extend(
-                    (str(item["lead_id"]), item)
-                    for item in response["Responses"].get(self._table.name, [])
-                    if not is_tombstone(item)
-                )
-                request = response.get("UnprocessedKeys") or {}
-        return items
+        100 (unprocessed keys asked again with backoff, `codec.batch_get`); decoding is the
+        caller's, so one item that cannot be decoded spoils only itself."""
+        keys = [{"lead_id": lead_id} for lead_id in dict.fromkeys(lead_ids)]
+        items = codec.batch_get(self._client, self._table.name, keys)
+        return [(str(item["lead_id"]), item) for item in items if not is_tombstone(item)]
 
     def get_page(self, lead_ids: Sequence[str]) -> dict[str, LeadProfile]:
         """Lead id -> profile of the leads that exist (tombstones left out), read consistently as

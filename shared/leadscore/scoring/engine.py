@@ -29,7 +29,6 @@ from leadscore.domain import (
 from leadscore.scoring.compiled import (
     CompiledSection,
     Readings,
-    ValueClass,
     as_number,
     condition_holds,
     is_missing,
@@ -374,25 +373,17 @@ def _attribute_rule_points(
 def _pair_rule_points(
     model: ScoringModel, rule: PairRule, state: LeadState, attrs: Readings, at: datetime
 ) -> float:
-    levels = model.compiled.levels
-    first, second = rule.attributes
-    return rule.cell(_side_level(levels, rule, 0, first, attrs), _side_level(levels, rule, 1, second, attrs))
-
-
-def _side_level(
-    levels: dict[tuple[str, int], dict[ValueClass, str]],
-    rule: PairRule,
-    index: int,
-    side: PairAttribute,
-    attrs: Readings,
-) -> str:
-    """One side's level, by the value's class (each side's table is bounded by its own classes)."""
-    table = levels[(rule.id, index)]
-    value_class = attrs.classes[side.attribute]
-    level = table.get(value_class)
-    if level is None:  # the first value of its class: the class's level, from the side itself
-        level = table[value_class] = _pair_level(side, attrs.raw.get(side.attribute))[0]
-    return level
+    """The cell of the two sides' levels; each side's level read by its value's class (its own
+    table, bounded by its own classes), filled from the side itself the first time."""
+    levels = []
+    for index, side in enumerate(rule.attributes):
+        table = model.compiled.levels[(rule.id, index)]
+        value_class = attrs.classes[side.attribute]
+        level = table.get(value_class)
+        if level is None:
+            level = table[value_class] = _pair_level(side, attrs.raw.get(side.attribute))[0]
+        levels.append(level)
+    return rule.cell(*levels)
 
 
 def _event_rule_points(
