@@ -50,13 +50,30 @@ def _package_root() -> str:
     return str(Path(leadscore.__file__).resolve().parents[1])
 
 
+_PEAK_LINE = "leadscore-bench-peak-kb"
+# `leadscore calibrate` that says its peak memory (VmHWM, Linux) as it exits.
+_PEAK_REPORTING_CLI = f"""
+import atexit, sys
+def _peak():
+    try:
+        with open("/proc/self/status") as status:
+            kb = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return
+    print("{_PEAK_LINE}", kb, flush=True)
+atexit.register(_peak)
+from leadscore.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def calibrate_process(argv: list[str], leads: int, model: Path) -> Run:
     """`leadscore calibrate ARGV` in a child process: wall time and the child's own peak RSS."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_package_root(), env.get("PYTHONPATH", "")) if p)
     started = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, "-m", "leadscore.cli", "calibrate", *argv, "--out", str(model)],
+        [sys.executable, "-c", _PEAK_REPORTING_CLI, "calibrate", *argv, "--out", str(model)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
@@ -74,10 +91,14 @@ def calibrate_process(argv: list[str], leads: int, model: Path) -> Run:
             model.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         )
         metadata = loaded.get("metadata", {})
+    reported = [line.split()[1] for line in said.splitlines() if line.startswith(_PEAK_LINE)]
+    # VmHWM: the child's own high-water mark since its exec. ru_maxrss keeps the larger of it and
+    # what the process held before exec, a fork of this one (gigabytes after other measurements).
+    peak_kb = int(reported[-1]) if reported else usage.ru_maxrss  # both in kilobytes
     return Run(
         leads=leads,
         seconds=seconds,
-        peak_gb=usage.ru_maxrss * 1024 / 1e9,  # Linux reports kilobytes
+        peak_gb=peak_kb * 1024 / 1e9,
         code=child.returncode,
         said=said,
         metadata=metadata,
