@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -167,5 +168,17 @@ def stack(
             sendgrid_private_key=private_pem,
             clock=test_clock,
         )
+    pipeline.reset()
+    parameters.clear_caches()
+
+
+@pytest.fixture
+def isolated() -> Iterator[None]:
+    """The benchmark sets its own AWS environment and caches clients: give every later test back
+    the process as it was."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
     pipeline.reset()
     parameters.clear_caches()

@@ -5,28 +5,13 @@ transaction and no read). Counts, not timings: nothing here depends on the machi
 from __future__ import annotations
 
 import csv
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aws_lambda_powertools.utilities import parameters
 
-from leadscore import bench, pipeline
+from leadscore import bench
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def isolated() -> Iterator[None]:
-    """The benchmark sets its own AWS environment and caches clients: give every later test back
-    the process as it was."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-    pipeline.reset()
-    parameters.clear_caches()
 
 
 def test_the_benchmark_runs_and_its_request_counts_hold_the_budgets(isolated: None) -> None:

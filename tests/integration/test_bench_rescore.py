@@ -4,30 +4,13 @@ size. Paths and arithmetic, not timings: nothing here depends on the machine's s
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-
 import pytest
-from aws_lambda_powertools.utilities import parameters
 
-from leadscore import pipeline
 from leadscore.bench import rescore as bench
 from leadscore.bench.__main__ import AREAS
 from leadscore.scoring.model import EventRule, SegmentRule
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def isolated() -> Iterator[None]:
-    """The benchmark sets its own AWS environment and caches clients: give every later test back
-    the process as it was."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-    pipeline.reset()
-    parameters.clear_caches()
 
 
 def test_the_rescore_area_measures_both_paths_beside_the_target(isolated: None) -> None:

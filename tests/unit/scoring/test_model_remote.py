@@ -46,24 +46,30 @@ def _model(version: str) -> str:
     return model_store.dump_model(model, as_json=True)
 
 
-def test_an_unchanged_s3_catalog_is_not_parsed_again(
-    aws: None, clock: list[float], parses: list[str]
-) -> None:
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket="models")
-    s3.put_object(Bucket="models", Key="live/catalog.yaml", Body=CATALOG.encode())
-    s3.put_object(Bucket="models", Key="live/main.json", Body=_model("v1").encode())
-    source = "s3://models/live/catalog.yaml"
+SOURCE = "s3://models/live/catalog.yaml"
 
-    first = model_store.load_catalog(source)
+
+@pytest.fixture
+def s3(aws: None) -> Any:
+    """A bucket holding a catalog (`SOURCE`) that names one model file, main.json (version v1)."""
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="models")
+    client.put_object(Bucket="models", Key="live/catalog.yaml", Body=CATALOG.encode())
+    client.put_object(Bucket="models", Key="live/main.json", Body=_model("v1").encode())
+    return client
+
+
+def test_an_unchanged_s3_catalog_is_not_parsed_again(s3: Any, clock: list[float], parses: list[str]) -> None:
+
+    first = model_store.load_catalog(SOURCE)
     clock[0] += 301  # past the five minutes: read again, unchanged
-    assert model_store.load_catalog(source) is first
+    assert model_store.load_catalog(SOURCE) is first
     assert len(parses) == 1
 
     s3.put_object(Bucket="models", Key="live/main.json", Body=_model("v2").encode())  # a file it names
-    assert model_store.load_catalog(source) is first  # still within the refreshed five minutes
+    assert model_store.load_catalog(SOURCE) is first  # still within the refreshed five minutes
     clock[0] += 301
-    changed = model_store.load_catalog(source)
+    changed = model_store.load_catalog(SOURCE)
     assert changed.primary.model.version == "v2" and len(parses) == 2
 
 
@@ -85,16 +91,11 @@ def test_an_unchanged_ssm_model_is_not_parsed_again(aws: None, clock: list[float
 
 
 def test_a_catalog_republished_with_other_files_loads_the_new_ones(
-    aws: None, clock: list[float], parses: list[str]
+    s3: Any, clock: list[float], parses: list[str]
 ) -> None:
     """The document is compared first: a catalog that now names other files (the old ones
     deleted) is parsed again, never stuck on reading files it no longer names."""
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket="models")
-    s3.put_object(Bucket="models", Key="live/catalog.yaml", Body=CATALOG.encode())
-    s3.put_object(Bucket="models", Key="live/main.json", Body=_model("v1").encode())
-    source = "s3://models/live/catalog.yaml"
-    model_store.load_catalog(source)
+    model_store.load_catalog(SOURCE)
 
     renamed = CATALOG.replace("main.json", "main-v2.json")
     s3.put_object(Bucket="models", Key="live/main-v2.json", Body=_model("v2").encode())
@@ -102,21 +103,16 @@ def test_a_catalog_republished_with_other_files_loads_the_new_ones(
     s3.delete_object(Bucket="models", Key="live/main.json")
     clock[0] += 301
 
-    assert model_store.load_catalog(source).primary.model.version == "v2"
+    assert model_store.load_catalog(SOURCE).primary.model.version == "v2"
     assert len(parses) == 2
 
 
 def test_a_file_it_names_that_cannot_be_read_any_more_is_reported(
-    aws: None, clock: list[float], parses: list[str]
+    s3: Any, clock: list[float], parses: list[str]
 ) -> None:
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket="models")
-    s3.put_object(Bucket="models", Key="live/catalog.yaml", Body=CATALOG.encode())
-    s3.put_object(Bucket="models", Key="live/main.json", Body=_model("v1").encode())
-    source = "s3://models/live/catalog.yaml"
-    model_store.load_catalog(source)
+    model_store.load_catalog(SOURCE)
     s3.delete_object(Bucket="models", Key="live/main.json")
     clock[0] += 301
 
     with pytest.raises(Exception, match=r"NoSuchKey|does not exist"):
-        model_store.load_catalog(source)
+        model_store.load_catalog(SOURCE)
