@@ -16,12 +16,13 @@ from typing import Any, Literal
 import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from leadscore.config import Settings
 from leadscore.lifecycle import announcement_topic
 from leadscore.notifications import IDEMPOTENCY_SECONDS, _once, score_band
 from leadscore.repository.accounts import AccountRecord
+from leadscore.schema import Model
 from leadscore.scoring.account_model import AccountModel
 from leadscore.scoring.accounts import AccountScore
 
@@ -32,7 +33,7 @@ ENGAGED_SHOWN = 20
 TOP_REASONS = 5
 
 
-class AccountScoreParts(BaseModel):
+class AccountScoreParts(Model):
     total: float
     fit: float = Field(description="From the account's best member fit")
     engagement: float = Field(description="The most engaged members' engagement, decayed")
@@ -40,7 +41,7 @@ class AccountScoreParts(BaseModel):
     roles: float = Field(description="For the distinct roles among engaged people")
 
 
-class EngagedPerson(BaseModel):
+class EngagedPerson(Model):
     lead_id: str
     title: str | None = Field(description="Job title as the lead gave it (first 64 characters)")
     role: str | None = Field(description="The role the account counts (e.g. seniority: vp)")
@@ -48,7 +49,7 @@ class EngagedPerson(BaseModel):
     engagement: float
 
 
-class AccountStageChanged(BaseModel):
+class AccountStageChanged(Model):
     """Published when an account changes stage (contract v1)."""
 
     model_config = ConfigDict(title="leadscore.account_stage_changed v1")

@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from leadscore import clock
 from leadscore.accounts import accounts_store, definition_of
@@ -25,6 +25,7 @@ from leadscore.errors import InvalidRequest, NotFound, StorageUnavailable, descr
 from leadscore.http import json_response
 from leadscore.model_store import load_catalog
 from leadscore.repository.accounts import AccountRecord, Accounts
+from leadscore.schema import Model
 from leadscore.scoring.account_model import AccountModel
 from leadscore.scoring.accounts import ACCOUNT_KEY, member_engagement, score_account
 from leadscore.scoring.catalog import Catalog
@@ -34,7 +35,7 @@ MAX_LIMIT = 100
 router = Router()
 
 
-class AccountMember(BaseModel):
+class AccountMember(Model):
     lead_id: str
     title: str | None
     role: str | None
@@ -43,7 +44,7 @@ class AccountMember(BaseModel):
     engaged: bool = Field(description="Counts as engaged (engagement at or above accounts.engaged_at)")
 
 
-class AccountView(BaseModel):
+class AccountView(Model):
     account: str
     stage: str
     total: float = Field(description="Score computed at `scored_at` (now) from the members' summaries")
@@ -58,14 +59,14 @@ class AccountView(BaseModel):
     scored_at: datetime
 
 
-class AccountPage(BaseModel):
+class AccountPage(Model):
     stage: str
     limit: int
     items: list[AccountView]
     next_cursor: str | None
 
 
-class AccountQuery(BaseModel):
+class AccountQuery(Model):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     stage: str = Field(min_length=1, max_length=32)
@@ -73,7 +74,7 @@ class AccountQuery(BaseModel):
     cursor: str | None = Field(default=None, min_length=1, max_length=2048)
 
 
-class _CursorKey(BaseModel):
+class _CursorKey(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     account: str = Field(pattern=ACCOUNT_KEY.pattern)

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Annotated, Literal, Protocol
 from urllib.parse import urlencode, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from leadscore.config import ConfigurationError, Settings
 from leadscore.errors import (
@@ -42,6 +42,7 @@ from leadscore.errors import (
     VerifierUnavailable,
 )
 from leadscore.repository.ratelimits import RateLimitCounters
+from leadscore.schema import Model
 
 CaptchaKind = Literal["turnstile", "hcaptcha", "recaptcha"]
 VERIFY_URLS: dict[str, str] = {
@@ -61,7 +62,7 @@ FUTURE_SKEW_SECONDS = 5  # a browser clock slightly ahead of ours is not a bot
 CONTROL_FIELDS = frozenset({FILL_TIME_FIELD, *TOKEN_FIELDS.values()})  # never attributes, never dedup
 
 
-class CaptchaConfig(BaseModel):
+class CaptchaConfig(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     provider: CaptchaKind
@@ -92,7 +93,7 @@ class CaptchaConfig(BaseModel):
         return TOKEN_FIELDS[self.provider]
 
 
-class RateLimit(BaseModel):
+class RateLimit(Model):
     """At most `limit` submissions per `window_seconds` for the whole site, per client IP, or per
     lead (the email address the form names: caps what one address can be made to receive from a
     public form, however many IPs post it)."""
@@ -104,7 +105,7 @@ class RateLimit(BaseModel):
     window_seconds: int = Field(ge=1, le=86_400)
 
 
-class SiteGuard(BaseModel):
+class SiteGuard(Model):
     """One site's entry in the html secret when it wants more than a token."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -115,7 +116,7 @@ class SiteGuard(BaseModel):
     captcha: CaptchaConfig | None = None
 
 
-class GuardCheck(BaseModel):
+class GuardCheck(Model):
     """What remains to check for one form submission after the adapter's cheap checks passed:
     the checks that need I/O (rate limits, CAPTCHA), run by `enforce` before anything is recorded."""
 
@@ -212,7 +213,7 @@ def urllib_transport(url: str, body: bytes, timeout: float) -> bytes:
         return answer
 
 
-class VerifierAnswer(BaseModel):
+class VerifierAnswer(Model):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     success: bool

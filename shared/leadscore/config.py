@@ -10,16 +10,17 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from leadscore.errors import LeadScoreError, describe_validation
+from leadscore.schema import Model
 
 
 class ConfigurationError(LeadScoreError):
     code = "configuration_error"
 
 
-class Settings(BaseModel):
+class Settings(Model):
     model_config = ConfigDict(frozen=True)
 
     ledger_table: str = Field(alias="LEDGER_TABLE")

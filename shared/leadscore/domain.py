@@ -16,9 +16,10 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from leadscore.errors import UnprocessableEvent
+from leadscore.schema import Model
 
 MAX_EMAIL_CHARS = 254  # RFC 5321 path limit
 MAX_LOCAL_PART_CHARS = 64
@@ -272,7 +273,7 @@ def storable(value: int | float) -> int | float | str | None:
     return repr(value)
 
 
-class LeadAttributes(BaseModel):
+class LeadAttributes(Model):
     """What a lead told us about themselves (fit signals). All optional; unknown keys are kept
     as custom attributes (snake_case) so learned models can use any column a form collects."""
 
@@ -331,7 +332,7 @@ class LeadAttributes(BaseModel):
         return kept
 
 
-class LeadEvent(BaseModel):
+class LeadEvent(Model):
     """One normalized, validated thing that happened to one lead.
 
     Adapters build it without a lead id (they do not know the deployment's key); the pipeline
@@ -397,7 +398,7 @@ class LeadEvent(BaseModel):
 
 
 # --- people a provider names by its own id --------------------------------------------------------
-class ExternalId(BaseModel):
+class ExternalId(Model):
     """Someone known to a provider by its own id, not (yet) by email: a HubSpot contact's objectId
     in one portal (`namespace="hubspot:<portalId>:contact"`), a Typeform response token."""
 
@@ -407,7 +408,7 @@ class ExternalId(BaseModel):
     value: str = Field(min_length=1, max_length=256)
 
 
-class IdentityLink(BaseModel):
+class IdentityLink(Model):
     """A delivery that names both: from now on `external` is this email address."""
 
     model_config = ConfigDict(frozen=True)
@@ -422,7 +423,7 @@ class IdentityLink(BaseModel):
         return normalize_email(value)
 
 
-class PendingEvent(BaseModel):
+class PendingEvent(Model):
     """An authentic event whose person is not known yet (a HubSpot contact event carries only an
     objectId; a Typeform response may have no email). It is acknowledged and parked, never scored
     against a guess, and recorded (once, with its real time) when its external id is linked to an

@@ -20,16 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from leadscore.cli import CommandError
 from leadscore.domain import EventType
 from leadscore.learn.history import HistoryEvent
 from leadscore.repository import event_from_item
 from leadscore.repository.history import HistoryReads
+from leadscore.schema import Model
 
 
-class ExportReport(BaseModel):
+class ExportReport(Model):
     out: str
     events: int  # lines in the file
     skipped_identity: int  # email_changed events: identity only
@@ -38,7 +39,7 @@ class ExportReport(BaseModel):
     resumed: bool
 
 
-class Checkpoint(BaseModel):
+class Checkpoint(Model):
     table: str
     last_evaluated_key: dict[str, Any] | None = None
     bytes: int = 0

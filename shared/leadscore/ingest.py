@@ -12,7 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from leadscore import antispam, subscriptions
 from leadscore.adapters import get_adapter, read_delivery, retry_rules
@@ -32,13 +32,14 @@ from leadscore.errors import LeadScoreError, MethodNotAllowed, PayloadTooLarge, 
 from leadscore.keys import LeadKeys
 from leadscore.repository.identities import IdentityStore
 from leadscore.repository.ratelimits import RateLimitCounters
+from leadscore.schema import Model
 from leadscore.secrets import provider_secret
 from leadscore.services import Services, services
 
 logger = Logger(child=True)
 
 
-class IngestResult(BaseModel):
+class IngestResult(Model):
     provider: str
     accepted: int
     duplicates: int

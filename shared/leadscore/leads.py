@@ -37,6 +37,7 @@ from leadscore.pipeline import Services, services
 from leadscore.repository import LeadProfile, profile_from_item
 from leadscore.repository.profiles import is_alias
 from leadscore.repository.ranks import model_stage
+from leadscore.schema import Model
 from leadscore.scoring import engine
 from leadscore.scoring.accounts import account_key
 from leadscore.scoring.catalog import Catalog, CatalogModel, applies, score_all, view
@@ -50,14 +51,14 @@ MAX_LIMIT = 100
 
 
 # ---------------------------------------------------------------------------------------- answers
-class ContributionView(BaseModel):
+class ContributionView(Model):
     rule_id: str
     category: str | None
     label: str
     points: float
 
 
-class TransitionView(BaseModel):
+class TransitionView(Model):
     from_stage: str
     to_stage: str
     at: datetime
@@ -65,12 +66,12 @@ class TransitionView(BaseModel):
     score: float
 
 
-class OutcomeView(BaseModel):
+class OutcomeView(Model):
     outcome: str = Field(description="opportunity_created, deal_won, deal_lost or disqualified")
     at: datetime = Field(description="When it happened (the latest of its kind)")
 
 
-class EventView(BaseModel):
+class EventView(Model):
     event_id: str
     event_type: str
     provider: str
@@ -79,7 +80,7 @@ class EventView(BaseModel):
     url: str | None = None
 
 
-class LeadView(BaseModel):
+class LeadView(Model):
     """A lead scored now. The score fields (`stage` to `model_version`) are one model's: the
     primary model's for a lead looked up, the listed model's in a ranking."""
 
@@ -114,7 +115,7 @@ class LeadView(BaseModel):
     model_version: str
 
 
-class ModelScoreView(BaseModel):
+class ModelScoreView(Model):
     total: float
     fit: float
     engagement: float
@@ -124,7 +125,7 @@ class ModelScoreView(BaseModel):
     suppressed: bool
 
 
-class ModelView(BaseModel):
+class ModelView(Model):
     """One model of the catalog on one lead: whether it applies, the lead's stage there and its
     score computed now, explained."""
 
@@ -155,7 +156,7 @@ class RankedLead(LeadView):
     )
 
 
-class LeadPage(BaseModel):
+class LeadPage(Model):
     model: str = Field(description="The id of the model whose ranking this is")
     stage: str
     limit: int
@@ -164,7 +165,7 @@ class LeadPage(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------- queries
-class LeadQuery(BaseModel):
+class LeadQuery(Model):
     """Query string of GET /v1/leads: exactly one of `email` and `stage` (with `model`: that
     model's stage; without: the primary model's)."""
 
@@ -192,7 +193,7 @@ def parse_query(params: Mapping[str, str] | None) -> LeadQuery:
     return query
 
 
-class _CursorKey(BaseModel):
+class _CursorKey(Model):
     """The primary model's ranking: a LastEvaluatedKey of `by_stage_score`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -202,7 +203,7 @@ class _CursorKey(BaseModel):
     score: str  # a DynamoDB number, kept as its exact text
 
 
-class _RankCursorKey(BaseModel):
+class _RankCursorKey(Model):
     """Another model's ranking: a LastEvaluatedKey of `by_model_stage_score`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -6,9 +6,10 @@ import itertools
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from leadscore.repository import Evaluation, LeadProfile, Transition
+from leadscore.schema import Model
 from leadscore.scoring import catalog as catalogs
 from leadscore.scoring import engine
 from leadscore.scoring.catalog import Catalog, CatalogModel
@@ -43,7 +44,7 @@ def announcement_topic(
     return topic
 
 
-class Decision(BaseModel):
+class Decision(Model):
     """One decision over every model of a catalog for one lead, saved in one guarded write:
     `primary` is the primary model's evaluation (it carries the lead's next review and settled
     accumulators), `others` the other models', by model id."""
@@ -135,7 +136,7 @@ def plan_review(catalog: Catalog, profile: LeadProfile, decision: Decision, hori
     return decision.model_copy(update={"primary": primary})
 
 
-class DecayReport(BaseModel):
+class DecayReport(Model):
     """What one decay run did (of leads, or of accounts)."""
 
     reviewed: int = 0

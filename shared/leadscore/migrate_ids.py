@@ -24,16 +24,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from leadscore.domain import legacy_lead_id_for
 from leadscore.keys import LeadKeys
 from leadscore.repository import review_shard_for
 from leadscore.repository.ledger import APPLIED
 from leadscore.repository.relabel import MIGRATED_FROM, MIGRATED_REVISION, LeadRelabeling
+from leadscore.schema import Model
 
 
-class MigrationReport(BaseModel):
+class MigrationReport(Model):
     dry_run: bool
     scanned: int = 0
     to_migrate: int = 0  # legacy profiles found (what a dry run reports)

@@ -24,12 +24,13 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from leadscore.config import Settings
 from leadscore.lifecycle import announcement_topic
 from leadscore.repository import LeadProfile
 from leadscore.repository.profiles import OutcomeMark, Transition
+from leadscore.schema import Model
 from leadscore.scoring import engine
 from leadscore.scoring.catalog import SINGLE_MODEL_ID
 from leadscore.scoring.engine import LeadState
@@ -47,7 +48,7 @@ TOP_REASONS = 5
 PUBLIC_ATTRIBUTES = ("first_name", "last_name", "job_title", "company", "company_size", "industry", "country")
 
 
-class ScoreSummary(BaseModel):
+class ScoreSummary(Model):
     total: float
     fit: float
     engagement: float
@@ -58,13 +59,13 @@ class ScoreSummary(BaseModel):
     )
 
 
-class Reason(BaseModel):
+class Reason(Model):
     rule_id: str
     label: str
     points: float
 
 
-class StageChanged(BaseModel):
+class StageChanged(Model):
     """Published on the nurture or sales topic when a lead changes lifecycle stage (contract v1)."""
 
     model_config = ConfigDict(title="leadscore.stage_changed v1")
@@ -107,7 +108,7 @@ class StageChangedV2(StageChanged):
     reason: Literal["threshold", "decay", "rescore", "not_applicable"]  # type: ignore[assignment]
 
 
-class LeadOutcome(BaseModel):
+class LeadOutcome(Model):
     """Published once per outcome event on the topic the model names (`outcomes.announce_on`):
     sales' verdict next to marketing's score (contract v1)."""
 

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from leadscore.cli import CommandError
 from leadscore.domain import (
     OUTCOME_EVENT_TYPES,
@@ -37,6 +35,7 @@ from leadscore.errors import LeadScoreError
 from leadscore.keys import LeadKeys
 from leadscore.repository import EventLedger, iso
 from leadscore.repository.history import HistoryReads
+from leadscore.schema import Model
 
 COLUMNS = ("email", "outcome", "time")
 ID_NAMESPACE = "outcomes-import"  # event ids of imported outcomes never meet a webhook's
@@ -68,7 +67,7 @@ class OutcomeRow:
         )
 
 
-class ImportReport(BaseModel):
+class ImportReport(Model):
     rows: int
     leads: int
     new: int  # recorded by this run (with --dry-run: would be)

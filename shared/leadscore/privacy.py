@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from boto3.dynamodb.types import Binary
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from leadscore import clock
 from leadscore.accounts import accounts_store, definition_of
@@ -31,12 +31,13 @@ from leadscore.model_store import load_catalog, load_model
 from leadscore.repository import from_dynamo, iso, parse_iso, profile_from_item
 from leadscore.repository.personal import ErasureCounts, PersonalRecords
 from leadscore.repository.profiles import ERASED, RECENT_TRANSITIONS, is_tombstone
+from leadscore.schema import Model
 from leadscore.scoring import engine
 from leadscore.scoring.accounts import member_account
 from leadscore.scoring.catalog import applies
 
 
-class ErasureReport(BaseModel):
+class ErasureReport(Model):
     lead_id: str = Field(description="The lead erased (the canonical one when an alias id was given)")
     erased_at: datetime = Field(description="When the lead was first erased (its tombstone)")
     existed: bool = Field(description="Something of the lead was stored before this call")
@@ -44,13 +45,13 @@ class ErasureReport(BaseModel):
     deleted: ErasureCounts
 
 
-class ModelStage(BaseModel):
+class ModelStage(Model):
     model: str
     stage: str
     applies: bool
 
 
-class LeadExport(BaseModel):
+class LeadExport(Model):
     """Everything stored about one person, table by table, values as stored (version 1)."""
 
     export_version: Literal[1] = 1

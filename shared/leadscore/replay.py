@@ -28,12 +28,13 @@ from typing import Any
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from leadscore import clock
 from leadscore.batching import safe_error
 from leadscore.config import ConfigurationError, Settings
 from leadscore.pipeline import DecayReport, apply_ledger_record, on_profile_change, run_decay, services
+from leadscore.schema import Model
 
 STREAM_RETENTION = timedelta(hours=24)
 # Stream records that can no longer be read: trimmed (older than 24 h), a stream that no longer
@@ -54,7 +55,7 @@ class DeadLetterQueue(StrEnum):
     RESCORE = "rescore"
 
 
-class StreamBatchInfo(BaseModel):
+class StreamBatchInfo(Model):
     """`DDBStreamBatchInfo` of a Lambda on-failure record (DynamoDB stream event source)."""
 
     model_config = ConfigDict(populate_by_name=True)
@@ -68,13 +69,13 @@ class StreamBatchInfo(BaseModel):
     batch_size: int = Field(alias="batchSize", ge=0)
 
 
-class StreamFailure(BaseModel):
+class StreamFailure(Model):
     """The on-failure record Lambda sends to an SQS destination for a failed stream batch."""
 
     batch: StreamBatchInfo = Field(alias="DDBStreamBatchInfo")
 
 
-class ReplaySummary(BaseModel):
+class ReplaySummary(Model):
     """What one run did with one dead-letter queue."""
 
     queue: DeadLetterQueue

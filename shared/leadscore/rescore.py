@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 
 import boto3
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, Field, RootModel
+from pydantic import Field, RootModel
 
 from leadscore import clock, lifecycle
 from leadscore.config import Settings
@@ -39,6 +39,7 @@ from leadscore.errors import InvalidRequest, NotFound
 from leadscore.lifecycle import Decision
 from leadscore.model_store import load_catalog
 from leadscore.repository import EventLedger, LeadProfile, LeadProfiles, from_dynamo, to_dynamo
+from leadscore.schema import Model
 from leadscore.scoring import catalog as catalogs
 from leadscore.scoring import engine
 from leadscore.scoring.catalog import Catalog
@@ -56,7 +57,7 @@ MAX_SEGMENTS = 1000
 JOB_FIELDS = ("model", "model_version", "dry_run", "segments")
 
 
-class StartRescore(BaseModel):
+class StartRescore(Model):
     """What starts a job (CLI arguments, or a direct invocation of the rescore function)."""
 
     action: Literal["start"] = "start"
@@ -66,7 +67,7 @@ class StartRescore(BaseModel):
     segments: int | None = Field(default=None, ge=1, le=MAX_SEGMENTS)
 
 
-class JobCommand(BaseModel):
+class JobCommand(Model):
     action: Literal["status", "resume"]
     job_id: str = Field(min_length=1)
 
@@ -75,14 +76,14 @@ class RescoreCommand(RootModel[Annotated[StartRescore | JobCommand, Field(discri
     """A direct invocation of the rescore function."""
 
 
-class WorkItem(BaseModel):
+class WorkItem(Model):
     job_id: str
     segment: int
     page: int = 0
     start_key: dict[str, Any] | None = None
 
 
-class LeadOutcome(BaseModel):
+class LeadOutcome(Model):
     from_stage: str
     to_stage: str
     score_before: float
@@ -91,7 +92,7 @@ class LeadOutcome(BaseModel):
     others: dict[str, str] = Field(default_factory=dict)  # a catalog's other models: id -> "from->to"
 
 
-class JobProgress(BaseModel):
+class JobProgress(Model):
     job_id: str
     model: str
     model_version: str

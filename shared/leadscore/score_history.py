@@ -13,14 +13,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from leadscore.schema import Model
 from leadscore.scoring.explain import Reason
 
 MAX_POINTS = 2000
 
 
-class HistoryPoint(BaseModel):
+class HistoryPoint(Model):
     """The lead's score just after `at`, by one model."""
 
     at: datetime
@@ -37,7 +38,7 @@ class HistoryPoint(BaseModel):
     stage: str
 
 
-class HistoryTransition(BaseModel):
+class HistoryTransition(Model):
     """A stage change the replay made, with the reasons the lead had at that moment."""
 
     at: datetime
@@ -49,12 +50,12 @@ class HistoryTransition(BaseModel):
     reasons: list[Reason] = Field(description="The lead's top reasons at `at`, largest first")
 
 
-class StageThreshold(BaseModel):
+class StageThreshold(Model):
     stage: str
     threshold: float = Field(description="The score at which a lead enters the stage")
 
 
-class LeadHistory(BaseModel):
+class LeadHistory(Model):
     lead_id: str
     model: str = Field(description="The catalog model replayed (`default` for a one-model deployment)")
     model_version: str

@@ -30,11 +30,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from leadscore.adapters._common import b64decode_strict
 from leadscore.adapters.base import WebhookRequest
 from leadscore.errors import InvalidRequest, SignatureInvalid
+from leadscore.schema import Model
 
 MessageType = Literal["Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation"]
 SIGNED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -70,7 +71,7 @@ HEADER_FIELDS = {
 }
 
 
-class SnsEnvelope(BaseModel):
+class SnsEnvelope(Model):
     """The JSON body of an SNS HTTP/S delivery. Extra keys (UnsubscribeURL, MessageAttributes) are
     allowed: SNS adds fields over time, and none of them is signed."""
 
@@ -107,7 +108,7 @@ class SnsEnvelope(BaseModel):
         return "".join(parts).encode("utf-8")
 
 
-class _Stamp(BaseModel):
+class _Stamp(Model):
     at: AwareDatetime
 
 

@@ -17,15 +17,16 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from leadscore.antispam import GuardCheck
 from leadscore.domain import EventType, ExternalId, IdentityLink, LeadEvent, PendingEvent
+from leadscore.schema import Model
 
 Channel = Literal["form", "email"]
 
 
-class WebhookRequest(BaseModel):
+class WebhookRequest(Model):
     """A raw inbound webhook, as the HTTP layer received it."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
@@ -50,7 +51,7 @@ class WebhookRequest(BaseModel):
 
 
 # --- what an adapter hands back besides events -------------------------------------------------
-class ReplayToken(BaseModel):
+class ReplayToken(Model):
     """A one-time value the provider's signature covers but the body does not (Mailgun's `token`):
     the pipeline claims it before recording. The same token with the same `fingerprint` (the body's
     hash: a retry) passes; with another fingerprint (a captured token on a forged body) it is 401."""
@@ -63,7 +64,7 @@ class ReplayToken(BaseModel):
     expires_at: datetime  # keep the claim at least as long as the signature stays fresh
 
 
-class SubscriptionToConfirm(BaseModel):
+class SubscriptionToConfirm(Model):
     """An SNS SubscriptionConfirmation, verified: the pipeline confirms it through the
     sns:ConfirmSubscription API (never by fetching the URL the body names)."""
 
@@ -73,7 +74,7 @@ class SubscriptionToConfirm(BaseModel):
     token: str = Field(min_length=1, max_length=2048)
 
 
-class Delivery(BaseModel):
+class Delivery(Model):
     """One request's outcome as an adapter reads it: events to record (each allowed for its source,
     checked by `leadscore.adapters.read_delivery`), events parked until their person is known,
     identities the request links, and the checks and actions still due (all with I/O, done by the
@@ -99,7 +100,7 @@ class Ports(Protocol):
         ...
 
 
-class RetryRules(BaseModel):
+class RetryRules(Model):
     """How the provider treats our answers, so a delivery that can never succeed gets the answer
     that stops its retries, and a transient failure (5xx) the one that makes it retry.
 

@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from leadscore.adapters._common import (
     DEFAULT_TOLERANCE_SECONDS,
@@ -59,6 +59,7 @@ from leadscore.adapters._fields import build_attributes, find_email_field
 from leadscore.adapters.base import Channel, Delivery, Ports, RetryRules, WebhookRequest
 from leadscore.domain import MEETING_EVENT_TYPES, EventType, LeadEvent, Provider, event_id_for
 from leadscore.errors import MalformedPayload, SignatureInvalid
+from leadscore.schema import Model
 
 SIGNATURE_HEADER = "calendly-webhook-signature"
 INVITEE_CREATED = "invitee.created"
@@ -68,14 +69,14 @@ _MAX_HEADER_CHARS = 1024
 _MAX_TIMESTAMP_DIGITS = 12
 
 
-class CalendlySecret(BaseModel):
+class CalendlySecret(Model):
     model_config = ConfigDict(extra="ignore")
 
     signing_key: str = Field(min_length=1)
     tolerance_seconds: int = Field(default=DEFAULT_TOLERANCE_SECONDS, ge=1, le=86_400)
 
 
-class _Lenient(BaseModel):
+class _Lenient(Model):
     model_config = ConfigDict(extra="ignore")
 
 

@@ -51,7 +51,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, AwareDatetime, ConfigDict, Field, field_validator
 
 from leadscore.adapters._common import (
     DEFAULT_TOLERANCE_SECONDS,
@@ -70,12 +70,13 @@ from leadscore.adapters._fields import build_attributes
 from leadscore.adapters.base import Adapter, Channel, WebhookRequest
 from leadscore.domain import SUPPRESSION_CHANGES, EventType, LeadEvent, Provider, event_id_for
 from leadscore.errors import EventTypeNotAllowed, MalformedPayload, SignatureInvalid, UnprocessableEvent
+from leadscore.schema import Model
 
 MAX_BATCH = 100
 AttributeInput = str | int | float | bool | None | list[str | int | float | bool]
 
 
-class GenericSecret(BaseModel):
+class GenericSecret(Model):
     model_config = ConfigDict(extra="ignore")
 
     secret: str = Field(min_length=1)
@@ -92,7 +93,7 @@ class GenericSecret(BaseModel):
         return b64decode_strict(self.secret.removeprefix("whsec_"))
 
 
-class EventFields(BaseModel):
+class EventFields(Model):
     """One event's fields, as the `data` of a Standard Webhooks envelope carries them."""
 
     model_config = ConfigDict(extra="forbid")
@@ -110,7 +111,7 @@ class GenericEvent(EventFields):
     event: EventType = EventType.FORM_SUBMITTED
 
 
-class StandardWebhookEnvelope(BaseModel):
+class StandardWebhookEnvelope(Model):
     model_config = ConfigDict(extra="ignore")
 
     type: str = Field(min_length=1, max_length=200)
@@ -143,7 +144,7 @@ def envelope_event_type(name: str) -> EventType:
     )
 
 
-class GenericBatch(BaseModel):
+class GenericBatch(Model):
     model_config = ConfigDict(extra="forbid")
 
     events: list[GenericEvent] = Field(min_length=1, max_length=MAX_BATCH)

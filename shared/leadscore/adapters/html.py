@@ -44,7 +44,7 @@ from email.policy import HTTP
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from leadscore import antispam
 from leadscore.adapters._common import load_secret, require_content_type, require_email
@@ -53,6 +53,7 @@ from leadscore.adapters.base import Adapter, Channel, WebhookRequest
 from leadscore.antispam import GuardCheck, SiteGuard
 from leadscore.domain import FORM_EVENT_TYPES, EventType, LeadEvent, Provider, ensure_utc, event_id_for
 from leadscore.errors import EventTypeNotAllowed, MalformedPayload, PayloadTooLarge, SignatureInvalid
+from leadscore.schema import Model
 
 URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
@@ -76,7 +77,7 @@ _PARSE_ERRORS = (
 )
 
 
-class HtmlSecret(BaseModel):
+class HtmlSecret(Model):
     model_config = ConfigDict(extra="ignore")
 
     sites: dict[str, Annotated[str, Field(min_length=8)] | SiteGuard] = Field(min_length=1)

@@ -77,7 +77,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, ValidationError, field_validator
 
 from leadscore.adapters._common import (
     DEFAULT_TOLERANCE_SECONDS,
@@ -120,6 +120,7 @@ from leadscore.errors import (
     StaleTimestamp,
     UnprocessableEvent,
 )
+from leadscore.schema import Model
 
 ROUTE_PATH = "/v1/forms/hubspot"
 SIGNATURE_V3 = "x-hubspot-signature-v3"
@@ -182,7 +183,7 @@ def signed_uri(uri: str) -> str:
     return _SIGNED_ESCAPE.sub(lambda match: _SIGNED_DECODES[match.group(0).upper()], uri)
 
 
-class HubSpotSecret(BaseModel):
+class HubSpotSecret(Model):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     client_secret: str = Field(min_length=1)
@@ -295,7 +296,7 @@ def verify(request: WebhookRequest, config: HubSpotSecret) -> None:
 HubSpotId = Annotated[int, Field(ge=0, lt=10**18)]  # portal, contact and event ids are int64s
 
 
-class _Lenient(BaseModel):
+class _Lenient(Model):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 

@@ -58,7 +58,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from leadscore.adapters._common import (
     load_secret,
@@ -70,6 +70,7 @@ from leadscore.adapters._fields import build_attributes
 from leadscore.adapters.base import Adapter, Channel, Delivery, Ports, RetryRules, WebhookRequest
 from leadscore.domain import EventType, LeadAttributes, LeadEvent, Provider, event_id_for
 from leadscore.errors import MalformedPayload, SignatureInvalid, UnprocessableEvent, describe_validation
+from leadscore.schema import Model
 
 URLENCODED = "application/x-www-form-urlencoded"
 MAX_FIELDS = 1_000
@@ -83,7 +84,7 @@ _FIELD_NAME = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
 _BRACKETED = re.compile(r"\[([^\[\]]*)\]")
 
 
-class MailchimpSecret(BaseModel):
+class MailchimpSecret(Model):
     model_config = ConfigDict(extra="ignore")
 
     key: str = Field(min_length=16, max_length=256)
@@ -93,7 +94,7 @@ class MailchimpSecret(BaseModel):
 Value = str | dict[str, Any]
 
 
-class MailchimpData(BaseModel):
+class MailchimpData(Model):
     """`data[...]` of a list webhook; fields Mailchimp adds later are ignored."""
 
     model_config = ConfigDict(extra="ignore")
@@ -109,7 +110,7 @@ class MailchimpData(BaseModel):
     merges: dict[str, Value] = Field(default_factory=dict)
 
 
-class MailchimpWebhook(BaseModel):
+class MailchimpWebhook(Model):
     model_config = ConfigDict(extra="ignore")
 
     type: str = Field(min_length=1, max_length=64)

@@ -47,7 +47,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from leadscore.adapters._common import (
     DEFAULT_TOLERANCE_SECONDS,
@@ -62,6 +62,7 @@ from leadscore.adapters._common import (
 from leadscore.adapters.base import Adapter, Channel, Delivery, Ports, ReplayToken, RetryRules, WebhookRequest
 from leadscore.domain import EMAIL_EVENT_TYPES, EventType, LeadEvent, Provider, body_hash, event_id_for
 from leadscore.errors import SignatureInvalid, UnprocessableEvent
+from leadscore.schema import Model
 
 # A token claim outlives the signature's freshness by this much (clock skew between instances).
 REPLAY_SLACK = timedelta(minutes=5)
@@ -79,7 +80,7 @@ NOT_THE_ADDRESS = frozenset({"old", "espblock", "blacklisted"})
 BOT_ENGAGEMENT = frozenset({"opened", "clicked"})
 
 
-class MailgunSecret(BaseModel):
+class MailgunSecret(Model):
     model_config = ConfigDict(extra="ignore")
 
     signing_key: str = Field(min_length=1)
@@ -95,7 +96,7 @@ def _text(value: Any) -> Any:
     return value
 
 
-class SignatureBlock(BaseModel):
+class SignatureBlock(Model):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     timestamp: str = Field(pattern=r"^[0-9]{1,12}$")
@@ -106,7 +107,7 @@ class SignatureBlock(BaseModel):
     _as_text = field_validator("timestamp", mode="before")(_text)
 
 
-class _Lenient(BaseModel):
+class _Lenient(Model):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 

@@ -50,7 +50,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from leadscore.adapters._common import (
     b64decode_strict,
@@ -63,6 +63,7 @@ from leadscore.adapters._common import (
 from leadscore.adapters.base import Adapter, Channel, Delivery, Ports, RetryRules, WebhookRequest
 from leadscore.domain import EMAIL_EVENT_TYPES, EventType, LeadEvent, Provider, event_id_for
 from leadscore.errors import MalformedPayload, SignatureInvalid, UnprocessableEvent
+from leadscore.schema import Model
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="leadscore postmark webhooks", charset="UTF-8"'}
 MAX_AUTHORIZATION_CHARS = 1024
@@ -96,7 +97,7 @@ SUPPRESSION_REASONS = {
 ONCE_PER_MESSAGE = frozenset({EventType.EMAIL_BOUNCED_HARD, EventType.EMAIL_COMPLAINED})
 
 
-class PostmarkSecret(BaseModel):
+class PostmarkSecret(Model):
     model_config = ConfigDict(extra="ignore")
 
     username: str = Field(min_length=1, max_length=256)
@@ -104,7 +105,7 @@ class PostmarkSecret(BaseModel):
     count_repeat_opens: bool = False
 
 
-class PostmarkRecord(BaseModel):
+class PostmarkRecord(Model):
     """The fields of every record type that matter here (Postmark's own names)."""
 
     model_config = ConfigDict(extra="ignore")

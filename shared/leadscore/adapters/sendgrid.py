@@ -32,7 +32,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from leadscore.adapters._common import (
     DEFAULT_TOLERANCE_SECONDS,
@@ -54,6 +54,7 @@ from leadscore.domain import (
     normalize_email,
 )
 from leadscore.errors import MalformedPayload, SignatureInvalid
+from leadscore.schema import Model
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ EVENT_TYPES = {
 }
 
 
-class SendGridSecret(BaseModel):
+class SendGridSecret(Model):
     model_config = ConfigDict(extra="ignore")
 
     public_key: str = Field(min_length=1)
@@ -102,7 +103,7 @@ def _load_public_key(value: str) -> ec.EllipticCurvePublicKey:
     return key
 
 
-class SendGridEvent(BaseModel):
+class SendGridEvent(Model):
     model_config = ConfigDict(extra="allow")
 
     event: str

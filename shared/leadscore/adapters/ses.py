@@ -57,7 +57,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.parser.models import SnsModel
-from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, AwareDatetime, ConfigDict, Field, field_validator
 
 from leadscore.adapters import _sns as sns
 from leadscore.adapters._common import (
@@ -84,13 +84,14 @@ from leadscore.errors import (
     StaleTimestamp,
     TopicNotAllowed,
 )
+from leadscore.schema import Model
 
 SNS_MAX_RETRY_SECONDS = (
     3600  # SNS: "The total policy retry time for an HTTP/S endpoint cannot be greater than 3,600 seconds"
 )
 
 
-class _Lenient(BaseModel):
+class _Lenient(Model):
     model_config = ConfigDict(extra="ignore")
 
 
@@ -262,7 +263,7 @@ class SesQueueAdapter:
 QUEUE_ADAPTER = SesQueueAdapter()
 
 
-class SesSecret(BaseModel):
+class SesSecret(Model):
     model_config = ConfigDict(extra="ignore")
 
     topic_arns: list[str] = Field(min_length=1, max_length=100)

@@ -32,7 +32,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from leadscore.adapters._common import (
     hmac_sha256_b64,
@@ -58,6 +58,7 @@ from leadscore.domain import (
     event_id_for,
 )
 from leadscore.errors import MalformedPayload, SignatureInvalid
+from leadscore.schema import Model
 
 _GENERATED_REF = re.compile(
     r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9A-HJKMNP-TV-Z]{26})$", re.IGNORECASE
@@ -66,7 +67,7 @@ AnswerValue = str | int | float | bool | list[str] | None
 IDENTITY_FIELDS = ("user_id", "contact_id", "visitor_id", "anonymous_id")
 
 
-class TypeformSecret(BaseModel):
+class TypeformSecret(Model):
     model_config = ConfigDict(extra="ignore")
 
     secret: str = Field(min_length=1)
@@ -76,7 +77,7 @@ class TypeformSecret(BaseModel):
     identity_fields: list[str] = Field(default_factory=lambda: list(IDENTITY_FIELDS), max_length=10)
 
 
-class _Lenient(BaseModel):
+class _Lenient(Model):
     model_config = ConfigDict(extra="ignore")
 
 

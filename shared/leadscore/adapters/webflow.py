@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, ConfigDict, Field, field_validator
 
 from leadscore.adapters._common import (
     DEFAULT_TOLERANCE_SECONDS,
@@ -63,6 +63,7 @@ from leadscore.domain import (
     to_snake,
 )
 from leadscore.errors import MalformedPayload, SignatureInvalid
+from leadscore.schema import Model
 
 SIGNATURE_HEADER = "x-webflow-signature"
 TIMESTAMP_HEADER = "x-webflow-timestamp"
@@ -71,7 +72,7 @@ EMAIL_TARGET = "email"
 _MAX_TIMESTAMP_DIGITS = 16  # milliseconds until the year 2286; longer is not a timestamp
 
 
-class WebflowSecret(BaseModel):
+class WebflowSecret(Model):
     model_config = ConfigDict(extra="ignore")
 
     secret: str | list[str] = Field(min_length=1)
@@ -109,7 +110,7 @@ class WebflowSecret(BaseModel):
         return False, None
 
 
-class _Lenient(BaseModel):
+class _Lenient(Model):
     model_config = ConfigDict(extra="ignore")
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from leadscore.repository import codec
 from leadscore.repository.codec import (
@@ -42,6 +42,7 @@ from leadscore.repository.codec import (
 )
 from leadscore.repository.profiles import Transition, new_transition_id
 from leadscore.repository.sizes import item_size
+from leadscore.schema import Model
 from leadscore.scoring.account_model import AccountModel
 from leadscore.scoring.accounts import MemberSummary
 
@@ -67,7 +68,7 @@ def encode_member(summary: MemberSummary) -> dict[str, Any]:
     return data
 
 
-class AccountRecord(BaseModel):
+class AccountRecord(Model):
     """An account item, decoded."""
 
     model_config = ConfigDict(frozen=True)
@@ -116,7 +117,7 @@ def account_from_item(item: Mapping[str, Any], initial_stage: str) -> AccountRec
     )
 
 
-class AccountDecision(BaseModel):
+class AccountDecision(Model):
     """What a stage decision (the accounts stream, the decay job) saves on an account."""
 
     model_config = ConfigDict(frozen=True)

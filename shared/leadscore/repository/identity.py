@@ -43,7 +43,7 @@ from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from leadscore.domain import LeadEvent
 from leadscore.errors import StorageUnavailable
@@ -63,6 +63,7 @@ from leadscore.repository.profiles import (
     check_hop,
     is_tombstone,
 )
+from leadscore.schema import Model
 from leadscore.scoring.engine import EventEffect
 
 MERGED = "merged"
@@ -81,7 +82,7 @@ def stamp_of(event: LeadEvent) -> str:
     return f"{iso(event.occurred_at)}#{event.event_id}"
 
 
-class FoldPlan(BaseModel):
+class FoldPlan(Model):
     """What folding a lead (and an `email_changed` event) into a canonical lead writes to it,
     decided from both items as read: pure, so the arithmetic is unit-tested without storage."""
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
-from pydantic import BaseModel
 
 from leadscore.domain import LeadEvent
 from leadscore.repository.codec import condition_failed, from_dynamo, iso, parse_iso, storage_error, to_dynamo
+from leadscore.schema import Model
 
 APPLIED = "applied_at"
 # Ledger queries a rescore page runs at once (`events_of_many`): each waits on the network, so a
@@ -30,7 +30,7 @@ APPLIED = "applied_at"
 QUERY_WORKERS = 8
 
 
-class RecordOutcome(BaseModel):
+class RecordOutcome(Model):
     event_id: str
     lead_id: str
     duplicate: bool

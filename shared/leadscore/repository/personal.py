@@ -26,13 +26,13 @@ from typing import Any
 import boto3
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
-from pydantic import BaseModel
 
 from leadscore.errors import LeadScoreError, StorageUnavailable
 from leadscore.notifications import announcement_record_key
 from leadscore.repository.codec import condition_failed, iso, storage_error
 from leadscore.repository.profiles import ERASE_PENDING, ERASED, is_tombstone, transition_ids
 from leadscore.repository.ranks import LeadRanks
+from leadscore.schema import Model
 
 ALIAS_OF = "alias_of"
 MERGED = "merged"
@@ -52,7 +52,7 @@ class AliasChainError(LeadScoreError):
     code = "alias_chain"
 
 
-class ErasureCounts(BaseModel):
+class ErasureCounts(Model):
     """How many items each part of an erasure deleted (0 everywhere for an already erased lead)."""
 
     profiles: int = 0
@@ -66,14 +66,14 @@ class ErasureCounts(BaseModel):
     rank_entries: int = 0
 
 
-class ErasureOutcome(BaseModel):
+class ErasureOutcome(Model):
     deleted: ErasureCounts
     existed: bool  # something of the lead was stored before the call
     already_erased: bool  # its tombstone was there before the call
     erased_at: str  # the tombstone's time: the first erasure's
 
 
-class StoredRecords(BaseModel):
+class StoredRecords(Model):
     """Raw items (as the resource layer reads them) of one lead, table by table."""
 
     lead_id: str

@@ -58,7 +58,7 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from leadscore.config import ConfigurationError
 from leadscore.domain import (
@@ -84,6 +84,7 @@ from leadscore.repository.codec import (
 from leadscore.repository.ledger import EventLedger
 from leadscore.repository.ranks import rank_delete, rank_put
 from leadscore.repository.sizes import item_size
+from leadscore.schema import Model
 from leadscore.scoring.catalog import Catalog, applicability_counter
 from leadscore.scoring.engine import EventEffect, LeadState
 from leadscore.scoring.model import AggregateRule, EventRule, ScoringModel
@@ -131,7 +132,7 @@ def new_transition_id() -> str:
     return f"tr_{uuid.uuid4().hex}"
 
 
-class Transition(BaseModel):
+class Transition(Model):
     model_config = ConfigDict(frozen=True)
 
     from_stage: str
@@ -159,7 +160,7 @@ SLOT_FIELDS = (
 SLOT_SEPARATOR = "@"
 
 
-class ModelSlot(BaseModel):
+class ModelSlot(Model):
     """One model's stage bookkeeping on a lead (see SLOT_FIELDS); `None` stage: never decided."""
 
     model_config = ConfigDict(frozen=True)
@@ -171,7 +172,7 @@ class ModelSlot(BaseModel):
     announce_pending: str | None = None
 
 
-class OutcomeMark(BaseModel):
+class OutcomeMark(Model):
     """One outcome event as the profile keeps it: which verdict, when, and its event id."""
 
     model_config = ConfigDict(frozen=True)
@@ -214,7 +215,7 @@ def outcome_marks(
     return latest, by_type, applied
 
 
-class LeadProfile(BaseModel):
+class LeadProfile(Model):
     """A lead profile item, decoded: the engine's `LeadState` plus stage bookkeeping."""
 
     model_config = ConfigDict(frozen=True)
@@ -387,7 +388,7 @@ def _transition(data: Mapping[str, Any], lead_id: str, stage_seq: int) -> Transi
     return Transition.model_validate({"id": f"{lead_id}#{stage_seq}", **data})
 
 
-class Evaluation(BaseModel):
+class Evaluation(Model):
     """What threshold evaluation or decay decided for one lead; saved with `LeadProfiles.save`."""
 
     model_config = ConfigDict(frozen=True)
@@ -407,7 +408,7 @@ class Evaluation(BaseModel):
     applies: bool = True  # the model applies to the lead (see `scoring.catalog.applies`)
 
 
-class _Outcome(BaseModel):
+class _Outcome(Model):
     applied: bool
     profile_guard_failed: bool = False
     erased: bool = False  # the lead is a tombstone

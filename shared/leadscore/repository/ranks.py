@@ -23,7 +23,9 @@ from typing import Any
 
 import boto3
 from boto3.dynamodb.conditions import Key
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from leadscore.schema import Model
 
 RANK_INDEX = "by_model_stage_score"
 STAGE_SEPARATOR = "#"
@@ -60,7 +62,7 @@ def rank_delete(table: str, lead_id: str, model_id: str) -> dict[str, Any]:
     return {"Delete": {"TableName": table, "Key": {"lead_id": lead_id, "model": model_id}}}
 
 
-class RankEntry(BaseModel):
+class RankEntry(Model):
     """One index entry of a ranking page: which lead, and the stored score it is ranked by."""
 
     model_config = ConfigDict(frozen=True)

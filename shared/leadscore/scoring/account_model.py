@@ -9,9 +9,10 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Annotated
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from leadscore.domain import Provider
+from leadscore.schema import Model
 from leadscore.scoring.model import CACHED, Grade, ScoringModel, Stage
 
 # The attributes that name a lead's account explicitly. Whoever can set them can put a lead in any
@@ -23,7 +24,7 @@ ACCOUNT_SOURCES = frozenset({Provider.GENERIC, Provider.HUBSPOT})
 MAX_MEMBERS_LIMIT = 400  # what `max_members` may be set to (the item bound is checked per catalog)
 
 
-class _Strict(BaseModel):
+class _Strict(Model):
     model_config = CACHED
 
 

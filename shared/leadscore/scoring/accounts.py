@@ -17,9 +17,10 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from leadscore.domain import AttributeValue
+from leadscore.schema import Model
 from leadscore.scoring import engine
 from leadscore.scoring.account_model import AccountModel
 from leadscore.scoring.catalog import Catalog, view
@@ -98,7 +99,7 @@ def member_account(catalog: Catalog, state: engine.LeadState) -> str | None:
 
 
 # --- members ------------------------------------------------------------------------------------------
-class MemberSummary(BaseModel):
+class MemberSummary(Model):
     """What an account keeps of one lead: no email, nothing a score at any time does not need,
     except a job title and role to name engaged people ("incl. VP Marketing")."""
 
@@ -185,7 +186,7 @@ def member_engagement(catalog: Catalog, member: MemberSummary, at: datetime) -> 
 
 
 # --- the account's score ----------------------------------------------------------------------------
-class EngagedMember(BaseModel):
+class EngagedMember(Model):
     model_config = ConfigDict(frozen=True)
 
     lead_id: str
@@ -195,7 +196,7 @@ class EngagedMember(BaseModel):
     engagement: float
 
 
-class AccountScore(BaseModel):
+class AccountScore(Model):
     """An account's score at `at`: its parts, the members that count as engaged, readable reasons."""
 
     model_config = ConfigDict(frozen=True)

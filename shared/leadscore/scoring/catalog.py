@@ -27,9 +27,10 @@ from datetime import datetime
 from functools import cached_property
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from leadscore.domain import OUTCOME_EVENT_TYPES, EventType, LeadEvent
+from leadscore.schema import Model
 from leadscore.scoring import engine
 from leadscore.scoring.account_model import ACCOUNT_ATTRIBUTES, ACCOUNT_SOURCES, AccountModel
 from leadscore.scoring.model import (
@@ -46,7 +47,7 @@ ModelId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 SINGLE_MODEL_ID = "default"  # the id a plain model file gets as a one-model catalog
 
 
-class _Strict(BaseModel):
+class _Strict(Model):
     model_config = CACHED
 
 
@@ -250,7 +251,7 @@ def applicable(catalog: Catalog, state: engine.LeadState) -> list[CatalogModel]:
     return [entry for entry in catalog.models if applies(catalog, entry.id, state)]
 
 
-class ModelScore(BaseModel):
+class ModelScore(Model):
     """One model's score of a lead (what the API and reports show per model)."""
 
     model_config = ConfigDict(frozen=True)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from leadscore.domain import (
     OUTCOME_EVENT_TYPES,
@@ -26,6 +26,7 @@ from leadscore.domain import (
     LeadEvent,
     ensure_utc,
 )
+from leadscore.schema import Model
 from leadscore.scoring.compiled import (
     CompiledSection,
     Readings,
@@ -74,7 +75,7 @@ PASSIVE_EVENTS = frozenset(
 )
 
 
-class LeadState(BaseModel):
+class LeadState(Model):
     """Everything the score depends on, as the profile stores it."""
 
     model_config = ConfigDict(frozen=True)
@@ -105,7 +106,7 @@ class LeadState(BaseModel):
         )
 
 
-class EventEffect(BaseModel):
+class EventEffect(Model):
     """What one event adds to a lead's state: additions only, so effects commute."""
 
     model_config = ConfigDict(frozen=True)
@@ -116,7 +117,7 @@ class EventEffect(BaseModel):
     active: bool
 
 
-class Contribution(BaseModel):
+class Contribution(Model):
     model_config = ConfigDict(frozen=True)
 
     rule_id: str
@@ -125,7 +126,7 @@ class Contribution(BaseModel):
     points: float
 
 
-class ScoreResult(BaseModel):
+class ScoreResult(Model):
     model_config = ConfigDict(frozen=True)
 
     model_version: str

@@ -22,9 +22,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from leadscore.domain import AttributeValue, EventType
+from leadscore.schema import Model
 from leadscore.scoring.engine import (
     PAIR_SEPARATOR,
     Contribution,
@@ -56,7 +57,7 @@ LISTED_VALUES = 2  # "A, B and 3 others"
 ABSENT = "No "
 
 
-class Reason(BaseModel):
+class Reason(Model):
     """One line of an explanation: a rule, said as a sentence, and what it is worth against the
     average lead."""
 
@@ -67,7 +68,7 @@ class Reason(BaseModel):
     points: float
 
 
-class Explanation(BaseModel):
+class Explanation(Model):
     """A lead's score explained: `score - average == sum(reasons.points) + other` (the figures as
     shown, rounded to one decimal)."""
 

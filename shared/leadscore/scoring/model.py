@@ -16,9 +16,10 @@ from fnmatch import fnmatchcase
 from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from leadscore.domain import OUTCOME_EVENT_TYPES, EventType
+from leadscore.schema import Model
 from leadscore.scoring import reference
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 CACHED = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, ignored_types=(cached_property,))
 
 
-class _Strict(BaseModel):
+class _Strict(Model):
     model_config = STRICT
 
 
