@@ -1,7 +1,9 @@
 """Registry of webhook provider adapters.
 
 Every public module of this package that defines a module-level `ADAPTER` is a provider, found by
-`pkgutil` at first use: adding a provider is adding one module (plus its `Provider` name).
+`pkgutil` at first use: adding a provider is adding one module (plus its `Provider` name). A
+provider's module bears its name, so a request imports that module alone: a cold start loads one
+provider, not all of them (only listing the providers, for an error message, imports every one).
 """
 
 from __future__ import annotations
@@ -44,14 +46,33 @@ __all__ = [
 @cache
 def _registry() -> dict[str, Adapter]:
     adapters: dict[str, Adapter] = {}
-    for module_info in pkgutil.iter_modules(__path__):
-        if module_info.name.startswith("_") or module_info.name == "base":
-            continue
-        module = importlib.import_module(f"{__name__}.{module_info.name}")
-        adapter: Adapter | None = getattr(module, "ADAPTER", None)
+    for name in sorted(_modules()):
+        adapter: Adapter | None = getattr(importlib.import_module(f"{__name__}.{name}"), "ADAPTER", None)
         if adapter is not None:
             adapters[adapter.name] = adapter
     return adapters
+
+
+@cache
+def _modules() -> frozenset[str]:
+    """The provider modules' names (a directory listing: nothing is imported)."""
+    return frozenset(
+        info.name
+        for info in pkgutil.iter_modules(__path__)
+        if not info.name.startswith("_") and info.name != "base"
+    )
+
+
+def _named(name: str) -> Adapter | None:
+    """The adapter in the module named `name`, when that module is a provider of that name (the
+    name comes from a URL: only a listed module's name is ever imported or cached)."""
+    return _load(name) if name in _modules() else None
+
+
+@cache
+def _load(module_name: str) -> Adapter | None:
+    adapter: Adapter | None = getattr(importlib.import_module(f"{__name__}.{module_name}"), "ADAPTER", None)
+    return adapter if adapter is not None and adapter.name == module_name else None
 
 
 def supported(channel: Channel) -> list[str]:
@@ -66,7 +87,7 @@ def get_adapter(name: str, channel: Channel, *, from_queue: bool = False) -> Ada
     cannot be used to feed email events and vice versa, and a queue-only source (SES, which
     carries no signature) cannot be forged over the public HTTP route. `from_queue` is for routes
     AWS authenticates (a queue, an SNS -> Lambda subscription), never for a public request."""
-    adapter = _registry().get(name)
+    adapter = _named(name) or _registry().get(name)
     if adapter is not None and from_queue:
         # AWS itself delivers (SQS, SNS -> Lambda), authenticated by IAM: the provider's adapter for
         # that route checks no signature (SES's `trusted_route`), so it is never the public one.

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
+from leadscore import adapters
 from leadscore.adapters import get_adapter, supported
 from leadscore.adapters.base import ReadingAdapter
 from leadscore.domain import Provider
@@ -80,3 +84,25 @@ def test_provider_of_the_other_channel_is_unknown(name: str, channel: str) -> No
     # Then it is refused, so a form URL cannot inject email events (and vice versa)
     with pytest.raises(UnknownProvider, match=f"unknown {channel} provider '{name}'"):
         get_adapter(name, channel)  # type: ignore[arg-type]
+
+
+def test_a_request_imports_its_own_provider_module_alone() -> None:
+    # Given a fresh interpreter (a cold Lambda)
+    # When the generic form route asks for its adapter
+    # Then only the generic provider's module is imported, not every provider's
+    code = (
+        "import sys; from leadscore.adapters import get_adapter; get_adapter('generic', 'form'); "
+        "print(','.join(sorted(m for m in sys.modules if m.startswith('leadscore.adapters.'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = {name.removeprefix("leadscore.adapters.") for name in done.stdout.strip().split(",")}
+    assert {name for name in loaded if not name.startswith("_")} == {"base", "generic"}
+
+
+def test_unknown_provider_names_from_urls_are_never_cached() -> None:
+    # Given many distinct provider names, as an attacker could put in the URL
+    for index in range(200):
+        with pytest.raises(UnknownProvider):
+            get_adapter(f"nope{index}", "form")
+    # Then the per-module cache holds at most one entry per provider module
+    assert adapters._load.cache_info().currsize <= len(adapters._modules())
