@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from leadscore.config import Settings
 from leadscore.domain import MIN_LEAD_KEY_BYTES, LeadEvent, lead_id_for, legacy_lead_id_for
 from leadscore.errors import LeadKeyUnavailable
+from leadscore.secrets import secret_value
 
 LeadIdScheme = Literal["keyed", "legacy-sha256"]
 KEYED: LeadIdScheme = "keyed"
@@ -87,7 +88,7 @@ def read_key(secret_name: str | None) -> bytes:
     if not secret_name:
         raise LeadKeyUnavailable("LEAD_KEY_SECRET is not set: lead ids cannot be computed")
     try:
-        value = parameters.get_secret(secret_name, max_age=KEY_CACHE_SECONDS)
+        value = secret_value(secret_name, max_age=KEY_CACHE_SECONDS)
     except (parameters.exceptions.GetParameterError, ClientError, BotoCoreError) as exc:
         raise LeadKeyUnavailable("could not read the lead-id key; please retry") from exc
     key = value.encode() if isinstance(value, str) else bytes(value)
