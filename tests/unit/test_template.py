@@ -1100,3 +1100,12 @@ def test_rescore_workers_are_bounded_by_one_parameter_the_job_also_reads(
     assert variables["RESCORE_MAX_CONCURRENCY"] == {"Ref": "RescoreMaxConcurrency"}
     parameter = transformed_template["Parameters"]["RescoreMaxConcurrency"]
     assert (parameter["MinValue"], parameter["MaxValue"]) == (2, 1000)  # what Lambda accepts
+
+
+def test_every_function_skips_pydantic_plugin_discovery_and_the_bench_sees_it() -> None:
+    # pydantic scans every installed distribution's entry points for plugins at its first model
+    # build, on each cold start: the product uses none, so the template turns the scan off, and
+    # the import bench runs handlers with the template's constant environment.
+    from leadscore.bench.startup import template_constants
+
+    assert template_constants()["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
