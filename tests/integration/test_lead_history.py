@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 import pytest
 from boto3.dynamodb.conditions import Key
 
+from leadscore import lead_history
 from leadscore.score_history import LeadHistory
 
 from ..conftest import lead_id_for
@@ -257,3 +258,54 @@ def test_the_history_writes_nothing(stack: Stack) -> None:
     _history(stack, lead_id_for(email), step="1h")
 
     assert (stack.profile(lead_id_for(email)), sorted(map(str, stack.ledger_items()))) == before
+
+
+def test_each_model_of_a_catalog_has_its_own_history(stack: Stack) -> None:
+    # Given the shipped catalog (prospects; customers once a deal is won) and a prospect in MQL
+    # who wins a deal, then visits the pricing and upgrade pages
+    for env in stack.runner.environments.values():
+        env["SCORING_MODEL"] = "bundled:catalog"
+    start = stack.clock.now() - timedelta(days=6)
+    email = _email("customer")
+    _post(stack, email, "form_submitted", start, attributes=VP)
+    _post(stack, email, "deal_won", start + timedelta(days=1))
+    _post(stack, email, "page_viewed", start + timedelta(days=2), url="https://globex.com/pricing")
+    _post(stack, email, "page_viewed", start + timedelta(days=3), url="https://globex.com/upgrade")
+    stack.settle()
+    lead_id = lead_id_for(email)
+
+    # When the lead and both models' histories are read at the same moment
+    status, lead = _get(stack, f"/v1/leads/{lead_id}")
+    prospect = _history(stack, lead_id, until=lead["scored_at"])
+    expansion = _history(stack, lead_id, model="expansion", until=lead["scored_at"])
+
+    # Then each ends on that model's score of the lead, and the deal moved the lead out of the
+    # prospect model (back to its first stage) at the deal's moment
+    assert status == 200
+    scores = {m["model"]: m["score"]["total"] for m in lead["models"]}
+    assert (prospect.model, prospect.points[-1].total) == ("prospect", scores["prospect"])
+    assert (expansion.model, expansion.points[-1].total) == ("expansion", scores["expansion"])
+    deal = start + timedelta(days=1)
+    left = [t for t in prospect.transitions if t.direction == "demotion"]
+    assert [(t.from_stage, t.to_stage, t.cause) for t in left] == [("MQL", "lead", "event")]
+    assert abs((left[0].at - deal).total_seconds()) < 1
+    assert [t.stage for t in expansion.thresholds] == ["expansion_ready", "expansion_SQL"]
+
+
+def test_a_lead_with_more_events_than_one_answer_reads_says_so(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a lead with three events, and an answer that reads at most two
+    start = stack.clock.now() - timedelta(days=3)
+    email = _email("busy")
+    for days in range(3):
+        _post(stack, email, "page_viewed", start + timedelta(days=days), url=f"https://globex.com/p{days}")
+    stack.settle()
+    monkeypatch.setattr(lead_history, "MAX_REPLAY_EVENTS", 2)
+
+    # When its history is read
+    history = _history(stack, lead_id_for(email))
+
+    # Then two events are replayed, and the answer is flagged cut and incomplete
+    assert len([p for p in history.points if p.cause == "event"]) == 2
+    assert history.truncated and not history.complete
