@@ -17,8 +17,9 @@ A point is taken after every event (outcomes excepted: they never change a score
 at `since`, at `until`, and at each decay transition. Only the newest MAX_POINTS points are
 listed (`truncated`); everything before them is still counted.
 
-Bounds: at most MAX_REPLAY_EVENTS events are read (in pages of up to 1 MB, consistently);
-a lead with more is replayed from those read, and flagged `truncated` and not `complete`. A lead
+Bounds: at most MAX_LEDGER_READ ledger items are read (in pages of up to 1 MB, consistently)
+and the newest MAX_REPLAY_EVENTS of them replayed; a lead with more is replayed from those
+(its older events not counted), and flagged `truncated` and not `complete`. A lead
 whose profile counts events the ledger no longer holds (older than the retention, or folded from
 more leads than a profile lists) is replayed from what remains and flagged not `complete`.
 """
@@ -45,7 +46,7 @@ from leadscore.http import json_response
 from leadscore.leads import LEAD_ID, resolve_model
 from leadscore.lifecycle import Decision
 from leadscore.pipeline import services
-from leadscore.repository import LeadProfile, event_from_item, parse_iso, profile_from_item
+from leadscore.repository import Evaluation, LeadProfile, event_from_item, parse_iso, profile_from_item
 from leadscore.repository.codec import day_number, iso
 from leadscore.repository.profiles import ATTRIBUTE_PREFIX, SLOT_SEPARATOR
 from leadscore.score_history import (
@@ -60,7 +61,12 @@ from leadscore.scoring import engine
 from leadscore.scoring.catalog import Catalog
 from leadscore.scoring.explain import explain
 
-MAX_REPLAY_EVENTS = 5_000  # about 2 ms of CPU each (two models, a 2-core laptop): ~10 s at most
+# Events one answer replays at most: about 0.5-1 ms of CPU each here (a two-model catalog, with
+# the decay reviews between them), so a few seconds on a 512 MB Lambda (~0.3 vCPU), inside its 15 s.
+MAX_REPLAY_EVENTS = 2_000
+# Ledger items one answer reads at most (I/O only, ~1 KB each): a lead with more events than it
+# replays is replayed from its newest MAX_REPLAY_EVENTS of these.
+MAX_LEDGER_READ = 10_000
 # Reviews the replay makes between events at most (the decay job's schedule): a horizon of 24 h
 # makes one a day while points fade, so this covers years; a tiny horizon cannot spin forever.
 MAX_REVIEWS = 20_000
@@ -127,7 +133,7 @@ def lead_history(lead_id: str, query: HistoryQuery, settings: Settings) -> LeadH
         items: list[dict[str, Any]] = []
         more = False
         for partition in [profile.lead_id, *profile.merged]:  # every address of the lead
-            found, more = svc.ledger.applied_items(partition, MAX_REPLAY_EVENTS - len(items))
+            found, more = svc.ledger.applied_items(partition, MAX_LEDGER_READ - len(items))
             items.extend(found)
             if more:
                 break
@@ -136,7 +142,11 @@ def lead_history(lead_id: str, query: HistoryQuery, settings: Settings) -> LeadH
     until = query.until or clock.now()
     if query.since is not None and query.since >= until:
         raise InvalidRequest("since: must be before until (default: now)")
-    events = [(event_from_item(item), parse_iso(str(item["received_at"]))) for item in items]
+    events = sorted(
+        ((event_from_item(item), parse_iso(str(item["received_at"]))) for item in items), key=_order
+    )
+    if len(events) > MAX_REPLAY_EVENTS:  # the newest are replayed: the chart's recent end is right
+        events, more = events[-MAX_REPLAY_EVENTS:], True
     history = replay(
         catalog,
         entry.id,
@@ -147,7 +157,7 @@ def lead_history(lead_id: str, query: HistoryQuery, settings: Settings) -> LeadH
         step=STEPS[query.step],
         horizon=timedelta(hours=settings.review_horizon_hours),
     )
-    complete = not more and len(events) == profile.version and not profile.merged_overflow
+    complete = not more and len(items) == profile.version and not profile.merged_overflow
     return history.model_copy(update={"truncated": history.truncated or more, "complete": complete})
 
 
@@ -166,9 +176,11 @@ class _Lead:
     attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
     days: set[int] = field(default_factory=set)  # the first and last (all a score reads)
     stages: dict[str, str] = field(default_factory=dict)  # model id -> stage (unset: its first)
+    _decoded: LeadProfile | None = None  # `profile()` until the next change
 
     def apply(self, event: LeadEvent, received_at: datetime) -> None:
         """`score_events` adding one event (`LeadProfiles.apply`, `IdentityChanges.change_email`)."""
+        self._decoded = None
         effect = catalogs.effect_of(self.catalog, event, received_at)
         for key, amount in effect.accumulators.items():
             self.sums[key] = _DYNAMODB_SUMS.add(self.sums.get(key, Decimal(0)), Decimal(repr(amount)))
@@ -186,13 +198,25 @@ class _Lead:
 
     def settle(self, settled: Mapping[str, float | None]) -> None:
         """A guarded save's re-rounded sums (`engine.settle`): None forgets one."""
+        self._decoded = None if settled else self._decoded
         for key, value in settled.items():
             if value is None:
                 self.sums.pop(key, None)
             else:
                 self.sums[key] = Decimal(repr(value))
 
+    def move(self, model_id: str, stage: str) -> None:
+        if self.stages.get(model_id) != stage:
+            self.stages[model_id] = stage
+            self._decoded = None
+
     def profile(self) -> LeadProfile:
+        """The item decoded as the lead API decodes a stored profile (`profile_from_item`)."""
+        if self._decoded is None:
+            self._decoded = profile_from_item(self._item(), self.catalog.primary.model.initial_stage)
+        return self._decoded
+
+    def _item(self) -> dict[str, Any]:
         item: dict[str, Any] = {
             "lead_id": self.lead_id,
             "email": self.email,
@@ -206,7 +230,7 @@ class _Lead:
         primary = self.catalog.primary.id
         for model_id, stage in self.stages.items():
             item["stage" if model_id == primary else f"stage{SLOT_SEPARATOR}{model_id}"] = stage
-        return profile_from_item(item, self.catalog.primary.model.initial_stage)
+        return item
 
 
 @dataclass
@@ -219,11 +243,19 @@ class _Timeline:
     transitions: list[HistoryTransition] = field(default_factory=list)
 
     def point(
-        self, lead: _Lead, at: datetime, cause: Literal["event", "decay"], event: LeadEvent | None = None
+        self,
+        lead: _Lead,
+        at: datetime,
+        cause: Literal["event", "decay"],
+        event: LeadEvent | None = None,
+        decided: Evaluation | None = None,
     ) -> None:
-        profile = lead.profile()
+        """The lead's figures at `at`: those of the decision just made there (what the pipeline
+        saved), or the engine's."""
         model = self.catalog.entry(self.model_id).model
-        result = engine.totals(model, catalogs.view(self.catalog, self.model_id, profile.state), at)
+        result: Evaluation | engine.Totals = decided or engine.totals(
+            model, catalogs.view(self.catalog, self.model_id, lead.profile().state), at
+        )
         self.points.append(
             HistoryPoint(
                 at=at,
@@ -241,9 +273,9 @@ class _Timeline:
 
     def decide(
         self, lead: _Lead, at: datetime, cause: Literal["event", "decay"], horizon: timedelta
-    ) -> tuple[Decision, bool]:
+    ) -> tuple[Decision, Evaluation, bool]:
         """Every model's thresholds at `at` (what the stream or the decay job decides), the next
-        review planned. Returns the decision and whether this model's stage changed."""
+        review planned. Returns the decision, this model's part and whether its stage changed."""
         profile = lead.profile()
         decision = lifecycle.decide(
             self.catalog, profile, at, "threshold" if cause == "event" else "decay", horizon
@@ -251,7 +283,7 @@ class _Timeline:
         moved = False
         for model_id, evaluation in decision.evaluations().items():
             key = model_id or self.catalog.primary.id
-            lead.stages[key] = evaluation.stage
+            lead.move(key, evaluation.stage)
             transition = evaluation.transition
             if key != self.model_id or transition is None:
                 continue
@@ -273,7 +305,13 @@ class _Timeline:
                 )
             )
         lead.settle(decision.primary.settled)
-        return decision, moved
+        own = decision.evaluations()[None if self.model_id == self.catalog.primary.id else self.model_id]
+        return decision, own, moved
+
+
+def _order(pair: tuple[LeadEvent, datetime]) -> str:
+    """Events in the order of the stamps the profile compares ("<time>#<event id>")."""
+    return f"{iso(pair[0].occurred_at)}#{pair[0].event_id}"
 
 
 def _steps(start: datetime, end: datetime, step: timedelta) -> Iterator[datetime]:
@@ -301,10 +339,7 @@ def replay(
     """The history of one model for a lead (pure: no I/O). `events` are the lead's applied events
     with the time each was received, in any order; events after `until` are left out."""
     model = catalog.entry(model_id).model
-    ordered = sorted(
-        ((e, r) for e, r in events if e.occurred_at <= until),
-        key=lambda pair: f"{iso(pair[0].occurred_at)}#{pair[0].event_id}",
-    )
+    ordered = sorted(((e, r) for e, r in events if e.occurred_at <= until), key=_order)
     own = [e.email for e, _ in ordered if e.lead_id == profile.lead_id]
     lead = _Lead(
         catalog=catalog,
@@ -326,10 +361,10 @@ def replay(
             if reviews >= MAX_REVIEWS:
                 return
             at, reviews = review_at, reviews + 1
-            decision, moved = timeline.decide(lead, at, "decay", horizon)
+            decision, evaluation, moved = timeline.decide(lead, at, "decay", horizon)
             review_at = decision.primary.review_at
             if moved and at >= shown_from:
-                timeline.point(lead, at, "decay")
+                timeline.point(lead, at, "decay", decided=evaluation)
 
     def between(start: datetime, end: datetime, *, inclusive: bool) -> None:
         """Reviews and step points after `start`, before `end` (or at it when `inclusive`)."""
@@ -349,10 +384,10 @@ def replay(
         if previous is not None:
             between(previous, event.occurred_at, inclusive=False)
         lead.apply(event, received_at)
-        decision, _ = timeline.decide(lead, event.occurred_at, "event", horizon)
+        decision, evaluation, _ = timeline.decide(lead, event.occurred_at, "event", horizon)
         review_at = decision.primary.review_at
         if event.event_type not in OUTCOME_EVENT_TYPES and event.occurred_at >= shown_from:
-            timeline.point(lead, event.occurred_at, "event", event)
+            timeline.point(lead, event.occurred_at, "event", event, decided=evaluation)
         previous = event.occurred_at
     if previous is not None:
         between(previous, until, inclusive=True)

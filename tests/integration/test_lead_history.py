@@ -296,7 +296,7 @@ def test_a_lead_with_more_events_than_one_answer_reads_says_so(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a lead with three events, and an answer that reads at most two
-    start = stack.clock.now() - timedelta(days=3)
+    start = (stack.clock.now() - timedelta(days=3)).replace(microsecond=0)
     email = _email("busy")
     for days in range(3):
         _post(stack, email, "page_viewed", start + timedelta(days=days), url=f"https://globex.com/p{days}")
@@ -306,6 +306,23 @@ def test_a_lead_with_more_events_than_one_answer_reads_says_so(
     # When its history is read
     history = _history(stack, lead_id_for(email))
 
-    # Then two events are replayed, and the answer is flagged cut and incomplete
+    # Then the newest two events are replayed, and the answer is flagged cut and incomplete
+    replayed = [p.at for p in history.points if p.cause == "event"]
+    assert replayed == [start + timedelta(days=1), start + timedelta(days=2)]
+    assert history.truncated and not history.complete
+
+
+def test_a_lead_with_more_events_than_one_answer_reads_is_replayed_from_what_was_read(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = stack.clock.now() - timedelta(days=3)
+    email = _email("busier")
+    for days in range(3):
+        _post(stack, email, "page_viewed", start + timedelta(days=days), url=f"https://globex.com/p{days}")
+    stack.settle()
+    monkeypatch.setattr(lead_history, "MAX_LEDGER_READ", 2)
+
+    history = _history(stack, lead_id_for(email))
+
     assert len([p for p in history.points if p.cause == "event"]) == 2
     assert history.truncated and not history.complete
