@@ -69,7 +69,7 @@ MAX_REPLAY_EVENTS = 2_000
 MAX_LEDGER_READ = 10_000
 # Reviews the replay makes between events at most (the decay job's schedule): a horizon of 24 h
 # makes one a day while points fade, so this covers years; a tiny horizon cannot spin forever.
-MAX_REVIEWS = 20_000
+MAX_REVIEWS = 5_000
 STEPS = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "1d": timedelta(days=1), "7d": timedelta(days=7)}
 # DynamoDB keeps a number to 38 significant digits; ADD sums exactly within that.
 _DYNAMODB_SUMS = Context(prec=38)
