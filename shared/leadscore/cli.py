@@ -36,9 +36,27 @@ class CommandError(LeadScoreError):
     code = "command_failed"
 
 
+def package_version() -> str:
+    """The installed package's version (pyproject.toml's, through the package metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("leadscore")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed: pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="leadscore", description="Serverless lead scoring: tools and local runs."
+        prog="leadscore",
+        description="Serverless lead scoring: tools and local runs. "
+        "`leadscore COMMAND --help` describes a command and its defaults.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {package_version()}",
+        help="print the version and exit",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:

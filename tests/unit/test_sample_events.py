@@ -48,6 +48,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "lead_api_list_accounts.json": APIGatewayProxyEventV2Model,
     "rescore_work_item_sqs.json": SqsModel,
     "rescore_start_dry_run.json": RescoreCommand,
+    "method_not_allowed_post_lead.json": APIGatewayProxyEventV2Model,
 }
 
 
@@ -84,6 +85,7 @@ def test_http_samples_route_to_the_template_routes() -> None:
         "lead_api_export_lead.json": "GET /v1/leads/{lead_id}/export",
         "lead_api_get_account.json": "GET /v1/accounts/{account}",
         "lead_api_list_accounts.json": "GET /v1/accounts",
+        "method_not_allowed_post_lead.json": "ANY /v1/leads/{lead_id}",
     }
 
 

@@ -45,6 +45,7 @@ FUNCTIONS = {
     "DecayScoresFunction": "functions/decay_scores",
     "LeadApiFunction": "functions/lead_api",
     "RescoreFunction": "functions/rescore",
+    "MethodNotAllowedFunction": "functions/method_not_allowed",
 }
 TABLES = ("EventLedgerTable", "LeadProfilesTable", "IdempotencyTable", "RescoreJobsTable")
 COMMON_ENV = {
@@ -235,6 +236,18 @@ PROVIDER_ROUTES = {
     "GET /v1/email-events/mailchimp",  # Mailchimp's URL validator
 }
 CATCH_ALL_ROUTES = {"POST /v1/forms/{provider}", "POST /v1/email-events/{provider}"}
+# Every webhook path also has an ANY route (the methods it does not serve answer 405), from the
+# catch-alls' small bucket: a wrong method is a scanner or a typo, never a provider's delivery.
+WEBHOOK_ANY_ROUTES = {f"ANY {route.split(' ')[1]}" for route in PROVIDER_ROUTES | CATCH_ALL_ROUTES}
+LEAD_API_ROUTES = {
+    ("GET", "/v1/leads"),
+    ("GET", "/v1/leads/{lead_id}"),
+    ("DELETE", "/v1/leads/{lead_id}"),
+    ("GET", "/v1/leads/{lead_id}/export"),
+    ("GET", "/v1/leads/{lead_id}/history"),
+    ("GET", "/v1/accounts"),
+    ("GET", "/v1/accounts/{account}"),
+}
 INGEST_FUNCTIONS = ("IngestFormFunction", "IngestEmailFunction")
 STREAM_CONSUMERS = ("ScoreEventsFunction", "EvaluateThresholdsFunction", "EvaluateAccountsFunction")
 DEAD_LETTER_QUEUES = {
@@ -652,15 +665,33 @@ def test_webhook_routes_are_public_and_lead_routes_need_iam(transformed_template
         ("IngestFormFunction" if "/forms/" in route else "IngestEmailFunction", *route.split(" "), "NONE")
         for route in PROVIDER_ROUTES | CATCH_ALL_ROUTES
     }
-    assert routes == webhooks | {
-        ("LeadApiFunction", "GET", "/v1/leads", "AWS_IAM"),
-        ("LeadApiFunction", "GET", "/v1/leads/{lead_id}", "AWS_IAM"),
-        ("LeadApiFunction", "DELETE", "/v1/leads/{lead_id}", "AWS_IAM"),
-        ("LeadApiFunction", "GET", "/v1/leads/{lead_id}/export", "AWS_IAM"),
-        ("LeadApiFunction", "GET", "/v1/leads/{lead_id}/history", "AWS_IAM"),
-        ("LeadApiFunction", "GET", "/v1/accounts", "AWS_IAM"),
-        ("LeadApiFunction", "GET", "/v1/accounts/{account}", "AWS_IAM"),
-    }
+    lead_api = {("LeadApiFunction", method, path, "AWS_IAM") for method, path in LEAD_API_ROUTES}
+    # and each path's ANY route (405 for the other methods) is as public, or as private, as its routes
+    any_routes = {("MethodNotAllowedFunction", "ANY", path, auth) for _, _, path, auth in webhooks | lead_api}
+    assert routes == webhooks | lead_api | any_routes
+
+
+def test_every_path_answers_405_with_the_methods_its_routes_serve(
+    transformed_template: dict[str, Any],
+) -> None:
+    # Given the template's routes, by path
+    specs = function_specs(transformed_template)
+    served: dict[str, set[str]] = {}
+    with_any = set()
+    for spec in specs.values():
+        for event in spec.events_of("http"):
+            assert isinstance(event, HttpRoute)
+            if event.method == "ANY":
+                assert spec.logical_id == "MethodNotAllowedFunction", event
+                with_any.add(event.path)
+            else:
+                served.setdefault(event.path, set()).add(event.method)
+    # Then every path has an ANY route, to the function that answers 405
+    assert with_any == set(served)
+    # And that function's ALLOWED_METHODS names exactly each path's methods, as the Allow header wants
+    variables = specs["MethodNotAllowedFunction"].environment
+    allowed = json.loads(variables["ALLOWED_METHODS"])
+    assert allowed == {path: ", ".join(sorted(methods)) for path, methods in served.items()}
 
 
 def test_http_api_logs_access_and_throttles_by_default(transformed_template: dict[str, Any]) -> None:
@@ -935,13 +966,13 @@ def test_each_provider_route_has_its_own_throttle_and_unknown_providers_a_smalle
     settings = stage["Properties"]["RouteSettings"]
     defaults = {name: spec.get("Default") for name, spec in sam_template["Parameters"].items()}
     # Then every webhook route has a bucket of its own, set by parameters
-    assert set(settings) == PROVIDER_ROUTES | CATCH_ALL_ROUTES
+    assert set(settings) == PROVIDER_ROUTES | CATCH_ALL_ROUTES | WEBHOOK_ANY_ROUTES
     for route in PROVIDER_ROUTES:
         assert settings[route] == {
             "ThrottlingBurstLimit": {"Ref": "WebhookRouteBurstLimit"},
             "ThrottlingRateLimit": {"Ref": "WebhookRouteRateLimit"},
         }, route
-    for route in CATCH_ALL_ROUTES:
+    for route in CATCH_ALL_ROUTES | WEBHOOK_ANY_ROUTES:
         assert settings[route] == {
             "ThrottlingBurstLimit": {"Ref": "UnknownProviderRouteBurstLimit"},
             "ThrottlingRateLimit": {"Ref": "UnknownProviderRouteRateLimit"},

@@ -48,7 +48,9 @@ def register(subparsers: Any) -> None:
             "written; importing the same rows again records nothing twice."
         ),
     )
-    imports.add_argument("file", metavar="FILE.csv", type=Path)
+    imports.add_argument(
+        "file", metavar="FILE.csv", type=Path, help="the outcomes: columns email, outcome, time"
+    )
     imports.add_argument("--dry-run", action="store_true", help="check and count, record nothing")
     _where(imports)
     imports.set_defaults(run=_import)
@@ -62,7 +64,9 @@ def register(subparsers: Any) -> None:
             "FILE appears only when the export is complete (FILE.partial until then)."
         ),
     )
-    export.add_argument("--out", required=True, metavar="FILE.jsonl", type=Path)
+    export.add_argument(
+        "--out", required=True, metavar="FILE.jsonl", type=Path, help="where to write the history (required)"
+    )
     export.add_argument(
         "--resume", action="store_true", help="continue an interrupted export from its checkpoint"
     )

@@ -30,7 +30,9 @@ def register(subparsers: Any) -> None:
         "`leadscore local` (default: LEDGER_TABLE, PROFILES_TABLE, LEAD_KEY_SECRET from the environment)",
     )
     parser.add_argument(
-        "--url", default="http://127.0.0.1:3000", help="the local stack's URL (--stack local)"
+        "--url",
+        default="http://127.0.0.1:3000",
+        help="the local stack's URL, with --stack local (default http://127.0.0.1:3000)",
     )
     parser.add_argument("--dry-run", action="store_true", help="only count the leads to migrate")
     parser.set_defaults(run=_run)

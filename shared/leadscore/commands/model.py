@@ -29,13 +29,21 @@ def register(subparsers: Any) -> None:
         "validate-model", help="check a scoring model or catalog and print a summary"
     )
     validate.add_argument(
-        "model", nargs="?", default="bundled:default", help="path, bundled:NAME, s3:// or ssm:"
+        "model",
+        nargs="?",
+        default="bundled:default",
+        help="path, bundled:NAME, s3:// or ssm: (default bundled:default, the model the stack ships)",
     )
     validate.set_defaults(run=_validate)
     show = subparsers.add_parser(
         "show-model", help="print a model (or a catalog, models inline) in the canonical YAML format"
     )
-    show.add_argument("model", nargs="?", default="bundled:default")
+    show.add_argument(
+        "model",
+        nargs="?",
+        default="bundled:default",
+        help="path, bundled:NAME, s3:// or ssm: (default bundled:default, the model the stack ships)",
+    )
     show.add_argument(
         "--json", action="store_true", help="a single model as JSON: what to publish to S3, it loads fastest"
     )

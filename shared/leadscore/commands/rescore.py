@@ -17,7 +17,12 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     start = actions.add_parser("start", help="start a job; --dry-run only counts what would change")
     start.add_argument("--model", required=True, help="bundled:NAME, a path, s3://bucket/key or ssm:/name")
-    start.add_argument("--dry-run", action="store_true")
+    start.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="count the leads whose score or stage would change; write and publish nothing "
+        "(default: off, the job rescores)",
+    )
     start.add_argument(
         "--segments",
         type=int,
@@ -31,7 +36,7 @@ def register(subparsers: Any) -> None:
         ("resume", "re-enqueue unfinished segments"),
     ):
         sub = actions.add_parser(name, help=text)
-        sub.add_argument("job_id")
+        sub.add_argument("job_id", help="the job id that `rescore start` printed")
         sub.set_defaults(run=_job)
 
 

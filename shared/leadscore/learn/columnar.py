@@ -31,7 +31,17 @@ import pandas as pd
 import polars as pl
 
 from leadscore.cli import CommandError
-from leadscore.learn.dataset import _FALSE, _MAX_SHOWN, _TRUE, MIN_PER_OUTCOME, ColumnCounts, History, _shown
+from leadscore.learn.dataset import (
+    _FALSE,
+    _MAX_SHOWN,
+    _TRUE,
+    MIN_PER_OUTCOME,
+    ColumnCounts,
+    History,
+    _shown,
+    check_columns,
+    csv_separator,
+)
 
 SAMPLE_ROWS = 50_000  # the cross-validated fits learn from at most this many leads
 BATCH_ROWS = 50_000  # rows per batch when every row is scored
@@ -125,9 +135,11 @@ def _dynamodb_columns(schema: pl.Schema) -> dict[str, pl.Expr]:
     return columns
 
 
-def _raw_scan(location: str, kind: str, storage_options: dict[str, Any] | None) -> pl.LazyFrame:
+def _raw_scan(
+    location: str, kind: str, storage_options: dict[str, Any] | None, separator: str = ","
+) -> pl.LazyFrame:
     if kind == "csv":
-        return pl.scan_csv(location, infer_schema=False, storage_options=storage_options)
+        return pl.scan_csv(location, separator=separator, infer_schema=False, storage_options=storage_options)
     if kind in ("ndjson", "dynamodb"):
         lazy = pl.scan_ndjson(location, infer_schema_length=None, storage_options=storage_options)
         if kind == "dynamodb":
@@ -136,12 +148,19 @@ def _raw_scan(location: str, kind: str, storage_options: dict[str, Any] | None) 
     return pl.scan_parquet(location, storage_options=storage_options)
 
 
-def _header(location: str, kind: str, storage_options: dict[str, Any] | None) -> list[str]:
+def _header(
+    location: str, kind: str, storage_options: dict[str, Any] | None, separator: str = ","
+) -> list[str]:
     """Column names as written (a CSV header can repeat a name; Polars would rename it)."""
     if kind != "csv":
         return [str(c) for c in _raw_scan(location, kind, storage_options).collect_schema().names()]
     first = pl.read_csv(
-        location, has_header=False, n_rows=1, infer_schema=False, storage_options=storage_options
+        location,
+        has_header=False,
+        n_rows=1,
+        separator=separator,
+        infer_schema=False,
+        storage_options=storage_options,
     )
     return ["" if value is None else str(value).strip() for value in first.row(0)]
 
@@ -153,7 +172,10 @@ def scan(location: str, storage_options: dict[str, Any] | None = None) -> pl.Laz
     kind = table_format(location)
     try:
         header = _header(location, kind, storage_options)
-        lazy = _raw_scan(location, kind, storage_options)
+        separator = csv_separator(header) if kind == "csv" else ","
+        if separator != ",":  # a semicolon-separated export: read it with its own separator
+            header = _header(location, kind, storage_options, separator)
+        lazy = _raw_scan(location, kind, storage_options, separator)
         names = lazy.collect_schema().names()
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise _read_error(location, exc) from exc
@@ -370,12 +392,7 @@ def load_table(
         filled = _collect(location, lazy.select((pl.col(c) != "").any() for c in empty_unnamed))
         drop = [c for c in empty_unnamed if not filled[c][0]]
         lazy, columns = lazy.drop(drop), [c for c in columns if c not in drop]
-    for name, option in ((target, "--target"), (id_column, "--id-column")):
-        if name not in columns:
-            raise CommandError(
-                f"{location}: no column {name!r} ({option}); "
-                f"the columns are: {_shown(columns)}{'...' if len(columns) > _MAX_SHOWN else ''}"
-            )
+    check_columns(location, columns, target, id_column)
     if target == id_column:
         raise CommandError("--target and --id-column must be different columns")
     unknown = [c for c in ignore if c not in columns]

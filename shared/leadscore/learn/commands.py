@@ -37,9 +37,16 @@ def register(subparsers: Any) -> None:
     )
     _history_options(calibrate)
     calibrate.add_argument(
-        "--target", metavar="COLUMN", help="CSV mode: 0/1 (or yes/no, true/false) outcome column"
+        "--target",
+        metavar="COLUMN",
+        help="CSV mode (required there; no default): the 0/1 (or yes/no, true/false) outcome column, "
+        "e.g. Converted",
     )
-    calibrate.add_argument("--id-column", metavar="COLUMN", help="CSV mode: column with a unique lead id")
+    calibrate.add_argument(
+        "--id-column",
+        metavar="COLUMN",
+        help="CSV mode (required there; no default): the column with a unique lead id, e.g. 'Lead Number'",
+    )
     calibrate.add_argument(
         "--ignore-column",
         action="append",
@@ -117,8 +124,16 @@ def register(subparsers: Any) -> None:
         help="CSV mode: one row per lead; also .jsonl/.ndjson(.gz), .parquet or a DynamoDB export, local or s3://",
     )
     _history_options(backtest)
-    backtest.add_argument("--target", metavar="COLUMN", help="CSV mode: the outcome column")
-    backtest.add_argument("--id-column", metavar="COLUMN", help="CSV mode: the lead id column")
+    backtest.add_argument(
+        "--target",
+        metavar="COLUMN",
+        help="CSV mode (required there; no default): the 0/1 (or yes/no, true/false) outcome column",
+    )
+    backtest.add_argument(
+        "--id-column",
+        metavar="COLUMN",
+        help="CSV mode (required there; no default): the column with a unique lead id",
+    )
     backtest.add_argument(
         "--mapping",
         metavar="MAPPING.yaml",

@@ -7,6 +7,7 @@ where it helps, an example line, before anything is computed or written.
 from __future__ import annotations
 
 import csv
+import difflib
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -84,6 +85,27 @@ def _shown(values: Iterable[object]) -> str:
     return ", ".join(items)
 
 
+def csv_separator(header: Sequence[str]) -> str:
+    """The separator of a CSV whose first line, read with commas, gave `header`: a semicolon when
+    that line is one field holding semicolons (a spreadsheet saved in a comma-decimal locale)."""
+    return ";" if len(header) == 1 and ";" in header[0] else ","
+
+
+def check_columns(location: object, columns: Sequence[str], target: str, id_column: str) -> None:
+    """--target and --id-column name columns of the file; if not, the error says which option and
+    suggests the column meant (another case, a close spelling)."""
+    for name, option in ((target, "--target"), (id_column, "--id-column")):
+        if name in columns:
+            continue
+        same_case = [c for c in columns if c.casefold() == name.casefold()]
+        close = same_case or difflib.get_close_matches(name, columns, n=1, cutoff=0.6)
+        hint = f"did you mean {option} {close[0]!r}? " if close else ""
+        raise CommandError(
+            f"{location}: no column {name!r} ({option}); {hint}"
+            f"the columns are: {_shown(columns)}{'...' if len(columns) > _MAX_SHOWN else ''}"
+        )
+
+
 MIN_PER_OUTCOME = 5  # enough for 5-fold cross-validation to see both outcomes in every fold
 
 
@@ -95,8 +117,10 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     if path.is_dir():
         raise CommandError(f"{path}: is a directory, not a CSV file")
     try:
+        separator = csv_separator(_header(path))
         frame = pd.read_csv(
             path,
+            sep=separator,
             dtype=str,
             keep_default_na=False,
             na_filter=False,
@@ -114,7 +138,7 @@ def read_csv(path: str | Path) -> pd.DataFrame:
         ) from exc
     except OSError as exc:
         raise CommandError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    header = _header(path)
+    header = _header(path, separator)
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:  # pandas would silently rename the second one "name.1"
         raise CommandError(f"{path}: repeated column names in the header: {_shown(repeated)}")
@@ -129,9 +153,9 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def _header(path: Path) -> list[str]:
+def _header(path: Path, separator: str = ",") -> list[str]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        return [name.strip() for name in next(csv.reader(handle), [])]
+        return [name.strip() for name in next(csv.reader(handle, delimiter=separator), [])]
 
 
 def parse_target(values: pd.Series, column: str, path: Path) -> np.ndarray:
@@ -173,12 +197,7 @@ def load_history(
     path = Path(path)
     frame = read_csv(path)
     columns = list(frame.columns)
-    for name, option in ((target, "--target"), (id_column, "--id-column")):
-        if name not in columns:
-            raise CommandError(
-                f"{path}: no column {name!r} ({option}); "
-                f"the columns are: {_shown(columns)}{'...' if len(columns) > _MAX_SHOWN else ''}"
-            )
+    check_columns(path, columns, target, id_column)
     if target == id_column:
         raise CommandError("--target and --id-column must be different columns")
     unknown = [c for c in ignore if c not in columns]

@@ -62,8 +62,17 @@ def register(subparsers: Any) -> None:
     fire = subparsers.add_parser(
         "local-fire", help="fire a function's schedule now on a running `leadscore local`"
     )
-    fire.add_argument("function", nargs="?", default="DecayScoresFunction", help="function logical id")
-    fire.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", help="the local stack's URL")
+    fire.add_argument(
+        "function",
+        nargs="?",
+        default="DecayScoresFunction",
+        help="logical id of a function with a schedule (default DecayScoresFunction)",
+    )
+    fire.add_argument(
+        "--url",
+        default=f"http://127.0.0.1:{DEFAULT_PORT}",
+        help=f"the local stack's URL (default http://127.0.0.1:{DEFAULT_PORT})",
+    )
     fire.add_argument("--at", default=None, help="event time (ISO 8601), the handler's 'now' (default: now)")
     fire.set_defaults(run=_local_fire)
 
@@ -73,7 +82,12 @@ def register(subparsers: Any) -> None:
         description="Reads the body from stdin (or --body) and prints one `name: value` header per line, "
         "for `curl -H @headers.txt --data-binary @body`. Test secrets come from --secrets.",
     )
-    sign.add_argument("provider", choices=sorted(signing.SIGNERS))
+    sign.add_argument(
+        "provider",
+        choices=sorted(signing.SIGNERS),
+        metavar="PROVIDER",
+        help=f"whose signature to make: {', '.join(sorted(signing.SIGNERS))}",
+    )
     sign.add_argument("--body", type=Path, default=None, help="body file (default: stdin)")
     sign.add_argument("--secrets", type=Path, default=None, help=f"secrets JSON (default {DEFAULT_SECRETS})")
     sign.add_argument(
@@ -104,9 +118,13 @@ def register(subparsers: Any) -> None:
         "demo", help="replay two months of leads through a local stack and show the results"
     )
     demo.add_argument("--leads", type=int, default=200, help="number of leads (default 200)")
-    demo.add_argument("--seed", type=int, default=7, help="scenario seed (same seed, same scenario)")
-    demo.add_argument("--days", type=int, default=60, help="length of the simulated period in days")
-    demo.add_argument("--top", type=int, default=15, help="rows of the ranked table")
+    demo.add_argument(
+        "--seed", type=int, default=7, help="scenario seed: same seed, same scenario (default 7)"
+    )
+    demo.add_argument(
+        "--days", type=int, default=60, help="length of the simulated period in days (default 60)"
+    )
+    demo.add_argument("--top", type=int, default=15, help="rows of the ranked table (default 15)")
     demo.add_argument("--verbose", action="store_true", help="print one line per function invocation")
     demo.set_defaults(run=_demo)
 

@@ -370,7 +370,9 @@ def _transition(lead: dict[str, Any]) -> str:
 def _notification_line(message: dict[str, Any]) -> str:
     score = message.get("score") or {}
     reasons = ", ".join(
-        r["label"].split(":")[0] for r in message.get("top_reasons", []) if ":" not in r["rule_id"]
+        f"{r['label'].split(':')[0]} {r['points']:+.1f}"
+        for r in message.get("top_reasons", [])
+        if ":" not in r["rule_id"]
     )
     return (
         f"    {message.get('occurred_at', '')[:10]}  "
@@ -398,6 +400,7 @@ def run_demo(options: DemoOptions) -> int:
             _topic_for(stack, "nurture"), "demo-nurture-tool", NURTURE_FILTER
         )
         sales_url, _ = stack.subscribe_queue(_topic_for(stack, "sales"), "demo-sales-alerts", SALES_FILTER)
+        audit_url = _subscribe_audit(stack)
         out(
             f"  sample subscribers: demo-nurture-tool {json.dumps(NURTURE_FILTER)}, "
             f"demo-sales-alerts {json.dumps(SALES_FILTER)}"
@@ -425,7 +428,7 @@ def run_demo(options: DemoOptions) -> int:
         replay_seconds = time.perf_counter() - replay_began
         status, _ = replayer.client.request("GET", "/v1/leads?stage=SQL")
         replayer.check_refusal("unsigned_lead_api", status, None)
-        _report(stack, replayer, tally, nurture_url, sales_url, options)
+        _report(stack, replayer, tally, nurture_url, sales_url, options, audit_url)
         replayer.client.close()
     total = time.perf_counter() - began
     out(f"\nReplay took {replay_seconds:.1f} s; the whole demo {total:.1f} s.")
@@ -456,6 +459,7 @@ def _report(
     nurture_url: str,
     sales_url: str,
     options: DemoOptions,
+    audit_url: str,
 ) -> None:
     out, client = options.out, replayer.client
     assert stack.runner is not None
@@ -504,6 +508,7 @@ def _report(
             out(_notification_line(message))
         if not messages:
             tally.fail(f"the {name} subscriber received no notification")
+    _reconcile(stack, catalog, client, tally, out, audit_url, everyone)
     dead = {
         q: _queue_depth(stack, q)
         for q, spec in queue_specs(stack.transformed).items()
@@ -527,6 +532,51 @@ def _report(
     for queue, depth in dead.items():
         if depth:
             tally.fail(f"{depth} message(s) in the dead-letter queue {queue}")
+
+
+def _subscribe_audit(stack: LocalStack) -> str:
+    """One queue on both topics, every stage change (no stage filter): what the counts reconcile with."""
+    url, arn = stack.subscribe_queue(_topic_for(stack, "nurture"), "demo-audit", {"schema": STAGE_CHANGES})
+    assert stack.session is not None
+    stack.session.client("sns").subscribe(
+        TopicArn=stack.physical.topics[_topic_for(stack, "sales")],
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "true", "FilterPolicy": json.dumps({"schema": STAGE_CHANGES})},
+    )
+    return url
+
+
+def _reconcile(
+    stack: LocalStack,
+    catalog: Catalog,
+    client: Client,
+    tally: Tally,
+    out: Callable[[str], None],
+    audit_url: str,
+    primary_leads: list[dict[str, Any]],
+) -> None:
+    """Each model's stage counts from its announced stage changes: promotions, demotions, and the
+    leads that moved more than once (a mismatch fails the demo)."""
+    from leadscore.local.reconcile import reconcile
+
+    messages = [json.loads(m["Body"]) for m in stack.drain(audit_url)]
+    out("\nStage counts from the stage changes announced (every message of both topics, no filter):")
+    for entry in catalog.models:
+        if entry.id == catalog.primary.id:
+            leads = primary_leads
+        else:
+            leads = [
+                lead
+                for stage in entry.model.stages
+                for lead in ranked_leads(client, stage.name, 25, tally, model=entry.id)
+            ]
+        mine = [m for m in messages if m.get("model", catalog.primary.id) == entry.id]
+        result = reconcile(entry.id, entry.model, mine, leads)
+        for line in result.lines:
+            out(line)
+        for problem in result.problems:
+            tally.fail(f"stage counts do not follow from the notifications: {problem}")
 
 
 def _catalog(stack: LocalStack) -> Catalog:

@@ -343,10 +343,11 @@ class Runner:
 
     # ------------------------------------------------------------------ HTTP API
     def routes(self) -> list[tuple[HttpRoute, str]]:
-        """Routes in the order an HTTP API matches them: the most specific first, so a provider's own
-        route (`/v1/forms/typeform`) wins over the `{provider}` catch-all, as it does in AWS."""
+        """Routes in the order an HTTP API matches them: the most specific path first, so a provider's
+        own route (`/v1/forms/typeform`) wins over the `{provider}` catch-all, and on one path a
+        route with the request's method before `ANY` (which serves only the methods left over)."""
         found = [(e, fid) for fid, s in self.specs.items() for e in s.events if isinstance(e, HttpRoute)]
-        return sorted(found, key=lambda route: route[0].path.count("{"))
+        return sorted(found, key=lambda route: (route[0].path.count("{"), route[0].method == "ANY"))
 
     def handle_http(
         self,

@@ -480,6 +480,17 @@ class ScoringModel(_Strict):
     reference: Reference = Field(default_factory=Reference)
     metadata: dict[str, object] = Field(default_factory=dict)
 
+    @field_validator("version", mode="before")
+    @classmethod
+    def _whole_number_version(cls, value: object) -> object:
+        """`version: 1` in YAML is a number: a whole number is the version "1". A decimal is
+        refused rather than guessed (YAML reads 1.10 as 1.1)."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, float):
+            raise ValueError(f'version {value!r} is read as a number: quote it (version: "{value}")')
+        return value
+
     @field_validator("epoch")
     @classmethod
     def _utc_epoch(cls, value: datetime) -> datetime:

@@ -508,6 +508,56 @@ def test_lead_api_without_sigv4_is_forbidden(api: Client) -> None:
     assert status == 403
 
 
+# ------------------------------------------------------------------------------ wrong methods
+def _exchange(local_stack: LocalStack, method: str, path: str, sign: bool = False) -> tuple[int, str, dict]:
+    """(status, Allow header, JSON body) of one request, signed with SigV4 when `sign`."""
+    import http.client
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    headers: dict[str, str] = {}
+    if sign:
+        request = AWSRequest(method=method, url=f"{local_stack.url}{path}")
+        SigV4Auth(Credentials("testing", "testing"), "execute-api", "us-east-1").add_auth(request)
+        headers = dict(request.headers.items())
+    parts = urlsplit(local_stack.url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+    try:
+        connection.request(method, path, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.getheader("Allow", ""), json.loads(response.read() or b"null")
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "sign", "allow"),
+    [
+        ("GET", "/v1/forms/generic", False, "POST"),
+        ("PUT", "/v1/forms/somebody-else", False, "POST"),
+        ("DELETE", "/v1/email-events/mailchimp", False, "GET, POST"),
+        ("POST", "/v1/leads/ld_000000000000000000000000", True, "DELETE, GET"),
+        ("POST", "/v1/accounts", True, "GET"),
+    ],
+)
+def test_a_method_a_path_does_not_serve_gets_405_with_allow(
+    local_stack: LocalStack, method: str, path: str, sign: bool, allow: str
+) -> None:
+    status, allowed, answer = _exchange(local_stack, method, path, sign)
+
+    assert (status, allowed) == (405, allow), answer
+    assert answer["error"] == "method_not_allowed" and allow in answer["message"]
+
+
+def test_the_lead_api_asks_for_a_signature_before_it_says_which_methods_it_serves(
+    local_stack: LocalStack,
+) -> None:
+    assert _exchange(local_stack, "POST", "/v1/leads/ld_000000000000000000000000")[0] == 403
+    assert _exchange(local_stack, "GET", "/v1/nowhere")[0] == 404  # no path: still not found
+
+
 # ------------------------------------------------------------------------------------ schedules
 def test_a_schedule_fires_now_on_request(api: Client) -> None:
     status, answer = api.request("POST", "/_local/schedules/DecayScoresFunction")

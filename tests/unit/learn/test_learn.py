@@ -219,3 +219,59 @@ def test_a_bad_mapping_file_names_the_problem(text: str, message: str) -> None:
     assert parse_mapping("", "mapping.yaml").columns == {}  # an empty file maps nothing
     with pytest.raises(CommandError, match=message):
         parse_mapping(text, "mapping.yaml")
+
+
+@pytest.mark.parametrize("given", ["converted", "CONVERTED", "Convertd"])
+def test_a_target_in_the_wrong_case_or_misspelled_suggests_the_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    # Given a history whose outcome column is Converted
+    history = _write(tmp_path / "h.csv", _rows(50))
+    # When backtest and calibrate are told --target with another case or a typo
+    backtest = ["backtest", "bundled:default", str(history), "--target", given, "--id-column", "lead_id"]
+    assert main(backtest) == 2
+    backtest_error = capsys.readouterr().err
+    assert main(["calibrate", str(history), "--target", given, "--id-column", "lead_id", "--out", "m"]) == 2
+    # Then both say which column was meant
+    for error in (backtest_error, capsys.readouterr().err):
+        assert f"no column {given!r} (--target); did you mean --target 'Converted'?" in error
+
+
+def test_the_catalog_reader_suggests_the_column_too(tmp_path: Path) -> None:
+    from leadscore.cli import CommandError
+    from leadscore.learn.dataset import load_history
+
+    history = _write(tmp_path / "h.csv", _rows(50))
+    with pytest.raises(CommandError, match=r"did you mean --id-column 'lead_id'\?"):
+        load_history(history, "Converted", "Lead_ID")
+
+
+def test_a_semicolon_separated_csv_is_read_like_a_comma_separated_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the same leads saved with commas and, as a comma-decimal spreadsheet saves them, semicolons
+    rows = _rows(300)
+    commas = _write(tmp_path / "commas.csv", rows)
+    semicolons = tmp_path / "semicolons.csv"
+    with semicolons.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, delimiter=";").writerows([HEADER, *rows])
+    # When both are backtested
+    figures = []
+    for path in (commas, semicolons):
+        argv = ["backtest", "bundled:default", str(path), "--target", "Converted", "--id-column", "lead_id"]
+        assert main([*argv, "--json"]) == 0
+        figures.append(json.loads(capsys.readouterr().out))
+    # Then the figures are the same: every column was read
+    assert figures[1]["leads"] == 300
+    assert figures[1] == figures[0]
+
+
+def test_the_catalog_reader_reads_a_semicolon_separated_csv(tmp_path: Path) -> None:
+    from leadscore.learn.dataset import load_history
+
+    path = tmp_path / "semicolons.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, delimiter=";").writerows([HEADER, *_rows(50)])
+    history = load_history(path, "Converted", "lead_id")
+    assert list(history.frame.columns)[:2] == ["lead_id", "Source"]
+    assert len(history.ids) == 50

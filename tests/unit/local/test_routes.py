@@ -67,3 +67,31 @@ def test_a_request_takes_the_most_specific_route(
     (event,) = seen
     assert event["routeKey"] == route_key
     assert event["rawPath"] == path
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "route_key"),
+    [
+        ("POST", "/v1/forms/typeform", "POST /v1/forms/typeform"),
+        ("GET", "/v1/forms/typeform", "ANY /v1/forms/typeform"),
+        ("PUT", "/v1/forms/nobody-knows", "ANY /v1/forms/{provider}"),
+        ("POST", "/v1/forms/nobody-knows", "POST /v1/forms/{provider}"),
+        ("GET", "/v1/email-events/mailchimp", "GET /v1/email-events/mailchimp"),
+        ("DELETE", "/v1/email-events/mailchimp", "ANY /v1/email-events/mailchimp"),
+        ("DELETE", "/v1/leads/ld_1", "DELETE /v1/leads/{lead_id}"),
+        ("POST", "/v1/leads/ld_1", "ANY /v1/leads/{lead_id}"),
+    ],
+)
+@pytest.mark.parametrize("order", ["template", "reversed"])
+def test_a_route_with_the_request_method_wins_over_any_on_the_same_path(
+    transformed_template: dict[str, Any], method: str, path: str, route_key: str, order: str
+) -> None:
+    # Given the local runner, with the functions (and so their routes) in either order
+    runner, seen = _runner(transformed_template)
+    if order == "reversed":
+        runner.specs = dict(reversed(runner.specs.items()))
+    # When a request arrives (signed, for the lead API's IAM routes)
+    runner.handle_http(method, path, {"authorization": "AWS4-HMAC-SHA256 Credential=x"}, b"{}")
+    # Then it takes the route API Gateway would: its own method's, else the path's ANY
+    (event,) = seen
+    assert event["routeKey"] == route_key

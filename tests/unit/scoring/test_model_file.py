@@ -119,3 +119,15 @@ def test_unreadable_and_non_mapping_files_are_refused(tmp_path) -> None:
 def test_a_bad_model_document_names_the_file_and_the_problem(text: str, message: str) -> None:
     with pytest.raises(ModelError, match=message.replace("[", r"\[")):
         parse_model(text, "empty.yaml")
+
+
+def test_a_numeric_version_in_yaml_is_the_version_as_text() -> None:
+    text = yaml.safe_dump({**MINIMAL, "version": 1})
+    assert "version: 1\n" in text  # a number, as people write it
+    assert parse_model(text, "m.yaml").version == "1"
+
+
+def test_a_decimal_version_is_refused_with_the_quoting_that_keeps_it() -> None:
+    # YAML reads 1.10 as 1.1: guessing would publish the wrong version
+    with pytest.raises(ModelError, match=r'quote it \(version: "1.1"\)'):
+        parse_model(yaml.safe_dump({**MINIMAL, "version": 1.1}), "m.yaml")
