@@ -36,7 +36,7 @@ from typing import Any, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, ConfigDict, Field, ValidationError, field_validator
 
 from leadscore import clock, lifecycle
 from leadscore.config import Settings
@@ -49,6 +49,7 @@ from leadscore.pipeline import services
 from leadscore.repository import Evaluation, LeadProfile, event_from_item, parse_iso, profile_from_item
 from leadscore.repository.codec import day_number, iso
 from leadscore.repository.profiles import ATTRIBUTE_PREFIX, SLOT_SEPARATOR
+from leadscore.schema import Model
 from leadscore.score_history import (
     MAX_POINTS,
     HistoryPoint,
@@ -75,7 +76,7 @@ STEPS = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "1d": timedelta(day
 _DYNAMODB_SUMS = Context(prec=38)
 
 
-class HistoryQuery(BaseModel):
+class HistoryQuery(Model):
     """Query string of GET /v1/leads/{lead_id}/history."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)

@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 
 import boto3
 from botocore.exceptions import ClientError
-from pydantic import Field, RootModel
+from pydantic import ConfigDict, Field, RootModel
 
 from leadscore import clock, lifecycle
 from leadscore.config import Settings
@@ -74,6 +74,8 @@ class JobCommand(Model):
 
 class RescoreCommand(RootModel[Annotated[StartRescore | JobCommand, Field(discriminator="action")]]):
     """A direct invocation of the rescore function."""
+
+    model_config = ConfigDict(defer_build=True)  # as `Model`: built on first use
 
 
 class WorkItem(Model):
