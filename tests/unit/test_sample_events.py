@@ -48,6 +48,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "lead_api_list_accounts.json": APIGatewayProxyEventV2Model,
     "rescore_work_item_sqs.json": SqsModel,
     "rescore_start_dry_run.json": RescoreCommand,
+    "chat_alerts_sales_topic.json": SnsModel,
 }
 
 

@@ -45,6 +45,7 @@ FUNCTIONS = {
     "DecayScoresFunction": "functions/decay_scores",
     "LeadApiFunction": "functions/lead_api",
     "RescoreFunction": "functions/rescore",
+    "ChatAlertsFunction": "functions/chat_alerts",  # only with ChatAlerts slack|teams
 }
 TABLES = ("EventLedgerTable", "LeadProfilesTable", "IdempotencyTable", "RescoreJobsTable")
 COMMON_ENV = {
@@ -92,6 +93,7 @@ POLICY_SCOPE = {
         "NurtureTopic",
         "SalesTopic",
         "EvaluateThresholdsDLQ",
+        "EventLedgerTable",  # an announced lead's recent events, for the alert
         *MODEL,
     },
     "EvaluateAccountsFunction": {
@@ -109,6 +111,7 @@ POLICY_SCOPE = {
         "IdempotencyTable",
         "NurtureTopic",
         "SalesTopic",
+        "EventLedgerTable",  # an announced lead's recent events, for the alert
         *MODEL,
     },
     "LeadApiFunction": {
@@ -130,6 +133,13 @@ POLICY_SCOPE = {
         "RescoreJobsTable",
         "RescoreQueue",
         *MODEL,
+    },
+    "ChatAlertsFunction": {
+        "ChatWebhookSecret",  # or the operator's ChatWebhookSecretArn
+        "ChatWebhookSecretArn",
+        "EventLedgerTable",
+        "IdempotencyTable",
+        "ChatAlertsDLQ",  # its on-failure destination
     },
 }
 # The exact DynamoDB access of each function: (action, table or "table/index/name").
@@ -172,6 +182,7 @@ DYNAMODB_ACCESS = {
     "EvaluateThresholdsFunction": {
         ("dynamodb:UpdateItem", "LeadProfilesTable"),
         ("dynamodb:UpdateItem", "AccountsTable"),  # member summaries: conditional, no read
+        ("dynamodb:Query", "EventLedgerTable/index/by_time"),  # the alert's recent events
         *RANKS,
         *IDEMPOTENCY,
     },
@@ -185,6 +196,7 @@ DYNAMODB_ACCESS = {
         ("dynamodb:Query", "AccountsTable/index/review_due"),
         ("dynamodb:BatchGetItem", "AccountsTable"),
         ("dynamodb:UpdateItem", "AccountsTable"),
+        ("dynamodb:Query", "EventLedgerTable/index/by_time"),  # the alert's recent events
         *IDEMPOTENCY,
     },
     "LeadApiFunction": {
@@ -224,6 +236,7 @@ DYNAMODB_ACCESS = {
         ("dynamodb:UpdateItem", "RescoreJobsTable"),
         ("dynamodb:Query", "RescoreJobsTable"),
     },
+    "ChatAlertsFunction": {("dynamodb:Query", "EventLedgerTable/index/by_time"), *IDEMPOTENCY},
 }
 # Webhook routes: one per provider that exists, each with its own throttling bucket, and the
 # `{provider}` catch-alls (unknown providers get the product's 404) with a smaller one.
@@ -244,6 +257,7 @@ DEAD_LETTER_QUEUES = {
     "EvaluateAccountsDLQ",
     "DecayScoresDLQ",
     "RescoreDLQ",
+    "ChatAlertsDLQ",
 }
 
 
@@ -407,6 +421,9 @@ def test_parameters_have_the_documented_defaults(sam_template: dict[str, Any]) -
         "SesLambdaTopicArn": "",
         "LeadIdScheme": "keyed",
         "RescoreMaxConcurrency": 50,
+        "ConsoleUrl": "",
+        "ChatAlerts": "none",
+        "ChatWebhookSecretArn": "",
     }
 
 
@@ -785,7 +802,7 @@ def _dead_letter_queues(template: dict[str, Any]) -> list[str]:
 def test_every_dead_letter_queue_is_an_output_for_leadscore_replay(sam_template: dict[str, Any]) -> None:
     queues = _dead_letter_queues(sam_template)
 
-    assert len(queues) == 6
+    assert len(queues) == 7
     for name in queues:
         assert sam_template["Outputs"][f"{name}Url"]["Value"] == {"Ref": name}
 
@@ -809,6 +826,7 @@ def test_outputs_expose_what_operators_and_subscribers_need(sam_template: dict[s
         "SesEventsQueueUrl",
         "LeadKeySecretArn",
         "LeadIdScheme",
+        "ChatWebhookSecretArn",
         *(f"{name}Url" for name in _dead_letter_queues(sam_template)),
     }
     assert sam_template["Outputs"]["WebAclArn"]["Condition"] == "CreateWaf"
@@ -1008,6 +1026,9 @@ def test_every_dead_letter_queue_and_on_failure_destination_has_an_alarm(
                 targets.add(event.on_failure)
             if isinstance(event, ScheduleSource):
                 targets.add(event.dead_letter_queue)
+    for config in resources_of_type(transformed_template, "AWS::Lambda::EventInvokeConfig").values():
+        destination = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+        targets.add(destination["Fn::GetAtt"][0])  # asynchronous invocations' on-failure queue
     assert targets == DEAD_LETTER_QUEUES
     # Then each has an alarm on its visible messages
     assert _alarmed(transformed_template, "AWS/SQS", "ApproximateNumberOfMessagesVisible") == targets
