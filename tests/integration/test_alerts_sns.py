@@ -149,6 +149,22 @@ def test_a_catalog_deployment_keeps_contract_v2_for_machines(stack: Stack) -> No
         jsonschema.validate(json.loads(body), json.loads(Path(SCHEMA_V2_PATH).read_text()))
 
 
+def test_an_unreadable_ledger_costs_the_alert_its_events_never_the_announcement(stack: Stack) -> None:
+    # Given: the announcing function cannot read the ledger (a missing table stands for any
+    # refused or throttled read)
+    raw = _queue(stack, raw=True)
+    stack.runner.environments["EvaluateThresholdsFunction"]["LEDGER_TABLE"] = "no-such-table"
+
+    _promote_to_sql(stack, "mulder@globex.example")
+
+    # Then: the contract is published all the same; the email just has no recent activity
+    bodies = [m["Body"] for m in stack.session.client("sqs").receive_message(QueueUrl=raw)["Messages"]]
+    assert [StageChanged.model_validate_json(b).to_stage for b in bodies] == ["SQL"]
+    ((structure, _),) = _published(stack.physical.topics["SalesTopic"])
+    email = json.loads(structure)["email"]
+    assert email.startswith("Dana Scully is now SQL") and "Recent activity" not in email
+
+
 @pytest.fixture
 def sales_topic(aws_env: None) -> Iterator[Any]:
     with mock_aws(), emulator.atomic_requests():

@@ -1121,3 +1121,87 @@ def test_rescore_workers_are_bounded_by_one_parameter_the_job_also_reads(
     assert variables["RESCORE_MAX_CONCURRENCY"] == {"Ref": "RescoreMaxConcurrency"}
     parameter = transformed_template["Parameters"]["RescoreMaxConcurrency"]
     assert (parameter["MinValue"], parameter["MaxValue"]) == (2, 1000)  # what Lambda accepts
+
+
+# ------------------------------------------------------------------------------------ chat alerts
+CHAT_RESOURCES = (
+    "ChatAlertsFunction",
+    "ChatAlertsFunctionRole",
+    "ChatAlertsFunctionSalesTopic",  # the SNS subscription SAM generates
+    "ChatAlertsFunctionSalesTopicPermission",
+    "ChatAlertsFunctionEventInvokeConfig",
+    "ChatAlertsDLQ",
+    "ChatAlertsDLQAlarm",
+    "ChatAlertsFunctionErrorsAlarm",
+    "ChatAlertsLogs",
+)
+
+
+def test_chat_alerts_exist_only_when_a_chat_tool_is_chosen(transformed_template: dict[str, Any]) -> None:
+    resources = transformed_template["Resources"]
+    assert {resources[name].get("Condition") for name in CHAT_RESOURCES} == {"ChatAlertsOn"}
+    assert resources["ChatWebhookSecret"]["Condition"] == "CreateChatWebhookSecret"
+    conditions = transformed_template["Conditions"]
+    assert conditions["ChatAlertsOn"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ChatAlerts"}, "none"]}]}
+    assert {"Fn::Equals": [{"Ref": "ChatWebhookSecretArn"}, ""]} in conditions["CreateChatWebhookSecret"][
+        "Fn::And"
+    ]
+    assert transformed_template["Parameters"]["ChatAlerts"]["AllowedValues"] == ["none", "slack", "teams"]
+
+
+def test_chat_alerts_hear_only_stage_changes_of_the_sales_topic_and_dead_letter_failures(
+    transformed_template: dict[str, Any],
+) -> None:
+    (subscription,) = [
+        s for s in subscription_specs(transformed_template).values() if s.endpoint == "ChatAlertsFunction"
+    ]
+    assert (subscription.topic, subscription.protocol) == ("SalesTopic", "lambda")
+    assert subscription.filter_policy == {"schema": ["leadscore.stage_changed"]}
+    invoke = _props(transformed_template, "ChatAlertsFunctionEventInvokeConfig")
+    assert invoke["MaximumRetryAttempts"] == 2
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["ChatAlertsDLQ", "Arn"]}
+    assert ("sqs:SendMessage", "ChatAlertsDLQ") in _grants(transformed_template, "ChatAlertsFunction", "sqs")
+    variables = _props(transformed_template, "ChatAlertsFunction")["Environment"]["Variables"]
+    secret = {
+        "Fn::If": ["CreateChatWebhookSecret", {"Ref": "ChatWebhookSecret"}, {"Ref": "ChatWebhookSecretArn"}]
+    }
+    assert variables["CHAT_WEBHOOK_SECRET"] == secret
+    assert "CHAT_WEBHOOK_ALLOW_LOOPBACK" not in variables  # plain http is for tests only
+
+
+@pytest.mark.parametrize(
+    "logical_id", ["EvaluateThresholdsFunction", "DecayScoresFunction", "ChatAlertsFunction"]
+)
+def test_every_function_that_words_alerts_knows_the_console_address(
+    transformed_template: dict[str, Any], logical_id: str
+) -> None:
+    variables = _props(transformed_template, logical_id)["Environment"]["Variables"]
+    assert variables["CONSOLE_URL"] == {"Ref": "ConsoleUrl"}
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("", True),
+        ("http://127.0.0.1:8421", True),
+        ("https://console.example.com/leadscore/", True),
+        ("javascript:alert(1)", False),
+        ("https://console.example.com/?next=evil", False),
+        ("https://a b", False),
+        ("https://x.example/<script>", False),
+    ],
+)
+def test_console_url_parameter_allows_exactly_what_the_functions_accept(
+    sam_template: dict[str, Any], value: str, valid: bool
+) -> None:
+    from pydantic import ValidationError
+
+    from leadscore.config import Settings
+
+    pattern = sam_template["Parameters"]["ConsoleUrl"]["AllowedPattern"]
+    try:
+        Settings.model_validate({"LEDGER_TABLE": "l", "PROFILES_TABLE": "p", "CONSOLE_URL": value})
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert (re.fullmatch(pattern, value) is not None, accepted) == (valid, valid)
