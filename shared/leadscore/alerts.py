@@ -210,7 +210,7 @@ def reasons_heading(alert: Alert) -> str:
 
 
 def reason_line(reason: AlertReason) -> str:
-    return f"{_points(reason.points)}  {reason.label}"
+    return f"{_points(reason.points):>6}  {reason.label}"
 
 
 def event_time(event: AlertEvent) -> str:
@@ -263,7 +263,7 @@ def sms_text(alert: Alert) -> str:
     """One line of at most 160 characters: stage, who, score, the top reason, the link."""
     stage = alert.to_stage if alert.direction == "promotion" else f"left {alert.from_stage}"
     score = f"score {_number(alert.score)} ({alert.grade})"
-    top = f"top: {alert.reasons[0].label} {_points(alert.reasons[0].points)}" if alert.reasons else ""
+    top = f"Top reason: {alert.reasons[0].label} {_points(alert.reasons[0].points)}" if alert.reasons else ""
     link = alert.link or ""
     who = ", ".join(p for p in (alert.name, alert.company) if p)
     # what must stay (stage, score, link) first; the name and the reason share what is left

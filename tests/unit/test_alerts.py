@@ -108,7 +108,7 @@ def test_email_alert_says_who_what_why_what_they_did_and_links_to_the_console() 
     ]
     assert "Score 72.4, grade A, 31% likely to convert" in body
     assert "Why: its score crossed the SQL threshold." in body
-    assert "  +25.0  Requested a demo\n  +15.0  Visited the pricing page\n" in body
+    assert "   +25.0  Requested a demo\n   +15.0  Visited the pricing page\n" in body
     assert "  2026-11-30 06:58 UTC  demo requested  https://acme.example/demo\n" in body
     assert "  2026-11-28 09:00 UTC  email opened\n" in body
     assert "Open the lead: http://127.0.0.1:8421/leads/lead0123abcd\n" in body
@@ -189,7 +189,7 @@ def test_short_sms_keeps_stage_name_score_top_reason_and_link() -> None:
     text = alerts.sms_text(_alert())
 
     assert text == (
-        "SQL: Jane Doe, Acme Corp, score 72.4 (A). top: Requested a demo +25.0 "
+        "SQL: Jane Doe, Acme Corp, score 72.4 (A). Top reason: Requested a demo +25.0 "
         "http://127.0.0.1:8421/leads/lead0123abcd"
     )
 

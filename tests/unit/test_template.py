@@ -827,6 +827,7 @@ def test_outputs_expose_what_operators_and_subscribers_need(sam_template: dict[s
         "LeadKeySecretArn",
         "LeadIdScheme",
         "ChatWebhookSecretArn",
+        "ChatAlertsFunctionName",
         *(f"{name}Url" for name in _dead_letter_queues(sam_template)),
     }
     assert sam_template["Outputs"]["WebAclArn"]["Condition"] == "CreateWaf"
