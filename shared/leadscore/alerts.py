@@ -330,14 +330,20 @@ def slack_payload(alert: Alert) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------- teams
-_TEAMS_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>])")
+_TEAMS_SPECIAL = re.compile(r"([\\`*_\[\]~])")
+_TEAMS_LINE_START = re.compile(r"^(\s*)([-+#>]|\d+\.)(?=\s)")
+_TEAMS_ANGLES = str.maketrans({"<": "\u2039", ">": "\u203a"})
 
 
 def teams_escape(text: str) -> str:
-    """Teams markdown: every markdown character backslash-escaped (no links, emphasis or lists
-    made of a name), `<` and `>` as entities (no `<at>` mentions or HTML)."""
-    escaped = _TEAMS_SPECIAL.sub(r"\\\1", text)
-    return escaped.replace("\\<", "&lt;").replace("\\>", "&gt;")
+    """Teams markdown: the characters that make emphasis, code or links backslash-escaped (a name
+    cannot become `[a link](…)`), a list or heading marker at the start escaped, and `<` `>` shown
+    as the look-alike angle quotes U+2039 and U+203A (no `<at>` mention tags or HTML from a name)."""
+    escaped = _TEAMS_SPECIAL.sub(r"\\\1", text.translate(_TEAMS_ANGLES))
+    # "- x", "# x", "> x": escape the marker; "1. x": escape the dot
+    return _TEAMS_LINE_START.sub(
+        lambda m: m[1] + (m[2][:-1] + "\\." if m[2][-1] == "." else "\\" + m[2]), escaped
+    )
 
 
 def _teams_block(text: str, **extra: Any) -> dict[str, Any]:

@@ -171,7 +171,7 @@ def test_teams_gets_an_adaptive_card(
     (request,) = webhook.requests
     (attachment,) = request["json"]["attachments"]
     assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
-    assert attachment["content"]["body"][0]["text"] == r"Dana Scully is now SQL \(was MQL\)"
+    assert attachment["content"]["body"][0]["text"] == "Dana Scully is now SQL (was MQL)"
 
 
 def test_a_429_is_retried_after_its_retry_after(

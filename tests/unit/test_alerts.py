@@ -94,7 +94,7 @@ def _slack_texts(payload: dict[str, Any]) -> str:
 def _teams_texts(payload: dict[str, Any]) -> str:
     card = payload["attachments"][0]["content"]
     text = "\n".join(block["text"] for block in card["body"])
-    return re.sub(r"\\(.)", r"\1", text).replace("&lt;", "<").replace("&gt;", ">")
+    return re.sub(r"\\(.)", r"\1", text).replace("\u2039", "<").replace("\u203a", ">")
 
 
 def test_email_alert_says_who_what_why_what_they_did_and_links_to_the_console() -> None:
@@ -253,8 +253,10 @@ def test_teams_payload_escapes_markdown_so_names_make_no_links_or_mentions() -> 
 
     assert not any(re.search(r"(?<!\\)\[x(?<!\\)\]\(", t) for t in texts)
     assert not any("<at>" in t or "**b**" in t for t in texts)
-    assert r"\[x\]\(https://evil\.example\)" in texts[0]
-    assert "&lt;at&gt;Bob&lt;/at&gt;" in texts[0]
+    assert texts[0].startswith(
+        "\\[x\\](https://evil.example) \\*\\*b\\*\\* \u2039at\u203aBob\u2039/at\u203a is now SQL"
+    )
+    assert alerts.teams_escape("1. first") == r"1\. first" and alerts.teams_escape("- item") == r"\- item"
     actions = payload["attachments"][0]["content"]["actions"]
     assert [a["url"] for a in actions] == [f"{CONSOLE}/leads/lead0123abcd"]
 
