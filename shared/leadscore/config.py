@@ -6,11 +6,12 @@ the cache is keyed by the values, not taken once)."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from leadscore.errors import LeadScoreError, describe_validation
 from leadscore.schema import Model
@@ -18,6 +19,18 @@ from leadscore.schema import Model
 
 class ConfigurationError(LeadScoreError):
     code = "configuration_error"
+
+
+_CONSOLE_URL = re.compile(r"https?://[^\s/?#<>\"'|]+(/[^\s?#<>\"'|]*)?")
+
+
+def checked_console_url(value: str | None) -> str | None:
+    """The console address alerts link to, without a trailing slash; None when empty."""
+    if not value:
+        return None
+    if not _CONSOLE_URL.fullmatch(value):
+        raise ValueError("CONSOLE_URL must be an http(s) URL without query or fragment")
+    return value.rstrip("/")
 
 
 class Settings(Model):
@@ -53,6 +66,10 @@ class Settings(Model):
     signature_tolerance_seconds: int = Field(default=300, ge=1, alias="SIGNATURE_TOLERANCE_SECONDS")
     review_shards: int = Field(default=8, ge=1, le=256, alias="REVIEW_SHARDS")
     review_horizon_hours: float = Field(default=24.0, gt=0, alias="REVIEW_HORIZON_HOURS")
+    # The lead console's address: alerts link to `{console_url}/leads/{lead_id}` (empty: no link).
+    console_url: str | None = Field(default=None, max_length=200, alias="CONSOLE_URL")
+
+    _console_url = field_validator("console_url")(checked_console_url)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

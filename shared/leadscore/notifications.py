@@ -24,11 +24,13 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ConfigDict, Field
 
 from leadscore.config import Settings
 from leadscore.lifecycle import announcement_topic
 from leadscore.repository import LeadProfile
+from leadscore.repository.ledger import EventLedger
 from leadscore.repository.profiles import OutcomeMark, Transition
 from leadscore.schema import Model
 from leadscore.scoring import engine
@@ -45,6 +47,8 @@ OUTCOME_SCHEMA_PATH = Path(__file__).parent / "contracts" / "lead_outcome.v1.sch
 OUTCOME_KEY_PREFIX = "leadscore.lead_outcome"
 IDEMPOTENCY_SECONDS = 7 * 86_400
 TOP_REASONS = 5
+ALERT_EVENTS = 5  # the newest events an alert shows
+ALERT_PARTITIONS = 4  # ledger partitions read per alert: the lead's and up to 3 folded into it
 PUBLIC_ATTRIBUTES = ("first_name", "last_name", "job_title", "company", "company_size", "industry", "country")
 
 
@@ -259,9 +263,16 @@ def _once(
 class Notifier:
     """Publishes stage changes, once per transition."""
 
-    def __init__(self, settings: Settings, sns: Any | None = None, persistence: Any | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sns: Any | None = None,
+        persistence: Any | None = None,
+        ledger: EventLedger | None = None,
+    ) -> None:
         self._settings = settings
         self._sns = sns or boto3.client("sns")
+        self._ledger = ledger
         if persistence is None and settings.idempotency_table:
             persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
         # One idempotency record per transition, and per outcome event under its own prefix.
@@ -329,22 +340,61 @@ class Notifier:
             "transition_id": message.transition_id,
             "topic_arn": self._settings.topic_arn(topic),
             "body": message.model_dump_json(by_alias=True),
+            # the ledger partitions whose newest events the alert shows (an address folded in keeps its own)
+            "lead_ids": [profile.lead_id, *sorted(profile.merged)[: ALERT_PARTITIONS - 1]],
         }
         result = self._publish_once(envelope=envelope)
         return str(result["message_id"])
 
     def _publish(self, envelope: dict[str, Any]) -> dict[str, str]:
+        """One stage change, with a body per protocol (`alerts.sns_message`): the JSON contract for
+        machines, the readable alert for email and SMS. The lead's recent events are read here, once
+        per transition (one ledger Query per partition), never on the scoring path."""
+        from leadscore import alerts
+
         body = json.loads(envelope["body"])
         schema = StageChangedV2 if body.get("version") == 2 else StageChanged
-        attributes = message_attributes(schema.model_validate(body))
-        return self._send(envelope, attributes, "stage change published", "transition_id")
+        message = schema.model_validate(body)
+        recent = self._recent_events(envelope.get("lead_ids") or [message.lead_id])
+        alert = alerts.build_alert(message, recent, self._settings.console_url)
+        return self._send(
+            envelope,
+            message_attributes(message),
+            "stage change published",
+            "transition_id",
+            structured=(alerts.sns_message(envelope["body"], alert), alerts.email_subject(alert)),
+        )
+
+    def _recent_events(self, lead_ids: list[str]) -> list[dict[str, Any]]:
+        """The newest events of the lead's partitions, newest first; none when the ledger cannot be
+        read (the announcement, which machines depend on, never waits on the alert's extras)."""
+        if self._ledger is None:
+            self._ledger = EventLedger(self._settings.ledger_table, self._settings.event_retention_days)
+        try:
+            found = [item for lead_id in lead_ids for item in self._ledger.recent(lead_id, ALERT_EVENTS)]
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning("alert sent without recent events", extra={"error": type(exc).__name__})
+            return []
+        found.sort(key=lambda i: (str(i.get("occurred_at", "")), str(i.get("event_id", ""))), reverse=True)
+        return found[:ALERT_EVENTS]
 
     def _send(
-        self, envelope: dict[str, Any], attributes: dict[str, Any], what: str, id_field: str
+        self,
+        envelope: dict[str, Any],
+        attributes: dict[str, Any],
+        what: str,
+        id_field: str,
+        structured: tuple[str, str] | None = None,
     ) -> dict[str, str]:
-        """One SNS publish of an envelope (called once per id by the idempotent wrappers)."""
+        """One SNS publish of an envelope (called once per id by the idempotent wrappers); with
+        `structured` (message, subject) a `MessageStructure="json"` publish."""
+        extra: dict[str, str] = {}
+        if structured is not None:
+            extra = {"Message": structured[0], "MessageStructure": "json", "Subject": structured[1]}
         response = self._sns.publish(
-            TopicArn=envelope["topic_arn"], Message=envelope["body"], MessageAttributes=attributes
+            TopicArn=envelope["topic_arn"],
+            MessageAttributes=attributes,
+            **{"Message": envelope["body"], **extra},
         )
         logger.info(what, extra={id_field: envelope[id_field], "topic": envelope["topic_arn"]})
         return {"message_id": response["MessageId"]}

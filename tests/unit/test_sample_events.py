@@ -49,6 +49,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "rescore_work_item_sqs.json": SqsModel,
     "rescore_start_dry_run.json": RescoreCommand,
     "method_not_allowed_post_lead.json": APIGatewayProxyEventV2Model,
+    "chat_alerts_sales_topic.json": SnsModel,
 }
 
 

@@ -46,6 +46,7 @@ FUNCTIONS = {
     "LeadApiFunction": "functions/lead_api",
     "RescoreFunction": "functions/rescore",
     "MethodNotAllowedFunction": "functions/method_not_allowed",
+    "ChatAlertsFunction": "functions/chat_alerts",  # only with ChatAlerts slack|teams
 }
 TABLES = ("EventLedgerTable", "LeadProfilesTable", "IdempotencyTable", "RescoreJobsTable")
 COMMON_ENV = {
@@ -93,6 +94,7 @@ POLICY_SCOPE = {
         "NurtureTopic",
         "SalesTopic",
         "EvaluateThresholdsDLQ",
+        "EventLedgerTable",  # an announced lead's recent events, for the alert
         *MODEL,
     },
     "EvaluateAccountsFunction": {
@@ -110,6 +112,7 @@ POLICY_SCOPE = {
         "IdempotencyTable",
         "NurtureTopic",
         "SalesTopic",
+        "EventLedgerTable",  # an announced lead's recent events, for the alert
         *MODEL,
     },
     "LeadApiFunction": {
@@ -131,6 +134,13 @@ POLICY_SCOPE = {
         "RescoreJobsTable",
         "RescoreQueue",
         *MODEL,
+    },
+    "ChatAlertsFunction": {
+        "ChatWebhookSecret",  # or the operator's ChatWebhookSecretArn
+        "ChatWebhookSecretArn",
+        "EventLedgerTable",
+        "IdempotencyTable",
+        "ChatAlertsDLQ",  # its on-failure destination
     },
 }
 # The exact DynamoDB access of each function: (action, table or "table/index/name").
@@ -173,6 +183,7 @@ DYNAMODB_ACCESS = {
     "EvaluateThresholdsFunction": {
         ("dynamodb:UpdateItem", "LeadProfilesTable"),
         ("dynamodb:UpdateItem", "AccountsTable"),  # member summaries: conditional, no read
+        ("dynamodb:Query", "EventLedgerTable/index/by_time"),  # the alert's recent events
         *RANKS,
         *IDEMPOTENCY,
     },
@@ -186,6 +197,7 @@ DYNAMODB_ACCESS = {
         ("dynamodb:Query", "AccountsTable/index/review_due"),
         ("dynamodb:BatchGetItem", "AccountsTable"),
         ("dynamodb:UpdateItem", "AccountsTable"),
+        ("dynamodb:Query", "EventLedgerTable/index/by_time"),  # the alert's recent events
         *IDEMPOTENCY,
     },
     "LeadApiFunction": {
@@ -225,6 +237,7 @@ DYNAMODB_ACCESS = {
         ("dynamodb:UpdateItem", "RescoreJobsTable"),
         ("dynamodb:Query", "RescoreJobsTable"),
     },
+    "ChatAlertsFunction": {("dynamodb:Query", "EventLedgerTable/index/by_time"), *IDEMPOTENCY},
 }
 # Webhook routes: one per provider that exists, each with its own throttling bucket, and the
 # `{provider}` catch-alls (unknown providers get the product's 404) with a smaller one.
@@ -257,6 +270,7 @@ DEAD_LETTER_QUEUES = {
     "EvaluateAccountsDLQ",
     "DecayScoresDLQ",
     "RescoreDLQ",
+    "ChatAlertsDLQ",
 }
 
 
@@ -420,6 +434,9 @@ def test_parameters_have_the_documented_defaults(sam_template: dict[str, Any]) -
         "SesLambdaTopicArn": "",
         "LeadIdScheme": "keyed",
         "RescoreMaxConcurrency": 50,
+        "ConsoleUrl": "",
+        "ChatAlerts": "none",
+        "ChatWebhookSecretArn": "",
     }
 
 
@@ -817,7 +834,7 @@ def _dead_letter_queues(template: dict[str, Any]) -> list[str]:
 def test_every_dead_letter_queue_is_an_output_for_leadscore_replay(sam_template: dict[str, Any]) -> None:
     queues = _dead_letter_queues(sam_template)
 
-    assert len(queues) == 6
+    assert len(queues) == 7
     for name in queues:
         assert sam_template["Outputs"][f"{name}Url"]["Value"] == {"Ref": name}
 
@@ -841,6 +858,8 @@ def test_outputs_expose_what_operators_and_subscribers_need(sam_template: dict[s
         "SesEventsQueueUrl",
         "LeadKeySecretArn",
         "LeadIdScheme",
+        "ChatWebhookSecretArn",
+        "ChatAlertsFunctionName",
         *(f"{name}Url" for name in _dead_letter_queues(sam_template)),
     }
     assert sam_template["Outputs"]["WebAclArn"]["Condition"] == "CreateWaf"
@@ -1040,6 +1059,9 @@ def test_every_dead_letter_queue_and_on_failure_destination_has_an_alarm(
                 targets.add(event.on_failure)
             if isinstance(event, ScheduleSource):
                 targets.add(event.dead_letter_queue)
+    for config in resources_of_type(transformed_template, "AWS::Lambda::EventInvokeConfig").values():
+        destination = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+        targets.add(destination["Fn::GetAtt"][0])  # asynchronous invocations' on-failure queue
     assert targets == DEAD_LETTER_QUEUES
     # Then each has an alarm on its visible messages
     assert _alarmed(transformed_template, "AWS/SQS", "ApproximateNumberOfMessagesVisible") == targets
@@ -1141,3 +1163,87 @@ def test_every_function_skips_pydantic_plugin_discovery_and_the_bench_sees_it() 
     from leadscore.bench.startup import template_constants
 
     assert template_constants()["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
+
+
+# ------------------------------------------------------------------------------------ chat alerts
+CHAT_RESOURCES = (
+    "ChatAlertsFunction",
+    "ChatAlertsFunctionRole",
+    "ChatAlertsFunctionSalesTopic",  # the SNS subscription SAM generates
+    "ChatAlertsFunctionSalesTopicPermission",
+    "ChatAlertsFunctionEventInvokeConfig",
+    "ChatAlertsDLQ",
+    "ChatAlertsDLQAlarm",
+    "ChatAlertsFunctionErrorsAlarm",
+    "ChatAlertsLogs",
+)
+
+
+def test_chat_alerts_exist_only_when_a_chat_tool_is_chosen(transformed_template: dict[str, Any]) -> None:
+    resources = transformed_template["Resources"]
+    assert {resources[name].get("Condition") for name in CHAT_RESOURCES} == {"ChatAlertsOn"}
+    assert resources["ChatWebhookSecret"]["Condition"] == "CreateChatWebhookSecret"
+    conditions = transformed_template["Conditions"]
+    assert conditions["ChatAlertsOn"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ChatAlerts"}, "none"]}]}
+    assert {"Fn::Equals": [{"Ref": "ChatWebhookSecretArn"}, ""]} in conditions["CreateChatWebhookSecret"][
+        "Fn::And"
+    ]
+    assert transformed_template["Parameters"]["ChatAlerts"]["AllowedValues"] == ["none", "slack", "teams"]
+
+
+def test_chat_alerts_hear_only_stage_changes_of_the_sales_topic_and_dead_letter_failures(
+    transformed_template: dict[str, Any],
+) -> None:
+    (subscription,) = [
+        s for s in subscription_specs(transformed_template).values() if s.endpoint == "ChatAlertsFunction"
+    ]
+    assert (subscription.topic, subscription.protocol) == ("SalesTopic", "lambda")
+    assert subscription.filter_policy == {"schema": ["leadscore.stage_changed"]}
+    invoke = _props(transformed_template, "ChatAlertsFunctionEventInvokeConfig")
+    assert invoke["MaximumRetryAttempts"] == 2
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["ChatAlertsDLQ", "Arn"]}
+    assert ("sqs:SendMessage", "ChatAlertsDLQ") in _grants(transformed_template, "ChatAlertsFunction", "sqs")
+    variables = _props(transformed_template, "ChatAlertsFunction")["Environment"]["Variables"]
+    secret = {
+        "Fn::If": ["CreateChatWebhookSecret", {"Ref": "ChatWebhookSecret"}, {"Ref": "ChatWebhookSecretArn"}]
+    }
+    assert variables["CHAT_WEBHOOK_SECRET"] == secret
+    assert "CHAT_WEBHOOK_ALLOW_LOOPBACK" not in variables  # plain http is for tests only
+
+
+@pytest.mark.parametrize(
+    "logical_id", ["EvaluateThresholdsFunction", "DecayScoresFunction", "ChatAlertsFunction"]
+)
+def test_every_function_that_words_alerts_knows_the_console_address(
+    transformed_template: dict[str, Any], logical_id: str
+) -> None:
+    variables = _props(transformed_template, logical_id)["Environment"]["Variables"]
+    assert variables["CONSOLE_URL"] == {"Ref": "ConsoleUrl"}
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("", True),
+        ("http://127.0.0.1:8421", True),
+        ("https://console.example.com/leadscore/", True),
+        ("javascript:alert(1)", False),
+        ("https://console.example.com/?next=evil", False),
+        ("https://a b", False),
+        ("https://x.example/<script>", False),
+    ],
+)
+def test_console_url_parameter_allows_exactly_what_the_functions_accept(
+    sam_template: dict[str, Any], value: str, valid: bool
+) -> None:
+    from pydantic import ValidationError
+
+    from leadscore.config import Settings
+
+    pattern = sam_template["Parameters"]["ConsoleUrl"]["AllowedPattern"]
+    try:
+        Settings.model_validate({"LEDGER_TABLE": "l", "PROFILES_TABLE": "p", "CONSOLE_URL": value})
+        accepted = True
+    except ValidationError:
+        accepted = False
+    assert (re.fullmatch(pattern, value) is not None, accepted) == (valid, valid)

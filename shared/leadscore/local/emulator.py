@@ -52,6 +52,19 @@ TransactWriteItems), although its validator works on a deep copy of the parsed t
 changes it. A lead profile's update expressions are long and the same for every lead of a model:
 `parsed_once` keeps the parsed trees of recent expressions.
 
+SNS refuses a publish it cannot deliver as asked; moto (5.2.5) accepts several. `sns_limits` (entered
+by `atomic_requests` too) makes it refuse, with SNS's own `InvalidParameter` messages:
+- a message over 256 KB counted as SNS counts it: UTF-8 bytes of the body plus every message
+  attribute's name, type and value (moto counted the body's characters only);
+- a `MessageStructure="json"` message that is not a JSON object of strings with a `default` entry
+  (moto checks nothing at publish time; at delivery it fell back to `default` or failed, only when a
+  subscription of a protocol without its own entry existed);
+- a subject that is empty, 100 characters or longer, or holds a line break or control character
+  (moto refused only lengths over 100, with a server error).
+Per-protocol delivery of a structured message (each subscription gets its protocol's entry, else
+`default`) is moto's own and right for sqs and http(s); `tests/integration/test_alerts_sns.py`
+checks it.
+
 `python -m leadscore.local.emulator -H 127.0.0.1 -p PORT` runs moto's server with all of this on.
 """
 
@@ -111,6 +124,7 @@ def atomic_requests() -> Iterator[None]:
         patch.object(BotocoreStubber, "process_request", process_request),
         patch.object(DomainDispatcherApplication, "__call__", app),
         dynamodb_limits(),
+        sns_limits(),
     ):
         try:
             yield
@@ -463,6 +477,67 @@ def dynamodb_limits() -> Iterator[None]:
         ):
             patches.enter_context(patch.object(owner, name, replacement))
         patches.enter_context(_exact_arithmetic())
+        yield
+
+
+SNS_MAX_MESSAGE_BYTES = 262_144  # 256 KB: body and message attributes together
+SNS_MAX_SUBJECT_CHARS = 99  # "less than 100 characters"
+_SUBJECT_FORBIDDEN = frozenset(chr(c) for c in (*range(32), *range(127, 160)))
+
+
+def sns_publish_refusal(
+    message: str, subject: str | None, attributes: Mapping[str, Any] | None, structure: str | None
+) -> str | None:
+    """Why SNS would refuse this publish (its error message), or None when it would take it.
+    `attributes` as moto's backend holds them: name -> {"Type", "Value"}."""
+    size = utf8_size(message or "")
+    for name, attribute in (attributes or {}).items():
+        value = attribute.get("Value")
+        size += utf8_size(name) + utf8_size(str(attribute.get("Type", "")))
+        size += len(value) if isinstance(value, bytes) else utf8_size(str(value))
+    if size > SNS_MAX_MESSAGE_BYTES:
+        return "Invalid parameter: Message too long"
+    if subject is not None and (
+        not subject.strip()
+        or len(subject) > SNS_MAX_SUBJECT_CHARS
+        or any(c in _SUBJECT_FORBIDDEN for c in subject)
+    ):
+        return "Invalid parameter: Subject"
+    if structure == "json":
+        try:
+            entries = json.loads(message)
+        except ValueError:
+            return "Invalid parameter: Message Structure - JSON message body failed to parse"
+        if not isinstance(entries, dict) or not all(isinstance(v, str) for v in entries.values()):
+            return "Invalid parameter: Message Structure - JSON message body failed to parse"
+        if "default" not in entries:
+            return "Invalid parameter: Message Structure - No default entry in JSON message body"
+    return None
+
+
+@contextmanager
+def sns_limits() -> Iterator[None]:
+    """Refuse in moto what SNS refuses at publish (see the module docstring)."""
+    from moto.sns.exceptions import InvalidParameterValue
+    from moto.sns.models import SNSBackend
+
+    publish = SNSBackend.publish
+    signature = inspect.signature(publish)
+
+    def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        arguments = signature.bind(self, *args, **kwargs).arguments
+        if arguments.get("phone_number") is None:  # a topic or endpoint publish
+            refusal = sns_publish_refusal(
+                arguments.get("message") or "",
+                arguments.get("subject"),
+                arguments.get("message_attributes"),
+                arguments.get("message_structure"),
+            )
+            if refusal is not None:
+                raise InvalidParameterValue(refusal)
+        return publish(self, *args, **kwargs)
+
+    with patch.object(SNSBackend, "publish", checked):
         yield
 
 

@@ -312,6 +312,7 @@ class LocalStack:
             _ensure_free(self.options.emulator_port, "--emulator-port")
         # DynamoDB's item size and number limits, and all-or-nothing writes, as in the tests.
         self._limits.enter_context(emulator.dynamodb_limits())
+        self._limits.enter_context(emulator.sns_limits())
         self._limits.enter_context(emulator.fast_stream_reads())
         self._limits.enter_context(emulator.parsed_once())
         self._limits.enter_context(emulator.modules_listed_once())

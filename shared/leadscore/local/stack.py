@@ -179,6 +179,25 @@ class Resolver:
     ):
         self._parameters = {**parameter_defaults(dict(transformed)), **(overrides or {})}
         self._physical = physical
+        self._conditions: Mapping[str, Any] = transformed.get("Conditions") or {}
+
+    def condition(self, value: Any) -> bool:
+        """A template condition (Fn::Equals/Not/And/Or, Condition) with the stack's parameters."""
+        if isinstance(value, str):
+            return self.condition(self._conditions[value])
+        ((function, arguments),) = value.items()
+        if function == "Condition":
+            return self.condition(arguments)
+        if function == "Fn::Equals":
+            left, right = (self.resolve(a) if isinstance(a, dict) else str(a) for a in arguments)
+            return left == right
+        if function == "Fn::Not":
+            return not self.condition(arguments[0])
+        if function == "Fn::And":
+            return all(self.condition(a) for a in arguments)
+        if function == "Fn::Or":
+            return any(self.condition(a) for a in arguments)
+        raise ValueError(f"unsupported condition function in a function environment: {function}")
 
     def ref(self, name: str) -> str:
         pseudo = {
@@ -213,6 +232,9 @@ class Resolver:
             return str(value)
         if isinstance(value, dict) and "Ref" in value:
             return self.ref(value["Ref"])
+        if isinstance(value, dict) and "Fn::If" in value:
+            name, when_true, when_false = value["Fn::If"]
+            return self.resolve(when_true if self.condition(name) else when_false)
         if isinstance(value, dict) and "Fn::GetAtt" in value:
             target = value["Fn::GetAtt"]
             name, attribute = target if isinstance(target, list) else target.split(".", 1)
