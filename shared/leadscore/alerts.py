@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from leadscore.notifications import StageChanged, StageChangedV2
+from leadscore.messages import StageChanged, StageChangedV2
 from leadscore.schema import Model
 
 # Bounds of what an alert carries (characters): the worst case stays a few KB in every channel.

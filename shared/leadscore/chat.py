@@ -44,7 +44,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_vali
 from leadscore import alerts
 from leadscore.config import checked_console_url
 from leadscore.errors import LeadScoreError
-from leadscore.notifications import IDEMPOTENCY_SECONDS, StageChanged, StageChangedV2
+from leadscore.messages import IDEMPOTENCY_SECONDS, StageChanged, StageChangedV2
 from leadscore.repository.ledger import EventLedger
 from leadscore.schema import Model
 

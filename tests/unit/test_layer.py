@@ -25,6 +25,8 @@ from leadscore import layer
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = sorted(path.parent.name for path in (ROOT / "functions").glob("*/handler.py"))
 INGEST_HANDLERS = ("ingest_email", "ingest_form")
+# Functions that only read or answer messages: no engine, model files or publisher either.
+LEAN_HANDLERS = (*INGEST_HANDLERS, "chat_alerts", "method_not_allowed")
 STREAM_HANDLERS = ("score_events", "evaluate_thresholds", "evaluate_accounts", "decay_scores")
 # What the python3.12 Lambda runtime provides (boto3 and its dependencies).
 RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
@@ -105,8 +107,8 @@ def test_every_handler_imports_from_the_layer_alone(built: Path, handler: str) -
     assert outside == {}
 
 
-@pytest.mark.parametrize("handler", INGEST_HANDLERS)
-def test_ingest_handlers_import_no_scoring_yaml_or_notifications(built: Path, handler: str) -> None:
+@pytest.mark.parametrize("handler", LEAN_HANDLERS)
+def test_ingest_and_subscriber_handlers_import_no_scoring_yaml_or_notifications(built: Path, handler: str) -> None:
     modules = _imported_by(handler, built)
     heavy = sorted(
         name
