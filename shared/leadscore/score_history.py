@@ -67,3 +67,8 @@ class LeadHistory(BaseModel):
         description="True when the lead had more events or steps than one answer holds: the oldest were "
         "counted but not listed (the points that are listed are exact)"
     )
+    complete: bool = Field(
+        default=True,
+        description="False when the replay lacks events the lead's score counts (older than the "
+        "ledger keeps, or beyond what one answer reads): its points may then differ from the score",
+    )

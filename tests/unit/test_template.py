@@ -657,6 +657,7 @@ def test_webhook_routes_are_public_and_lead_routes_need_iam(transformed_template
         ("LeadApiFunction", "GET", "/v1/leads/{lead_id}", "AWS_IAM"),
         ("LeadApiFunction", "DELETE", "/v1/leads/{lead_id}", "AWS_IAM"),
         ("LeadApiFunction", "GET", "/v1/leads/{lead_id}/export", "AWS_IAM"),
+        ("LeadApiFunction", "GET", "/v1/leads/{lead_id}/history", "AWS_IAM"),
         ("LeadApiFunction", "GET", "/v1/accounts", "AWS_IAM"),
         ("LeadApiFunction", "GET", "/v1/accounts/{account}", "AWS_IAM"),
         ("LeadApiFunction", "GET", "/v1/models", "AWS_IAM"),

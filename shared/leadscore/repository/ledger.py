@@ -167,6 +167,31 @@ class EventLedger:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    def applied_items(
+        self, lead_id: str, limit: int, page_size: int = 1000
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """At most `limit` raw items of one lead's partition that were added to its profile (what a
+        score history replays: the events the profile holds), read consistently a page at a time.
+        Returns them and whether the partition holds more than were read."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "lead_id = :lead",
+            "FilterExpression": "attribute_exists(#applied)",
+            "ExpressionAttributeNames": {"#applied": APPLIED},
+            "ExpressionAttributeValues": {":lead": lead_id},
+            "ConsistentRead": True,
+        }
+        found: list[dict[str, Any]] = []
+        while True:
+            # Limit counts the items read before the filter: never read past the bound
+            kwargs["Limit"] = max(1, min(page_size, limit + 1 - len(found)))
+            response = self._client.query(TableName=self._table.name, **kwargs)
+            found.extend(response.get("Items", []))
+            if len(found) > limit:
+                return found[:limit], True
+            if "LastEvaluatedKey" not in response:
+                return found, False
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def events_of_many(
         self, lead_ids: Sequence[str], *, applied_only: bool = False, workers: int = QUERY_WORKERS
     ) -> dict[str, list[LeadEvent]]:
