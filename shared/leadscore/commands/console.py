@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,27 +100,13 @@ def _console(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_stack(path: str) -> Any:
-    from contextlib import contextmanager
-
+@contextmanager
+def _demo_stack(path: str) -> Iterator[Any]:
     from leadscore.console import api, snapshot
-    from leadscore.local.server import LocalOptions, LocalStack
 
     state_path = Path(path) if path else snapshot.default_path()
     document = snapshot.load(state_path)
-
-    @contextmanager
-    def running() -> Any:
-        options = LocalOptions(
-            port=0, background=False, log=None, say=lambda _: None, model=document.get("model")
-        )
-        with LocalStack(options) as stack:
-            count = snapshot.restore(stack, document)
-            print(
-                f"leadscore console: restored {count} items of the demo of {document['saved_at']}", flush=True
-            )
-            yield api.target_for_local(
-                stack.url, f"the demo of {document['saved_at'][:16]} (local stack {stack.url})"
-            )
-
-    return running()
+    with snapshot.restored(document) as stack:
+        saved = str(document["saved_at"])[:16].replace("T", " ")
+        print(f"leadscore console: restored the demo of {saved} UTC from {state_path}", flush=True)
+        yield api.target_for_local(stack.url, f"the demo of {saved} UTC (local stack {stack.url})")

@@ -10,10 +10,12 @@ would on AWS."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from leadscore.local.glue import repo_root
 
@@ -86,3 +88,22 @@ def restore(stack: Any, document: dict[str, Any]) -> int:
                 requests = answer.get("UnprocessedItems", {}).get(name, [])
         written += len(items)
     return written
+
+
+@contextmanager
+def restored(document: dict[str, Any], emulator: Literal["thread", "process"] = "thread") -> Iterator[Any]:
+    """A local stack (loopback, ephemeral ports) holding the saved tables, for as long as the
+    `with` block runs. It runs no pollers nor schedules: it only answers the lead API."""
+    from leadscore.local.server import LocalOptions, LocalStack
+
+    options = LocalOptions(
+        port=0,
+        background=False,
+        log=None,
+        say=lambda _: None,
+        model=document.get("model"),
+        emulator=emulator,
+    )
+    with LocalStack(options) as stack:
+        restore(stack, document)
+        yield stack
