@@ -49,6 +49,7 @@ def register(subparsers: Any) -> None:
     console.add_argument(
         "--reports",
         type=Path,
+        metavar="DIR",
         default=Path("reports"),
         help="folder of `leadscore backtest --report` files; the newest is shown (default: ./reports)",
     )
@@ -82,6 +83,7 @@ def _console(args: argparse.Namespace) -> int:
             ) from exc
         print(f"leadscore console: http://127.0.0.1:{server.port}/  (reading {target.label})", flush=True)
         print("Read-only; Ctrl-C stops it.", flush=True)
+        _check(console)
         stopping = threading.Event()
 
         def _stop(signum: int, frame: Any) -> None:
@@ -110,3 +112,18 @@ def _demo_stack(path: str) -> Iterator[Any]:
         saved = str(document["saved_at"])[:16].replace("T", " ")
         print(f"leadscore console: restored the demo of {saved} UTC from {state_path}", flush=True)
         yield api.target_for_local(stack.url, f"the demo of {saved} UTC (local stack {stack.url})")
+
+
+def _check(console: Any) -> None:
+    """Say at once when the lead API cannot be read (not running, no access), instead of on every page."""
+    from leadscore.console.api import ApiError
+
+    try:
+        _, missing = console.catalog()
+        if missing:
+            print(
+                f"leadscore console: warning: {missing}: the model page and stage lists need it", flush=True
+            )
+    except ApiError as exc:
+        hint = " (start it with `make local`)" if "local stack" in console.api.target.label else ""
+        print(f"leadscore console: warning: {exc.message}{hint}", flush=True)

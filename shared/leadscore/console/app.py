@@ -146,7 +146,7 @@ def _pages(app: Flask, console: Console) -> None:
         grades = [g["grade"] for g in model["model"]["grades"]] if model else []
         stage = query.stage or (stages[-1] if stages else None)
         if stage is None:
-            abort(400, f"stage: give a stage to list ({missing})")
+            abort(400, f"stage: {missing}, so its stages are unknown: open /leads?stage=NAME")
         if stages and stage not in stages:
             abort(400, f"stage: {stage!r} is not a stage of the model (its stages: {', '.join(stages)})")
         api_model = None if model is None or model["primary"] else model["id"]
