@@ -1,7 +1,7 @@
 """Lead API (IAM-authorized): GET /v1/leads/{lead_id}, GET /v1/leads?email=... (a lead, scored by
-every model of the catalog), GET /v1/leads?[model=ID&]stage=SQL&limit=50&cursor=... (a model's
-stage ranked by score), the privacy operations DELETE /v1/leads/{lead_id} (erase) and
-GET /v1/leads/{lead_id}/export, the score over time GET /v1/leads/{lead_id}/history
+every model of the catalog), GET /v1/leads?[model=ID&]stage=SQL&limit=50&cursor=...[&format=csv]
+(a model's stage ranked by score, as JSON or CSV), the privacy operations DELETE /v1/leads/{lead_id}
+(erase) and GET /v1/leads/{lead_id}/export, the score over time GET /v1/leads/{lead_id}/history
 (`leadscore.lead_history`), the account routes (GET /v1/accounts/{account},
 GET /v1/accounts?stage=...) of `leadscore.accounts_api`, and the catalog's models
 (GET /v1/models) of `leadscore.models_api`."""
@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadscore import accounts_api, lead_history, leads, models_api, privacy
+from leadscore import accounts_api, lead_csv, lead_history, leads, models_api, privacy
 from leadscore.config import Settings
 from leadscore.http import json_response, register_error_handlers
 
@@ -42,6 +42,8 @@ def get_lead(lead_id: str) -> Response:
 @tracer.capture_method(capture_response=False, capture_error=False)
 def list_leads() -> Response:
     query = leads.parse_query(app.current_event.query_string_parameters)
+    if query.format == "csv":
+        return lead_csv.ranked_csv(query, Settings.from_env())
     return json_response(200, leads.search(query, Settings.from_env()).model_dump(mode="json"))
 
 

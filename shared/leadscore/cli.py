@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "leadscore.commands.migrate",
     "leadscore.commands.history",
     "leadscore.commands.audit",
+    "leadscore.commands.leads",
     "leadscore.commands.console",
     "leadscore.learn.commands",
     "leadscore.learn.explain_commands",

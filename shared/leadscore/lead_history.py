@@ -39,7 +39,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from leadscore import clock, lifecycle
 from leadscore.config import Settings
-from leadscore.domain import OUTCOME_EVENT_TYPES, EventType, LeadEvent, ensure_utc
+from leadscore.domain import EARLIEST_YEAR, LATEST_YEAR, OUTCOME_EVENT_TYPES, EventType, LeadEvent
 from leadscore.errors import InvalidRequest, NotFound, StorageUnavailable, describe_validation
 from leadscore.http import json_response
 from leadscore.leads import LEAD_ID, resolve_model
@@ -60,7 +60,7 @@ from leadscore.scoring import engine
 from leadscore.scoring.catalog import Catalog
 from leadscore.scoring.explain import explain
 
-MAX_REPLAY_EVENTS = 10_000
+MAX_REPLAY_EVENTS = 5_000  # about 2 ms of CPU each (two models, a 2-core laptop): ~10 s at most
 # Reviews the replay makes between events at most (the decay job's schedule): a horizon of 24 h
 # makes one a day while points fade, so this covers years; a tiny horizon cannot spin forever.
 MAX_REVIEWS = 20_000
@@ -86,6 +86,13 @@ class HistoryQuery(BaseModel):
         if isinstance(value, str) and value and not _zoned(value):
             return f"{value}T00:00:00Z" if len(value) == 10 else f"{value}Z"
         return value
+
+    @field_validator("since", "until")
+    @classmethod
+    def _in_range(cls, value: datetime | None) -> datetime | None:
+        if value is not None and not EARLIEST_YEAR <= value.astimezone(UTC).year <= LATEST_YEAR:
+            raise ValueError(f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
+        return None if value is None else value.astimezone(UTC)
 
 
 def _zoned(text: str) -> bool:
@@ -126,8 +133,8 @@ def lead_history(lead_id: str, query: HistoryQuery, settings: Settings) -> LeadH
                 break
     except (ClientError, BotoCoreError) as exc:
         raise StorageUnavailable("could not read the lead's history; please retry") from exc
-    until = ensure_utc(query.until) if query.until else clock.now()
-    if query.since is not None and ensure_utc(query.since) >= until:
+    until = query.until or clock.now()
+    if query.since is not None and query.since >= until:
         raise InvalidRequest("since: must be before until (default: now)")
     events = [(event_from_item(item), parse_iso(str(item["received_at"]))) for item in items]
     history = replay(
@@ -135,7 +142,7 @@ def lead_history(lead_id: str, query: HistoryQuery, settings: Settings) -> LeadH
         entry.id,
         profile,
         events,
-        since=ensure_utc(query.since) if query.since else None,
+        since=query.since,
         until=until,
         step=STEPS[query.step],
         horizon=timedelta(hours=settings.review_horizon_hours),
@@ -157,7 +164,7 @@ class _Lead:
     sums: dict[str, Decimal] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    days: set[int] = field(default_factory=set)
+    days: set[int] = field(default_factory=set)  # the first and last (all a score reads)
     stages: dict[str, str] = field(default_factory=dict)  # model id -> stage (unset: its first)
 
     def apply(self, event: LeadEvent, received_at: datetime) -> None:
@@ -171,8 +178,9 @@ class _Lead:
         for name, value in effect.attributes.items():
             if name not in self.attributes or self.attributes[name]["at"] <= stamp:
                 self.attributes[name] = {"at": stamp, "v": value}
-        if effect.active:
-            self.days.add(day_number(event.occurred_at))
+        if effect.active:  # a profile's activity is its first and last active days
+            day = day_number(event.occurred_at)
+            self.days = {min(self.days, default=day), day, max(self.days, default=day)}
         if event.event_type is EventType.EMAIL_CHANGED:
             self.email = event.email
 

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import DecimalException, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from botocore.exceptions import BotoCoreError, ClientError
@@ -175,6 +175,9 @@ class LeadQuery(BaseModel):
     stage: str | None = Field(default=None, min_length=1, max_length=32)
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
     cursor: str | None = Field(default=None, min_length=1, max_length=2048)
+    format: Literal["json", "csv"] = Field(
+        default="json", description="csv: a stage listing as text/csv (`leadscore.lead_csv`)"
+    )
 
 
 def parse_query(params: Mapping[str, str] | None) -> LeadQuery:
@@ -187,6 +190,8 @@ def parse_query(params: Mapping[str, str] | None) -> LeadQuery:
         raise InvalidRequest("give exactly one of `email` (find a lead) and `stage` (rank a stage's leads)")
     if query.email is not None and query.cursor is not None:
         raise InvalidRequest("`cursor` pages a stage listing; it cannot be used with `email`")
+    if query.email is not None and query.format == "csv":
+        raise InvalidRequest("format: csv lists a stage's leads; it cannot be used with `email`")
     if query.email is not None and query.model is not None:
         raise InvalidRequest("`model` picks a ranking; a lead found by `email` shows every model")
     return query

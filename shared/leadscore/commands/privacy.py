@@ -133,6 +133,8 @@ def local_environment(url: str) -> dict[str, str]:
     secrets = described.get("secrets") or {}
     if "LeadKeySecret" in secrets:
         env["LEAD_KEY_SECRET"] = str(secrets["LeadKeySecret"])
+    if described.get("model"):  # the model the local functions score with (`leadscore local --model`)
+        env["SCORING_MODEL"] = str(described["model"])
     env["AWS_ENDPOINT_URL"] = str(described["emulator"])
     env["AWS_DEFAULT_REGION"] = str(described["region"])
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
