@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -157,20 +158,49 @@ def test_console_demo_serves_what_a_finished_demo_saved(tmp_path: Path) -> None:
         text=True,
         env=env,
     )
+    output = _Output(process)
     try:
-        assert process.stdout is not None
-        lines = [process.stdout.readline() for _ in range(2)]
-        url = next(line.split()[2] for line in lines if line.startswith("leadscore console: http"))
-        with urllib.request.urlopen(f"{url}leads?stage=lead", timeout=30) as response:
+        url = output.url()
+        with urllib.request.urlopen(f"{url}leads?stage=lead", timeout=60) as response:
             page = response.read().decode()
-        with urllib.request.urlopen(f"{url}leads?email={email}", timeout=30) as response:
+        with urllib.request.urlopen(f"{url}leads?email={email}", timeout=60) as response:
             lead_page = response.read().decode()
     finally:
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
+        process.wait(timeout=60)
 
     # Then it shows the saved lead, and stops cleanly on SIGTERM
     assert email in lead_page and "Requested a demo" in lead_page
     assert "<h1>Leads in " in page
-    assert process.returncode == 0, output
-    assert "stopped" in output
+    printed = output.rest()
+    assert process.returncode == 0, printed
+    assert "leadscore console: stopped" in printed
+
+
+class _Output:
+    """A process's output read on a thread, so a console that never prints its URL fails the test
+    at a deadline instead of hanging it."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._seen: list[str] = []
+        threading.Thread(target=self._read, args=(process,), daemon=True).start()
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self._lines.put(line)
+        self._lines.put("")  # end of output
+
+    def url(self, timeout: float = 120.0) -> str:
+        while True:
+            line = self._lines.get(timeout=timeout)
+            self._seen.append(line)
+            if line.startswith("leadscore console: http"):
+                return line.split()[2]
+            assert line, f"the console exited without serving: {''.join(self._seen)}"
+
+    def rest(self, timeout: float = 30.0) -> str:
+        while (line := self._lines.get(timeout=timeout)) != "":
+            self._seen.append(line)
+        return "".join(self._seen)
