@@ -2,8 +2,9 @@
 every model of the catalog), GET /v1/leads?[model=ID&]stage=SQL&limit=50&cursor=...[&format=csv]
 (a model's stage ranked by score, as JSON or CSV), the privacy operations DELETE /v1/leads/{lead_id}
 (erase) and GET /v1/leads/{lead_id}/export, the score over time GET /v1/leads/{lead_id}/history
-(`leadscore.lead_history`) and the account routes (GET /v1/accounts/{account},
-GET /v1/accounts?stage=...) of `leadscore.accounts_api`."""
+(`leadscore.lead_history`), the account routes (GET /v1/accounts/{account},
+GET /v1/accounts?stage=...) of `leadscore.accounts_api`, and the catalog's models
+(GET /v1/models) of `leadscore.models_api`."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from leadscore import accounts_api, lead_csv, lead_history, leads, privacy
+from leadscore import accounts_api, lead_csv, lead_history, leads, models_api, privacy
 from leadscore.config import Settings
 from leadscore.http import json_response, register_error_handlers
 
@@ -27,6 +28,7 @@ app = APIGatewayHttpResolver()
 register_error_handlers(app)
 app.include_router(accounts_api.router)
 app.include_router(lead_history.router)
+app.include_router(models_api.router)
 
 
 # Answers hold personal data (emails, attributes): X-Ray never records them (capture_response).

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "leadscore.commands.history",
     "leadscore.commands.audit",
     "leadscore.commands.leads",
+    "leadscore.commands.console",
     "leadscore.learn.commands",
     "leadscore.learn.explain_commands",
     "leadscore.local.commands",

@@ -31,6 +31,7 @@ PACKAGE = "leadscore"
 # Paths inside the package that never run in a Lambda function.
 EXCLUDED = (
     "local",  # the local stack and the demo
+    "console",  # `leadscore console`, the local web app
     "learn",  # calibrate, backtest, audit
     "bench",  # make bench
     "commands",  # the CLI's operator commands

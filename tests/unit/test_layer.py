@@ -88,8 +88,19 @@ def test_the_layer_holds_runtime_code_only(built: Path) -> None:
     } <= names
     assert list((built / "leadscore" / "models").glob("*.yaml"))
     assert list((built / "leadscore" / "contracts").glob("*.json"))
-    # And the local stack, demo, learning, bench, the CLI and this builder are not
-    for left_out in ("local", "local.demo", "learn", "bench", "commands", "cli", "replay", "layer"):
+    # And the local stack, demo, console, learning, bench, the CLI and this builder are not
+    for left_out in (
+        "local",
+        "local.demo",
+        "console",
+        "console.app",
+        "learn",
+        "bench",
+        "commands",
+        "cli",
+        "replay",
+        "layer",
+    ):
         assert f"leadscore.{left_out}" not in names
     # And its bytecode is there, checked by hash only (a zip does not keep exact mtimes)
     compiled = list((built / "leadscore" / "__pycache__").glob("ingest.*.pyc"))

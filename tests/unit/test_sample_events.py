@@ -46,6 +46,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "lead_api_export_lead.json": APIGatewayProxyEventV2Model,
     "lead_api_get_account.json": APIGatewayProxyEventV2Model,
     "lead_api_list_accounts.json": APIGatewayProxyEventV2Model,
+    "lead_api_list_models.json": APIGatewayProxyEventV2Model,
     "rescore_work_item_sqs.json": SqsModel,
     "rescore_start_dry_run.json": RescoreCommand,
     "method_not_allowed_post_lead.json": APIGatewayProxyEventV2Model,
@@ -87,6 +88,7 @@ def test_http_samples_route_to_the_template_routes() -> None:
         "lead_api_get_account.json": "GET /v1/accounts/{account}",
         "lead_api_list_accounts.json": "GET /v1/accounts",
         "method_not_allowed_post_lead.json": "ANY /v1/leads/{lead_id}",
+        "lead_api_list_models.json": "GET /v1/models",
     }
 
 

@@ -260,6 +260,7 @@ LEAD_API_ROUTES = {
     ("GET", "/v1/leads/{lead_id}/history"),
     ("GET", "/v1/accounts"),
     ("GET", "/v1/accounts/{account}"),
+    ("GET", "/v1/models"),
 }
 INGEST_FUNCTIONS = ("IngestFormFunction", "IngestEmailFunction")
 STREAM_CONSUMERS = ("ScoreEventsFunction", "EvaluateThresholdsFunction", "EvaluateAccountsFunction")

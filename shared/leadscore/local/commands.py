@@ -126,6 +126,12 @@ def register(subparsers: Any) -> None:
     )
     demo.add_argument("--top", type=int, default=15, help="rows of the ranked table (default 15)")
     demo.add_argument("--verbose", action="store_true", help="print one line per function invocation")
+    demo.add_argument(
+        "--state",
+        type=Path,
+        default=None,
+        help="where to save the tables for `leadscore console --demo` (default build/demo/state.json)",
+    )
     demo.set_defaults(run=_demo)
 
 
@@ -243,6 +249,11 @@ def _demo(args: argparse.Namespace) -> int:
     from leadscore.local.replay import DemoOptions, run_demo
 
     options = DemoOptions(
-        leads=args.leads, seed=args.seed, days=args.days, top=args.top, verbose=args.verbose
+        leads=args.leads,
+        seed=args.seed,
+        days=args.days,
+        top=args.top,
+        verbose=args.verbose,
+        state=args.state,
     )
     return run_demo(options)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import shlex
 import sys
 import time
 import warnings
@@ -24,6 +25,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from leadscore import clock
+from leadscore.console import snapshot
 from leadscore.local import demo, signing
 from leadscore.local.glue import repo_root
 from leadscore.local.server import DEFAULT_SECRETS, LocalOptions, LocalStack, StackError
@@ -61,6 +63,7 @@ class DemoOptions:
     top: int = 15
     verbose: bool = False
     out: Callable[[str], None] = print
+    state: Path | None = None  # where the console's `--demo` finds the tables (default build/demo/state.json)
 
 
 @dataclass
@@ -430,6 +433,7 @@ def run_demo(options: DemoOptions) -> int:
         replayer.check_refusal("unsigned_lead_api", status, None)
         _report(stack, replayer, tally, nurture_url, sales_url, options, audit_url)
         replayer.client.close()
+        saved = snapshot.save(stack, options.state or snapshot.default_path())
     total = time.perf_counter() - began
     out(f"\nReplay took {replay_seconds:.1f} s; the whole demo {total:.1f} s.")
     if tally.failures:
@@ -438,7 +442,15 @@ def run_demo(options: DemoOptions) -> int:
             out(f"  - {failure}")
         return 1
     out("All checks passed.")
+    out(f"\nExplore what it replayed in the lead console ({saved.items} items saved in {saved.path}):")
+    out(f"  {console_command(options.state)}")
     return 0
+
+
+def console_command(state: Path | None) -> str:
+    """The command that opens the console on the saved demo (it starts its own local stack)."""
+    command = [".venv/bin/leadscore", "console", "--demo"] + ([str(state)] if state else [])
+    return " ".join(shlex.quote(part) for part in command)
 
 
 def _topic_for(stack: LocalStack, purpose: str) -> str:

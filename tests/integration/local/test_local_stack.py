@@ -569,9 +569,10 @@ def test_a_schedule_fires_now_on_request(api: Client) -> None:
 
 # ------------------------------------------------------------------------------------ demo
 @pytest.mark.slow
-def test_the_demo_runs_to_the_end() -> None:
+def test_the_demo_runs_to_the_end(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
     result = subprocess.run(
-        [sys.executable, "-m", "leadscore.cli", "demo", "--leads", "40", "--top", "5"],
+        [sys.executable, "-m", "leadscore.cli", "demo", "--leads", "40", "--top", "5", "--state", str(state)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -582,3 +583,6 @@ def test_the_demo_runs_to_the_end() -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "All checks passed." in result.stdout
     assert "Notifications received by the sample subscribers" in result.stdout
+    # and it ends with the console command for what it replayed, its tables saved for it
+    assert result.stdout.rstrip().endswith(f".venv/bin/leadscore console --demo {state}")
+    assert state.is_file()
