@@ -119,7 +119,7 @@ def test_every_handler_imports_from_the_layer_alone(built: Path, handler: str) -
 
 
 @pytest.mark.parametrize("handler", LEAN_HANDLERS)
-def test_ingest_and_subscriber_handlers_import_no_scoring_yaml_or_notifications(built: Path, handler: str) -> None:
+def test_lean_handlers_import_no_scoring_yaml_or_notifications(built: Path, handler: str) -> None:
     modules = _imported_by(handler, built)
     heavy = sorted(
         name
