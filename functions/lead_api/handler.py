@@ -1,10 +1,6 @@
-"""Lead API (IAM-authorized): GET /v1/leads/{lead_id}, GET /v1/leads?email=... (a lead, scored by
-every model of the catalog), GET /v1/leads?[model=ID&]stage=SQL&limit=50&cursor=...[&format=csv]
-(a model's stage ranked by score, as JSON or CSV), the privacy operations DELETE /v1/leads/{lead_id}
-(erase) and GET /v1/leads/{lead_id}/export, the score over time GET /v1/leads/{lead_id}/history
-(`leadscore.lead_history`), the account routes (GET /v1/accounts/{account},
-GET /v1/accounts?stage=...) of `leadscore.accounts_api`, and the catalog's models
-(GET /v1/models) of `leadscore.models_api`."""
+"""Lead API (IAM-authorized): a lead (`/v1/leads/{lead_id}`, `?email=`), a stage ranked (JSON or
+CSV), erasure and export (`leadscore.privacy`), score history (`leadscore.lead_history`), accounts
+(`leadscore.accounts_api`) and the catalog's models (`leadscore.models_api`). README: "The lead API"."""
 
 from __future__ import annotations
 
