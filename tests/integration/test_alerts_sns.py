@@ -180,13 +180,22 @@ def sales_topic(aws_env: None) -> Iterator[Any]:
         (json.dumps({"default": {"nested": 1}}), None, "JSON message body failed to parse"),
         (json.dumps({"default": "x"}), "two\nlines", "Subject"),
         (json.dumps({"default": "x"}), "s" * 100, "Subject"),
+        (json.dumps({"default": "x"}), "\U0001f600" * 50, "Subject"),  # 100 UTF-16 units (Java's count)
         (
             json.dumps({"default": "\u00e9" * 131_073}, ensure_ascii=False),
             None,
             "Message too long",
         ),  # 262,146 bytes, 131k characters
     ],
-    ids=["no-default", "not-json", "not-strings", "subject-newline", "subject-100", "bytes-not-characters"],
+    ids=[
+        "no-default",
+        "not-json",
+        "not-strings",
+        "subject-newline",
+        "subject-100",
+        "subject-100-utf16",
+        "bytes-not-characters",
+    ],
 )
 def test_emulator_refuses_the_publishes_sns_refuses(
     sales_topic: tuple[Any, str], message: str, subject: str | None, refusal: str
