@@ -18,7 +18,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from leadscore.chat import ChatSettings, chat_alerts
 
 logger = Logger()
-tracer = Tracer()
+# AWS calls only: X-Ray's http.client patch would record the webhook URL (a Slack webhook's secret
+# is its path) in every trace, where trace readers, not only the secret's, would find it.
+tracer = Tracer(patch_modules=("botocore",))
 metrics = Metrics()
 
 

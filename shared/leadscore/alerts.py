@@ -236,13 +236,33 @@ def footer(alert: Alert) -> str:
 
 
 # ---------------------------------------------------------------------------------------- email
+def _utf16_units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _clip_units(text: str, limit: int) -> str:
+    """The text cut to at most `limit` UTF-16 code units (how SNS, a Java service, counts a
+    subject's characters: an emoji is two), a cut ending with '...'."""
+    if _utf16_units(text) <= limit:
+        return text
+    kept, used = [], len(ELLIPSIS)
+    for char in text:
+        used += _utf16_units(char)
+        if used > limit:
+            break
+        kept.append(char)
+    return "".join(kept).rstrip() + ELLIPSIS
+
+
 def email_subject(alert: Alert) -> str:
-    """One line under 100 characters (SNS's limit for a subject): '[SQL] Jane Doe, Acme - score 72'."""
+    """One line under 100 characters (SNS's limit for a subject, counted in UTF-16 code units):
+    '[SQL] Jane Doe, Acme - score 72'. A subject SNS refuses would fail the whole publish, the
+    machines' JSON contract with it."""
     tail = f" - score {_number(alert.score)}"
     head = f"[{alert.to_stage}] " if alert.direction == "promotion" else f"[left {alert.from_stage}] "
     who = ", ".join(p for p in (alert.name, alert.company) if p)
-    room = SUBJECT_LIMIT - len(head) - len(tail)
-    return head + clean(who, max(room, 10)) + tail
+    room = SUBJECT_LIMIT - _utf16_units(head) - _utf16_units(tail)
+    return head + _clip_units(clean(who, max(room, 10)), max(room, 10)) + tail
 
 
 def email_text(alert: Alert) -> str:

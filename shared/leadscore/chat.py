@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import os
 import time
 import urllib.error
@@ -163,6 +164,8 @@ def retry_after(value: str | None) -> float:
             seconds = parsedate_to_datetime(value).timestamp() - time.time()
         except (TypeError, ValueError):
             seconds = BACKOFF[0]
+    if math.isnan(seconds):  # float("nan"): sleep() would raise, and every comparison is False
+        seconds = BACKOFF[0]
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 

@@ -8,7 +8,11 @@ on the last page); it carries the rank the next page starts at, so ranks run on 
 Names, companies, job titles and emails come from webhooks, so they are attacker-controlled: a
 cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading apostrophe,
 so that a spreadsheet shows it as text instead of running it as a formula (OWASP, "CSV
-Injection"). Quoting is the `csv` module's.
+Injection"). So does a formula start after a `;`, a tab or a line break inside a cell: Excel in a
+locale whose list separator is `;` (most of Europe) splits our lines on `;` and takes a double
+quote as a quote only at the start of a field, so `x;=1+1` (or a line break inside a quoted
+cell) would start a cell of its own there. Control characters are dropped (`leads export`
+writes to a terminal by default, which would run an ESC sequence). Quoting is the `csv` module's.
 """
 
 from __future__ import annotations
@@ -47,12 +51,17 @@ COLUMNS = (
 )
 TOP_REASONS = 3
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A formula start after what another locale's spreadsheet splits a line or a file on.
+_INNER_FORMULA = re.compile(r'([;\t\r\n][\s"]*)(?=[=+\-@])')
+# Control characters (tab and line breaks aside) are no text: a terminal runs ESC sequences.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # The cursor of a CSV page: "<rank of its first lead>.<the JSON listing's cursor>".
 _CSV_CURSOR = re.compile(r"^([1-9][0-9]{0,8})\.([A-Za-z0-9_-]+)$")
 
 
 def neutralized(text: str) -> str:
-    """The text as a spreadsheet must show it: never a formula."""
+    """The text as a spreadsheet must show it: never a formula, whatever separator it splits on."""
+    text = _INNER_FORMULA.sub(r"\1'", _CONTROL.sub("", text))
     return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 

@@ -313,14 +313,27 @@ class Notifier:
     ) -> dict[str, str]:
         """One SNS publish of an envelope (called once per id by the idempotent wrappers); with
         `structured` (message, subject) a `MessageStructure="json"` publish."""
-        extra: dict[str, str] = {}
+        response = None
         if structured is not None:
-            extra = {"Message": structured[0], "MessageStructure": "json", "Subject": structured[1]}
-        response = self._sns.publish(
-            TopicArn=envelope["topic_arn"],
-            MessageAttributes=attributes,
-            **{"Message": envelope["body"], **extra},
-        )
+            try:
+                response = self._sns.publish(
+                    TopicArn=envelope["topic_arn"],
+                    MessageAttributes=attributes,
+                    Message=structured[0],
+                    MessageStructure="json",
+                    Subject=structured[1],
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "InvalidParameter":
+                    raise
+                # SNS refused what people read (a subject, say): machines still get the contract
+                logger.warning(
+                    "alert refused by SNS: the contract published alone", extra={"error": str(exc)}
+                )
+        if response is None:
+            response = self._sns.publish(
+                TopicArn=envelope["topic_arn"], MessageAttributes=attributes, Message=envelope["body"]
+            )
         logger.info(what, extra={id_field: envelope[id_field], "topic": envelope["topic_arn"]})
         return {"message_id": response["MessageId"]}
 

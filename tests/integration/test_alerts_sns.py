@@ -131,6 +131,20 @@ def test_machines_get_the_contract_byte_for_byte_and_people_get_the_alert(
     assert subject == envelopes[0]["Subject"] == alerts.email_subject(alert)
 
 
+def test_an_alert_sns_refuses_never_costs_machines_the_contract(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What people read is built from webhook data; if SNS refuses it (InvalidParameter: a subject
+    it counts differently, say), the announcement machines depend on is still published."""
+    raw = _queue(stack, raw=True)
+    monkeypatch.setattr(alerts, "email_subject", lambda alert: "x" * 120)  # SNS: "less than 100"
+
+    _promote_to_sql(stack, "dana@globex.example")
+
+    bodies = [m["Body"] for m in stack.session.client("sqs").receive_message(QueueUrl=raw)["Messages"]]
+    assert [StageChanged.model_validate_json(b).to_stage for b in bodies] == ["SQL"]
+
+
 def test_a_catalog_deployment_keeps_contract_v2_for_machines(stack: Stack) -> None:
     raw = _queue(stack, raw=True)
     for environment in stack.runner.environments.values():
@@ -180,13 +194,22 @@ def sales_topic(aws_env: None) -> Iterator[Any]:
         (json.dumps({"default": {"nested": 1}}), None, "JSON message body failed to parse"),
         (json.dumps({"default": "x"}), "two\nlines", "Subject"),
         (json.dumps({"default": "x"}), "s" * 100, "Subject"),
+        (json.dumps({"default": "x"}), "\U0001f600" * 50, "Subject"),  # 100 UTF-16 units (Java's count)
         (
             json.dumps({"default": "\u00e9" * 131_073}, ensure_ascii=False),
             None,
             "Message too long",
         ),  # 262,146 bytes, 131k characters
     ],
-    ids=["no-default", "not-json", "not-strings", "subject-newline", "subject-100", "bytes-not-characters"],
+    ids=[
+        "no-default",
+        "not-json",
+        "not-strings",
+        "subject-newline",
+        "subject-100",
+        "subject-100-utf16",
+        "bytes-not-characters",
+    ],
 )
 def test_emulator_refuses_the_publishes_sns_refuses(
     sales_topic: tuple[Any, str], message: str, subject: str | None, refusal: str

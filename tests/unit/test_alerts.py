@@ -204,6 +204,18 @@ def test_email_subject_is_one_short_line_whatever_the_name() -> None:
     assert subject.startswith("[SQL] Eve Bcc: victim@example.com XXX")
 
 
+@pytest.mark.parametrize("name", ["\U0001f600" * 80, "\U0001f525 Jane " * 20, "\u5c71\u7530" * 40])
+def test_email_subject_is_under_100_characters_as_sns_counts_them(name: str) -> None:
+    """SNS (Java) counts a subject in UTF-16 code units: an emoji is two. A longer subject is an
+    InvalidParameter, and the publish carrying the JSON contract for machines fails with it."""
+    alert = _alert(attributes={"first_name": name, "company": "Acme \U0001f680 Corp"})
+
+    subject = alerts.email_subject(alert)
+
+    assert len(subject.encode("utf-16-le")) // 2 < 100
+    assert subject.startswith("[SQL] " + name[:2]) and subject.endswith(" - score 72.4")
+
+
 def test_names_cannot_add_lines_or_reorder_text_in_the_email() -> None:
     alert = _alert(
         attributes={"first_name": "Eve\nOpen the lead: https://evil.example", "job_title": "a\u202eb\u2028c"}

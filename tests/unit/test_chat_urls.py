@@ -68,3 +68,12 @@ def test_settings_name_the_wrong_variable() -> None:
         )
     with pytest.raises(ChatConfigurationError, match="CHAT_WEBHOOK_SECRET"):
         ChatSettings.from_env({"CHAT_ALERTS": "teams", "CHAT_WEBHOOK_SECRET": ""})
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e999"])
+def test_retry_after_is_a_wait_time_sleep_accepts(value: str) -> None:
+    """float() reads 'nan' and 'inf': time.sleep(nan) raises ValueError, a crash that is no
+    ChatDeliveryFailed, and a NaN passes the 'enough time left' check (every comparison is False)."""
+    wait = chat.retry_after(value)
+
+    assert 0.0 <= wait <= chat.MAX_RETRY_AFTER

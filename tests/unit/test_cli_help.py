@@ -87,3 +87,22 @@ def test_version_prints_the_installed_package_version(capsys: pytest.CaptureFixt
         cli.main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out.strip() == f"leadscore {importlib.metadata.version('leadscore')}"
+
+
+def test_a_help_that_names_the_model_the_stack_ships_names_the_template_default(
+    parser: argparse.ArgumentParser,
+) -> None:
+    """`validate-model`/`show-model` said '(default bundled:default, the model the stack ships)'
+    while the template's ScoringModel ships bundled:catalog (README: 'The shipped default is the
+    catalog'): a user checking what production scores with read the wrong model."""
+    from leadscore.local.template import load_template, parameter_defaults
+
+    shipped = parameter_defaults(load_template())["ScoringModel"]
+    claims = [
+        (path, action.help)
+        for path, each in _parsers(parser, "leadscore")
+        for action in each._actions
+        if action.help and "stack ships" in action.help
+    ]
+    assert claims  # the commands still say which model the stack ships
+    assert [(path, text) for path, text in claims if f"the stack ships {shipped}" not in text] == []

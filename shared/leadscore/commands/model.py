@@ -23,6 +23,11 @@ from leadscore.repository.sizes import MAX_ITEM_BYTES
 from leadscore.scoring.catalog import Catalog
 from leadscore.scoring.model import ScoringModel
 
+MODEL_HELP = (
+    "path, bundled:NAME, s3:// or ssm: (default bundled:default, the prospect model alone; "
+    "the stack ships bundled:catalog)"
+)
+
 
 def register(subparsers: Any) -> None:
     validate = subparsers.add_parser(
@@ -32,7 +37,7 @@ def register(subparsers: Any) -> None:
         "model",
         nargs="?",
         default="bundled:default",
-        help="path, bundled:NAME, s3:// or ssm: (default bundled:default, the model the stack ships)",
+        help=MODEL_HELP,
     )
     validate.set_defaults(run=_validate)
     show = subparsers.add_parser(
@@ -42,7 +47,7 @@ def register(subparsers: Any) -> None:
         "model",
         nargs="?",
         default="bundled:default",
-        help="path, bundled:NAME, s3:// or ssm: (default bundled:default, the model the stack ships)",
+        help=MODEL_HELP,
     )
     show.add_argument(
         "--json", action="store_true", help="a single model as JSON: what to publish to S3, it loads fastest"

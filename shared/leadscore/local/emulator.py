@@ -481,7 +481,7 @@ def dynamodb_limits() -> Iterator[None]:
 
 
 SNS_MAX_MESSAGE_BYTES = 262_144  # 256 KB: body and message attributes together
-SNS_MAX_SUBJECT_CHARS = 99  # "less than 100 characters"
+SNS_MAX_SUBJECT_CHARS = 99  # "less than 100 characters", as Java counts them (UTF-16 code units)
 _SUBJECT_FORBIDDEN = frozenset(chr(c) for c in (*range(32), *range(127, 160)))
 
 
@@ -499,7 +499,7 @@ def sns_publish_refusal(
         return "Invalid parameter: Message too long"
     if subject is not None and (
         not subject.strip()
-        or len(subject) > SNS_MAX_SUBJECT_CHARS
+        or len(subject.encode("utf-16-le")) // 2 > SNS_MAX_SUBJECT_CHARS
         or any(c in _SUBJECT_FORBIDDEN for c in subject)
     ):
         return "Invalid parameter: Subject"

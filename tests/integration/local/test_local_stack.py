@@ -123,7 +123,10 @@ def test_provisioning_follows_a_changed_template() -> None:
         .read_text(encoding="utf-8")
         .replace("EventLedgerTable", "LedgerV2Table")
     )
-    text = text.replace("  SalesTopic:\n", "  PartnerTopic:\n    Type: AWS::SNS::Topic\n\n  SalesTopic:\n", 1)
+    # the resource (two spaces in), not the first "SalesTopic:" of the file (ChatAlertsFunction's event)
+    text = text.replace(
+        "\n  SalesTopic:\n", "\n  PartnerTopic:\n    Type: AWS::SNS::Topic\n\n  SalesTopic:\n", 1
+    )
     changed = Path(f"/tmp/leadscore-template-{uuid.uuid4().hex}.yaml")
     changed.write_text(text, encoding="utf-8")
     try:
