@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from leadscore.console import api, snapshot
-from leadscore.console.app import Console, serve
+from leadscore.console.app import TOKEN_COOKIE, Console, new_token, serve
 from leadscore.local import signing
 from leadscore.local.glue import repo_root
 from leadscore.local.replay import Client
@@ -66,6 +66,7 @@ class Seeded:
     lead_api: api.LeadApi
     hostile_email: str
     emails: list[str]
+    token: str  # the console's: the browser holds it as the cookie the printed URL sets
 
 
 def _post(client: Client, events: list[dict[str, Any]]) -> None:
@@ -134,11 +135,12 @@ def seeded(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[S
     with snapshot.restored(snapshot.load(state), emulator="process") as restored:
         lead_api = api.LeadApi(api.target_for_local(restored.url, "the seeded test stack"))
         reports = tmp_path_factory.mktemp("reports")
-        server = serve(Console(lead_api, reports=reports), 0)
+        token = new_token()
+        server = serve(Console(lead_api, reports=reports), 0, token)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:
-            yield Seeded(f"http://127.0.0.1:{server.port}", lead_api, hostile, emails)
+            yield Seeded(f"http://127.0.0.1:{server.port}", lead_api, hostile, emails, token)
         finally:
             server.shutdown()
             server.server_close()
@@ -152,11 +154,13 @@ class Watched:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Watched]:
+def page(browser: Any, seeded: Seeded) -> Iterator[Watched]:
     """A fresh page that records console errors, uncaught exceptions and dialogs (an alert() that
-    fires means injected script ran)."""
+    fires means injected script ran). It first opens the console's tokened URL, as its user does."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     opened = context.new_page()
+    opened.goto(f"{seeded.console_url}/?token={seeded.token}")
+    assert any(c["name"] == TOKEN_COOKIE for c in context.cookies()), "the token URL set no cookie"
     watched = Watched(opened, [], [])
     opened.on(
         "console",

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,7 @@ from typing import Any
 import boto3
 import pytest
 
+from leadscore.cli import CommandError
 from leadscore.console import api, snapshot
 from leadscore.local.replay import Client, console_command
 from leadscore.local.server import LocalOptions, LocalStack
@@ -31,6 +33,7 @@ pytestmark = pytest.mark.integration
 class _Recorder(BaseHTTPRequestHandler):
     seen: list[dict[str, str]] = []
     answer: tuple[int, dict[str, Any]] = (200, {"ok": True})
+    location: str | None = None  # a redirect's target
 
     def do_GET(self) -> None:
         type(self).seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
@@ -39,6 +42,8 @@ class _Recorder(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(raw)))
+        if type(self).location:
+            self.send_header("Location", str(type(self).location))
         self.end_headers()
         self.wfile.write(raw)
 
@@ -47,7 +52,16 @@ class _Recorder(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
+def elsewhere() -> Iterator[tuple[str, type[_Recorder]]]:
+    yield from _recording_server()
+
+
+@pytest.fixture
 def recorder() -> Iterator[tuple[str, type[_Recorder]]]:
+    yield from _recording_server()
+
+
+def _recording_server() -> Iterator[tuple[str, type[_Recorder]]]:
     handler = type("Recorder", (_Recorder,), {"seen": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -77,6 +91,27 @@ def test_requests_are_signed_for_execute_api_with_the_users_credentials(
     assert request["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDUSER/")
     assert "/eu-west-1/execute-api/aws4_request" in request["authorization"]
     assert request["x-amz-security-token"] == "user-session-token"
+
+
+def test_a_redirect_is_never_followed_with_the_signed_headers(
+    aws_env: None, recorder: tuple[str, type[_Recorder]], elsewhere: tuple[str, type[_Recorder]]
+) -> None:
+    # Given an API that answers with a redirect to another host
+    url, handler = recorder
+    other_url, other = elsewhere
+    handler.answer, handler.location = (302, {}), other_url + "v1/models"
+    # When the console reads it
+    with pytest.raises(api.ApiError) as raised:
+        api.LeadApi(api.target_for_url(url, "us-east-1")).get("/v1/models")
+    # Then the redirect is the answer: nothing (no signature, no session token) went elsewhere
+    assert raised.value.status == 302
+    assert other.seen == []
+
+
+@pytest.mark.parametrize("url", ["http://api.example.com/", "http://10.0.0.5/"])
+def test_a_remote_api_must_be_https(aws_env: None, url: str) -> None:
+    with pytest.raises(CommandError, match="must be https"):
+        api.target_for_url(url, "us-east-1")
 
 
 def test_the_region_is_read_from_an_execute_api_url(aws_env: None) -> None:
@@ -160,16 +195,23 @@ def test_console_demo_serves_what_a_finished_demo_saved(tmp_path: Path) -> None:
     )
     output = _Output(process)
     try:
-        url = output.url()
-        with urllib.request.urlopen(f"{url}leads?stage=lead", timeout=60) as response:
+        printed_url = output.url()
+        url = printed_url.split("?")[0]
+        with pytest.raises(urllib.error.HTTPError) as refused:  # loopback, but not the user's browser
+            urllib.request.urlopen(f"{url}leads?stage=lead", timeout=60)
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        browser.open(printed_url, timeout=60).close()  # the printed URL: its token becomes a cookie
+        with browser.open(f"{url}leads?stage=lead", timeout=60) as response:
             page = response.read().decode()
-        with urllib.request.urlopen(f"{url}leads?email={email}", timeout=60) as response:
+        with browser.open(f"{url}leads?email={email}", timeout=60) as response:
             lead_page = response.read().decode()
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
 
-    # Then it shows the saved lead, and stops cleanly on SIGTERM
+    # Then it shows the saved lead (to the browser that opened its printed URL alone), and stops
+    # cleanly on SIGTERM
+    assert refused.value.code == 401 and "?token=" in printed_url
     assert email in lead_page and "Requested a demo" in lead_page
     assert "<h1>Leads in " in page
     printed = output.rest()

@@ -63,7 +63,7 @@ def _console(args: argparse.Namespace) -> int:
 
     from leadscore.cli import CommandError
     from leadscore.console import api
-    from leadscore.console.app import Console, serve
+    from leadscore.console.app import Console, new_token, serve
 
     with ExitStack() as cleanup:
         if args.stack:
@@ -76,12 +76,16 @@ def _console(args: argparse.Namespace) -> int:
             target = api.target_for_local(args.local or DEFAULT_LOCAL)
         console = Console(api.LeadApi(target), reports=args.reports.expanduser().resolve())
         try:
-            server = serve(console, args.port)
+            token = new_token()
+            server = serve(console, args.port, token)
         except OSError as exc:
             raise CommandError(
                 f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror}); choose another port with --port"
             ) from exc
-        print(f"leadscore console: http://127.0.0.1:{server.port}/  (reading {target.label})", flush=True)
+        print(
+            f"leadscore console: http://127.0.0.1:{server.port}/?token={token}  (reading {target.label})",
+            flush=True,
+        )
         print("Read-only; Ctrl-C stops it.", flush=True)
         _check(console)
         stopping = threading.Event()

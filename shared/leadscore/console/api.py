@@ -21,6 +21,18 @@ from botocore.credentials import Credentials, ReadOnlyCredentials
 from leadscore.errors import LeadScoreError
 
 TIMEOUT_SECONDS = 35  # API Gateway gives up at 30 s
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, never followed: following it would send the signed headers (the
+    session token among them) to wherever it points."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects())
 
 
 class ApiError(LeadScoreError):
@@ -57,7 +69,7 @@ class LeadApi:
         SigV4Auth(self.target.credentials, "execute-api", self.target.region).add_auth(request)
         prepared = urllib.request.Request(url, headers=dict(request.headers.items()), method="GET")
         try:
-            with urllib.request.urlopen(prepared, timeout=TIMEOUT_SECONDS) as response:
+            with _OPENER.open(prepared, timeout=TIMEOUT_SECONDS) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             raise ApiError(_message(exc.read(), exc.code), exc.code) from exc
@@ -100,6 +112,11 @@ def target_for_url(url: str, region: str | None, profile: str | None = None) -> 
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise CommandError(f"--api-url {url!r}: expected an http(s) URL such as the stack's ApiUrl output")
     host = parts.hostname or ""
+    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+        raise CommandError(
+            f"--api-url {url!r}: requests are signed with your AWS credentials, so a remote API must "
+            "be https (plain http is for a stack on this machine)"
+        )
     inferred = host.split(".")[2] if ".execute-api." in host and host.count(".") >= 3 else None
     session = boto3.Session(profile_name=profile, region_name=region or inferred)
     chosen = region or inferred or session.region_name

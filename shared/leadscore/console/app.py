@@ -3,6 +3,10 @@
 Security model (it holds its user's AWS credentials, so a web page must not be able to use it):
 - it listens on 127.0.0.1 only, and answers only requests whose Host header names it
   (`TRUSTED_HOSTS`): a DNS-rebinding page whose name resolves to 127.0.0.1 gets a 400;
+- loopback is shared by every user and program of the machine, so a page answers only a browser
+  holding the console's token: a random secret in the URL it prints, exchanged on first visit for
+  an HttpOnly, SameSite=Strict cookie (as Jupyter does); anything else gets a 401 and the lead API
+  is never read;
 - GET (and HEAD) only: nothing it serves changes anything (no erase, no form posts);
 - every page carries a strict Content-Security-Policy (no script at all: the chart is drawn on the
   server as SVG; `frame-ancestors 'none'`), and templates autoescape every value, so a webhook's
@@ -13,6 +17,7 @@ Security model (it holds its user's AWS credentials, so a web page must not be a
 
 from __future__ import annotations
 
+import hmac
 import re
 import time
 from dataclasses import dataclass, field
@@ -78,7 +83,14 @@ class ListQuery(BaseModel):
     start: int = Field(default=1, ge=1, le=10_000_000)
 
 
-def create_app(console: Console, allowed_hosts: list[str]) -> Flask:
+TOKEN_COOKIE = "leadscore_console"
+TOKEN_PARAMETER = "token"
+
+
+def create_app(console: Console, allowed_hosts: list[str], token: str) -> Flask:
+    """The console app; every request must carry `token` (the printed URL's, or its cookie)."""
+    if len(token) < 16:
+        raise ValueError("the console's token must be a long random secret")
     app = Flask(__name__)
     app.config["TRUSTED_HOSTS"] = allowed_hosts
     app.jinja_env.autoescape = True  # every template, whatever its name
@@ -87,8 +99,31 @@ def create_app(console: Console, allowed_hosts: list[str]) -> Flask:
         f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%d %H:%M} UTC"
     )
     _guard(app)
+    _token_gate(app, token)
     _pages(app, console)
     return app
+
+
+def _token_gate(app: Flask, token: str) -> None:
+    """Only the browser that opened the printed URL: its `?token=` becomes a cookie (and leaves the
+    address bar, so it is not in history or a Referer), the cookie opens every later request."""
+
+    def holds(value: str | None) -> bool:
+        return value is not None and hmac.compare_digest(value.encode(), token.encode())
+
+    @app.before_request
+    def _check_token() -> Any:
+        _ = request.host  # a Host the console does not trust raises SecurityError first (a 400)
+        if holds(request.args.get(TOKEN_PARAMETER)):
+            values: dict[str, Any] = dict(request.view_args or {})
+            values.update((k, v) for k, v in request.args.items() if k != TOKEN_PARAMETER)
+            response = redirect(url_for(request.endpoint or "home", **values))
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict", path="/")
+            return response
+        if not holds(request.cookies.get(TOKEN_COOKIE)):
+            message = "open the console at the address `leadscore console` printed: it carries the token"
+            return render_template("error.html", status=401, message=message), 401
+        return None
 
 
 def _guard(app: Flask) -> None:
@@ -258,10 +293,16 @@ def _newest_report(folder: Path | None) -> Path | None:
 LOOPBACK = "127.0.0.1"
 
 
-def serve(console: Console, port: int) -> Any:
+def serve(console: Console, port: int, token: str) -> Any:
     """A threaded WSGI server for the console on 127.0.0.1:`port` (0: a free one), not started:
-    call `serve_forever()` (and `shutdown()`). Its URL: `http://127.0.0.1:{server.port}`."""
+    call `serve_forever()` (and `shutdown()`). Its URL: `http://127.0.0.1:{server.port}/?token=…`."""
     from werkzeug.serving import make_server
 
-    app = create_app(console, allowed_hosts=[LOOPBACK, "localhost"])
+    app = create_app(console, allowed_hosts=[LOOPBACK, "localhost"], token=token)
     return make_server(LOOPBACK, port, app, threaded=True)
+
+
+def new_token() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(24)

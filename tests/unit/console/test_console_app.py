@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from leadscore.console.app import GRADE_SCAN_PAGES, Console, create_app
+from leadscore.console.app import GRADE_SCAN_PAGES, TOKEN_COOKIE, Console, create_app
 
 from .fakes import HOSTILE, FakeApi, lead
 
 pytestmark = pytest.mark.unit
 HOST = {"Host": "127.0.0.1:8421"}
+TOKEN = "unit-test-console-token-0123456789"
 
 
 def _leads(count: int, grades: str = "A") -> list[dict[str, Any]]:
@@ -30,8 +31,13 @@ def _leads(count: int, grades: str = "A") -> list[dict[str, Any]]:
     ]
 
 
-def _client(api: FakeApi) -> FlaskClient:
-    return create_app(Console(api), allowed_hosts=["127.0.0.1", "localhost"]).test_client()  # type: ignore[arg-type]
+def _client(api: FakeApi, console: Console | None = None, *, holding_token: bool = True) -> FlaskClient:
+    """A browser of the console; by default one that opened the printed URL (it holds the cookie)."""
+    app = create_app(console or Console(api), allowed_hosts=["127.0.0.1", "localhost"], token=TOKEN)  # type: ignore[arg-type]
+    client = app.test_client()
+    if holding_token:
+        client.set_cookie(TOKEN_COOKIE, TOKEN, domain="127.0.0.1")
+    return client
 
 
 def test_a_foreign_host_is_refused_before_the_api_is_read() -> None:
@@ -157,9 +163,9 @@ def test_the_model_page_lists_rules_with_points_and_half_lives() -> None:
 
 
 def test_the_backtest_page_says_how_to_make_a_report_when_there_is_none(tmp_path: Any) -> None:
-    app = create_app(Console(FakeApi([]), reports=tmp_path), ["127.0.0.1"])  # type: ignore[arg-type]
+    client = _client(FakeApi([]), Console(FakeApi([]), reports=tmp_path))  # type: ignore[arg-type]
 
-    page = app.test_client().get("/backtest", headers=HOST).get_data(as_text=True)
+    page = client.get("/backtest", headers=HOST).get_data(as_text=True)
 
     assert "No backtest report" in page and "leadscore backtest" in page
 
@@ -170,7 +176,7 @@ def test_the_newest_backtest_report_is_served_in_a_sandbox(tmp_path: Any) -> Non
     (tmp_path / "old.html").write_text("<p>old</p>")
     (tmp_path / "new.html").write_text("<p>new</p><script>alert(1)</script>")
     os.utime(tmp_path / "old.html", (1, 1))
-    client = create_app(Console(FakeApi([]), reports=tmp_path), ["127.0.0.1"]).test_client()  # type: ignore[arg-type]
+    client = _client(FakeApi([]), Console(FakeApi([]), reports=tmp_path))  # type: ignore[arg-type]
 
     page = client.get("/backtest", headers=HOST).get_data(as_text=True)
     report = client.get("/backtest/report", headers=HOST)
@@ -178,3 +184,38 @@ def test_the_newest_backtest_report_is_served_in_a_sandbox(tmp_path: Any) -> Non
     assert "<iframe" in page and " sandbox" in page and "new.html" in page
     assert report.get_data(as_text=True).startswith("<p>new</p>")
     assert report.headers["Content-Security-Policy"].startswith("sandbox;")
+
+
+def test_a_request_without_the_console_token_is_refused_before_the_api_is_read() -> None:
+    # Given a console on loopback, which every user and program of the machine can reach
+    api = FakeApi(_leads(3))
+    stranger = _client(api, holding_token=False)
+    # When a request comes without the token, or with a wrong one
+    missing = stranger.get("/leads", headers=HOST)
+    wrong = stranger.get("/leads?token=not-the-token-0123456789", headers=HOST)
+    # Then it is refused, and the lead API (the user's credentials) was never used
+    assert (missing.status_code, wrong.status_code) == (401, 401)
+    assert "leadscore console" in missing.get_data(as_text=True)
+    assert api.calls == []
+
+
+def test_the_printed_url_trades_its_token_for_a_strict_cookie_and_leaves_the_address_bar() -> None:
+    # Given the browser that opens the URL `leadscore console` printed
+    api = FakeApi(_leads(3))
+    browser = _client(api, holding_token=False)
+    # When it opens it
+    first = browser.get(f"/leads?stage=SQL&token={TOKEN}", headers=HOST)
+    # Then it is sent to the same page without the token, holding an HttpOnly, SameSite=Strict cookie
+    assert first.status_code == 302
+    assert first.headers["Location"].endswith("/leads?stage=SQL")
+    cookie = first.headers["Set-Cookie"]
+    assert (
+        cookie.startswith(f"{TOKEN_COOKIE}={TOKEN}") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    )
+    # And the cookie opens the pages
+    assert browser.get("/leads?stage=SQL", headers=HOST).status_code == 200
+
+
+def test_a_short_token_is_refused() -> None:
+    with pytest.raises(ValueError, match="long random secret"):
+        create_app(Console(FakeApi([])), ["127.0.0.1"], token="short")  # type: ignore[arg-type]
