@@ -48,6 +48,7 @@ COLUMNS = (
     "probability",
     "scored_at",
     "top_reasons",
+    "ranked_score",  # the stored score the ranking is ordered by (`total` is computed now)
 )
 TOP_REASONS = 3
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -93,6 +94,7 @@ def row(rank: int, lead: RankedLead) -> list[str | int | float]:
         "" if lead.probability is None else lead.probability,
         lead.scored_at.isoformat(),
         _text(_reasons(lead)),
+        lead.ranked_score,
     ]
 
 

@@ -71,6 +71,10 @@ def test_the_csv_pages_through_the_same_ranking_as_the_json_with_running_ranks(s
     assert {lead_id_for(e) for e in emails} <= {r["lead_id"] for r in rows}
     assert [r["lead_id"] for r in rows] == [lead["lead_id"] for lead in listing]
     assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
+    # the order is the stored score's, which the CSV shows beside the score computed now
+    ranked = [float(r["ranked_score"]) for r in rows]
+    assert ranked == sorted(ranked, reverse=True)
+    assert ranked == [lead["ranked_score"] for lead in listing]
     for row, lead in zip(rows, listing, strict=True):
         assert (row["email"], row["stage"], row["grade"], row["job_title"]) == (
             lead["email"],
