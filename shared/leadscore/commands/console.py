@@ -76,14 +76,17 @@ def _console(args: argparse.Namespace) -> int:
             target = api.target_for_local(args.local or DEFAULT_LOCAL)
         console = Console(api.LeadApi(target), reports=args.reports.expanduser().resolve())
         try:
-            token = new_token()
+            # The user's own credentials sign for a deployed stack: only the browser given the
+            # token may use them. A local or demo stack's API is open on loopback already.
+            token = new_token() if args.stack or args.api_url else None
             server = serve(console, args.port, token)
         except OSError as exc:
             raise CommandError(
                 f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror}); choose another port with --port"
             ) from exc
         print(
-            f"leadscore console: http://127.0.0.1:{server.port}/?token={token}  (reading {target.label})",
+            f"leadscore console: http://127.0.0.1:{server.port}/{f'?token={token}' if token else ''}"
+            f"  (reading {target.label})",
             flush=True,
         )
         print("Read-only; Ctrl-C stops it.", flush=True)

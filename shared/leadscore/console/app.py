@@ -3,10 +3,11 @@
 Security model (it holds its user's AWS credentials, so a web page must not be able to use it):
 - it listens on 127.0.0.1 only, and answers only requests whose Host header names it
   (`TRUSTED_HOSTS`): a DNS-rebinding page whose name resolves to 127.0.0.1 gets a 400;
-- loopback is shared by every user and program of the machine, so a page answers only a browser
-  holding the console's token: a random secret in the URL it prints, exchanged on first visit for
-  an HttpOnly, SameSite=Strict cookie (as Jupyter does); anything else gets a 401 and the lead API
-  is never read;
+- loopback is shared by every user and program of the machine, so when it signs with the user's
+  own credentials (a deployed stack) a page answers only a browser holding the console's token: a
+  random secret in the URL it prints, exchanged on first visit for an HttpOnly, SameSite=Strict
+  cookie (as Jupyter does); anything else gets a 401 and the lead API is never read. A local or
+  demo stack (fake credentials, its own API open on loopback already) needs no token;
 - GET (and HEAD) only: nothing it serves changes anything (no erase, no form posts);
 - every page carries a strict Content-Security-Policy (no script at all: the chart is drawn on the
   server as SVG; `frame-ancestors 'none'`), and templates autoescape every value, so a webhook's
@@ -87,9 +88,10 @@ TOKEN_COOKIE = "leadscore_console"
 TOKEN_PARAMETER = "token"
 
 
-def create_app(console: Console, allowed_hosts: list[str], token: str) -> Flask:
-    """The console app; every request must carry `token` (the printed URL's, or its cookie)."""
-    if len(token) < 16:
+def create_app(console: Console, allowed_hosts: list[str], token: str | None) -> Flask:
+    """The console app; with a `token`, every request must carry it (the printed URL's, or its
+    cookie). None only for a local stack, whose lead API any local program can read anyway."""
+    if token is not None and len(token) < 16:
         raise ValueError("the console's token must be a long random secret")
     app = Flask(__name__)
     app.config["TRUSTED_HOSTS"] = allowed_hosts
@@ -99,7 +101,8 @@ def create_app(console: Console, allowed_hosts: list[str], token: str) -> Flask:
         f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%d %H:%M} UTC"
     )
     _guard(app)
-    _token_gate(app, token)
+    if token is not None:
+        _token_gate(app, token)
     _pages(app, console)
     return app
 
@@ -293,7 +296,7 @@ def _newest_report(folder: Path | None) -> Path | None:
 LOOPBACK = "127.0.0.1"
 
 
-def serve(console: Console, port: int, token: str) -> Any:
+def serve(console: Console, port: int, token: str | None) -> Any:
     """A threaded WSGI server for the console on 127.0.0.1:`port` (0: a free one), not started:
     call `serve_forever()` (and `shutdown()`). Its URL: `http://127.0.0.1:{server.port}/?token=…`."""
     from werkzeug.serving import make_server

@@ -219,3 +219,12 @@ def test_the_printed_url_trades_its_token_for_a_strict_cookie_and_leaves_the_add
 def test_a_short_token_is_refused() -> None:
     with pytest.raises(ValueError, match="long random secret"):
         create_app(Console(FakeApi([])), ["127.0.0.1"], token="short")  # type: ignore[arg-type]
+
+
+def test_a_local_stack_console_needs_no_token() -> None:
+    # Given a console of a local stack (fake credentials; its API is open on loopback anyway)
+    api = FakeApi(_leads(3))
+    client = create_app(Console(api), ["127.0.0.1"], token=None).test_client()  # type: ignore[arg-type]
+    # Then its pages open without a token, the Host check still applies
+    assert client.get("/leads?stage=SQL", headers=HOST).status_code == 200
+    assert client.get("/leads", headers={"Host": "attacker.example:8421"}).status_code == 400
