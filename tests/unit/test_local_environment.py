@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from leadscore.commands import privacy
+from leadscore.commands import stacks
 
 DESCRIBED = {
     "emulator": "http://127.0.0.1:4566",
@@ -31,9 +31,9 @@ def test_a_local_stack_passes_its_tables_and_its_scoring_model(monkeypatch: pyte
         asked.append(url)
         return io.BytesIO(json.dumps(DESCRIBED).encode())
 
-    monkeypatch.setattr(privacy.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(stacks.urllib.request, "urlopen", urlopen)
 
-    env = privacy.local_environment("http://127.0.0.1:3000/")
+    env = stacks.local_environment("http://127.0.0.1:3000/")
 
     assert asked == ["http://127.0.0.1:3000/_local"]
     assert env["SCORING_MODEL"] == "bundled:default"  # not the Settings default (the shipped catalog)

@@ -11,27 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from leadscore.commands.privacy import DEFAULT_LOCAL_URL, local_environment, stack_environment
-from leadscore.config import Settings
-
-
-def _where(parser: argparse.ArgumentParser) -> None:
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--stack", metavar="NAME", help="a deployed stack (CloudFormation name)")
-    where.add_argument(
-        "--local",
-        metavar="URL",
-        nargs="?",
-        const=DEFAULT_LOCAL_URL,
-        help=f"a running `leadscore local` (default {DEFAULT_LOCAL_URL})",
-    )
-    parser.add_argument("--region", help="the deployed stack's region (default: the AWS CLI's)")
+from leadscore.commands.stacks import add_stack_options, settings_for
 
 
 def register(subparsers: Any) -> None:
@@ -52,7 +37,7 @@ def register(subparsers: Any) -> None:
         "file", metavar="FILE.csv", type=Path, help="the outcomes: columns email, outcome, time"
     )
     imports.add_argument("--dry-run", action="store_true", help="check and count, record nothing")
-    _where(imports)
+    add_stack_options(imports)
     imports.set_defaults(run=_import)
 
     export = subparsers.add_parser(
@@ -73,18 +58,8 @@ def register(subparsers: Any) -> None:
     export.add_argument(
         "--page-size", type=int, default=1000, help="ledger items read per request (default 1000)"
     )
-    _where(export)
+    add_stack_options(export)
     export.set_defaults(run=_export)
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    if args.region:
-        os.environ["AWS_DEFAULT_REGION"] = args.region
-    if args.stack:
-        os.environ.update(stack_environment(args.stack))
-    elif args.local:
-        os.environ.update(local_environment(args.local))
-    return Settings.from_env()
 
 
 def _print(report: dict[str, Any]) -> int:
@@ -102,7 +77,7 @@ def _import(args: argparse.Namespace) -> int:
 
     now = clock.now()
     rows, ignored = read_outcomes(args.file, now)  # every row checked before the stack is touched
-    settings = _settings(args)
+    settings = settings_for(args)
     retention = settings.event_retention_days
     check_retention(rows, now - timedelta(days=retention), retention)
     report = import_outcomes(
@@ -124,7 +99,7 @@ def _export(args: argparse.Namespace) -> int:
 
     if args.page_size < 1:
         raise CommandError("--page-size must be at least 1")
-    settings = _settings(args)
+    settings = settings_for(args)
     report = export_history(
         HistoryReads(settings.ledger_table, settings.profiles_table),
         args.out,

@@ -10,32 +10,14 @@ the reason."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import IO, Any
 
-from leadscore.commands.privacy import DEFAULT_LOCAL_URL, local_environment, stack_environment
+from leadscore.commands.stacks import add_stack_options, settings_for
 from leadscore.config import Settings
 
 EXPORT_PAGE = 100  # leads per request: the lead API's largest page
-
-
-def _where(parser: argparse.ArgumentParser) -> None:
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--stack",
-        metavar="NAME",
-        help="a deployed stack (CloudFormation name; default: the environment's tables)",
-    )
-    where.add_argument(
-        "--local",
-        metavar="URL",
-        nargs="?",
-        const=DEFAULT_LOCAL_URL,
-        help=f"a running `leadscore local` (URL default {DEFAULT_LOCAL_URL})",
-    )
-    parser.add_argument("--region", help="the deployed stack's region (default: the AWS CLI's)")
 
 
 def register(subparsers: Any) -> None:
@@ -57,7 +39,7 @@ def register(subparsers: Any) -> None:
     export.add_argument("--stage", required=True, help="the stage to list (e.g. SQL; any case)")
     export.add_argument("--model", help="a catalog model's ranking (default: the primary model)")
     export.add_argument("--out", metavar="FILE.csv", type=Path, help="write here (default: standard output)")
-    _where(export)
+    add_stack_options(export)
     export.set_defaults(run=_export)
 
     history = actions.add_parser(
@@ -81,22 +63,12 @@ def register(subparsers: Any) -> None:
         help="decay step between events (default 1d)",
     )
     history.add_argument("--json", action="store_true", help="print the JSON answer instead of a table")
-    _where(history)
+    add_stack_options(history)
     history.set_defaults(run=_history)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    if args.region:
-        os.environ["AWS_DEFAULT_REGION"] = args.region
-    if args.stack:
-        os.environ.update(stack_environment(args.stack))
-    elif args.local:
-        os.environ.update(local_environment(args.local))
-    return Settings.from_env()
-
-
 def _export(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_for(args)
     if args.out is None:
         written = _write_csv(args, settings, sys.stdout)
     else:
@@ -130,7 +102,7 @@ def _history(args: argparse.Namespace) -> int:
 
     params = {k: v for k in ("model", "since", "until", "step") if (v := getattr(args, k)) is not None}
     query = parse_history_query(params)
-    history = lead_history(args.lead_id, query, _settings(args))
+    history = lead_history(args.lead_id, query, settings_for(args))
     if args.json:
         print(history.model_dump_json(indent=2))
         return 0

@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Any
 
-from leadscore.commands.privacy import local_environment, stack_environment
+from leadscore.commands.stacks import local_environment, stack_environment
 from leadscore.config import Settings
 
 LOCAL = "local"
