@@ -35,6 +35,12 @@ class EventType(StrEnum):
     WEBINAR_REGISTERED = "webinar_registered"
     WEBINAR_ATTENDED = "webinar_attended"
     PAGE_VIEWED = "page_viewed"
+    # The website, through the tracking snippet (leadscore.tracking): a visit (a session: views with
+    # no 30-minute gap) by a browser seen for the first time, or by one seen on an earlier visit;
+    # and engaged time on a page (visible and focused), in `engaged_seconds`.
+    VISIT_STARTED = "visit_started"
+    VISIT_RETURNED = "visit_returned"
+    PAGE_ENGAGED = "page_engaged"
     EMAIL_SENT = "email_sent"
     EMAIL_DELIVERED = "email_delivered"
     EMAIL_OPENED = "email_opened"
@@ -84,6 +90,12 @@ EMAIL_EVENT_TYPES = frozenset(
     t for t in EventType if t.value.startswith("email_") and t is not EventType.EMAIL_CHANGED
 )
 MEETING_EVENT_TYPES = frozenset({EventType.MEETING_BOOKED, EventType.MEETING_CANCELED})
+# What the tracking snippet may say: page activity, nothing else (no form, consent or identity
+# event; a tracked view can never suppress, un-suppress or change anyone's email).
+TRACK_EVENT_TYPES = frozenset(
+    {EventType.PAGE_VIEWED, EventType.VISIT_STARTED, EventType.VISIT_RETURNED, EventType.PAGE_ENGAGED}
+)
+MAX_ENGAGED_SECONDS = 1800  # per page_engaged event: half an hour of attention on one page, at most
 
 # Sales' verdicts. Only an authenticated source (the signed generic provider, a CRM provider,
 # `leadscore outcomes import`) may assert them; a public form never can.
@@ -105,6 +117,7 @@ class Provider(StrEnum):
     MAILGUN = "mailgun"
     POSTMARK = "postmark"
     MAILCHIMP = "mailchimp"
+    TRACK = "track"  # the website's tracking snippet (POST /v1/track), not a webhook provider
 
 
 # Who may bring an erased person back: someone who opts in again through a form or a booking.
@@ -332,6 +345,11 @@ class LeadAttributes(Model):
         return kept
 
 
+def _engaged_only_for_engagement(event_type: EventType, engaged_seconds: int | None) -> None:
+    if (event_type is EventType.PAGE_ENGAGED) != (engaged_seconds is not None):
+        raise ValueError("engaged_seconds is required for page_engaged events and only for them")
+
+
 class LeadEvent(Model):
     """One normalized, validated thing that happened to one lead.
 
@@ -349,6 +367,8 @@ class LeadEvent(Model):
     provider: Provider
     url: str | None = Field(default=None, max_length=2048)
     attributes: LeadAttributes = Field(default_factory=LeadAttributes)
+    # page_engaged only, and required there: seconds of attention on the page (1..1800).
+    engaged_seconds: int | None = Field(default=None, ge=1, le=MAX_ENGAGED_SECONDS)
     # email_changed only: the address the person used before (`email` is the new one).
     previous_email: str | None = None
     assigned_lead_id: str | None = Field(default=None, alias="lead_id", pattern=LEAD_ID_PATTERN)
@@ -368,6 +388,7 @@ class LeadEvent(Model):
 
     @model_validator(mode="after")
     def _previous_only_for_changes(self) -> LeadEvent:
+        _engaged_only_for_engagement(self.event_type, self.engaged_seconds)
         changed = self.event_type is EventType.EMAIL_CHANGED
         if changed != (self.previous_email is not None):
             raise ValueError("previous_email is required for email_changed events and only for them")
@@ -397,6 +418,10 @@ class LeadEvent(Model):
         return self.model_copy(update={"assigned_lead_id": lead_id, "previous_lead_id": previous_lead_id})
 
 
+# A browser the tracking snippet names by its random first-party visitor id.
+WEB_VISITOR_NAMESPACE = "web"
+
+
 # --- people a provider names by its own id --------------------------------------------------------
 class ExternalId(Model):
     """Someone known to a provider by its own id, not (yet) by email: a HubSpot contact's objectId
@@ -406,6 +431,12 @@ class ExternalId(Model):
 
     namespace: str = Field(min_length=1, max_length=128)
     value: str = Field(min_length=1, max_length=256)
+
+    @property
+    def is_browser(self) -> bool:
+        """A tracked browser (`namespace == WEB_VISITOR_NAMESPACE`), not a person: linking it to a
+        new email moves the browser to that lead, and never records an email change."""
+        return self.namespace == WEB_VISITOR_NAMESPACE
 
 
 class IdentityLink(Model):
@@ -438,11 +469,17 @@ class PendingEvent(Model):
     provider: Provider
     url: str | None = Field(default=None, max_length=2048)
     attributes: LeadAttributes = Field(default_factory=LeadAttributes)
+    engaged_seconds: int | None = Field(default=None, ge=1, le=MAX_ENGAGED_SECONDS)
 
     @field_validator("occurred_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
         return ensure_utc(value)
+
+    @model_validator(mode="after")
+    def _engaged(self) -> PendingEvent:
+        _engaged_only_for_engagement(self.event_type, self.engaged_seconds)
+        return self
 
     def identified(self, email: str) -> LeadEvent:
         return LeadEvent(email=email, **self.model_dump(exclude={"external"}))

@@ -72,6 +72,8 @@ class EventLedger:
             item["reported_at"] = iso(event.occurred_at)
         if event.url:
             item["url"] = event.url
+        if event.engaged_seconds is not None:
+            item["engaged_seconds"] = event.engaged_seconds
         if event.previous_email is not None:  # email_changed: the address the person left
             item["previous_email"] = event.previous_email
             if event.previous_lead_id is not None:
@@ -239,6 +241,7 @@ def event_from_item(item: Mapping[str, Any]) -> LeadEvent:
             "provider": data["provider"],
             "url": data.get("url"),
             "attributes": data.get("attributes") or {},
+            "engaged_seconds": data.get("engaged_seconds"),
             "previous_email": data.get("previous_email"),
             "previous_lead_id": data.get("previous_lead_id"),
         }

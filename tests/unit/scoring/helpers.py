@@ -19,8 +19,11 @@ def event(
     *,
     email: str = "ann@acme.io",
     url: str | None = None,
+    engaged_seconds: int | None = None,
     **attributes: object,
 ) -> LeadEvent:
+    if event_type is EventType.PAGE_ENGAGED and engaged_seconds is None:
+        engaged_seconds = 30  # the one field a page_engaged event requires
     return LeadEvent(
         event_id=event_id_for("test", f"{next(_ids)}"),
         email=email,
@@ -28,6 +31,7 @@ def event(
         occurred_at=at,
         provider=Provider.GENERIC,
         url=url,
+        engaged_seconds=engaged_seconds,
         attributes=LeadAttributes.model_validate(attributes),
     )
 
