@@ -1,0 +1,1 @@
+/* leadscore tracking snippet: placeholder until the snippet lands (issue 14). */
