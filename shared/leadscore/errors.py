@@ -54,6 +54,20 @@ class CaptchaRejected(LeadScoreError):
     code = "captcha_rejected"
 
 
+class UnknownSite(LeadScoreError):
+    """A tracking beacon names a site that is not configured, or not with that key."""
+
+    status = 401
+    code = "unknown_site"
+
+
+class OriginNotAllowed(LeadScoreError):
+    """A tracking beacon (or its preflight) from an origin none of the site's origins allow."""
+
+    status = 403
+    code = "origin_not_allowed"
+
+
 class RateLimited(LeadScoreError):
     status = 429
     code = "rate_limited"
