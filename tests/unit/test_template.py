@@ -47,6 +47,7 @@ FUNCTIONS = {
     "RescoreFunction": "functions/rescore",
     "MethodNotAllowedFunction": "functions/method_not_allowed",
     "ChatAlertsFunction": "functions/chat_alerts",  # only with ChatAlerts slack|teams
+    "TrackFunction": "functions/track",
 }
 TABLES = ("EventLedgerTable", "LeadProfilesTable", "IdempotencyTable", "RescoreJobsTable")
 COMMON_ENV = {
@@ -85,6 +86,8 @@ POLICY_SCOPE = {
         "SesHttpsTopicArns",  # sns:ConfirmSubscription, only on the topics the operator lists
         "SesEventsDLQ",  # failed SNS -> Lambda invocations
     },
+    # the tracking snippet's beacons: the sites (webhook secret), browser links and parked views
+    "TrackFunction": {"EventLedgerTable", "WebhookSecret", "LeadKeySecret", "IdentityTable"},
     "ScoreEventsFunction": {"EventLedgerTable", "LeadProfilesTable", "ScoreEventsDLQ", *MODEL},
     "EvaluateThresholdsFunction": {
         "LeadProfilesTable",
@@ -174,6 +177,7 @@ DYNAMODB_ACCESS = {
         ("dynamodb:PutItem", "RateLimitTable"),  # Mailgun's one-time signature tokens
         *IDENTITIES,
     },
+    "TrackFunction": {("dynamodb:PutItem", "EventLedgerTable"), *IDENTITIES},
     "ScoreEventsFunction": {
         ("dynamodb:UpdateItem", "EventLedgerTable"),
         ("dynamodb:UpdateItem", "LeadProfilesTable"),
@@ -263,6 +267,9 @@ LEAD_API_ROUTES = {
     ("GET", "/v1/models"),
 }
 INGEST_FUNCTIONS = ("IngestFormFunction", "IngestEmailFunction")
+# The tracking snippet's routes: public, each with its own bucket (beacons, preflights, the script).
+TRACK_ROUTES = {"POST /v1/track", "OPTIONS /v1/track", "GET /v1/track.js"}
+TRACK_ANY_ROUTES = {"ANY /v1/track", "ANY /v1/track.js"}
 STREAM_CONSUMERS = ("ScoreEventsFunction", "EvaluateThresholdsFunction", "EvaluateAccountsFunction")
 DEAD_LETTER_QUEUES = {
     "SesEventsDLQ",
@@ -427,6 +434,9 @@ def test_parameters_have_the_documented_defaults(sam_template: dict[str, Any]) -
         "UnknownProviderRouteRateLimit": 2,
         "UnknownProviderRouteBurstLimit": 5,
         "IngestReservedConcurrency": 20,
+        "TrackRouteRateLimit": 100,
+        "TrackRouteBurstLimit": 200,
+        "TrackReservedConcurrency": 10,
         "AlarmEmail": "",
         "AlarmTopicArn": "",
         "IteratorAgeAlarmSeconds": 600,
@@ -684,9 +694,12 @@ def test_webhook_routes_are_public_and_lead_routes_need_iam(transformed_template
         for route in PROVIDER_ROUTES | CATCH_ALL_ROUTES
     }
     lead_api = {("LeadApiFunction", method, path, "AWS_IAM") for method, path in LEAD_API_ROUTES}
+    track = {("TrackFunction", *route.split(" "), "NONE") for route in TRACK_ROUTES}
     # and each path's ANY route (405 for the other methods) is as public, or as private, as its routes
-    any_routes = {("MethodNotAllowedFunction", "ANY", path, auth) for _, _, path, auth in webhooks | lead_api}
-    assert routes == webhooks | lead_api | any_routes
+    any_routes = {
+        ("MethodNotAllowedFunction", "ANY", path, auth) for _, _, path, auth in webhooks | lead_api | track
+    }
+    assert routes == webhooks | lead_api | track | any_routes
 
 
 def test_every_path_answers_405_with_the_methods_its_routes_serve(
@@ -779,7 +792,7 @@ def test_webhook_secret_is_generated_with_one_object_per_provider(sam_template: 
 
 
 # Functions that compute lead ids (ingest keys each event; the lead API finds a lead by email).
-LEAD_ID_FUNCTIONS = ("IngestFormFunction", "IngestEmailFunction", "LeadApiFunction")
+LEAD_ID_FUNCTIONS = ("IngestFormFunction", "IngestEmailFunction", "LeadApiFunction", "TrackFunction")
 
 
 def test_lead_id_key_is_generated_never_in_plaintext_and_outlives_the_stack(
@@ -861,10 +874,12 @@ def test_outputs_expose_what_operators_and_subscribers_need(sam_template: dict[s
         "LeadIdScheme",
         "ChatWebhookSecretArn",
         "ChatAlertsFunctionName",
+        "TrackSnippetUrl",
         *(f"{name}Url" for name in _dead_letter_queues(sam_template)),
     }
     assert sam_template["Outputs"]["WebAclArn"]["Condition"] == "CreateWaf"
     assert "${LeadScoreApi}" in sam_template["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"]
+    assert sam_template["Outputs"]["TrackSnippetUrl"]["Value"]["Fn::Sub"].endswith("/v1/track.js")
 
 
 @pytest.mark.parametrize(
@@ -986,13 +1001,21 @@ def test_each_provider_route_has_its_own_throttle_and_unknown_providers_a_smalle
     settings = stage["Properties"]["RouteSettings"]
     defaults = {name: spec.get("Default") for name, spec in sam_template["Parameters"].items()}
     # Then every webhook route has a bucket of its own, set by parameters
-    assert set(settings) == PROVIDER_ROUTES | CATCH_ALL_ROUTES | WEBHOOK_ANY_ROUTES
+    assert (
+        set(settings)
+        == PROVIDER_ROUTES | CATCH_ALL_ROUTES | WEBHOOK_ANY_ROUTES | TRACK_ROUTES | TRACK_ANY_ROUTES
+    )
     for route in PROVIDER_ROUTES:
         assert settings[route] == {
             "ThrottlingBurstLimit": {"Ref": "WebhookRouteBurstLimit"},
             "ThrottlingRateLimit": {"Ref": "WebhookRouteRateLimit"},
         }, route
-    for route in CATCH_ALL_ROUTES | WEBHOOK_ANY_ROUTES:
+    for route in TRACK_ROUTES:  # the snippet's routes: a bucket of their own, set by their parameters
+        assert settings[route] == {
+            "ThrottlingBurstLimit": {"Ref": "TrackRouteBurstLimit"},
+            "ThrottlingRateLimit": {"Ref": "TrackRouteRateLimit"},
+        }, route
+    for route in CATCH_ALL_ROUTES | WEBHOOK_ANY_ROUTES | TRACK_ANY_ROUTES:
         assert settings[route] == {
             "ThrottlingBurstLimit": {"Ref": "UnknownProviderRouteBurstLimit"},
             "ThrottlingRateLimit": {"Ref": "UnknownProviderRouteRateLimit"},
@@ -1013,6 +1036,18 @@ def test_ingest_functions_reserve_concurrency_unless_the_parameter_is_zero(
         "Fn::Not": [{"Fn::Equals": [{"Ref": "IngestReservedConcurrency"}, 0]}]
     }
     assert sam_template["Parameters"]["IngestReservedConcurrency"]["Default"] > 0
+
+
+def test_the_track_function_reserves_concurrency_of_its_own_unless_the_parameter_is_zero(
+    transformed_template: dict[str, Any], sam_template: dict[str, Any]
+) -> None:
+    assert _props(transformed_template, "TrackFunction")["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReserveTrackConcurrency", {"Ref": "TrackReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert sam_template["Conditions"]["ReserveTrackConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "TrackReservedConcurrency"}, 0]}]
+    }
+    assert sam_template["Parameters"]["TrackReservedConcurrency"]["Default"] > 0
 
 
 def test_optional_waf_rate_rule_is_cloudfront_scoped_and_only_in_us_east_1(
@@ -1082,14 +1117,15 @@ def test_every_function_alarms_on_errors_and_ingest_on_throttles(
     transformed_template: dict[str, Any],
 ) -> None:
     assert _alarmed(transformed_template, "AWS/Lambda", "Errors") == set(FUNCTIONS)
-    assert _alarmed(transformed_template, "AWS/Lambda", "Throttles") == set(INGEST_FUNCTIONS)
+    throttled = {*INGEST_FUNCTIONS, "TrackFunction"}  # the functions with reserved concurrency
+    assert _alarmed(transformed_template, "AWS/Lambda", "Throttles") == throttled
 
 
 def test_alarms_fire_on_any_occurrence_treat_no_data_as_fine_and_notify_the_operator_topic(
     transformed_template: dict[str, Any],
 ) -> None:
     alarms = _alarms(transformed_template)
-    assert len(alarms) == len(DEAD_LETTER_QUEUES) + len(STREAM_CONSUMERS) + len(FUNCTIONS) + 2
+    assert len(alarms) == len(DEAD_LETTER_QUEUES) + len(STREAM_CONSUMERS) + len(FUNCTIONS) + 3
     target = {"Fn::If": ["HasAlarmTopicArn", {"Ref": "AlarmTopicArn"}, {"Ref": "OperatorAlarmTopic"}]}
     for alarm in alarms:
         assert alarm["TreatMissingData"] == "notBreaching"

@@ -24,7 +24,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from pydantic import ValidationError
 
@@ -50,7 +52,7 @@ from leadscore.errors import (
     UnsupportedMediaType,
     describe_validation,
 )
-from leadscore.http import raw_body
+from leadscore.http import json_response, raw_body
 from leadscore.schema import Model
 from leadscore.tracking import bots
 from leadscore.tracking.activity import Activity, Identification, Recorded, tracked_event_id
@@ -371,3 +373,30 @@ def clean_referrer(value: str | None) -> str | None:
         return None
     netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port is not None else "")
     return f"{parts.scheme.lower()}://{netloc}{parts.path or '/'}"
+
+
+def respond(answer: TrackAnswer, metrics: Metrics) -> Response:
+    """The HTTP answer, counted: beacons refused (4xx) or failed (5xx), events accepted, parked and
+    ignored (and why, in the log)."""
+    record_metrics(metrics, answer)
+    if answer.body is None:
+        return Response(status_code=answer.status, headers=answer.headers)
+    return json_response(answer.status, answer.body, answer.headers)
+
+
+def record_metrics(metrics: Metrics, answer: TrackAnswer) -> None:
+    body = answer.body or {}
+    if answer.status >= 400:
+        name = "BeaconsFailed" if answer.status >= 500 else "BeaconsRefused"
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+        logger.info("beacon refused", extra={"status": answer.status, "reason": answer.note})
+        return
+    for field, name in (
+        ("accepted", "EventsAccepted"),
+        ("parked", "EventsParked"),
+        ("ignored", "EventsIgnored"),
+    ):
+        if body.get(field):
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=body[field])
+    if answer.note is not None:
+        logger.info("beacon ignored", extra={"reason": answer.note, "ignored": body.get("ignored", 0)})
