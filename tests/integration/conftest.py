@@ -30,6 +30,9 @@ HTML_SITE, HTML_TOKEN = "www", "site-token-123"
 MAILGUN_KEY = "integration-mailgun-signing-key"
 POSTMARK_USER, POSTMARK_PASSWORD = "postmark-it", "integration-postmark-password"
 SES_TOPIC = "arn:aws:sns:us-east-1:123456789012:it-ses-events"
+# The tracking snippet's site: the local stack's (events/local/secrets.json), so events/track_*.json fit.
+TRACK_SITE, TRACK_KEY = "www-leadscore", "tk_local_test_key"
+TRACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*"]
 SNS_CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-it0123456789.pem"
 _ids = itertools.count()
 
@@ -142,6 +145,7 @@ def stack(
         "postmark": {"username": POSTMARK_USER, "password": POSTMARK_PASSWORD},
         "mailchimp": {"key": MAILCHIMP_KEY},
         "ses": {"topic_arns": [SES_TOPIC], "certificates": {SNS_CERT_URL: sns_identity()[1]}},
+        "track": {"sites": {TRACK_SITE: {"key": TRACK_KEY, "origins": TRACK_ORIGINS}}},
     }
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "LeadScoreTest")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "leadscore")

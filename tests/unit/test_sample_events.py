@@ -51,6 +51,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "rescore_start_dry_run.json": RescoreCommand,
     "method_not_allowed_post_lead.json": APIGatewayProxyEventV2Model,
     "chat_alerts_sales_topic.json": SnsModel,
+    "track_beacon.json": APIGatewayProxyEventV2Model,
 }
 
 
@@ -89,6 +90,7 @@ def test_http_samples_route_to_the_template_routes() -> None:
         "lead_api_list_accounts.json": "GET /v1/accounts",
         "method_not_allowed_post_lead.json": "ANY /v1/leads/{lead_id}",
         "lead_api_list_models.json": "GET /v1/models",
+        "track_beacon.json": "POST /v1/track",
     }
 
 
