@@ -41,14 +41,16 @@ WINDOW_SECONDS = 60
 # case-insensitively on the start of the user agent. ("cubot" is a phone brand, not a bot.)
 _BOT = re.compile(
     r"(?<!cu)bot|crawl|spider|slurp|scrap|archiv|indexer|fetch|preview|monitor|uptime|pingdom"
-    r"|statuscake|site24x7|newrelic|datadog|gtmetrix|pagespeed|lighthouse|validator|checker|scanner"
+    r"|statuscake|site24x7|newrelic|datadog|gtmetrix|lighthouse|validator|checker|scanner"
     r"|facebookexternalhit|facebookcatalog|meta-external|embedly|quora link|outbrain|vkshare|w3c_"
     r"|google-|mediapartners|adsbot|feedfetcher|exabot|semrush|ahrefs|mj12|petalbot|bytespider"
     r"|gptbot|claude|anthropic|perplexity|ccbot|amazonbot|applebot|headless|phantomjs|slimerjs|puppeteer"
     r"|playwright|selenium|webdriver|chromedriver|electron|nightmare|htmlunit|jsdom|zombie"
     r"|curl|wget|httpie|python|aiohttp|httpx|urllib|requests|go-http-client|okhttp|java/|^java"
     r"|apache-httpclient|libwww|lwp|perl|ruby|php|guzzle|node-fetch|axios|undici|got \(|postman"
-    r"|insomnia|http_request|httpclient|winhttp|powershell|dart:io|rest-client|scrapy|mechanize",
+    r"|insomnia|http_request|httpclient|winhttp|powershell|dart:io|rest-client|scrapy|mechanize"
+    r"|screaming frog|page ?speed|health-?check|cohere|bluesky|cardyb|zgrab|masscan|nutch"
+    r"|^mozilla/\d\.\d$",  # a bare "Mozilla/5.0" is a script pretending
     re.IGNORECASE,
 )
 # Every browser's user agent starts like this (Opera Presto's "Opera/9.80" aside).

@@ -54,6 +54,9 @@ NOT_BROWSERS = [
     "axios/1.7.2",
     "PostmanRuntime/7.39.0",
     "Mozilla/5.0 python-requests/2.32",  # a library pretending to be Mozilla
+    "Mozilla/5.0",
+    "Mozilla/5.0 (compatible; Bluesky Cardyb/1.1; +mailto:support@bsky.app)",
+    "Screaming Frog SEO Spider/20.0",
     "",
     "   ",
     "Mozilla/5.0 " + "x" * 2000,
