@@ -34,7 +34,7 @@ from leadscore.tracking.wire import SITE_ID
 TRACK_PROVIDER = "track"  # the entry of the webhook secret
 MAX_ORIGIN_CHARS = 300
 DEFAULT_PORTS = {"http": 80, "https": 443}
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"  # browsers allow "_" in host names
 _HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-f:.]{{2,45}}\])"
 # A browser's Origin header: scheme://host[:port], nothing else.
 _ORIGIN = re.compile(rf"(?P<scheme>https?)://(?P<host>{_HOST})(?::(?P<port>[0-9]{{1,5}}))?")
