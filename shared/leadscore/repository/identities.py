@@ -107,12 +107,16 @@ class IdentityStore:
         except ClientError as exc:
             raise storage_error("mark the lead erased", exc) from exc
 
-    def clear_erased(self, lead_id: str) -> None:
-        """The person opted in again through a form: links may name them again."""
+    def clear_erased(self, lead_id: str) -> bool:
+        """The person opted in again through a form: links may name them again. True when they
+        were marked erased until now."""
         try:
-            self._table.delete_item(Key={"pk": f"erased#{lead_id}", "sk": "erased"})
+            old = self._table.delete_item(
+                Key={"pk": f"erased#{lead_id}", "sk": "erased"}, ReturnValues="ALL_OLD"
+            )
         except ClientError as exc:
             raise storage_error("clear the erasure mark", exc) from exc
+        return bool(old.get("Attributes"))
 
     def park(self, event: PendingEvent, received_at: datetime) -> bool:
         """Keep an event until its id is linked. False when it was already parked (a retry).
