@@ -209,10 +209,26 @@ def test_parking_is_bounded_and_expires_with_the_retention(config: Settings) -> 
     expires = int(NOW.timestamp()) + 30 * 86_400
     assert items["parkcount"]["parked_count"] == 5
     assert {int(item["expires_at"]) for item in items.values()} == {expires}
-    # And the counter's expiry moves with a later park (after one was released by no one: a new
-    # browser state is not needed, the bound simply holds)
+    # And a browser at its bound stays there while it keeps parking
     later = NOW + timedelta(days=3)
     assert record(activity(visitor, view(visitor, 1), at=later), config) == Recorded(dropped=1)
+
+
+def test_the_park_counter_expires_with_the_browsers_last_park(config: Settings) -> None:
+    # Given a browser that parks a view today and another three days later
+    visitor, later = new_visitor(), NOW + timedelta(days=3)
+    record(activity(visitor, view(visitor, 5)), config)
+    record(activity(visitor, view(visitor, 5), at=later), config)
+    # Then each parked view expires 30 days after its park, the counter 30 days after the last
+    items = identity_items(config, visitor)
+    assert sorted(int(item["expires_at"]) for sk, item in items.items() if sk.startswith("parked#")) == [
+        int((NOW + timedelta(days=30)).timestamp()),
+        int((later + timedelta(days=30)).timestamp()),
+    ]
+    assert (items["parkcount"]["parked_count"], int(items["parkcount"]["expires_at"])) == (
+        2,
+        int((later + timedelta(days=30)).timestamp()),
+    )
 
 
 def test_two_emails_in_one_browser_keep_their_events_and_make_no_email_change(config: Settings) -> None:
