@@ -407,3 +407,14 @@ def test_a_release_that_crashed_after_its_link_is_finished_by_the_next_beacon(co
     assert (done.accepted, done.parked) == (2, 0)
     assert ledger(config, ann)[stranded.event_id]["occurred_at"] == iso(stranded.occurred_at)
     assert store.parked(visitor) == []
+
+
+def test_a_retried_beacon_that_carries_its_identification_counts_each_view_once(config: Settings) -> None:
+    # Given a beacon whose views were parked, then the same views sent again with the identification
+    visitor, ann = new_visitor(), email()
+    views = [view(visitor, 9), view(visitor, 8)]
+    record(activity(visitor, *views), config)
+    done = record(activity(visitor, *views, identify=[(ann, NOW)]), config)
+    # Then each view is accepted once (released and re-sent are the same event)
+    assert (done.accepted, done.duplicates, done.parked) == (2, 0, 0)
+    assert set(ledger(config, ann)) == {v.event_id for v in views}

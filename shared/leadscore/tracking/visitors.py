@@ -97,7 +97,9 @@ class _Journal:
                 self.direct.append(event.identified(self.email))
             else:
                 self._park(event)
-        outcomes = self.ledger.record_all(self.keys.assign(self.direct), self.activity.received_at)
+        # a retried beacon's event may also be among those it releases: record it once
+        unique = list({event.event_id: event for event in self.direct}.values())
+        outcomes = self.ledger.record_all(self.keys.assign(unique), self.activity.received_at)
         if self.released:
             self.store.unpark(self.activity.visitor, self.released)
         duplicates = self.duplicates + sum(1 for outcome in outcomes if outcome.duplicate)
