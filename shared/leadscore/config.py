@@ -66,6 +66,14 @@ class Settings(Model):
     signature_tolerance_seconds: int = Field(default=300, ge=1, alias="SIGNATURE_TOLERANCE_SECONDS")
     review_shards: int = Field(default=8, ge=1, le=256, alias="REVIEW_SHARDS")
     review_horizon_hours: float = Field(default=24.0, gt=0, alias="REVIEW_HORIZON_HOURS")
+    # The tracking snippet's visitor journal (leadscore.tracking.visitors): how many anonymous events
+    # one browser may have parked, how long they (and the browser's park counter) are kept, and how
+    # long a visitor token stays valid.
+    track_max_parked_events: int = Field(default=200, ge=1, le=10_000, alias="TRACK_MAX_PARKED_EVENTS")
+    track_anonymous_retention_days: int = Field(
+        default=30, ge=1, le=400, alias="TRACK_ANONYMOUS_RETENTION_DAYS"
+    )
+    track_token_lifetime_days: int = Field(default=180, ge=1, le=730, alias="TRACK_TOKEN_LIFETIME_DAYS")
     # The lead console's address: alerts link to `{console_url}/leads/{lead_id}` (empty: no link).
     console_url: str | None = Field(default=None, max_length=200, alias="CONSOLE_URL")
 

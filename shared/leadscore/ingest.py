@@ -168,8 +168,9 @@ def _names_ids(delivery: Delivery) -> bool:
 
 class _Identified:
     """Events a delivery's identities make recordable: parked ones whose id it links, its own
-    pending ones whose id is known, and `email_changed` when a link moves to a new address.
-    `finish` (after they are recorded) forgets what was parked for them."""
+    pending ones whose id is known, and `email_changed` when a link moves to a new address (never
+    for a browser). `finish` (after they are recorded) forgets what was parked for them, and what
+    `discard` chose not to record."""
 
     def __init__(self, store: IdentityStore) -> None:
         self.store = store
@@ -181,6 +182,11 @@ class _Identified:
         found = self.store.parked(external)
         self.events.extend(event.identified(email) for event in found)
         self._resolved.setdefault(external, []).extend(event.event_id for event in found)
+
+    def discard(self, external: ExternalId) -> None:
+        self._resolved.setdefault(external, []).extend(
+            event.event_id for event in self.store.parked(external)
+        )
 
     def finish(self) -> None:
         for external, event_ids in self._resolved.items():
@@ -206,15 +212,20 @@ def _identify(
     for link in delivery.links:
         at = link.occurred_at or received_at
         lead_id = keys.lead_id_for(link.email)
-        if link.email in opted_in:
-            store.clear_erased(lead_id)
-        previous = store.email_of(link.external)
+        returning = link.email in opted_in and store.clear_erased(lead_id)
+        # A browser is not a person (two people can share one): a new email for it moves the
+        # browser, and never says anyone's address changed (leadscore.tracking.visitors).
+        browser = link.external.is_browser
+        previous = None if browser else store.email_of(link.external)
         if store.link(link.external, link.email, lead_id, at) == "erased":
             erased.add(link.external)
             continue
         if previous is not None and previous != link.email:
             result.events.append(_email_change(adapter, link, previous, at))
-        result.release(link.external, link.email)
+        if browser and returning:
+            result.discard(link.external)  # views parked while the person was erased stay gone
+        else:
+            result.release(link.external, link.email)
         known[link.external] = link.email
     resolve = adapter.resolver(secret) if isinstance(adapter, ResolvingAdapter) else None
     for pending in delivery.pending:

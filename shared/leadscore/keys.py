@@ -73,6 +73,18 @@ class LeadKeys:
         assert self.key is not None  # __post_init__
         return lead_id_for(email, self.key)
 
+    def derive(self, label: str, length: int = 32) -> bytes:
+        """A sub-key for one purpose (`label`), derived from the lead-id key with HKDF-SHA256: the
+        lead-id key itself never leaves this object, and sub-keys of other labels are unrelated.
+        LeadKeyUnavailable for a legacy deployment (its ids have no key to derive from)."""
+        if self.key is None:
+            raise LeadKeyUnavailable(f"a {LEGACY} deployment has no lead-id key to derive {label!r} from")
+        # imported here: most functions that name leads never derive a sub-key (cold starts)
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=label.encode()).derive(self.key)
+
     def assign(self, events: Iterable[LeadEvent]) -> list[LeadEvent]:
         """The events, each attributed to its lead (what the pipeline does before recording)."""
         return [

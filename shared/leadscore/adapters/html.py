@@ -20,6 +20,13 @@ type name or a hint: "demo", "webinar", "ebook", "contact"; also read from `even
 carry no URL: `_page`, `page_url` and the Referer earn no page rule (anyone can type them). Other
 `_`-prefixed fields are dropped; the rest become lead attributes.
 
+Tracked browsers: the tracking snippet adds a hidden field `_visitor` (the browser's visitor id,
+`tracking.wire.RANDOM_ID`) to forms posting here. When the form's event is recorded (after the
+honeypot, fill time and guards), the delivery also links that browser to the form's email (at the
+time received), which releases the views the browser had parked (`leadscore.tracking.visitors`).
+A malformed `_visitor` is ignored (the form still counts); it is never an attribute nor part of the
+dedup key.
+
 Dedup key: hash of site id + UTC day + the sorted fields (without `_ts` and CAPTCHA tokens). A
 browser double submit is recorded once (whatever multipart boundary it used), while the same person
 re-sending the form another day counts.
@@ -41,24 +48,37 @@ from collections.abc import Mapping
 from email import message_from_bytes
 from email.message import Message
 from email.policy import HTTP
+from functools import cache
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 
 from leadscore import antispam
 from leadscore.adapters._common import load_secret, require_content_type, require_email
 from leadscore.adapters._fields import EVENT_KEYS, build_attributes, event_type_from, find_email
-from leadscore.adapters.base import Adapter, Channel, WebhookRequest
+from leadscore.adapters.base import Adapter, Channel, Delivery, Ports, WebhookRequest
 from leadscore.antispam import GuardCheck, SiteGuard
-from leadscore.domain import FORM_EVENT_TYPES, EventType, LeadEvent, Provider, ensure_utc, event_id_for
+from leadscore.domain import (
+    FORM_EVENT_TYPES,
+    WEB_VISITOR_NAMESPACE,
+    EventType,
+    ExternalId,
+    IdentityLink,
+    LeadEvent,
+    Provider,
+    ensure_utc,
+    event_id_for,
+)
 from leadscore.errors import EventTypeNotAllowed, MalformedPayload, PayloadTooLarge, SignatureInvalid
 from leadscore.schema import Model
+from leadscore.tracking.wire import RANDOM_ID
 
 URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 MAX_FIELDS = 200
 MAX_FORM_BYTES = 64 * 1024  # a real form is a few KB; bigger bodies are refused before parsing
+VISITOR_FIELD = "_visitor"  # the tracking snippet's visitor id (never an attribute, never dedup)
 TEXT_CHARSETS = frozenset(
     {"utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin-1", "latin1", "windows-1252", "cp1252"}
 )
@@ -165,6 +185,19 @@ def _form_type(hint: str) -> EventType:
     return event_type
 
 
+@cache
+def _visitor_ids() -> TypeAdapter[str]:
+    return TypeAdapter(RANDOM_ID)
+
+
+def _visitor(value: str) -> ExternalId | None:
+    """The browser a `_visitor` field names; None when it is absent or malformed (ignored)."""
+    try:
+        return ExternalId(namespace=WEB_VISITOR_NAMESPACE, value=_visitor_ids().validate_python(value))
+    except ValidationError:
+        return None
+
+
 class HtmlFormAdapter:
     name: str = Provider.HTML.value
     channel: Channel = "form"
@@ -179,7 +212,25 @@ class HtmlFormAdapter:
         self, request: WebhookRequest, secret: Mapping[str, Any]
     ) -> tuple[list[LeadEvent], GuardCheck | None]:
         """The events, and the checks that need I/O (rate limits, CAPTCHA) still to pass before
-        they may be recorded. Cheap checks first: token in the URL, size, type, then the body."""
+        they may be recorded."""
+        events, check, _ = self._read(request, secret)
+        return events, check
+
+    def read(self, request: WebhookRequest, secret: Mapping[str, Any], ports: Ports) -> Delivery:
+        """The events, their guard checks, and the link of the browser that posted the form (its
+        `_visitor` field) to the form's email, made once the event is recorded."""
+        events, check, visitor = self._read(request, secret)
+        links = [
+            IdentityLink(external=visitor, email=event.email, occurred_at=request.received_at)
+            for event in events
+            if visitor is not None
+        ]
+        return Delivery(events=events, guard=check, links=links)
+
+    def _read(
+        self, request: WebhookRequest, secret: Mapping[str, Any]
+    ) -> tuple[list[LeadEvent], GuardCheck | None, ExternalId | None]:
+        """Cheap checks first: token in the URL, size, type, then the body."""
         config = load_secret(HtmlSecret, secret, self.name)
         site, token = request.query.get("site", ""), request.query.get("token", "")
         guard = config.site(site, token) if site and token else None
@@ -204,15 +255,19 @@ class HtmlFormAdapter:
         hint = first("_event") or next((first(key) for key in EVENT_KEYS if first(key)), "")
         event_type = _form_type(hint)
         if first(config.honeypot_field):
-            return [], None
+            return [], None, None
         if guard.min_fill_seconds is not None and antispam.filled_too_fast(
             first(antispam.FILL_TIME_FIELD), request.received_at, guard.min_fill_seconds
         ):
-            return [], None  # like the honeypot: accepted, nothing recorded, nothing learned
+            return [], None, None  # like the honeypot: accepted, nothing recorded, nothing learned
 
         values = {key: vals[0] if len(vals) == 1 else vals for key, vals in fields.items()}
         email = require_email(find_email(values))
-        kept = [(key, value) for key, value in pairs if key not in antispam.CONTROL_FIELDS]
+        kept = [
+            (key, value)
+            for key, value in pairs
+            if key not in antispam.CONTROL_FIELDS and key != VISITOR_FIELD
+        ]
         canonical = json.dumps(sorted(kept), ensure_ascii=False)
         day = ensure_utc(request.received_at).date().isoformat()
         dedup_key = hashlib.sha256(f"{site}\x1f{day}\x1f{canonical}".encode()).hexdigest()
@@ -234,7 +289,7 @@ class HtmlFormAdapter:
             captcha_token=first(guard.captcha.token_field) if guard.captcha else None,
             received_at=request.received_at,
         )
-        return [event], check if guard.rate_limits or guard.captcha else None
+        return [event], check if guard.rate_limits or guard.captcha else None, _visitor(first(VISITOR_FIELD))
 
 
 ADAPTER: Adapter = HtmlFormAdapter()

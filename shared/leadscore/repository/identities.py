@@ -8,12 +8,15 @@ recorded in the ledger, once, with their real times. Items:
   pk = "ext#<digest>", sk = "link"              lead_id, email, linked_at: the id's current email
   pk = "lead#<lead_id>", sk = "ext#<digest>"    the reverse entry, so erasure finds a person's ids
   pk = "ext#<digest>", sk = "parked#<event_id>" event (JSON without email), expires_at
+  pk = "ext#<digest>", sk = "parkcount"         parked_count, expires_at: an anonymous browser's bound
+                                                (`park_visit`; its expiry moves with each park)
   pk = "erased#<lead_id>", sk = "erased"        the person was erased: no link names them again
                                                 until they opt in through a form (`clear_erased`)
 
 `<digest>` is a SHA-256 of the namespace and value: the table never holds a provider's id in clear.
 A link only moves to a newer email (`linked_at`), so link updates arriving out of order settle on
-the latest; the caller learns the email it replaced and records the change as `email_changed`.
+the latest; the caller learns the email it replaced and records the change as `email_changed`
+(never for a browser: `ExternalId.is_browser`, see `leadscore.tracking.visitors`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ def digest(external: ExternalId) -> str:
 
 
 Linked = Literal["linked", "stale", "erased"]
+# What `park_visit` did: kept it; it was kept before (a retried beacon); the browser is linked (park
+# nothing: record it for the link's email); the browser has its bound of parked events (dropped).
+Parked = Literal["parked", "duplicate", "linked", "full"]
+PARK_COUNTER = "parkcount"
+_UNDER_BOUND = "attribute_not_exists(parked_count) OR parked_count < :max"
 
 
 class IdentityStore:
@@ -99,29 +107,25 @@ class IdentityStore:
         except ClientError as exc:
             raise storage_error("mark the lead erased", exc) from exc
 
-    def clear_erased(self, lead_id: str) -> None:
-        """The person opted in again through a form: links may name them again."""
+    def clear_erased(self, lead_id: str) -> bool:
+        """The person opted in again through a form: links may name them again. True when they
+        were marked erased until now."""
         try:
-            self._table.delete_item(Key={"pk": f"erased#{lead_id}", "sk": "erased"})
+            old = self._table.delete_item(
+                Key={"pk": f"erased#{lead_id}", "sk": "erased"}, ReturnValues="ALL_OLD"
+            )
         except ClientError as exc:
             raise storage_error("clear the erasure mark", exc) from exc
+        return bool(old.get("Attributes"))
 
     def park(self, event: PendingEvent, received_at: datetime) -> bool:
         """Keep an event until its id is linked. False when it was already parked (a retry).
         Attributes are kept bounded as the ledger keeps them (`LeadAttributes.present`): whatever
         an authentic sender puts in a response, the parked item fits DynamoDB's 400 KB."""
-        body = event.model_dump(mode="json", exclude={"external", "attributes"})
-        body["attributes"] = event.attributes.present()
+        expires_at = int(received_at.timestamp()) + self._retention_seconds
         try:
             self._table.put_item(
-                Item={
-                    "pk": f"ext#{digest(event.external)}",
-                    "sk": f"parked#{event.event_id}",
-                    "event": json.dumps(body, separators=(",", ":"), sort_keys=True),
-                    "namespace": event.external.namespace,
-                    "parked_at": iso(received_at),
-                    "expires_at": int(received_at.timestamp()) + self._retention_seconds,
-                },
+                Item=self._parked_item(event, received_at, expires_at),
                 ConditionExpression="attribute_not_exists(sk)",
             )
         except ClientError as exc:
@@ -129,6 +133,73 @@ class IdentityStore:
                 return False
             raise storage_error("park the event", exc) from exc
         return True
+
+    def park_visit(
+        self, event: PendingEvent, received_at: datetime, *, max_parked: int, retention_days: int
+    ) -> Parked:
+        """Park an anonymous browser's event, bounded: ONE TransactWriteItems, no read. It holds only
+        while the browser has no link (a link committed first makes it fail: "linked"; one committed
+        after finds it with its consistent `parked` query), the event is not parked yet (a retry
+        writes nothing: "duplicate") and the browser's counter is below `max_parked` ("full"). The
+        parked item and the counter expire `retention_days` after this park."""
+        key = f"ext#{digest(event.external)}"
+        name = self._table.name
+        expires_at = int(received_at.timestamp()) + retention_days * 86_400
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "ConditionCheck": {
+                            "TableName": name,
+                            "Key": {"pk": key, "sk": "link"},
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": name,
+                            "Item": self._parked_item(event, received_at, expires_at),
+                            "ConditionExpression": "attribute_not_exists(sk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": name,
+                            "Key": {"pk": key, "sk": PARK_COUNTER},
+                            "UpdateExpression": "ADD parked_count :one SET expires_at = :expires",
+                            "ConditionExpression": _UNDER_BOUND,
+                            "ExpressionAttributeValues": {
+                                ":one": 1,
+                                ":max": max_parked,
+                                ":expires": expires_at,
+                            },
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
+            if error_code(exc) == "TransactionCanceledException" and len(reasons) == 3:
+                if reasons[0] == "ConditionalCheckFailed":
+                    return "linked"
+                if reasons[1] == "ConditionalCheckFailed":
+                    return "duplicate"
+                if reasons[2] == "ConditionalCheckFailed":
+                    return "full"
+            raise storage_error("park a visitor's event", exc) from exc
+        return "parked"
+
+    def _parked_item(self, event: PendingEvent, received_at: datetime, expires_at: int) -> dict[str, Any]:
+        body = event.model_dump(mode="json", exclude={"external", "attributes"})
+        body["attributes"] = event.attributes.present()
+        return {
+            "pk": f"ext#{digest(event.external)}",
+            "sk": f"parked#{event.event_id}",
+            "event": json.dumps(body, separators=(",", ":"), sort_keys=True),
+            "namespace": event.external.namespace,
+            "parked_at": iso(received_at),
+            "expires_at": expires_at,
+        }
 
     def parked(self, external: ExternalId) -> list[PendingEvent]:
         """The events parked for this id (every page), oldest first."""

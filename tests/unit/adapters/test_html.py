@@ -308,3 +308,51 @@ def test_a_forged_suppression_is_400_even_when_the_honeypot_is_filled(make_reque
     body = form({**AUTH, "email": "ann@acme.example", "_event": "email_unsubscribed", "website_url": "x"})
     with pytest.raises(EventTypeNotAllowed, match="email_unsubscribed"):
         ADAPTER.parse(make_request("html", body, URLENCODED), SECRET)
+
+
+# --- the tracking snippet's visitor field -------------------------------------------------------------
+VISITOR = "Vq3x9LmN2pQrS7tUvW1yZa"  # wire.RANDOM_ID: base64url, 22..43 characters
+
+
+def test_a_visitor_field_links_that_browser_to_the_forms_email(make_request: MakeRequest) -> None:
+    from leadscore.adapters import read_delivery
+    from leadscore.domain import WEB_VISITOR_NAMESPACE
+
+    # Given a form carrying the snippet's hidden `_visitor` field
+    request = make_request(
+        "html", form({**AUTH, "email": "Ann@Acme.example", "_visitor": VISITOR}), URLENCODED
+    )
+    # When the pipeline reads the delivery
+    delivery = read_delivery(ADAPTER, request, SECRET)
+    # Then it records the form and links the browser to its email at the time received
+    [event] = delivery.events
+    [link] = delivery.links
+    assert (link.external.namespace, link.external.value) == (WEB_VISITOR_NAMESPACE, VISITOR)
+    assert link.external.is_browser
+    assert (link.email, link.occurred_at) == ("ann@acme.example", request.received_at)
+    # And the field is neither an attribute nor part of the dedup key
+    assert "_visitor" not in event.attributes.present() and "visitor" not in event.attributes.present()
+    [plain] = ADAPTER.parse(
+        make_request("html", form({**AUTH, "email": "Ann@Acme.example"}), URLENCODED), SECRET
+    )
+    assert plain.event_id == event.event_id
+
+
+@pytest.mark.parametrize("value", ["short", "x" * 44, "has space in it 12345678", "a/b+c=" * 5, ""])
+def test_a_malformed_visitor_field_is_ignored_and_the_form_still_counts(
+    make_request: MakeRequest, value: str
+) -> None:
+    from leadscore.adapters import read_delivery
+
+    request = make_request("html", form({**AUTH, "email": "ann@acme.example", "_visitor": value}), URLENCODED)
+    delivery = read_delivery(ADAPTER, request, SECRET)
+    assert len(delivery.events) == 1
+    assert delivery.links == []
+
+
+def test_a_honeypot_form_links_no_browser(make_request: MakeRequest) -> None:
+    from leadscore.adapters import read_delivery
+
+    fields = {**AUTH, "email": "bot@spam.example", "website_url": "http://x", "_visitor": VISITOR}
+    delivery = read_delivery(ADAPTER, make_request("html", form(fields), URLENCODED), SECRET)
+    assert (delivery.events, delivery.links) == ([], [])
