@@ -437,6 +437,8 @@ def test_parameters_have_the_documented_defaults(sam_template: dict[str, Any]) -
         "TrackRouteRateLimit": 100,
         "TrackRouteBurstLimit": 200,
         "TrackReservedConcurrency": 10,
+        "TrackAnonymousRetentionDays": 30,
+        "TrackMaxParkedEvents": 200,
         "AlarmEmail": "",
         "AlarmTopicArn": "",
         "IteratorAgeAlarmSeconds": 600,
