@@ -313,7 +313,9 @@ def _local_pipeline(
     with mock_aws(), emulator.atomic_requests(), counter.installed():
         transformed = transform(load_template())
         session = boto3.Session(region_name="us-east-1")
-        secret = json.dumps({"generic": {"secret": SECRET}})
+        from leadscore.bench import tracking
+
+        secret = json.dumps({"generic": {"secret": SECRET}, "track": tracking.SECRET_ENTRY})
         physical = provision(transformed, session, prefix="bench-", secret_strings={"WebhookSecret": secret})
         pipeline.reset()
         runner = Runner(transformed, physical, session, base_environment={}, log=None)
@@ -336,6 +338,7 @@ def _seed_leads(pipe: _Pipeline, leads: int) -> list[str]:
 
 
 def run(leads: int, events: int, seed: int) -> dict[str, Any]:
+    from leadscore.bench import tracking
     from leadscore.repository import EventLedger
 
     counter = RequestCounter()
@@ -348,8 +351,15 @@ def run(leads: int, events: int, seed: int) -> dict[str, Any]:
         stage = _stage_changes(pipe, profiles, 20)
         ledger = EventLedger(physical.tables["EventLedgerTable"], 400, session.resource("dynamodb"))
         identity = _identity(pipe, ledger, emails, min(50, leads), min(200, events), random.Random(seed))
+        website = tracking.figures(pipe, min(20, leads), 5)
         accounts = _accounts(pipe, min(50, leads), min(300, events), random.Random(seed))
-    return {"hot_path": hot, "stage_changes": stage, "identity": identity, "accounts": accounts}
+    return {
+        "hot_path": hot,
+        "stage_changes": stage,
+        "identity": identity,
+        "website": website,
+        "accounts": accounts,
+    }
 
 
 def catalog_figures(sizes: tuple[int, ...], leads: int, events: int, seed: int) -> dict[str, Any]:
@@ -580,6 +590,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print(result: dict[str, Any]) -> None:
     """The figures, as a person reads them."""
+    from leadscore.bench import tracking
+
     hot, stage, calibrate = result["hot_path"], result["stage_changes"], result["calibrate"]
     print(f"Hot path: {hot['events']} ingested events that change no stage")
     print(f"  DynamoDB write requests per event: {hot['write_requests_per_event']}  (budget: 2)")
@@ -620,6 +632,7 @@ def _print(result: dict[str, Any]) -> None:
     )
     for name, n in alias["requests"].items():
         print(f"    {name:<45} {n}")
+    tracking.print_figures(result["website"])
     _print_accounts(result["accounts"])
     catalogs = result["catalogs"]
     print(f"Catalogs of models: {catalogs['events']} events that change no stage, per number of models")
