@@ -41,11 +41,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # A normal desktop Chrome, as a visitor's browser looks to the tracking collector (which ignores
-# automation): its user agent, and navigator.webdriver left false.
+# automation): its user agent, and navigator.webdriver left false. The user agent is a launch
+# argument too: the beacons a page sends while it unloads leave from the browser process with the
+# browser's own user agent ("HeadlessChrome"), not the context's.
 DESKTOP_CHROME_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 )
-VISITOR_ARGS = ["--disable-blink-features=AutomationControlled"]
+VISITOR_ARGS = ["--disable-blink-features=AutomationControlled", f"--user-agent={DESKTOP_CHROME_UA}"]
 
 
 @pytest.fixture(scope="session")

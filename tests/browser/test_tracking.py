@@ -255,6 +255,64 @@ def test_the_leave_beacon_carries_seq_and_engaged_time_when_the_page_is_hidden(
     assert (leave.page, leave.url, leave.seq, leave.engaged_seconds) == (view.page, url, 1, 12.0)
     # (a Blob's type is lowercased by the browser)
     assert {h.headers["content-type"].lower() for h in web.track_hits()} == {"text/plain;charset=utf-8"}
+    # and the unload beacon, sent by the browser process, still looks like the visitor's Chrome
+    assert {h.headers["user-agent"] for h in web.track_hits()} == {DESKTOP_CHROME_UA}
+
+
+def test_a_visit_returns_after_thirty_idle_minutes_and_an_old_visitor_id_is_replaced(
+    web: FakeWeb, new_context: Any
+) -> None:
+    page = new_context().new_page()
+    page.goto(web.page("/"))
+    (first,) = web.wait_for(ViewBeacon)
+    visitor = web.beacons()[0].visitor
+
+    web.pages["/untracked"] = "<!doctype html><title>no snippet here</title>"
+    idle = "ms => localStorage.setItem('leadscore:last', String(Date.now() - ms))"
+
+    # 31 idle minutes later (set once the page's own leave is out): a returning visit, same visitor
+    page.goto(web.site_url + "/untracked")
+    page.evaluate(idle, 31 * 60 * 1000)
+    page.goto(web.page("/pricing"))
+    returning = web.wait_for(ViewBeacon, 2)[1]
+    # 14 idle months later: a new visitor id, and its first visit
+    page.goto(web.site_url + "/untracked")
+    page.evaluate(idle, 14 * 31 * 86400 * 1000)
+    page.goto(web.page("/docs"))
+    renewed = web.wait_for(ViewBeacon, 3)[2]
+
+    assert [first.visit, returning.visit, renewed.visit] == ["new", "return", "new"]
+    visitors = [b.visitor for b in web.beacons() if any(isinstance(e, ViewBeacon) for e in b.events)]
+    assert visitors[:2] == [visitor, visitor] and visitors[2] != visitor
+
+
+def test_a_prerendered_page_counts_only_once_it_is_shown(web: FakeWeb, new_context: Any) -> None:
+    # Given a page loaded by a prerender (document.prerendering until activation)
+    context = new_context()
+    context.add_init_script(
+        "Object.defineProperty(Document.prototype, 'prerendering', "
+        "{configurable: true, get: () => window.activated !== true})"
+    )
+    page = context.new_page()
+    page.goto(web.page("/pricing"))
+    _loaded(page)
+    assert not wait_until(web.track_hits, QUIET)
+
+    # When the visitor actually navigates to it
+    page.evaluate("window.activated = true; document.dispatchEvent(new Event('prerenderingchange'))")
+
+    # Then its view is sent
+    (view,) = web.wait_for(ViewBeacon)
+    assert view.url == web.site_url + "/pricing"
+
+
+def test_data_endpoint_sends_beacons_elsewhere(web: FakeWeb, new_context: Any) -> None:
+    page = new_context().new_page()
+
+    page.goto(web.page("/", attrs=f'data-endpoint="{web.collector_url}/v1/track?via=attr"'))
+
+    web.wait_for(ViewBeacon)
+    assert {h.path for h in web.track_hits()} == {"/v1/track?via=attr"}
 
 
 @pytest.mark.parametrize("signal", ["do-not-track", "window-do-not-track", "global-privacy-control"])

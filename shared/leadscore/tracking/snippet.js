@@ -66,6 +66,7 @@
   var key = script.getAttribute("data-key") || "";
   var endpoint, endpointOrigin;
   try {
+    if (!site || !key) throw new Error("leadscore: data-site and data-key are required");
     endpoint = new URL(script.getAttribute("data-endpoint") || "/v1/track", script.src || location.href).href;
     endpointOrigin = new URL(endpoint).origin;
   } catch (e) {
