@@ -637,6 +637,7 @@ def test_the_demo_site_browsed_then_the_contact_form_joins_the_views_to_the_lead
     assert all(before <= datetime.fromisoformat(v["occurred_at"]) <= browsed for v in views)
     lead = lead_api.get("/v1/leads", {"email": email})
     assert any(c["rule_id"] == "pricing_page" and c["points"] > 0 for c in lead["contributions"])
+    assert "pricing_page" in {r["rule_id"] for r in lead["explanation"]["reasons"]}  # and explained
     event_ids = sorted(e["event_id"] for e in lead["recent_events"])
 
     # And browsing again and resubmitting the form the same day adds no duplicate
