@@ -40,8 +40,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
+# A normal desktop Chrome, as a visitor's browser looks to the tracking collector (which ignores
+# automation): its user agent, and navigator.webdriver left false. The user agent is a launch
+# argument too: the beacons a page sends while it unloads leave from the browser process with the
+# browser's own user agent ("HeadlessChrome"), not the context's.
+DESKTOP_CHROME_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+)
+VISITOR_ARGS = ["--disable-blink-features=AutomationControlled", f"--user-agent={DESKTOP_CHROME_UA}"]
+
+
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def playwright_driver() -> Iterator[Any]:
+    """One Playwright driver for the session (the sync API allows one at a time per thread)."""
     missing = None
     if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
         missing = f"no chromium at {CHROMIUM}: the console's browser tests need it (apt-get install chromium)"
@@ -54,10 +65,24 @@ def browser() -> Iterator[Any]:
         if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
             pytest.fail(f"CI must run the browser tests: {missing}", pytrace=False)
         pytest.skip(missing)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver: Any) -> Iterator[Any]:
+    launched = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield launched
+    launched.close()
+
+
+@pytest.fixture(scope="session")
+def visitor_browser(playwright_driver: Any) -> Iterator[Any]:
+    """Chromium as a website visitor's browser: the tracking tests open their contexts with
+    `user_agent=DESKTOP_CHROME_UA` on it."""
+    launched = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + VISITOR_ARGS)
+    yield launched
+    launched.close()
 
 
 @dataclass

@@ -19,6 +19,8 @@ Local-only routes on the same port (not part of the product's API):
   GET  /_local                                   what runs: endpoint, resources, routes, schedules
   POST /_local/schedules/<FunctionLogicalId>     fire that function's schedule now (`?at=` ISO time)
   GET  /_local/topics/<TopicLogicalId>/messages  what a watched topic published (with --watch)
+  GET  /_local/site/ and /_local/site/<page>       the demo website with the tracking snippet
+                                                 (`leadscore.local.site`: static files, no traversal)
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from urllib.parse import urlsplit
 
 import boto3
 
-from leadscore.local import emulator, wakeup
+from leadscore.local import emulator, site, wakeup
 from leadscore.local.glue import repo_root
 from leadscore.local.schedule import ScheduleError
 from leadscore.local.stack import (
@@ -527,6 +529,7 @@ class LocalStack:
                 for f, s in self.runner.schedules()
             },
             "watched_topics": sorted(self.watches),
+            "demo_site": [self.url + path for path in site.pages()],
         }
 
     def banner(self) -> list[str]:
@@ -534,6 +537,7 @@ class LocalStack:
         info = self.describe()
         lines = [
             f"leadscore local: the HTTP API is at {self.url}",
+            f"Demo website (tracking snippet, forms): {self.url}{site.PREFIX}/",
             f"AWS emulator (moto): {self.endpoint_url}  region {REGION}",
             f"Scoring model: {info['model']}",
             "",
@@ -727,6 +731,8 @@ def _handler_class(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
             segments = [s for s in path.split("/") if s][1:]
             if not segments and self.command == "GET":
                 self._json(200, stack.describe())
+            elif segments[:1] == ["site"] and self.command == "GET":
+                self._site("/".join(segments[1:]))
             elif len(segments) == 2 and segments[0] == "schedules" and self.command == "POST":
                 self._fire(segments[1], query)
             elif (
@@ -747,6 +753,14 @@ def _handler_class(stack: LocalStack) -> type[BaseHTTPRequestHandler]:
                     self._json(200, stack.watched(topic))
             else:
                 self._json(404, {"message": "unknown local route; see GET /_local"})
+
+        def _site(self, page: str) -> None:
+            found = site.lookup(page)
+            if found is None:
+                self._json(404, {"message": f"no such page; the demo site has: {', '.join(site.pages())}"})
+                return
+            body, content_type = found
+            self._answer(200, {"content-type": content_type, **site.HEADERS}, body)
 
         def _fire(self, function_id: str, query: str) -> None:
             from urllib.parse import parse_qs
