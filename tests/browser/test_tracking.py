@@ -475,6 +475,37 @@ def test_a_tagged_form_sends_identify_with_the_pending_leave(web: FakeWeb, new_c
     assert thanks.referrer == url
 
 
+def test_a_form_submitted_drops_the_token_of_whoever_used_the_browser_before(
+    web: FakeWeb, new_context: Any
+) -> None:
+    # A browser holds a token for the person identified in it earlier (say Ann).
+    form = (
+        '<form data-leadscore id="f" method="get" action="/thanks">'
+        '<input type="email" name="email"><button>Go</button></form>'
+    )
+    url = web.page("/contact", body=form)
+    web.page("/thanks")
+    web.token = "tok_for_ann"
+    page = new_context().new_page()
+    page.goto(url)
+    web.wait_for(ViewBeacon)
+    assert wait_until(lambda: _stored(page).get("leadscore:token"), WAIT) == "tok_for_ann"
+    web.token = None  # the identify goes by sendBeacon: its answer (Bo's token) never reaches the page
+
+    # When Bo submits a tagged form in the same browser
+    page.fill("input[type=email]", "bo@globex.example")
+    page.click("button")
+
+    # Then neither the identification nor the views after it carry Ann's token: the collector
+    # finds whom the browser belongs to now (Bo) instead of recording Bo's views for Ann.
+    web.wait_for(IdentifyBeacon)
+    thanks = web.wait_for(ViewBeacon, 2)[1]
+    identifying = [b for b in web.beacons() if any(isinstance(e, IdentifyBeacon) for e in b.events)]
+    later = [b for b in web.beacons() if any(getattr(e, "page", None) == thanks.page for e in b.events)]
+    assert [b.token for b in identifying] == [None]
+    assert [b.token for b in later] == [None]
+
+
 def test_a_tagged_form_without_an_email_type_uses_a_field_named_email(web: FakeWeb, new_context: Any) -> None:
     form = (
         '<form data-leadscore id="f" onsubmit="event.preventDefault()"><input name="company" value="x@y">'

@@ -279,6 +279,9 @@
     var form = event.target;
     if (!(form instanceof HTMLFormElement)) return;
     stamp(form);
+    // Whoever submits this form may not be who the stored token names (a shared browser): drop it,
+    // and the collector says whom the browser belongs to now on the next view.
+    if (postsToUs(form) || form.hasAttribute("data-leadscore")) store.del("token");
     if (form.hasAttribute("data-leadscore")) {
       var email = emailOf(form);
       if (!email) return;
@@ -308,6 +311,7 @@
     },
     identify: function (email) {
       if (typeof email === "string" && email.indexOf("@") > 0) {
+        store.del("token");
         enqueue({ kind: "identify", at: Date.now(), email: email.trim().slice(0, 320) });
         flush(false);
       }
