@@ -180,6 +180,8 @@ class _Identified:
 
     def release(self, external: ExternalId, email: str) -> None:
         found = self.store.parked(external)
+        if found and external.is_browser:  # a browser's parked views are its first link's
+            email = self.store.release_owner(external) or email
         self.events.extend(event.identified(email) for event in found)
         self._resolved.setdefault(external, []).extend(event.event_id for event in found)
 

@@ -418,3 +418,21 @@ def test_a_retried_beacon_that_carries_its_identification_counts_each_view_once(
     # Then each view is accepted once (released and re-sent are the same event)
     assert (done.accepted, done.duplicates, done.parked) == (2, 0, 0)
     assert set(ledger(config, ann)) == {v.event_id for v in views}
+
+
+def test_views_parked_before_the_first_link_never_join_a_later_email(config: Settings) -> None:
+    # Given parked views, then Ann's link whose request died before it released them (or a
+    # concurrent identification of Bob reading them before Ann's release unparked them)
+    store = IdentityStore(str(config.identity_table), 400)
+    visitor, ann, bob = new_visitor(), email("ann"), email("bob")
+    views = [view(visitor, 30), view(visitor, 20)]
+    record(activity(visitor, *views), config)
+    assert store.link(visitor, ann, lead_id_for(ann), NOW - timedelta(minutes=10)) == "linked"
+    # When Bob identifies in that browser (a form, a shared browser), then the browser sends a view
+    later = NOW + timedelta(minutes=5)
+    record(activity(visitor, identify=[(bob, later)], at=later), config)
+    record(activity(visitor, view(visitor, -6), at=later + timedelta(minutes=1)), config)
+    # Then the views parked before the first link are Ann's alone, once; Bob gets only his own view
+    assert set(ledger(config, ann)) == {v.event_id for v in views}
+    assert len(ledger(config, bob)) == 1 and not set(ledger(config, bob)) & {v.event_id for v in views}
+    assert store.parked(visitor) == []

@@ -10,6 +10,9 @@ recorded in the ledger, once, with their real times. Items:
   pk = "ext#<digest>", sk = "parked#<event_id>" event (JSON without email), expires_at
   pk = "ext#<digest>", sk = "parkcount"         parked_count, expires_at: an anonymous browser's bound
                                                 (`park_visit`; its expiry moves with each park)
+  pk = "ext#<digest>", sk = "release"           lead_id, email: a browser's FIRST link, written with
+                                                it (`link`), never moved: whom what the browser parked
+                                                before it belongs to (`release_owner`)
   pk = "erased#<lead_id>", sk = "erased"        the person was erased: no link names them again
                                                 until they opt in through a form (`clear_erased`)
 
@@ -43,6 +46,7 @@ Linked = Literal["linked", "stale", "erased"]
 # nothing: record it for the link's email); the browser has its bound of parked events (dropped).
 Parked = Literal["parked", "duplicate", "linked", "full"]
 PARK_COUNTER = "parkcount"
+RELEASE_OWNER = "release"
 _UNDER_BOUND = "attribute_not_exists(parked_count) OR parked_count < :max"
 
 
@@ -68,37 +72,60 @@ class IdentityStore:
         nothing is written, so no item names them)."""
         key = digest(external)
         name = self._table.name
-        try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "ConditionCheck": {
-                            "TableName": name,
-                            "Key": {"pk": f"erased#{lead_id}", "sk": "erased"},
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": name,
-                            "Key": {"pk": f"ext#{key}", "sk": "link"},
-                            "UpdateExpression": "SET email = :email, lead_id = :lead, linked_at = :at",
-                            "ConditionExpression": "attribute_not_exists(linked_at) OR linked_at <= :at",
-                            "ExpressionAttributeValues": {":email": email, ":lead": lead_id, ":at": iso(at)},
-                        }
-                    },
-                    {"Put": {"TableName": name, "Item": {"pk": f"lead#{lead_id}", "sk": f"ext#{key}"}}},
-                ]
+        items: list[dict[str, Any]] = [
+            {
+                "ConditionCheck": {
+                    "TableName": name,
+                    "Key": {"pk": f"erased#{lead_id}", "sk": "erased"},
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": name,
+                    "Key": {"pk": f"ext#{key}", "sk": "link"},
+                    "UpdateExpression": "SET email = :email, lead_id = :lead, linked_at = :at",
+                    "ConditionExpression": "attribute_not_exists(linked_at) OR linked_at <= :at",
+                    "ExpressionAttributeValues": {":email": email, ":lead": lead_id, ":at": iso(at)},
+                }
+            },
+            {"Put": {"TableName": name, "Item": {"pk": f"lead#{lead_id}", "sk": f"ext#{key}"}}},
+        ]
+        if external.is_browser:  # its first link owns what it parked: set once, with that link
+            items.append(
+                {
+                    "Update": {
+                        "TableName": name,
+                        "Key": {"pk": f"ext#{key}", "sk": RELEASE_OWNER},
+                        "UpdateExpression": "SET email = if_not_exists(email, :email), "
+                        "lead_id = if_not_exists(lead_id, :lead)",
+                        "ExpressionAttributeValues": {":email": email, ":lead": lead_id},
+                    }
+                }
             )
+        try:
+            self._client.transact_write_items(TransactItems=items)
         except ClientError as exc:
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
-            if error_code(exc) == "TransactionCanceledException" and len(reasons) == 3:
+            if error_code(exc) == "TransactionCanceledException" and len(reasons) == len(items):
                 if reasons[0] == "ConditionalCheckFailed":
                     return "erased"
                 if reasons[1] == "ConditionalCheckFailed":
                     return "stale"  # a newer link already holds: this one is history
             raise storage_error("link an identity", exc) from exc
         return "linked"
+
+    def release_owner(self, external: ExternalId) -> str | None:
+        """The email of a browser's FIRST link (one consistent read), or None: what the browser
+        parked before it was linked joins that lead only, whichever identification (a later email,
+        a concurrent one, the retry of one that crashed) finds it still parked."""
+        try:
+            item = self._table.get_item(
+                Key={"pk": f"ext#{digest(external)}", "sk": RELEASE_OWNER}, ConsistentRead=True
+            ).get("Item")
+        except ClientError as exc:
+            raise storage_error("look up a browser's first link", exc) from exc
+        return str(item["email"]) if item else None
 
     def mark_erased(self, lead_id: str, at: datetime) -> None:
         """From now on no link names this lead (erasure writes it before deleting the links)."""

@@ -9,7 +9,9 @@ The identity rule for browsers (a browser is `ExternalId(WEB_VISITOR_NAMESPACE, 
    links the browser releases them: they join that first lead only, once, with their own times
    (recency applies), and are unparked. A park can never slip past a link: a park holds only while
    the browser has no link, and a link's release reads the parked events consistently after the
-   link is committed.
+   link is committed. The first link is written with that link (the browser's `release` item,
+   never moved): whoever finds parked events still there (a later email's identification, a
+   concurrent one, the retry of one that died before unparking) records them for that first lead.
 3. Events recorded while the browser is linked to A stay with A forever.
 4. After a second identification with B, the browser's later events go to B (a beacon's events go
    to the email of its own last identification, else its token's, else the browser's link).
@@ -22,9 +24,10 @@ The identity rule for browsers (a browser is `ExternalId(WEB_VISITOR_NAMESPACE, 
 
 Costs (DynamoDB requests of the journal): a view of a browser with a valid token: 1 PutItem, 0
 reads. An anonymous view: 1 TransactWriteItems (3 items), 0 reads. An identification: 1
-TransactWriteItems (the link), 1 Query of the parked events, their PutItems and a BatchWriteItem
-to unpark them. A linked browser that lost its token: its failed park, 1 GetItem of the link, 1
-Query (parked events a crashed release left behind), then PutItems, and a fresh token.
+TransactWriteItems (the link), 1 Query of the parked events, when there are some 1 GetItem of
+the browser's first link, their PutItems and a BatchWriteItem to unpark them.
+A linked browser that lost its token: its failed park, 1 GetItem of the link, 1 Query (parked
+events a crashed release left behind), then PutItems, and a fresh token.
 """
 
 from __future__ import annotations
@@ -156,6 +159,8 @@ class _Journal:
 
     def _release(self, email: str) -> None:
         found = self.store.parked(self.activity.visitor)
+        if found:  # they are the browser's first link's, whoever finds them (rule 2)
+            email = self.store.release_owner(self.activity.visitor) or email
         self.direct.extend(event.identified(email) for event in found)
         self.released.extend(event.event_id for event in found)
 
