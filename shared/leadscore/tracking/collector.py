@@ -8,8 +8,9 @@ UTF-8 only), JSON and the wire schema (400 naming the field, never echoing the b
 automation and prefetches (`bots.py`), refuses a visitor or address over its rate (429), and maps
 what is left: a view is a `page_viewed` (and a `visit_started`/`visit_returned` on a visit's first
 view), a leave a `page_engaged`, an identify an `Identification` (only for a site with
-`identify: true`). Events for a page outside the site's origins, impossible ones (`bots.py`) and
-leaves of 0 seconds are ignored and counted. `record` (the visitor journal) gets one `Activity`
+`identify: true`, and a valid email: an invalid one is ignored, not the beacon's views). Events
+for a page outside the site's origins, impossible ones (`bots.py`) and leaves of 0 seconds are
+ignored and counted. `record` (the visitor journal) gets one `Activity`
 and says what it did; the answer is 202 with its counts and `ignored`.
 
 Every answer to an allowed origin carries `Access-Control-Allow-Origin: <origin>` (no
@@ -251,7 +252,8 @@ def _check_content_type(value: str) -> None:
 
 def to_activity(beacon: Beacon, site: TrackSite, received_at: datetime) -> tuple[Activity, int]:
     """The beacon's page activity, and how many of its events were ignored (on another domain,
-    impossible, 0 seconds of attention, an identify on a site that does not identify)."""
+    impossible, 0 seconds of attention, an identify on a site that does not identify or with an
+    invalid email)."""
     visitor = ExternalId(namespace=WEB_VISITOR_NAMESPACE, value=beacon.visitor)
     impossible = bots.impossible_events(beacon.events, beacon.sent_at)
     events: dict[str, PendingEvent] = {}
@@ -286,8 +288,9 @@ def to_activity(beacon: Beacon, site: TrackSite, received_at: datetime) -> tuple
                 continue
             try:
                 email = normalize_email(event.email)
-            except ValueError as exc:
-                raise InvalidRequest(f"events.{index}.email: {exc}") from exc
+            except ValueError:  # a browser's email field takes "ann@acme": the page's views still count
+                ignored += 1
+                continue
             identifications.append(Identification(email=email, at=at(event.at)))
             continue
         page = clean_url(event.url)
