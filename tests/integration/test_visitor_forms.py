@@ -16,7 +16,7 @@ from leadscore.config import Settings
 from leadscore.domain import WEB_VISITOR_NAMESPACE, EventType, ExternalId, PendingEvent, Provider
 from leadscore.model_store import load_model
 from leadscore.repository import event_from_item, profile_from_item
-from leadscore.repository.identities import digest
+from leadscore.repository.identities import IdentityStore, digest
 from leadscore.scoring import engine
 from leadscore.tracking.activity import Activity, Recorded, tracked_event_id
 from leadscore.tracking.visitors import record
@@ -171,4 +171,24 @@ def test_an_erased_persons_browser_links_are_gone_and_views_do_not_bring_them_ba
     stack.settle()
     # Then her lead is back with the form alone: views sent while she was erased stay gone
     assert [item["event_type"] for item in _ledger(stack, dana)] == ["form_submitted"]
+    assert not [item for item in _identity(stack) if str(item["sk"]).startswith("parked#")]
+
+
+def test_a_later_form_in_the_browser_never_takes_the_views_parked_before_its_first_link(stack: Stack) -> None:
+    # Given anonymous views, then Ann's identification whose request died after its link
+    visitor, ann, bo, now = (
+        _browser(),
+        "ann.first@globex.example",
+        "bo.second@globex.example",
+        datetime.now(UTC),
+    )
+    views = [_view(visitor, now - timedelta(hours=2)), _view(visitor, now - timedelta(hours=1))]
+    assert _beacon(stack, visitor, *views) == Recorded(parked=2)
+    store = IdentityStore(stack.physical.tables["IdentityTable"], 30, stack.session.resource("dynamodb"))
+    assert store.link(visitor, ann, lead_id_for(ann), now - timedelta(minutes=30)) == "linked"
+    # When Bo submits our HTML form in that browser
+    _form(stack, bo, visitor)
+    # Then the parked views are Ann's (her link came first), once; Bo has only his form
+    assert {item["event_id"] for item in _ledger(stack, ann)} == {view.event_id for view in views}
+    assert [item["event_type"] for item in _ledger(stack, bo)] == ["form_submitted"]
     assert not [item for item in _identity(stack) if str(item["sk"]).startswith("parked#")]
