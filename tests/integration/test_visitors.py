@@ -436,3 +436,19 @@ def test_views_parked_before_the_first_link_never_join_a_later_email(config: Set
     assert set(ledger(config, ann)) == {v.event_id for v in views}
     assert len(ledger(config, bob)) == 1 and not set(ledger(config, bob)) & {v.event_id for v in views}
     assert store.parked(visitor) == []
+
+
+def test_a_retried_view_still_parked_goes_to_the_first_link_not_the_current_one(config: Settings) -> None:
+    # Given a parked view, then Ann's link and Bo's later link, neither of which released it
+    store = IdentityStore(str(config.identity_table), 400)
+    visitor, ann, bo = new_visitor(), email("ann"), email("bo")
+    stranded = view(visitor, 30)
+    record(activity(visitor, stranded), config)
+    assert store.link(visitor, ann, lead_id_for(ann), NOW - timedelta(minutes=20)) == "linked"
+    assert store.link(visitor, bo, lead_id_for(bo), NOW - timedelta(minutes=10)) == "linked"
+    # When the browser retries the beacon that carried it (no token)
+    record(activity(visitor, stranded), config)
+    # Then it is Ann's, once, and not Bo's
+    assert set(ledger(config, ann)) == {stranded.event_id}
+    assert ledger(config, bo) == {}
+    assert store.parked(visitor) == []

@@ -100,8 +100,12 @@ class _Journal:
                 self.direct.append(event.identified(self.email))
             else:
                 self._park(event)
-        # a retried beacon's event may also be among those it releases: record it once
-        unique = list({event.event_id: event for event in self.direct}.values())
+        # a retried beacon's event may also be among those it releases: record it once, as released
+        # (for the browser's first link), which comes first
+        first: dict[str, LeadEvent] = {}
+        for event in self.direct:
+            first.setdefault(event.event_id, event)
+        unique = list(first.values())
         outcomes = self.ledger.record_all(self.keys.assign(unique), self.activity.received_at)
         if self.released:
             self.store.unpark(self.activity.visitor, self.released)
