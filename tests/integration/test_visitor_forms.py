@@ -192,3 +192,42 @@ def test_a_later_form_in_the_browser_never_takes_the_views_parked_before_its_fir
     assert {item["event_id"] for item in _ledger(stack, ann)} == {view.event_id for view in views}
     assert [item["event_type"] for item in _ledger(stack, bo)] == ["form_submitted"]
     assert not [item for item in _identity(stack) if str(item["sk"]).startswith("parked#")]
+
+
+def test_an_export_never_shows_the_other_person_of_a_shared_browser(stack: Stack) -> None:
+    # Given Ann, then Bo, submitting our HTML form in one browser that had looked at pricing
+    visitor, ann, bo = _browser(), "ann.shared@globex.example", "bo.shared@globex.example"
+    _beacon(stack, visitor, _view(visitor, datetime.now(UTC) - timedelta(hours=1)))
+    _form(stack, ann, visitor)
+    _form(stack, bo, visitor, company="Bo's company")
+    stack.settle()
+    # When each asks for their data
+    for own, other in ((ann, bo), (bo, ann)):
+        status, _, raw = stack.runner.handle_http("GET", f"/v1/leads/{lead_id_for(own)}/export", SIGNED, b"")
+        assert status == 200, raw
+        # Then the other's address is nowhere in the export
+        assert other not in raw.decode()
+
+
+def test_after_the_browsers_current_person_is_erased_its_new_views_join_the_next_form_not_the_first(
+    stack: Stack,
+) -> None:
+    # Given Ann, then Bo, identified in one browser, and Bo erased (the browser is anonymous again)
+    visitor, ann, bo, cy = (
+        _browser(),
+        "ann.first2@globex.example",
+        "bo.gone@globex.example",
+        "cy@globex.example",
+    )
+    _form(stack, ann, visitor)
+    _form(stack, bo, visitor)
+    status, _, raw = stack.runner.handle_http("DELETE", f"/v1/leads/{lead_id_for(bo)}", SIGNED, b"")
+    assert status == 200, raw
+    stack.settle()
+    # When the browser looks at pricing, then Cy submits the form in it
+    later = _view(visitor, datetime.now(UTC))
+    assert _beacon(stack, visitor, later).parked == 1
+    _form(stack, cy, visitor)
+    # Then that view is Cy's, not Ann's (the first link named a person no longer linked)
+    assert later.event_id in {item["event_id"] for item in _ledger(stack, cy)}
+    assert later.event_id not in {item["event_id"] for item in _ledger(stack, ann)}

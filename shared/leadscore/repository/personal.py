@@ -165,7 +165,12 @@ class PersonalRecords:
         """The lead's reverse entries, then each external id's partition (link, parked events)."""
         for entry in self._reverse_entries(lead_id):
             yield entry
-            yield from self._ext_partition(str(entry["sk"]))
+            # a shared browser's link (or first link) naming another person is theirs, not this lead's
+            yield from (
+                item
+                for item in self._ext_partition(str(entry["sk"]))
+                if item.get("lead_id") in (None, lead_id)
+            )
 
     def _reverse_entries(self, lead_id: str) -> Iterator[dict[str, Any]]:
         query = {"KeyConditionExpression": Key("pk").eq(f"lead#{lead_id}"), "ConsistentRead": True}
