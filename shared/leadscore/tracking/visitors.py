@@ -103,8 +103,8 @@ class _Journal:
         # a retried beacon's event may also be among those it releases: record it once, as released
         # (for the browser's first link), which comes first
         first: dict[str, LeadEvent] = {}
-        for event in self.direct:
-            first.setdefault(event.event_id, event)
+        for lead_event in self.direct:
+            first.setdefault(lead_event.event_id, lead_event)
         unique = list(first.values())
         outcomes = self.ledger.record_all(self.keys.assign(unique), self.activity.received_at)
         if self.released:
