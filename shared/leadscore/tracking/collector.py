@@ -283,17 +283,13 @@ def to_activity(beacon: Beacon, site: TrackSite, received_at: datetime) -> tuple
             ignored += 1
             continue
         if isinstance(event, IdentifyBeacon):
-            if not site.identify:
-                ignored += 1
-                continue
-            try:
-                email = normalize_email(event.email)
-            except ValueError:  # a browser's email field takes "ann@acme": the page's views still count
-                ignored += 1
-                continue
-            identifications.append(Identification(email=email, at=at(event.at)))
+            email = _identified_email(event, site)
+            # one form is submitted at a time: the beacon's last usable identify counts
+            ignored += 1 if email is None or identifications else 0
+            if email is not None:
+                identifications[:] = [Identification(email=email, at=at(event.at))]
             continue
-        page = clean_url(event.url)
+        page = clean_url(event.url, site.keep_params)
         if page is None:
             raise InvalidRequest(f"events.{index}.url: not an http(s) URL")
         url, origin, utm = page
@@ -333,10 +329,21 @@ def to_activity(beacon: Beacon, site: TrackSite, received_at: datetime) -> tuple
     return activity, ignored
 
 
-def clean_url(value: str) -> tuple[str, Origin, dict[str, str]] | None:
+def _identified_email(event: IdentifyBeacon, site: TrackSite) -> str | None:
+    """The identify's email, normalized; None on a site that does not identify, or for an address
+    that is not one (a browser's email field takes "ann@acme": the page's views still count)."""
+    if not site.identify:
+        return None
+    try:
+        return normalize_email(event.email)
+    except ValueError:
+        return None
+
+
+def clean_url(value: str, keep: frozenset[str] = frozenset()) -> tuple[str, Origin, dict[str, str]] | None:
     """(the URL to record, its origin, its UTM parameters): scheme, host (lower-case), port and
-    path; no user info or fragment, and of the query only the utm_* parameters. None when it is not
-    an http(s) URL with a host."""
+    path; no user info or fragment, and of the query only the utm_* parameters and those the site
+    lists in `keep_params`. None when it is not an http(s) URL with a host."""
     try:
         parts = urlsplit(value.strip())
         port = parts.port
@@ -357,6 +364,8 @@ def clean_url(value: str) -> tuple[str, Origin, dict[str, str]] | None:
         if name in UTM_PARAMETERS:
             kept.append(pair)
             utm.setdefault(name, unquote_plus(raw)[:200])
+        elif name in keep:
+            kept.append(pair)
     url = f"{scheme}://{netloc}{f':{port}' if port is not None else ''}{parts.path or '/'}"
     url += f"?{'&'.join(kept)}" if kept else ""
     return url[:MAX_URL_CHARS], origin, utm

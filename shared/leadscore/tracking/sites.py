@@ -1,7 +1,8 @@
 """Which sites may send beacons: the `track` entry of the webhook secret, its keys and origins.
 
     {"track": {"sites": {"www-acme": {"key": "tk_...", "origins": ["https://www.acme.com",
-               "https://*.acme.com", "http://localhost:*"], "identify": true}}}}
+               "https://*.acme.com", "http://localhost:*"], "identify": true,
+               "keep_params": ["plan"]}}}}
 
 A site's key is public (it is in every page of the site): it says which site a beacon claims to
 be from, it proves nothing. What keeps other pages out is the browser's `Origin` header, which a
@@ -111,6 +112,11 @@ class TrackSite(Model):
     key: Annotated[str, StringConstraints(min_length=8, max_length=128)]
     origins: list[str] = Field(min_length=1, max_length=50)
     identify: bool = True  # may a tagged form's email identify this site's visitors?
+    # Query parameters kept in recorded URLs besides utm_* (the snippet's data-keep-params asks
+    # for them; only these are kept): never ones that can carry a secret or personal data.
+    keep_params: frozenset[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]] = Field(
+        default=frozenset(), max_length=20
+    )
     _patterns: tuple[OriginPattern, ...] = PrivateAttr(default=())
 
     @field_validator("origins")

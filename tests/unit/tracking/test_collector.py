@@ -205,6 +205,15 @@ def test_an_identify_on_a_site_that_does_not_identify_is_ignored() -> None:
     assert len(journal.activities[0].events) == 1
 
 
+def test_only_the_last_identify_of_a_beacon_counts() -> None:
+    # One form is submitted at a time: twenty identifies in one beacon are not twenty link writes
+    journal = Journal()
+    identifies = [{"kind": "identify", "at": SENT - n, "email": f"p{n}@acme.com"} for n in (3, 2, 1)]
+    answer = _post(_beacon(*identifies), journal)
+    assert [i.email for i in journal.activities[0].identifications] == ["p1@acme.com"]
+    assert answer.body is not None and answer.body["ignored"] == 2
+
+
 @pytest.mark.parametrize("typed", ["not-an-email", "ann@acme", "ann lee@acme.com"])
 def test_an_identify_with_an_invalid_email_is_ignored_and_the_beacons_views_still_count(typed: str) -> None:
     # A browser's email field accepts "ann@acme": the page's views and leave sent with it are real
@@ -447,6 +456,14 @@ def test_a_preflight_from_elsewhere_is_403(headers: dict[str, str]) -> None:
 def test_urls_keep_scheme_host_port_path_and_utm_parameters_only(url: str, expected: str | None) -> None:
     cleaned = clean_url(url)
     assert (cleaned[0] if cleaned else None) == expected
+
+
+def test_a_site_keeps_the_query_parameters_it_lists_and_no_others() -> None:
+    cleaned = clean_url(
+        "https://www.acme.com/pricing?plan=team&email=ann%40acme.com&utm_source=x", frozenset({"plan"})
+    )
+    assert cleaned is not None and cleaned[0] == "https://www.acme.com/pricing?plan=team&utm_source=x"
+    assert cleaned[2] == {"utm_source": "x"}  # a kept parameter is in the URL, not an attribute
 
 
 # ------------------------------------------------------------------------ never a 5xx
