@@ -360,15 +360,18 @@ def _url_topic(pattern: str) -> str:
 
 
 def duration(seconds: float) -> str:
-    """Engaged time as a reader says it: '45 s', '12 min', '1 h 5 min'."""
+    """Engaged time as a reader says it: '45 s', '1 min 30 s', '12 min', '1 h 5 min' (seconds shown
+    under 10 minutes only, where they matter: a rule's '90 s or more' never reads '1 min')."""
     whole = max(int(seconds), 0)
     if whole < 60:
         return f"{whole} s"
-    minutes = whole // 60
+    minutes, rest = divmod(whole, 60)
+    if minutes < 10 and rest:
+        return f"{minutes} min {rest} s"
     if minutes < 60:
         return f"{minutes} min"
-    hours, rest = divmod(minutes, 60)
-    return f"{hours} h {rest} min" if rest else f"{hours} h"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 def _where(rule: AggregateRule) -> str:
