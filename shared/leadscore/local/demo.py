@@ -115,20 +115,20 @@ ENGAGEMENT: dict[str, tuple[float, float, float]] = {
 # (after its landing page), and (shortest, longest) engaged seconds on one page.
 WEBSITE: dict[str, tuple[tuple[int, int], tuple[str, ...], tuple[int, int]]] = {
     "decision_maker": (
-        (2, 5),
+        (1, 4),
         ("/pricing", "/product", "/features/scoring", "/customers", "/docs/api"),
-        (20, 420),
+        (10, 240),
     ),
-    "manager": ((1, 4), ("/product", "/features/alerts", "/pricing", "/blog/lead-scoring-101"), (15, 300)),
-    "individual": ((1, 2), ("/blog/lead-scoring-101", "/docs/getting-started", "/product"), (10, 180)),
-    "student": ((1, 3), ("/blog/lead-scoring-101", "/docs/getting-started"), (5, 90)),
-    "competitor": ((2, 4), ("/pricing", "/product", "/features/scoring", "/docs/api"), (30, 600)),
+    "manager": ((1, 3), ("/product", "/features/alerts", "/pricing", "/blog/lead-scoring-101"), (10, 180)),
+    "individual": ((1, 2), ("/blog/lead-scoring-101", "/docs/getting-started", "/product"), (5, 120)),
+    "student": ((1, 2), ("/blog/lead-scoring-101", "/docs/getting-started"), (5, 60)),
+    "competitor": ((1, 3), ("/pricing", "/product", "/features/scoring", "/docs/api"), (20, 300)),
     "job_seeker": ((1, 2), ("/careers/account-executive", "/jobs", "/customers"), (20, 240)),
     "disposable": ((0, 0), (), (1, 1)),
     "role": ((0, 1), ("/product",), (5, 60)),
     "dormant": ((0, 1), ("/blog/lead-scoring-101",), (5, 60)),
 }
-LANDING_PAGES = ("/", "/product", "/blog/lead-scoring-101", "/pricing")
+LANDING_PAGES = ("/", "/product", "/blog/lead-scoring-101")
 UTM_SOURCES = ("google", "linkedin", "newsletter", "direct")
 HOSTILE_KINDS = (
     "bad_signature",
@@ -499,7 +499,7 @@ class _Builder:
         pages: tuple[str, ...],
         seconds: tuple[int, int],
     ) -> None:
-        read = [rng.choice(LANDING_PAGES), *rng.sample(pages, rng.randint(0, min(3, len(pages))))]
+        read = [rng.choice(LANDING_PAGES), *rng.sample(pages, rng.randint(0, min(2, len(pages))))]
         landing = f"{SITE}{read[0]}"
         source = rng.choice(UTM_SOURCES)
         events: list[dict[str, Any]] = [

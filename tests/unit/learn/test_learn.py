@@ -294,7 +294,7 @@ def test_a_time_on_site_column_feeds_time_rules_never_counts() -> None:
 
     # Then the seconds fill the time rule, and the count only counts events
     assert state.counts == {"time_on_site": 1250, "type:page_engaged": 40}
-    assert score(load_model(), state, load_model().epoch).engagement == 8  # the 15-30 min bin
+    assert score(load_model(), state, load_model().epoch).engagement == 5  # the 15-30 min bin
 
 
 def test_a_seconds_column_must_be_about_page_engaged() -> None:

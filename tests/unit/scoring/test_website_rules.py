@@ -215,13 +215,13 @@ def test_default_model_visits_are_capped_and_a_return_counts_once(model: Scoring
 
     points = _points(model, visits)
 
-    assert points["site_visits"] == 5
-    assert points["returning_visitor"] == 5
+    assert points["site_visits"] == 3
+    assert points["returning_visitor"] == 4
     assert "returning_visitor" not in _points(model, [event(EventType.VISIT_STARTED, NOW)])
 
 
 @pytest.mark.parametrize(
-    ("seconds", "expected"), [([240], None), ([200, 100], 3), ([600, 300], 8), ([1800], 10)]
+    ("seconds", "expected"), [([240], None), ([200, 100], 2), ([600, 300], 5), ([1800], 6)]
 )
 def test_default_model_time_on_site_bins(
     model: ScoringModel, seconds: list[int], expected: float | None
@@ -231,7 +231,7 @@ def test_default_model_time_on_site_bins(
     assert _points(model, reads).get("time_on_site") == expected
 
 
-def test_default_model_product_and_features_pages_share_one_label_and_stay_below_pricing(
+def test_default_model_product_and_features_pages_share_one_label_and_make_half_a_pricing_view(
     model: ScoringModel,
 ) -> None:
     pages = [
@@ -242,7 +242,7 @@ def test_default_model_product_and_features_pages_share_one_label_and_stay_below
 
     points = _points(model, pages)
 
-    assert points["product_pages"] == 9 and points["feature_pages"] == 6
-    assert points["product_pages"] + points["feature_pages"] < 20 + 5  # a pricing view and read
+    assert points["product_pages"] == 6 and points["feature_pages"] == 4
+    assert points["product_pages"] + points["feature_pages"] == 20 / 2  # half a pricing view
     rules = {rule.id: rule for _, rule in model.all_rules()}
     assert rules["product_pages"].label == rules["feature_pages"].label
