@@ -648,7 +648,7 @@ def _top_accounts(
 
 def _website(catalog: Catalog, leads: list[dict[str, Any]], tally: Tally, out: Callable[[str], None]) -> None:
     """The primary model's website rules at work (visits, pages read, engaged time): how many leads
-    each one scores now, and the reasons of the best lead that visits or engaged time helped."""
+    each one scores now, and the reasons of the lead that visits and engaged time helped most."""
     model = catalog.primary.model
     website = {
         rule.id: rule.label or rule.id
@@ -665,14 +665,16 @@ def _website(catalog: Catalog, leads: list[dict[str, Any]], tally: Tally, out: C
     )
     out("\nWebsite rules (visits, pages, engaged time) in the scores, leads each one counts for now:")
     out("  " + ", ".join(f"{website[rule]} ({rule}) {scored[rule]}" for rule in website))
-    helped = next(
-        (lead for lead in leads if any(c["rule_id"] in tracked for c in lead.get("contributions", []))), None
-    )
-    if helped is None:
+
+    def helped(lead: dict[str, Any]) -> float:
+        return sum(c["points"] for c in lead.get("contributions", []) if c["rule_id"] in tracked)
+
+    best = max(leads, key=helped, default=None)
+    if best is None or helped(best) <= 0:
         tally.fail(f"no lead is scored by a visit or engaged-time rule ({', '.join(sorted(tracked))})")
         return
-    reasons = "; ".join(f"{r['label']} {r['points']:+.1f}" for r in helped["explanation"]["reasons"])
-    out(f"  best such lead, {helped['email']} ({helped['total']:.1f}): {reasons}")
+    reasons = "; ".join(f"{r['label']} {r['points']:+.1f}" for r in best["explanation"]["reasons"])
+    out(f"  the lead visits and engaged time helped most, {best['email']} ({best['total']:.1f}): {reasons}")
 
 
 def _per_model(catalog: Catalog, client: Client, tally: Tally, out: Callable[[str], None]) -> None:

@@ -7,6 +7,7 @@ import base64
 import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -65,3 +66,36 @@ def test_the_website_adds_to_the_scenario_without_changing_the_rest() -> None:
     builder.hostile()
     without = sorted(builder.scenario.steps, key=lambda s: s.at)
     assert [(s.at, s.kind, s.key) for s in others] == [(s.at, s.kind, s.key) for s in without]
+
+
+def _lead(email: str, points: dict[str, float]) -> dict[str, Any]:
+    return {
+        "email": email,
+        "total": sum(points.values()),
+        "contributions": [{"rule_id": rule, "points": value} for rule, value in points.items()],
+        "explanation": {"reasons": [{"label": rule, "points": value} for rule, value in points.items()]},
+    }
+
+
+def test_the_demo_report_shows_the_lead_the_website_helped_most_and_fails_when_none() -> None:
+    from leadscore.local.replay import Tally, _website
+    from leadscore.model_store import load_catalog
+
+    catalog = load_catalog("bundled:catalog")
+    leads = [
+        _lead("viewer@acme.example", {"pricing_page": 20, "seniority": 18}),
+        _lead("reader@acme.example", {"returning_visitor": 4, "time_on_site": 5, "pricing_read": 5}),
+        _lead("visitor@acme.example", {"site_visits": 2}),
+    ]
+    lines: list[str] = []
+    tally = Tally()
+
+    _website(catalog, leads, tally, lines.append)
+
+    assert not tally.failures
+    assert "Time on site (time_on_site) 1" in lines[1] and "Looked at pricing (pricing_page) 1" in lines[1]
+    assert "reader@acme.example (14.0): returning_visitor +4.0; time_on_site +5.0" in lines[2]
+
+    quiet = Tally()
+    _website(catalog, leads[:1], quiet, lines.append)
+    assert quiet.failures and "no lead is scored by a visit or engaged-time rule" in quiet.failures[0]
