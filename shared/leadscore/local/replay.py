@@ -648,7 +648,7 @@ def _top_accounts(
 
 def _website(catalog: Catalog, leads: list[dict[str, Any]], tally: Tally, out: Callable[[str], None]) -> None:
     """The primary model's website rules at work (visits, pages read, engaged time): how many leads
-    each one scores now, and the reasons of the lead that visits and engaged time helped most."""
+    each one scores now, and the reasons of the lead whose reasons they add most to."""
     model = catalog.primary.model
     website = {
         rule.id: rule.label or rule.id
@@ -667,7 +667,10 @@ def _website(catalog: Catalog, leads: list[dict[str, Any]], tally: Tally, out: C
     out("  " + ", ".join(f"{website[rule]} ({rule}) {scored[rule]}" for rule in website))
 
     def helped(lead: dict[str, Any]) -> float:
-        return sum(c["points"] for c in lead.get("contributions", []) if c["rule_id"] in tracked)
+        """What visit and engaged-time rules add among the reasons shown (a capped section can
+        push them out of the top reasons: such a lead would show nothing of the website)."""
+        reasons = lead.get("explanation", {}).get("reasons", [])
+        return sum(r["points"] for r in reasons if tracked & set(r["rule_id"].split("+")))
 
     best = max(leads, key=helped, default=None)
     if best is None or helped(best) <= 0:

@@ -73,7 +73,9 @@ def _lead(email: str, points: dict[str, float]) -> dict[str, Any]:
         "email": email,
         "total": sum(points.values()),
         "contributions": [{"rule_id": rule, "points": value} for rule, value in points.items()],
-        "explanation": {"reasons": [{"label": rule, "points": value} for rule, value in points.items()]},
+        "explanation": {
+            "reasons": [{"rule_id": rule, "label": rule, "points": value} for rule, value in points.items()]
+        },
     }
 
 
@@ -87,13 +89,14 @@ def test_the_demo_report_shows_the_lead_the_website_helped_most_and_fails_when_n
         _lead("reader@acme.example", {"returning_visitor": 4, "time_on_site": 5, "pricing_read": 5}),
         _lead("visitor@acme.example", {"site_visits": 2}),
     ]
+    leads[0]["contributions"].append({"rule_id": "time_on_site", "points": 20})  # not among its reasons
     lines: list[str] = []
     tally = Tally()
 
     _website(catalog, leads, tally, lines.append)
 
     assert not tally.failures
-    assert "Time on site (time_on_site) 1" in lines[1] and "Looked at pricing (pricing_page) 1" in lines[1]
+    assert "Time on site (time_on_site) 2" in lines[1] and "Looked at pricing (pricing_page) 1" in lines[1]
     assert "reader@acme.example (14.0): returning_visitor +4.0; time_on_site +5.0" in lines[2]
 
     quiet = Tally()
