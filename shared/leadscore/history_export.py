@@ -95,6 +95,7 @@ def history_line(item: dict[str, Any], current: Mapping[str, str] | None = None)
             event=event.event_type,
             occurred_at=event.occurred_at,
             url=event.url,
+            engaged_seconds=event.engaged_seconds,
             attributes=event.attributes.present() or None,
         ).to_line()
     except (ValidationError, ValueError, KeyError, TypeError):

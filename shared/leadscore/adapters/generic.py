@@ -14,14 +14,20 @@ Body, one event (unknown keys are rejected so typos are not silently lost):
                                                default "form_submitted"
      "occurred_at": "2026-03-02T09:15:00Z",    ISO 8601 with timezone; default webhook-timestamp
      "url": "https://acme.com/demo",           optional page URL, at most 2048 characters
+     "engaged_seconds": 45,                    page_engaged only, and required there: whole
+                                               seconds of attention on the page since the
+                                               previous report, 1..1800 (400 otherwise)
      "attributes": {"job_title": "CTO"},       optional flat object ("fields" is an alias);
                                                values: string, number, boolean, list or null
      "previous_email": "ann@old.example"}      email_changed only, and required there: the
                                                address the person used before (`email` is the
                                                new one; the old one becomes an alias)
 
-`profile_updated` records attributes only (no points). Or the Standard Webhooks payload envelope
-(what Standard Webhooks libraries and Svix senders post):
+Website activity a backend saw can be sent too: `page_viewed` (url), `visit_started` /
+`visit_returned` (a visit's landing url; utm_* attributes) and `page_engaged` (url and
+`engaged_seconds`). `profile_updated` records attributes only (no points).
+
+Or the Standard Webhooks payload envelope (what Standard Webhooks libraries and Svix senders post):
 
     {"type": "lead.demo_requested",            the event type, see below
      "timestamp": "2026-03-02T09:15:00Z",      when it happened (ISO 8601 with timezone),
@@ -68,7 +74,14 @@ from leadscore.adapters._common import (
 )
 from leadscore.adapters._fields import build_attributes
 from leadscore.adapters.base import Adapter, Channel, WebhookRequest
-from leadscore.domain import SUPPRESSION_CHANGES, EventType, LeadEvent, Provider, event_id_for
+from leadscore.domain import (
+    MAX_ENGAGED_SECONDS,
+    SUPPRESSION_CHANGES,
+    EventType,
+    LeadEvent,
+    Provider,
+    event_id_for,
+)
 from leadscore.errors import EventTypeNotAllowed, MalformedPayload, SignatureInvalid, UnprocessableEvent
 from leadscore.schema import Model
 
@@ -101,6 +114,7 @@ class EventFields(Model):
     email: str | None = None
     occurred_at: AwareDatetime | None = None
     url: str | None = Field(default=None, max_length=2048)
+    engaged_seconds: int | None = Field(default=None, ge=1, le=MAX_ENGAGED_SECONDS, strict=True)
     attributes: dict[str, AttributeInput] = Field(
         default_factory=dict, validation_alias=AliasChoices("attributes", "fields")
     )
@@ -216,6 +230,7 @@ class GenericAdapter:
             )
         email = require_email(item.email, f"{where}email")
         previous_email = self._previous_email(item, email, where)
+        self._check_engaged(item, where)
         occurred_at = item.occurred_at or sent_at
         if occurred_at > request.received_at + timedelta(seconds=tolerance):
             raise UnprocessableEvent(f"{where}occurred_at is in the future")
@@ -227,8 +242,21 @@ class GenericAdapter:
             provider=Provider.GENERIC,
             url=item.url,
             attributes=build_attributes(item.attributes),
+            engaged_seconds=item.engaged_seconds,
             previous_email=previous_email,
         )
+
+    @staticmethod
+    def _check_engaged(item: GenericEvent, where: str) -> None:
+        if item.event is EventType.PAGE_ENGAGED and item.engaged_seconds is None:
+            raise MalformedPayload(
+                f"invalid payload: {where}engaged_seconds: required for page_engaged events "
+                f"(whole seconds, 1..{MAX_ENGAGED_SECONDS})"
+            )
+        if item.event is not EventType.PAGE_ENGAGED and item.engaged_seconds is not None:
+            raise MalformedPayload(
+                f"invalid payload: {where}engaged_seconds: only page_engaged events carry it"
+            )
 
     @staticmethod
     def _previous_email(item: GenericEvent, email: str, where: str) -> str | None:

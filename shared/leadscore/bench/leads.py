@@ -9,7 +9,15 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from leadscore.domain import AttributeValue, EventType, LeadAttributes, LeadEvent, Provider, event_id_for
+from leadscore.domain import (
+    MAX_ENGAGED_SECONDS,
+    AttributeValue,
+    EventType,
+    LeadAttributes,
+    LeadEvent,
+    Provider,
+    event_id_for,
+)
 from leadscore.scoring import catalog as catalogs
 from leadscore.scoring import engine
 from leadscore.scoring.catalog import Catalog
@@ -67,6 +75,8 @@ def _events(model: ScoringModel, rng: random.Random, email: str, n: int) -> list
     events = []
     for _ in range(n):
         event_type, url = rng.choice(choices)
+        # page_engaged carries its engaged time (drawn only for it: other models' leads stay the same)
+        engaged = rng.randint(1, MAX_ENGAGED_SECONDS) if event_type is EventType.PAGE_ENGAGED else None
         events.append(
             LeadEvent(
                 event_id=event_id_for("bench", f"{rng.random()}"),
@@ -75,6 +85,7 @@ def _events(model: ScoringModel, rng: random.Random, email: str, n: int) -> list
                 occurred_at=NOW - timedelta(days=rng.uniform(0, 120)),
                 provider=Provider.GENERIC,
                 url=url,
+                engaged_seconds=engaged,
                 attributes=LeadAttributes(),
             )
         )

@@ -166,6 +166,7 @@ def _rule(
             label=feature.label,
             event_types=[EventType(e) for e in feature.events],
             url_pattern=feature.url_pattern,
+            measure=feature.measure,
             bins=bins,
         )
     missing = pts(shape.missing)
@@ -316,6 +317,7 @@ def assemble(
                 "events": feature.events,
                 "rule": feature.rule_id,
                 "url_pattern": feature.url_pattern,
+                **({"measure": feature.measure} if feature.measure != "events" else {}),
             }
         else:
             out.mapping[feature.column] = {"attribute": feature.attribute, "type": feature.kind}

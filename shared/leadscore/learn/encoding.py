@@ -29,7 +29,7 @@ from leadscore.cli import CommandError
 from leadscore.learn.dataset import ColumnCounts, History, is_numeric, looks_like_identifier, to_numbers
 from leadscore.learn.leadstate import count_value
 from leadscore.learn.mapping import Mapping
-from leadscore.scoring.model import Category
+from leadscore.scoring.model import Category, Measure
 
 FeatureKind = Literal["categorical", "numeric", "events"]
 Monotone = Literal["increasing", "decreasing", "auto", "none"]
@@ -50,6 +50,7 @@ class Feature:
     attribute: str | None = None
     events: list[str] = field(default_factory=list)
     url_pattern: str | None = None
+    measure: Measure = "events"  # events: what an events column counts (or engaged seconds)
     label: str | None = None
     # categorical: kept level keys (case-folded); placeholders seen in the data
     levels: list[str] = field(default_factory=list)
@@ -199,6 +200,7 @@ def plan_features(history: History, mapping: Mapping, warnings: list[str]) -> li
         if kind == "events":
             feature.events = [str(e) for e in spec.events or []]
             feature.url_pattern = spec.url_pattern
+            feature.measure = spec.measure
         else:
             feature.attribute = mapping.attribute_for(column)
             if feature.attribute in attributes:

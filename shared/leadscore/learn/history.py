@@ -5,6 +5,11 @@ One event per line, in the generic provider's event shape:
     {"email": "ann@acme.com", "event": "page_viewed", "occurred_at": "2026-03-02T10:00:00Z",
      "url": "https://acme.com/pricing", "attributes": {"job_title": "CTO"}}
 
+A `page_engaged` line carries its `engaged_seconds` (1..1800, required there and only there):
+
+    {"email": "ann@acme.com", "event": "page_engaged", "occurred_at": "2026-03-02T10:02:00Z",
+     "url": "https://acme.com/pricing", "engaged_seconds": 95}
+
 `leadscore export-history` writes this; `calibrate --history`, `backtest --history`, `explain` and
 `audit` read it. Outcome events (`deal_won`, ...) label the leads (`label_leads`): a lead's
 features are only ever computed from what happened strictly before its decision moment, so
@@ -26,10 +31,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from leadscore.cli import CommandError
 from leadscore.domain import (
+    MAX_ENGAGED_SECONDS,
     NEGATIVE_OUTCOME_TYPES,
     OUTCOME_EVENT_TYPES,
     AttributeValue,
@@ -82,7 +88,14 @@ class HistoryEvent(BaseModel):
     event: EventType
     occurred_at: datetime
     url: str | None = Field(default=None, max_length=2048)
+    engaged_seconds: int | None = Field(default=None, ge=1, le=MAX_ENGAGED_SECONDS)
     attributes: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _engaged_only_for_engagement(self) -> HistoryEvent:
+        if (self.event is EventType.PAGE_ENGAGED) != (self.engaged_seconds is not None):
+            raise ValueError("engaged_seconds is required for page_engaged events and only for them")
+        return self
 
     @field_validator("email", mode="before")
     @classmethod
@@ -115,6 +128,8 @@ class HistoryEvent(BaseModel):
         }
         if self.url is not None:
             data["url"] = self.url
+        if self.engaged_seconds is not None:
+            data["engaged_seconds"] = self.engaged_seconds
         if self.attributes:
             data["attributes"] = self.attributes
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
@@ -129,6 +144,7 @@ class HistoryEvent(BaseModel):
             occurred_at=self.occurred_at,
             provider=Provider.GENERIC,
             url=self.url,
+            engaged_seconds=self.engaged_seconds,
             attributes=LeadAttributes.model_validate(self.attributes or {}),
         )
 
@@ -197,7 +213,7 @@ def load_events(path: str | Path) -> EventHistory:
     if bad:
         raise CommandError(
             f"{path}: {bad} line(s) are not valid history events ({'; '.join(errors)}); each line must be "
-            '{"email", "event", "occurred_at", "url"?, "attributes"?}'
+            '{"email", "event", "occurred_at", "url"?, "engaged_seconds"? (page_engaged), "attributes"?}'
         )
     if not count:
         raise CommandError(f"{path}: the file holds no events")

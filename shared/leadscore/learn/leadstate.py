@@ -84,7 +84,8 @@ def builder_from_metadata(model: ScoringModel) -> StateBuilder | None:
 
 def builder_for_columns(model: ScoringModel, columns: list[str], mapping: Mapping) -> StateBuilder:
     """For a hand-written model: attribute = attribute_key(column) unless the mapping says otherwise;
-    an `events:` column counts as that many events for every aggregate and event rule they match."""
+    an `events:` column counts as that many events for every aggregate and event rule they match
+    (`measure: engaged_seconds`: as that many engaged seconds for the time rules they match)."""
     builder = StateBuilder()
     rules = [rule for _, rule in model.all_rules()]
     for column in columns:
@@ -95,7 +96,7 @@ def builder_for_columns(model: ScoringModel, columns: list[str], mapping: Mappin
             builder.attributes[column] = mapping.attribute_for(column)
             continue
         events = set(spec.events)
-        keys = [f"type:{event}" for event in sorted(events)]
+        keys = [f"type:{event}" for event in sorted(events)] if spec.measure == "events" else []
         accs: list[tuple[str, float]] = []
         for rule in rules:
             if not isinstance(rule, AggregateRule | EventRule):
@@ -103,8 +104,10 @@ def builder_for_columns(model: ScoringModel, columns: list[str], mapping: Mappin
             if rule.url_pattern != spec.url_pattern or not events & set(rule.event_types):
                 continue
             if isinstance(rule, AggregateRule):
-                keys.append(rule.id)
-            else:
+                if rule.measure == spec.measure:  # a count feeds counts, seconds feed time rules
+                    keys.append(rule.id)
+            elif spec.measure == "events" and rule.min_engaged_seconds is None:
+                # a count cannot tell which reports of engaged time reached a minimum
                 accs.append((rule.id, rule.points))
         builder.counts[column] = keys
         if accs:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from leadscore.cli import CommandError
 from leadscore.domain import EventType, attribute_key
 from leadscore.model_store import parse_document
-from leadscore.scoring.model import Category
+from leadscore.scoring.model import Category, Measure, engaged_only
 
 # Values that mean "nobody filled this in". Compared after strip + casefold.
 DEFAULT_MISSING_VALUES: tuple[str, ...] = (
@@ -50,6 +50,10 @@ class ColumnMapping(BaseModel):
     attribute: str | None = None
     events: list[EventType] | None = Field(default=None, min_length=1)
     url_pattern: str | None = None
+    # `engaged_seconds`: the column is the lead's total engaged time in seconds ("Total Time Spent
+    # on Website"), not a count: it becomes an aggregate rule over engaged seconds (events:
+    # [page_engaged] only), and feeds those of a hand-written model in a backtest.
+    measure: Measure = "events"
     category: Category | None = None
     type: Literal["numeric", "categorical"] | None = None
     # Shape of a numeric or events column's points: `increasing`/`decreasing` (a count or a size:
@@ -75,6 +79,8 @@ class ColumnMapping(BaseModel):
             raise ValueError("give either attribute or events, not both")
         if self.url_pattern and not self.events:
             raise ValueError("url_pattern only applies to events")
+        if self.measure != "events":
+            engaged_only("the column", self.events or [], f"measure: {self.measure}")
         if self.events and self.type == "categorical":
             raise ValueError("an events column is a count: it cannot be categorical")
         if self.monotone not in (None, "none") and self.type == "categorical":

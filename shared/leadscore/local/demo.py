@@ -111,6 +111,25 @@ ENGAGEMENT: dict[str, tuple[float, float, float]] = {
     "role": (0.1, 0.05, 0.0),
     "dormant": (0.05, 0.05, 0.0),
 }
+# Per persona: (fewest, most) visits to the website over the scenario, the pages a visit reads
+# (after its landing page), and (shortest, longest) engaged seconds on one page.
+WEBSITE: dict[str, tuple[tuple[int, int], tuple[str, ...], tuple[int, int]]] = {
+    "decision_maker": (
+        (1, 4),
+        ("/pricing", "/product", "/features/scoring", "/customers", "/docs/api"),
+        (10, 240),
+    ),
+    "manager": ((1, 3), ("/product", "/features/alerts", "/pricing", "/blog/lead-scoring-101"), (10, 180)),
+    "individual": ((1, 2), ("/blog/lead-scoring-101", "/docs/getting-started", "/product"), (5, 120)),
+    "student": ((1, 2), ("/blog/lead-scoring-101", "/docs/getting-started"), (5, 60)),
+    "competitor": ((1, 3), ("/pricing", "/product", "/features/scoring", "/docs/api"), (20, 300)),
+    "job_seeker": ((1, 2), ("/careers/account-executive", "/jobs", "/customers"), (20, 240)),
+    "disposable": ((0, 0), (), (1, 1)),
+    "role": ((0, 1), ("/product",), (5, 60)),
+    "dormant": ((0, 1), ("/blog/lead-scoring-101",), (5, 60)),
+}
+LANDING_PAGES = ("/", "/product", "/blog/lead-scoring-101")
+UTM_SOURCES = ("google", "linkedin", "newsletter", "direct")
 HOSTILE_KINDS = (
     "bad_signature",
     "stale_timestamp",
@@ -451,6 +470,73 @@ class _Builder:
             if lead.persona in ("decision_maker", "manager") and self.rng.random() < 0.12:
                 self.html(lead, "contact sales", multipart=self.rng.random() < 0.5)
 
+    # ------------------------------------------------------------------------------- website
+    def website(self, seed: int) -> None:
+        """Each lead's visits to the website, as the tracking snippet reports them: a visit
+        (visit_started for a browser's first, visit_returned after), page views, and engaged time
+        on each page read (page_engaged). The first visit comes just before the lead's first form;
+        the others spread over the weeks after. Sent through the signed generic provider, one
+        batch per visit when it ends. A separate random stream: the rest stays what it was."""
+        rng = random.Random(seed * 104_729 + 3)
+        for lead in self.scenario.leads:
+            (fewest, most), pages, seconds = WEBSITE[lead.persona]
+            visits = rng.randint(fewest, most)
+            arrival = self.arrivals[lead.email]
+            for number in range(visits):
+                if number == 0:
+                    start = arrival - timedelta(minutes=rng.randint(20, 90))
+                else:
+                    start = arrival + timedelta(days=rng.uniform(0.5, max((self.now - arrival).days, 1)))
+                self.visit(lead, rng, start, returning=number > 0, pages=pages, seconds=seconds)
+
+    def visit(
+        self,
+        lead: Lead,
+        rng: random.Random,
+        start: datetime,
+        *,
+        returning: bool,
+        pages: tuple[str, ...],
+        seconds: tuple[int, int],
+    ) -> None:
+        read = [rng.choice(LANDING_PAGES), *rng.sample(pages, rng.randint(0, min(2, len(pages))))]
+        landing = f"{SITE}{read[0]}"
+        source = rng.choice(UTM_SOURCES)
+        events: list[dict[str, Any]] = [
+            {
+                "email": lead.email,
+                "event": "visit_returned" if returning else "visit_started",
+                "occurred_at": _iso(start),
+                "url": landing,
+                "attributes": {
+                    "utm_source": source,
+                    "utm_medium": "organic" if source == "google" else source,
+                },
+            }
+        ]
+        moment = start
+        for page in read:
+            url = f"{SITE}{page}"
+            events.append(
+                {"email": lead.email, "event": "page_viewed", "occurred_at": _iso(moment), "url": url}
+            )
+            engaged = rng.randint(*seconds)
+            moment += timedelta(seconds=engaged + rng.randint(2, 40))
+            events.append(
+                {
+                    "email": lead.email,
+                    "event": "page_engaged",
+                    "occurred_at": _iso(moment),
+                    "url": url,
+                    "engaged_seconds": engaged,
+                }
+            )
+        ended = moment + timedelta(seconds=1)
+        if ended >= self.now:
+            return  # still on the site: reported once the visit ends, after the demo
+        msg_id = f"msg_{uuid.UUID(int=rng.getrandbits(128)).hex[:24]}"
+        self.scenario.steps.append(Step(ended, "generic", {"events": events}, msg_id))
+
     def customers(self, seed: int) -> None:
         """Some decision makers and managers at target companies became customers early on (a deal
         won, sent by the CRM through the signed generic provider); some of them now look at
@@ -655,6 +741,7 @@ def build(seed: int = 7, leads: int = 200, now: datetime | None = None, days: in
     builder.people()
     builder.journeys()
     builder.customers(seed)
+    builder.website(seed)
     builder.email()
     builder.hostile()
     builder.scenario.steps.sort(key=lambda s: s.at)

@@ -26,18 +26,22 @@ from urllib.parse import urlencode, urlsplit
 
 from leadscore import clock
 from leadscore.console import snapshot
+from leadscore.domain import TRACK_EVENT_TYPES, EventType
 from leadscore.local import demo, signing
 from leadscore.local.glue import repo_root
 from leadscore.local.server import DEFAULT_SECRETS, LocalOptions, LocalStack, StackError
 from leadscore.local.stack import REGION, print_invocation
 from leadscore.local.template import queue_specs, subscription_specs
 from leadscore.scoring.catalog import Catalog
+from leadscore.scoring.model import AggregateRule, EventRule
 
 SENDGRID_KEY = Path("events/local/sendgrid-test-key.pem")
 STAGE_CHANGES = ["leadscore.stage_changed"]  # the topics also carry outcomes (leadscore.lead_outcome)
 NURTURE_FILTER = {"schema": STAGE_CHANGES, "stage": ["MQL"], "direction": ["promotion"]}
 SALES_FILTER = {"schema": STAGE_CHANGES, "stage": ["SQL", "expansion_SQL"]}
 DECAY_EVERY_DAYS = 14
+# What only the website reports (a page view may also come from a backend or an email click).
+TRACKED_ONLY = TRACK_EVENT_TYPES - {EventType.PAGE_VIEWED}
 # What each hostile request must get: (status, error code in the answer).
 EXPECTED_REFUSAL: dict[str, tuple[int, str | None]] = {
     "bad_signature": (401, "invalid_signature"),
@@ -489,6 +493,7 @@ def _report(
         out("  " + line)
     if counts.get(stages[-1], 0) == 0:
         tally.fail(f"no lead reached {stages[-1]}")
+    _website(catalog, everyone, tally, out)
     if not catalog.single:
         _per_model(catalog, client, tally, out)
     if catalog.accounts is not None:
@@ -639,6 +644,40 @@ def _top_accounts(
             f"{len(engaged)} engaged of {len(account['members'])}: {people}"
         )
         out(f"      {'; '.join(account['reasons'][:3])}")
+
+
+def _website(catalog: Catalog, leads: list[dict[str, Any]], tally: Tally, out: Callable[[str], None]) -> None:
+    """The primary model's website rules at work (visits, pages read, engaged time): how many leads
+    each one scores now, and the reasons of the lead whose reasons they add most to."""
+    model = catalog.primary.model
+    website = {
+        rule.id: rule.label or rule.id
+        for _, rule in model.all_rules()
+        if isinstance(rule, EventRule | AggregateRule) and TRACK_EVENT_TYPES & set(rule.event_types)
+    }
+    tracked = {
+        rule.id
+        for _, rule in model.all_rules()
+        if isinstance(rule, EventRule | AggregateRule) and TRACKED_ONLY & set(rule.event_types)
+    }
+    scored = Counter(
+        c["rule_id"] for lead in leads for c in lead.get("contributions", []) if c["rule_id"] in website
+    )
+    out("\nWebsite rules (visits, pages, engaged time) in the scores, leads each one counts for now:")
+    out("  " + ", ".join(f"{website[rule]} ({rule}) {scored[rule]}" for rule in website))
+
+    def helped(lead: dict[str, Any]) -> float:
+        """What visit and engaged-time rules add among the reasons shown (a capped section can
+        push them out of the top reasons: such a lead would show nothing of the website)."""
+        reasons = lead.get("explanation", {}).get("reasons", [])
+        return sum(r["points"] for r in reasons if tracked & set(r["rule_id"].split("+")))
+
+    best = max(leads, key=helped, default=None)
+    if best is None or helped(best) <= 0:
+        tally.fail(f"no lead is scored by a visit or engaged-time rule ({', '.join(sorted(tracked))})")
+        return
+    reasons = "; ".join(f"{r['label']} {r['points']:+.1f}" for r in best["explanation"]["reasons"])
+    out(f"  the lead visits and engaged time helped most, {best['email']} ({best['total']:.1f}): {reasons}")
 
 
 def _per_model(catalog: Catalog, client: Client, tally: Tally, out: Callable[[str], None]) -> None:

@@ -38,6 +38,8 @@ from leadscore.scoring.model import (
     ScoringModel,
     SegmentCondition,
     Topic,
+    engaged_enough,
+    engaged_only,
     event_matches,
 )
 
@@ -52,20 +54,26 @@ class _Strict(Model):
 
 
 class EventCondition(_Strict):
-    """Events of these types (optionally on pages matching `url_pattern`, a case-insensitive glob)."""
+    """Events of these types (optionally on pages matching `url_pattern`, a case-insensitive glob;
+    for page_engaged alone, optionally with at least `min_engaged_seconds` of engaged time)."""
 
     event_types: list[EventType] = Field(min_length=1)
     url_pattern: str | None = None
+    min_engaged_seconds: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _not_outcomes(self) -> EventCondition:
         named = sorted(t.value for t in self.event_types if t in OUTCOME_EVENT_TYPES)
         if named:
             raise ValueError(f"outcomes ({', '.join(named)}) go under outcomes / not_outcomes, not events")
+        if self.min_engaged_seconds is not None:
+            engaged_only("event condition", self.event_types, "min_engaged_seconds")
         return self
 
     def matches(self, event: LeadEvent) -> bool:
-        return event_matches(self.event_types, self.url_pattern, event.event_type, event.url)
+        return engaged_enough(self.min_engaged_seconds, event.engaged_seconds) and event_matches(
+            self.event_types, self.url_pattern, event.event_type, event.url
+        )
 
 
 class Applicability(_Strict):
@@ -74,7 +82,7 @@ class Applicability(_Strict):
     - `attributes`: conditions on the lead's attributes, derived ones included (seniority,
       email_domain_class, region...), each as a segment rule's condition;
     - `events`: the lead did at least one event matching one of these, ever (a form, pages of a
-      product: `{event_types: [page_view], url_pattern: "*/enterprise*"}`);
+      product: `{event_types: [page_viewed], url_pattern: "*/enterprise*"}`);
     - `outcomes`: the lead has had at least one of these outcomes (an existing customer: deal_won);
     - `not_outcomes`: the lead has had none of these (a prospect).
     """

@@ -185,7 +185,7 @@ def additions(
     if event.event_type in OUTCOME_EVENT_TYPES:
         return accumulators, counts
     for rule in model.rules_by_event_type.get(event.event_type, ()):
-        if isinstance(rule, EventRule) and rule.matches(event.event_type, event.url):
+        if isinstance(rule, EventRule) and rule.matches(event.event_type, event.url, event.engaged_seconds):
             weight = (
                 1.0
                 if rule.half_life_days is None
@@ -195,7 +195,9 @@ def additions(
             if amount:
                 accumulators[rule.id] = accumulators.get(rule.id, 0.0) + amount
         elif isinstance(rule, AggregateRule) and rule.matches(event.event_type, event.url):
-            counts[rule.id] = counts.get(rule.id, 0) + 1
+            amount = rule.amount(event.engaged_seconds)
+            if amount:
+                counts[rule.id] = counts.get(rule.id, 0) + amount
     return accumulators, counts
 
 
@@ -356,8 +358,13 @@ def _rule_contribution(
         return _pair_points(rule, attrs.raw)
     points = _rule_points(model, rule, state, attrs, at)
     if isinstance(rule, AggregateRule):
-        return points, f"{name}: {state.counts.get(rule.id, 0)}"
+        return points, aggregate_line(rule, name, state.counts.get(rule.id, 0))
     return points, name
+
+
+def aggregate_line(rule: AggregateRule, name: str, count: int) -> str:
+    """An aggregate rule's line: its count ("Visits: 4"), or its engaged time ("Time on site: 754 s")."""
+    return f"{name}: {count} s" if rule.measure == "engaged_seconds" else f"{name}: {count}"
 
 
 def _attribute_rule_points(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Literal, TypeGuard
 
 from pydantic import ConfigDict, Field
 
@@ -315,6 +315,9 @@ EVENT_NOUNS: dict[EventType, str] = {
     EventType.WEBINAR_REGISTERED: "webinar registration",
     EventType.WEBINAR_ATTENDED: "webinar attended",
     EventType.PAGE_VIEWED: "website visits",
+    EventType.VISIT_STARTED: "first visit",
+    EventType.VISIT_RETURNED: "return visit",
+    EventType.PAGE_ENGAGED: "time on the website",
     EventType.EMAIL_OPENED: "emails opened",
     EventType.EMAIL_CLICKED: "email clicks",
     EventType.EMAIL_BOUNCED_HARD: "hard bounce",
@@ -333,6 +336,9 @@ EVENT_DONE: dict[EventType, str] = {
     EventType.WEBINAR_REGISTERED: "Registered for a webinar",
     EventType.WEBINAR_ATTENDED: "Attended a webinar",
     EventType.PAGE_VIEWED: "Visited the website",
+    EventType.VISIT_STARTED: "First visit to the website",
+    EventType.VISIT_RETURNED: "Came back to the website",
+    EventType.PAGE_ENGAGED: "Spent time on the website",
     EventType.EMAIL_OPENED: "Opened emails",
     EventType.EMAIL_CLICKED: "Clicked in emails",
     EventType.EMAIL_BOUNCED_HARD: "Email address bounced",
@@ -353,15 +359,57 @@ def _url_topic(pattern: str) -> str:
     return " ".join(words[-3:]) or pattern
 
 
+def duration(seconds: float) -> str:
+    """Engaged time as a reader says it: '45 s', '1 min 30 s', '12 min', '1 h 5 min' (seconds shown
+    under 10 minutes only, where they matter: a rule's '90 s or more' never reads '1 min')."""
+    whole = max(int(seconds), 0)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, rest = divmod(whole, 60)
+    if minutes < 10 and rest:
+        return f"{minutes} min {rest} s"
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def _where(rule: AggregateRule) -> str:
+    """The pages a time rule adds up: 'the website', 'pricing pages'."""
+    return f"{_url_topic(rule.url_pattern)} pages" if rule.url_pattern else "the website"
+
+
+def _page(rule: EventRule) -> str:
+    """The page a rule with `min_engaged_seconds` is about: 'page', 'pricing page'."""
+    return f"{_url_topic(rule.url_pattern)} page" if rule.url_pattern else "page"
+
+
+def _for_at_least(rule: EventRule) -> str:
+    assert rule.min_engaged_seconds is not None
+    return f"for {duration(rule.min_engaged_seconds)} or more"
+
+
+def _is_time(rule: EventRule | AggregateRule) -> TypeGuard[AggregateRule]:
+    return isinstance(rule, AggregateRule) and rule.measure == "engaged_seconds"
+
+
 def _event_did(rule: EventRule | AggregateRule) -> str:
     if rule.label:
         return rule.label
+    if isinstance(rule, EventRule) and rule.min_engaged_seconds is not None:
+        return f"Read a {_page(rule)} {_for_at_least(rule)}"
+    if _is_time(rule):
+        return f"Time on {_where(rule)}"
     if rule.url_pattern:
         return f"Visited {_url_topic(rule.url_pattern)} pages"
     return " or ".join(EVENT_DONE.get(t, _humanize(t.value)) for t in rule.event_types)
 
 
 def _event_not(rule: EventRule | AggregateRule) -> str:
+    if isinstance(rule, EventRule) and rule.min_engaged_seconds is not None:
+        return f"No {_page(rule)} read {_for_at_least(rule)}"
+    if _is_time(rule):
+        return f"No time on {_where(rule)}"
     if rule.url_pattern:
         return f"No visit to {_url_topic(rule.url_pattern)} pages"
     nouns = [EVENT_NOUNS.get(t, _humanize(t.value).casefold()) for t in rule.event_types]
@@ -369,8 +417,9 @@ def _event_not(rule: EventRule | AggregateRule) -> str:
 
 
 def _event_count(rule: EventRule, state: LeadState | None) -> int | None:
-    """How many matching events the lead has had (all time), when the state can tell."""
-    if state is None or rule.url_pattern:
+    """How many matching events the lead has had (all time), when the state can tell (counts by
+    type cannot tell which pages, nor which reports of engaged time reached a minimum)."""
+    if state is None or rule.url_pattern or rule.min_engaged_seconds is not None:
         return None
     return sum(state.counts.get(f"type:{t}", 0) for t in rule.event_types) or None
 
@@ -399,10 +448,14 @@ def _aggregate_label(rule: AggregateRule, part: Contribution | None, state: Lead
     count: int | None = state.counts.get(rule.id, 0) if state is not None else None
     if count is None and part is not None:
         tail = part.label.rsplit(": ", 1)[-1]
+        if _is_time(rule):
+            tail = tail.removesuffix(" s")
         count = int(tail) if tail.isdigit() else None
     if count is None:
         return f"{name}: no points"
-    return _event_not(rule) if count == 0 else f"{name}: {count}"
+    if count == 0:
+        return _event_not(rule)
+    return f"{name}: {duration(count)}" if _is_time(rule) else f"{name}: {count}"
 
 
 def _side(side: PairAttribute, value: AttributeValue | None) -> str:

@@ -99,6 +99,25 @@ def event_matches(
     return url is not None and fnmatchcase(url.casefold(), url_pattern.casefold())
 
 
+Measure = Literal["events", "engaged_seconds"]
+ENGAGED_ONLY = [EventType.PAGE_ENGAGED]
+
+
+def engaged_only(what: str, event_types: list[EventType], field: str) -> None:
+    """Engaged seconds exist on page_engaged events only: a rule that reads them matches nothing else.
+    `what`: the rule or condition, as the error names it ("rule pricing_read")."""
+    if set(event_types) != set(ENGAGED_ONLY):
+        raise ValueError(
+            f"{what}: {field} reads the engaged_seconds of page_engaged events: its event_types "
+            f"must be exactly [page_engaged], not [{', '.join(t.value for t in event_types)}]"
+        )
+
+
+def engaged_enough(minimum: float | None, engaged_seconds: int | None) -> bool:
+    """Whether an event meets a `min_engaged_seconds` (None: no minimum, every event does)."""
+    return minimum is None or (engaged_seconds is not None and engaged_seconds >= minimum)
+
+
 class AttributeRule(_Strict):
     """Points for who the lead is: a categorical value map or numeric bins over one attribute.
 
@@ -143,34 +162,49 @@ class EventRule(_Strict):
     repeatable: bool = True
     cap: float | None = Field(default=None, gt=0)
     half_life_days: float | None = Field(default=None, ge=MIN_HALF_LIFE_DAYS)
+    # page_engaged only: the event matches when its engaged_seconds reach this ("read the pricing
+    # page for 30 s or more"); each report of engaged time is judged on its own.
+    min_engaged_seconds: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _not_outcomes(self) -> Self:
         _no_outcomes(self.id, self.event_types)
+        if self.min_engaged_seconds is not None:
+            engaged_only(f"rule {self.id}", self.event_types, "min_engaged_seconds")
         return self
 
-    def matches(self, event_type: EventType, url: str | None) -> bool:
-        return event_matches(self.event_types, self.url_pattern, event_type, url)
+    def matches(self, event_type: EventType, url: str | None, engaged_seconds: int | None = None) -> bool:
+        return engaged_enough(self.min_engaged_seconds, engaged_seconds) and event_matches(
+            self.event_types, self.url_pattern, event_type, url
+        )
 
 
 class AggregateRule(_Strict):
     """Points by bins of a lifetime count of matching events (what learned models use for
-    behaviour columns such as 'total visits')."""
+    behaviour columns such as 'total visits'), or with `measure: engaged_seconds` of the sum of
+    their engaged seconds (time on site, or on the pages of `url_pattern`; page_engaged only)."""
 
     kind: Literal["aggregate"] = "aggregate"
     id: Annotated[str, Field(pattern=r"^[a-z0-9_.:-]{1,64}$")]
     label: str | None = None
     event_types: list[EventType] = Field(min_length=1)
     url_pattern: str | None = None
+    measure: Measure = "events"
     bins: list[Bin] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _not_outcomes(self) -> Self:
         _no_outcomes(self.id, self.event_types)
+        if self.measure == "engaged_seconds":
+            engaged_only(f"rule {self.id}", self.event_types, "measure: engaged_seconds")
         return self
 
     def matches(self, event_type: EventType, url: str | None) -> bool:
         return event_matches(self.event_types, self.url_pattern, event_type, url)
+
+    def amount(self, engaged_seconds: int | None) -> int:
+        """What one matching event adds to the rule's counter: 1, or its engaged seconds."""
+        return (engaged_seconds or 0) if self.measure == "engaged_seconds" else 1
 
 
 class InactivityRule(_Strict):

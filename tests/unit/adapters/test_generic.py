@@ -560,3 +560,64 @@ def test_profile_update_records_attributes(
         "company": "Northwind Analytics Ltd",
         "company_size": 501,
     }
+
+
+def test_page_engaged_carries_its_engaged_seconds(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any]
+) -> None:
+    # Given a backend's report of 95 s of attention on the pricing page
+    payload = {
+        "email": "ann@acme.example",
+        "event": "page_engaged",
+        "occurred_at": "2026-03-02T09:10:00Z",
+        "url": "https://acme.example/pricing",
+        "engaged_seconds": 95,
+    }
+    # When parsing it
+    [event] = ADAPTER.parse(signed(body_of(payload)), secret)
+    # Then the event keeps its engaged time, for the rules that read it
+    assert event.event_type is EventType.PAGE_ENGAGED
+    assert event.engaged_seconds == 95
+    assert event.url == "https://acme.example/pricing"
+
+
+def test_visits_are_accepted_without_engaged_seconds(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any]
+) -> None:
+    events = [
+        {
+            "email": "ann@acme.example",
+            "event": kind,
+            "url": "https://acme.example/",
+            "attributes": {"utm_source": "x"},
+        }
+        for kind in ("visit_started", "visit_returned")
+    ]
+
+    parsed = ADAPTER.parse(signed(body_of({"events": events})), secret)
+
+    assert [e.event_type for e in parsed] == [EventType.VISIT_STARTED, EventType.VISIT_RETURNED]
+    assert all(e.engaged_seconds is None for e in parsed)
+
+
+@pytest.mark.parametrize(
+    ("item", "named"),
+    [
+        ({"event": "page_engaged"}, r"engaged_seconds: required for page_engaged"),
+        ({"event": "page_viewed", "engaged_seconds": 30}, r"engaged_seconds: only page_engaged"),
+        ({"event": "page_engaged", "engaged_seconds": 0}, r"engaged_seconds"),
+        ({"event": "page_engaged", "engaged_seconds": 1801}, r"engaged_seconds"),
+        ({"event": "page_engaged", "engaged_seconds": 12.5}, r"engaged_seconds"),
+        ({"event": "page_engaged", "engaged_seconds": "30"}, r"engaged_seconds"),
+        ({"event": "page_engaged", "engaged_seconds": True}, r"engaged_seconds"),
+    ],
+)
+def test_engaged_seconds_is_whole_seconds_1_to_1800_on_page_engaged_only(
+    signed: Callable[..., WebhookRequest], secret: dict[str, Any], item: dict[str, Any], named: str
+) -> None:
+    # Given a batch whose second item gets engaged_seconds wrong
+    good = {"email": "ann@acme.example", "event": "page_engaged", "engaged_seconds": 30}
+    bad = {"email": "ann@acme.example", **item}
+    # Then the whole batch is a 400 naming the item and the field (never a 500)
+    with pytest.raises(MalformedPayload, match=rf"events\.1\.{named}"):
+        ADAPTER.parse(signed(body_of({"events": [good, bad]})), secret)

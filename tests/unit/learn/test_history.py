@@ -265,3 +265,66 @@ def test_moments_a_model_cannot_score_and_unusable_values_are_refused(
 def test_an_absurd_maturity_window_is_refused() -> None:
     with pytest.raises(CommandError, match="at most 3650"):
         LabelOptions(maturity_days=float("inf"))
+
+
+def test_engaged_time_round_trips_through_a_history_and_replays_into_time_rules(tmp_path: Path) -> None:
+    # Given a history with a visit, a pricing view and 20 minutes of engaged time
+    lines = [
+        _line("ann@acme.com", "visit_returned", 1, url="https://acme.com/"),
+        _line("ann@acme.com", "page_viewed", 1, url="https://acme.com/pricing"),
+        _line("ann@acme.com", "page_engaged", 1.01, url="https://acme.com/pricing", engaged_seconds=700),
+        _line("ann@acme.com", "page_engaged", 1.02, url="https://acme.com/docs", engaged_seconds=500),
+    ]
+    history = load_events(_write(tmp_path, lines))
+    events = history.leads["ann@acme.com"]
+    # When its lines are written again and read back
+    again = load_events(_write(tmp_path, [e.to_line() for e in events])).leads["ann@acme.com"]
+    # Then nothing is lost, and a replay scores the engaged time as the runtime would
+    assert again == events
+    assert [e.engaged_seconds for e in events] == [None, None, 700, 500]
+    assert json.loads(events[2].to_line())["engaged_seconds"] == 700
+    model = load_model()
+    state = replay(model, "ann@acme.com", events, T0 + timedelta(days=2))
+    assert state.counts["time_on_site"] == 1200
+    assert "pricing_read" in state.accumulators and "returning_visitor" in state.accumulators
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (_line("a@b.com", "page_engaged", 1), "required for page_engaged events and only for them"),
+        (_line("a@b.com", "page_viewed", 1, engaged_seconds=20), "required for page_engaged events and only"),
+        (_line("a@b.com", "page_engaged", 1, engaged_seconds=1801), "line 2: engaged_seconds:"),
+    ],
+)
+def test_a_history_line_gets_engaged_seconds_right_or_is_refused(
+    tmp_path: Path, line: str, expected: str
+) -> None:
+    with pytest.raises(CommandError) as caught:
+        load_events(_write(tmp_path, [_line("ok@b.com", "email_opened", 0), line]))
+    assert expected in caught.value.message
+
+
+def test_export_history_writes_a_ledger_page_engaged_event_with_its_seconds() -> None:
+    from decimal import Decimal
+
+    from leadscore.history_export import history_line
+
+    item = {
+        "lead_id": "ld_" + "a" * 24,
+        "event_id": "ev_" + "b" * 32,
+        "email": "ann@acme.com",
+        "event_type": "page_engaged",
+        "provider": "generic",
+        "occurred_at": "2026-03-02T10:00:00Z",
+        "received_at": "2026-03-02T10:00:05Z",
+        "url": "https://acme.com/pricing",
+        "engaged_seconds": Decimal(95),  # what DynamoDB hands back
+        "attributes": {},
+    }
+
+    kind, line = history_line(item)
+
+    assert kind == "line"
+    assert json.loads(line)["engaged_seconds"] == 95
+    assert HistoryEvent.model_validate_json(line).to_lead_event().engaged_seconds == 95

@@ -275,3 +275,48 @@ def test_the_catalog_reader_reads_a_semicolon_separated_csv(tmp_path: Path) -> N
     history = load_history(path, "Converted", "lead_id")
     assert list(history.frame.columns)[:2] == ["lead_id", "Source"]
     assert len(history.ids) == 50
+
+
+def test_a_time_on_site_column_feeds_time_rules_never_counts() -> None:
+    from leadscore.learn.leadstate import builder_for_columns
+    from leadscore.learn.mapping import parse_mapping
+
+    # Given the default model (time_on_site sums engaged seconds) and two columns about page_engaged
+    mapping = parse_mapping(
+        "columns:\n"
+        "  Total Time Spent on Website: {events: [page_engaged], measure: engaged_seconds}\n"
+        "  Engaged Reports: {events: [page_engaged]}\n",
+        "m.yaml",
+    )
+    builder = builder_for_columns(load_model(), ["Total Time Spent on Website", "Engaged Reports"], mapping)
+
+    state = builder.build({"Total Time Spent on Website": "1250", "Engaged Reports": "40"}, "L1")
+
+    # Then the seconds fill the time rule, and the count only counts events
+    assert state.counts == {"time_on_site": 1250, "type:page_engaged": 40}
+    assert score(load_model(), state, load_model().epoch).engagement == 5  # the 15-30 min bin
+
+
+def test_a_seconds_column_must_be_about_page_engaged() -> None:
+    from leadscore.cli import CommandError
+    from leadscore.learn.mapping import parse_mapping
+
+    with pytest.raises(CommandError, match="measure: engaged_seconds"):
+        parse_mapping("columns:\n  Time: {events: [page_viewed], measure: engaged_seconds}\n", "m.yaml")
+
+
+def test_calibrate_learns_time_on_site_bins_over_engaged_seconds(tmp_path: Path) -> None:
+    # Given a history whose Visits column is really seconds on the website
+    history = _write(tmp_path / "history.csv", [[*r[:2], str(int(r[2]) * 150), *r[3:]] for r in _rows(1500)])
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(
+        "columns:\n  Visits: {events: [page_engaged], measure: engaged_seconds, label: Time on site}\n"
+    )
+    out = tmp_path / "model.yaml"
+    # When a model is learned from it
+    assert _calibrate(history, out, "--mapping", str(mapping)) == 0
+    model = load_model(str(out))
+    # Then the column became an aggregate over engaged seconds, which the runtime feeds the same way
+    [rule] = [rule for _, rule in model.all_rules() if rule.id == "visits"]
+    assert rule.kind == "aggregate" and rule.measure == "engaged_seconds"  # type: ignore[union-attr]
+    assert model.metadata["mapping"]["Visits"]["measure"] == "engaged_seconds"

@@ -70,7 +70,8 @@ def _other_rule(
     if isinstance(rule, AggregateRule):
         count = state.counts.get(rule.id, 0)
         band = next((b for b in rule.bins if b.contains(count)), None)
-        return (band.points if band else 0.0), f"{name}: {count}"
+        unit = " s" if rule.measure == "engaged_seconds" else ""  # time on site: seconds
+        return (band.points if band else 0.0), f"{name}: {count}{unit}"
     assert isinstance(rule, InactivityRule)
     since = state.last_activity_at or state.first_seen_at
     idle = since is not None and (at - since) >= timedelta(days=rule.after_days)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from leadscore.domain import EventType, LeadEvent
 from leadscore.model_store import load_model
 from leadscore.scoring import engine
-from leadscore.scoring.model import AggregateRule, EventRule, ScoringModel
+from leadscore.scoring.model import AggregateRule, EventRule, ScoringModel, event_matches
 from tests.unit.scoring.helpers import event
 
 BASE = datetime(2026, 5, 1, tzinfo=UTC)
@@ -25,12 +25,20 @@ URLS = [
 TYPES = [t for t in EventType if t is not EventType.EMAIL_CHANGED]
 
 
+def _matches(rule: EventRule | AggregateRule, lead_event: LeadEvent) -> bool:
+    return event_matches(rule.event_types, rule.url_pattern, lead_event.event_type, lead_event.url)
+
+
 def _every_rule(model: ScoringModel, lead_event: LeadEvent) -> tuple[dict[str, float], dict[str, int]]:
     """The effect's additions by a pass over every rule of the model (what the index replaces)."""
     accumulators: dict[str, float] = {}
     counts: dict[str, int] = {}
+    seconds = lead_event.engaged_seconds
     for _, rule in model.all_rules():
-        if isinstance(rule, EventRule) and rule.matches(lead_event.event_type, lead_event.url):
+        minimum = rule.min_engaged_seconds if isinstance(rule, EventRule) else None
+        if minimum is not None and (seconds is None or seconds < minimum):
+            continue
+        if isinstance(rule, EventRule) and _matches(rule, lead_event):
             weight = (
                 1.0
                 if rule.half_life_days is None
@@ -40,8 +48,9 @@ def _every_rule(model: ScoringModel, lead_event: LeadEvent) -> tuple[dict[str, f
             amount = engine._on_grid(rule.points * weight, grid)
             if amount:
                 accumulators[rule.id] = accumulators.get(rule.id, 0.0) + amount
-        elif isinstance(rule, AggregateRule) and rule.matches(lead_event.event_type, lead_event.url):
-            counts[rule.id] = counts.get(rule.id, 0) + 1
+        elif isinstance(rule, AggregateRule) and _matches(rule, lead_event):
+            added = (seconds or 0) if rule.measure == "engaged_seconds" else 1
+            counts[rule.id] = counts.get(rule.id, 0) + added
     return accumulators, counts
 
 
@@ -68,6 +77,21 @@ def _many_rules() -> ScoringModel:
             "url_pattern": "*/upgrade*",
             "bins": [{"lower": 2, "points": 5}],
         },
+        {
+            "kind": "aggregate",
+            "id": "pricing_time",
+            "event_types": ["page_engaged"],
+            "url_pattern": "*/pricing*",
+            "measure": "engaged_seconds",
+            "bins": [{"lower": 60, "points": 4}],
+        },
+        {
+            "kind": "event",
+            "id": "long_read",
+            "event_types": ["page_engaged"],
+            "min_engaged_seconds": 120,
+            "points": 2,
+        },
     ]
     return ScoringModel.model_validate(data)
 
@@ -81,11 +105,13 @@ MODELS = [load_model(), load_model("bundled:expansion"), _many_rules()]
     event_type=st.sampled_from(TYPES),
     url=st.sampled_from(URLS),
     days=st.floats(min_value=-400, max_value=0),
+    seconds=st.sampled_from([1, 29, 30, 31, 119, 120, 1800]),
 )
 def test_the_effect_is_the_one_every_rule_gives(
-    model: ScoringModel, event_type: EventType, url: str | None, days: float
+    model: ScoringModel, event_type: EventType, url: str | None, days: float, seconds: int
 ) -> None:
-    lead_event = event(event_type, BASE + timedelta(days=days), url=url)
+    engaged = seconds if event_type is EventType.PAGE_ENGAGED else None
+    lead_event = event(event_type, BASE + timedelta(days=days), url=url, engaged_seconds=engaged)
     effect = engine.effect_of(model, lead_event)
     accumulators, counts = _every_rule(model, lead_event)
     assert effect.accumulators == accumulators

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from leadscore.domain import EventType
 from leadscore.scoring import engine
 from leadscore.scoring.engine import LeadState
-from leadscore.scoring.explain import MAX_LABEL, Explanation, average_lead, coverage, explain
+from leadscore.scoring.explain import MAX_LABEL, Explanation, average_lead, coverage, duration, explain
+from leadscore.scoring.explain import _label as explain_label
 from leadscore.scoring.model import ScoringModel
 from tests.unit.scoring.conftest import NOW
 from tests.unit.scoring.helpers import event, state_from
@@ -319,3 +320,116 @@ def test_actions_not_taken_beyond_the_list_become_one_line(model: ScoringModel) 
     assert coverage(short) > sum(abs(r.points) for r in separate.reasons[:3]) / (
         sum(abs(r.points) for r in separate.reasons) + separate.folded_size
     )
+
+
+WEBSITE_MODEL = {
+    "name": "website",
+    "version": "1",
+    "grades": [{"grade": "A", "min_fit": 0}],
+    "stages": [{"name": "lead"}],
+    "engagement": {
+        "rules": [
+            {
+                "id": "pricing_read",
+                "event_types": ["page_engaged"],
+                "url_pattern": "*/pricing*",
+                "min_engaged_seconds": 30,
+                "points": 5,
+                "repeatable": False,
+            },
+            {"id": "long_read", "event_types": ["page_engaged"], "min_engaged_seconds": 90, "points": 2},
+            {"id": "returns", "event_types": ["visit_returned"], "points": 5, "repeatable": False},
+            {"id": "firsts", "event_types": ["visit_started"], "points": 1},
+            {
+                "id": "time_on_site",
+                "event_types": ["page_engaged"],
+                "measure": "engaged_seconds",
+                "bins": [{"lower": 300, "points": 4}],
+            },
+            {
+                "id": "pricing_time",
+                "event_types": ["page_engaged"],
+                "url_pattern": "*/pricing*",
+                "measure": "engaged_seconds",
+                "bins": [{"lower": 60, "points": 2}],
+            },
+        ]
+    },
+}
+
+
+def test_website_rules_read_as_sentences_about_visits_and_engaged_time() -> None:
+    # Given a lead who came back and read pricing for 4 minutes, and one who only arrived once
+    model = ScoringModel.model_validate(WEBSITE_MODEL)
+    pricing = "https://acme.io/pricing"
+    keen = state_from(
+        model,
+        [
+            event(EventType.VISIT_RETURNED, NOW - timedelta(days=1)),
+            event(EventType.PAGE_ENGAGED, NOW - timedelta(days=1), url=pricing, engaged_seconds=240),
+            event(
+                EventType.PAGE_ENGAGED,
+                NOW - timedelta(days=1),
+                url="https://acme.io/docs",
+                engaged_seconds=500,
+            ),
+        ],
+    )
+    brief = state_from(model, [event(EventType.VISIT_STARTED, NOW)])
+
+    keen_labels = {
+        r.rule_id: r.label for r in explain(model, engine.score(model, keen, NOW), state=keen).reasons
+    }
+    brief_result = engine.score(model, brief, NOW)
+    everything = {
+        rule.id: explain_label(rule, 0.0, None, None, brief)
+        for _, rule in model.all_rules()
+        if rule.id != "firsts"
+    }
+
+    # Then each says what the lead did, with engaged time as a reader says it
+    assert keen_labels == {
+        "pricing_read": "Read a pricing page for 30 s or more",
+        "long_read": "Read a page for 1 min 30 s or more",
+        "returns": "Came back to the website",
+        "time_on_site": "Time on the website: 12 min",
+        "pricing_time": "Time on pricing pages: 4 min",
+    }
+    # and what it has not done yet
+    assert everything == {
+        "pricing_read": "No pricing page read for 30 s or more",
+        "long_read": "No page read for 1 min 30 s or more",
+        "returns": "No return visit",
+        "time_on_site": "No time on the website",
+        "pricing_time": "No time on pricing pages",
+    }
+    assert [r.label for r in explain(model, brief_result, state=brief).reasons] == [
+        "First visit to the website"
+    ]
+
+
+def test_time_on_site_reads_from_the_scored_line_without_the_lead_state() -> None:
+    model = ScoringModel.model_validate(WEBSITE_MODEL)
+    lead = state_from(
+        model, [event(EventType.PAGE_ENGAGED, NOW, url="https://acme.io/a", engaged_seconds=1800)] * 3
+    )
+
+    labels = {r.rule_id: r.label for r in explain(model, engine.score(model, lead, NOW)).reasons}
+
+    assert labels["time_on_site"] == "Time on the website: 1 h 30 min"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0 s"),
+        (59, "59 s"),
+        (60, "1 min"),
+        (90, "1 min 30 s"),
+        (754, "12 min"),
+        (3600, "1 h"),
+        (5400, "1 h 30 min"),
+    ],
+)
+def test_engaged_time_reads_in_seconds_minutes_and_hours(seconds: int, text: str) -> None:
+    assert duration(seconds) == text
