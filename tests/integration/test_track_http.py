@@ -4,6 +4,7 @@ that keeps what it is given: the edge is what is under test, and every refusal r
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 import types
@@ -137,6 +138,15 @@ def test_the_snippet_is_served_with_an_etag_and_304_when_unchanged(stack: Stack)
     assert (status, headers["content-type"]) == (200, "text/javascript; charset=utf-8")
     assert body
     assert (again, empty) == (304, b"")
+
+
+def test_the_snippet_is_sent_gzipped_to_a_browser_that_accepts_it(stack: Stack) -> None:
+    # The script is about 15 KB with its privacy notes; what a page loads is about 5 KB
+    _, _, plain = _request(stack, "GET", "/v1/track.js")
+    status, headers, body = _request(stack, "GET", "/v1/track.js", **{"accept-encoding": "gzip, deflate, br"})
+    assert (status, headers.get("content-encoding")) == (200, "gzip")
+    assert gzip.decompress(body) == plain
+    assert len(body) < len(plain) / 2
 
 
 @pytest.mark.parametrize(
