@@ -1,6 +1,6 @@
 """`make bench` on a small workload: it runs end to end, and its request counts hold the budgets the
-README states (the hot path's 2 writes and 0 reads per event; an alias costs one refused
-transaction and no read). Counts, not timings: nothing here depends on the machine's speed."""
+README states (the hot path's 2 writes and 0 reads per event, an identified visitor's tracked view
+included; an anonymous view is one transaction; an alias costs one refused transaction and no read). Counts, not timings: nothing here depends on the machine's speed."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ def test_the_benchmark_runs_and_its_request_counts_hold_the_budgets(isolated: No
     alias = result["identity"]["alias"]
     assert (alias["write_requests_per_event"], alias["read_requests_per_event"]) == (3.0, 0.0)
     assert result["identity"]["merge"]["write_requests_per_change"] == 3.0
+    website = result["website"]  # beacons through POST /v1/track
+    identified, anonymous = website["identified_view"], website["anonymous_view"]
+    assert (identified["write_requests_per_event"], identified["read_requests_per_event"]) == (2.0, 0.0)
+    assert (anonymous["write_requests_per_event"], anonymous["read_requests_per_event"]) == (1.0, 0.0)
+    assert website["identification"]["views_joined_per_identification"] == 5
     accounts = result["accounts"]  # the shipped catalog, with account scores
     assert 0 < accounts["account_member_writes_per_event"] <= 1.0
     assert accounts["read_requests_per_event"] == 0.0
