@@ -1,6 +1,7 @@
 """`make bench` on a small workload: it runs end to end, and its request counts hold the budgets the
 README states (the hot path's 2 writes and 0 reads per event, an identified visitor's tracked view
-included; an anonymous view is one transaction; an alias costs one refused transaction and no read). Counts, not timings: nothing here depends on the machine's speed."""
+included; an anonymous view is one transaction; an alias costs one refused transaction and no
+read). Counts, not timings: nothing here depends on the machine's speed."""
 
 from __future__ import annotations
 
