@@ -15,6 +15,7 @@ Origin patterns, checked when the secret is read (a bad one is a configuration e
   the apex separately); the base must have at least two labels (`https://*.com` is refused);
 - `http://localhost:*`: that host on any port.
 Only http and https; no path (not even a trailing `/`), query, fragment, user or `*` elsewhere.
+A host written in Unicode is taken as its IDNA form (what browsers send).
 """
 
 from __future__ import annotations
@@ -65,6 +66,21 @@ def parse_origin(value: str) -> Origin | None:
     return Origin(scheme=match["scheme"], host=match["host"], port=port) if 0 < port < 65536 else None
 
 
+def _ascii_host(pattern: str) -> str:
+    """A pattern whose host is written in Unicode (`https://bücher.example`), with the host as
+    browsers send it in an Origin header: IDNA (`xn--bcher-kva.example`). Others are unchanged."""
+    if pattern.isascii():
+        return pattern
+    scheme, separator, rest = pattern.partition("://")
+    host, colon, port = rest.partition(":")
+    wild = host.startswith("*.")
+    try:
+        ascii_host = host.removeprefix("*.").encode("idna").decode("ascii")
+    except UnicodeError:
+        return pattern  # refused by the pattern check, naming it
+    return f"{scheme}{separator}{'*.' if wild else ''}{ascii_host}{colon}{port}"
+
+
 class OriginPattern(Model):
     """One configured origin: exact, any subdomain of `host` (`subdomains`), or any port."""
 
@@ -77,7 +93,7 @@ class OriginPattern(Model):
 
     @classmethod
     def parse(cls, text: str) -> OriginPattern:
-        value = text.strip().lower()
+        value = _ascii_host(text.strip().lower())
         match = _PATTERN.fullmatch(value) if len(value) <= MAX_ORIGIN_CHARS else None
         if match is None:
             raise ValueError(

@@ -90,6 +90,15 @@ def test_sites_identify_by_default_and_may_opt_out() -> None:
     assert _sites(identify=False).sites["www-acme"].identify is False
 
 
+@pytest.mark.parametrize("pattern", ["https://bücher.example", "https://*.bücher.example:8443"])
+def test_a_unicode_host_is_its_idna_form_as_browsers_send_it(pattern: str) -> None:
+    # An operator writes the shop's name as it reads; the Origin header carries its punycode
+    sites = _sites(origins=[pattern])
+    host = "xn--bcher-kva.example"
+    origin = parse_origin(f"https://{host}" if "*" not in pattern else f"https://shop.{host}:8443")
+    assert origin is not None and sites.sites["www-acme"].allows(origin)
+
+
 def test_ports_wildcard_and_ipv6_loopback_parse() -> None:
     pattern = OriginPattern.parse("http://[::1]:*")
     origin = parse_origin("http://[::1]:5173")
