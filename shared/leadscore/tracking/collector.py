@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import SplitResult, unquote_plus, urlsplit
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
@@ -340,23 +340,30 @@ def _identified_email(event: IdentifyBeacon, site: TrackSite) -> str | None:
         return None
 
 
-def clean_url(value: str, keep: frozenset[str] = frozenset()) -> tuple[str, Origin, dict[str, str]] | None:
-    """(the URL to record, its origin, its UTM parameters): scheme, host (lower-case), port and
-    path; no user info or fragment, and of the query only the utm_* parameters and those the site
-    lists in `keep_params`. None when it is not an http(s) URL with a host."""
+def _page(value: str) -> tuple[str, SplitResult] | None:
+    """(`scheme://host[:port]` lower-cased, the split URL) of an http(s) URL with a host; user
+    info never kept. None for anything else."""
     try:
         parts = urlsplit(value.strip())
         port = parts.port
     except ValueError:
         return None
-    host = parts.hostname
-    scheme = parts.scheme.lower()
+    host, scheme = parts.hostname, parts.scheme.lower()
     if scheme not in ("http", "https") or not host:
         return None
-    netloc = f"[{host}]" if ":" in host else host
-    origin = parse_origin(f"{scheme}://{netloc}" + (f":{port}" if port is not None else ""))
-    if origin is None:
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port is not None else "")
+    return f"{scheme}://{netloc}", parts
+
+
+def clean_url(value: str, keep: frozenset[str] = frozenset()) -> tuple[str, Origin, dict[str, str]] | None:
+    """(the URL to record, its origin, its UTM parameters): scheme, host (lower-case), port and
+    path; no user info or fragment, and of the query only the utm_* parameters and those the site
+    lists in `keep_params`. None when it is not an http(s) URL with a host."""
+    page = _page(value)
+    origin = parse_origin(page[0]) if page is not None else None
+    if page is None or origin is None:
         return None
+    base, parts = page
     kept: list[str] = []
     utm: dict[str, str] = {}
     for pair in parts.query.split("&") if parts.query else []:
@@ -366,25 +373,14 @@ def clean_url(value: str, keep: frozenset[str] = frozenset()) -> tuple[str, Orig
             utm.setdefault(name, unquote_plus(raw)[:200])
         elif name in keep:
             kept.append(pair)
-    url = f"{scheme}://{netloc}{f':{port}' if port is not None else ''}{parts.path or '/'}"
-    url += f"?{'&'.join(kept)}" if kept else ""
+    url = f"{base}{parts.path or '/'}" + (f"?{'&'.join(kept)}" if kept else "")
     return url[:MAX_URL_CHARS], origin, utm
 
 
 def clean_referrer(value: str | None) -> str | None:
     """scheme://host[:port]/path of the referring page: no query, fragment or user info."""
-    if not value:
-        return None
-    try:
-        parts = urlsplit(value.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    host = parts.hostname
-    if parts.scheme.lower() not in ("http", "https") or not host:
-        return None
-    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port is not None else "")
-    return f"{parts.scheme.lower()}://{netloc}{parts.path or '/'}"
+    page = _page(value) if value else None
+    return f"{page[0]}{page[1].path or '/'}" if page is not None else None
 
 
 def respond(answer: TrackAnswer, metrics: Metrics) -> Response:
