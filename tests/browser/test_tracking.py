@@ -680,3 +680,53 @@ def test_the_demo_site_browsed_then_the_contact_form_joins_the_views_to_the_lead
     assert len(pricing_views()) == 2
     assert [e["event_type"] for e in again["recent_events"]].count("contact_requested") == 1
     assert set(event_ids) <= {e["event_id"] for e in again["recent_events"]}
+
+
+def test_a_site_of_its_own_identifies_its_visitor_by_a_tagged_form(
+    local_stack: LocalStack, web: FakeWeb, new_context: Any
+) -> None:
+    """The team's own site (a server of its own, on another origin) loads the snippet from the
+    stack, and a third-party form tagged data-leadscore identifies the visitor. (Chrome lets only
+    pages served from loopback reach a stack on 127.0.0.1: Local Network Access.)"""
+    from leadscore.console import api
+
+    lead_api = api.LeadApi(api.target_for_local(local_stack.url, "the tracking test stack"))
+    email = f"bo-{uuid.uuid4().hex[:8]}@globex.example"
+    tag = (
+        f'<script async src="{local_stack.url}/v1/track.js" data-site="www-leadscore" '
+        'data-key="tk_local_test_key"></script>'
+    )
+    for path, body in {
+        "/pricing": "<h1>Pricing</h1>",
+        "/newsletter": (
+            '<form data-leadscore method="get" action="/thanks"><input type="email" name="address">'
+            "<button>Subscribe</button></form>"
+        ),
+        "/thanks": "<h1>Thanks</h1>",
+    }.items():
+        web.pages[path] = f"<!doctype html><html><head>{tag}</head><body>{body}</body></html>"
+    page = new_context().new_page()
+
+    # Given an anonymous visitor on the pricing page of the team's site
+    page.goto(f"{web.site_url}/pricing?utm_source=ads&session=s3cret")
+    _loaded(page)
+    # When they subscribe with a tagged third-party form
+    page.goto(f"{web.site_url}/newsletter")
+    _loaded(page)
+    page.fill("input[type=email]", email)
+    with page.expect_navigation():
+        page.click("button")
+    _loaded(page)
+
+    # Then the lead exists with its earlier pricing view, without the session parameter
+    def viewed() -> list[str]:
+        local_stack.settle()
+        try:
+            lead = lead_api.get("/v1/leads", {"email": email})
+        except api.ApiError:
+            return []
+        return [e.get("url") or "" for e in lead["recent_events"] if e["event_type"] == "page_viewed"]
+
+    assert wait_until(lambda: any("/pricing" in url for url in viewed()), WAIT), viewed()
+    assert f"{web.site_url}/pricing?utm_source=ads" in viewed()
+    assert not any("s3cret" in url for url in viewed())
