@@ -1,5 +1,6 @@
-"""The demo website over the local stack's HTTP port: `GET /_local/site/...` serves the folder's
-files with their content types, and nothing else (raw, unnormalized paths sent as they are)."""
+"""The demo website over the local stack's HTTP port: `GET /_local/site/...` serves its pages (each
+inside the layout) and stylesheet with their content types, and nothing else (raw, unnormalized
+paths sent as they are)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from leadscore.local import site
 from leadscore.local.glue import repo_root
 from leadscore.local.server import LocalOptions, LocalStack
 
@@ -49,13 +51,21 @@ def test_the_demo_site_serves_its_pages(stack: LocalStack, path: str, file: str,
     assert status == 200
     assert headers["content-type"] == content_type
     assert headers["x-content-type-options"] == "nosniff"
-    assert body == (SITE / file).read_bytes()
+    assert body == site.files()[file][0]
+    if file.endswith(".html"):  # the page's own content, inside the layout with the snippet tag
+        assert (SITE / "pages" / file).read_bytes() in body
+        assert b'<script async src="/v1/track.js" data-site="www-leadscore"' in body
+    else:
+        assert body == (SITE / file).read_bytes()
 
 
 @pytest.mark.parametrize(
     "path",
     [
         "/_local/site/../server.py",
+        "/_local/site/layout",  # the layout is a template, not a page
+        "/_local/site/layout.html",
+        "/_local/site/pages/pricing.html",
         "/_local/site/../../tracking/snippet.js",
         "/_local/site/%2e%2e/server.py",
         "/_local/site/..%2fserver.py",
